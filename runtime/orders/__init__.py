@@ -1,0 +1,1 @@
+"""Order pipeline runtime: one package shipped to Lambda and to the ECS worker image."""

@@ -1,0 +1,119 @@
+"""Orders read model in DynamoDB, with conditional writes for every transition."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Callable
+
+from orders.domain.errors import OrderError
+from orders.domain.models import Order, OrderStatus, order_from_dict
+
+
+class DuplicateOrderError(OrderError):
+    """An order with this id already exists."""
+
+
+def _to_av(value: Any) -> dict[str, Any]:
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, (int, Decimal)):
+        return {"N": str(value)}
+    if isinstance(value, list):
+        return {"L": [_to_av(v) for v in value]}
+    if isinstance(value, dict):
+        return {"M": {k: _to_av(v) for k, v in value.items()}}
+    if value is None:
+        return {"NULL": True}
+    raise TypeError(f"cannot store {type(value).__name__}")
+
+
+def _from_av(av: dict[str, Any]) -> Any:
+    (kind, value), = av.items()
+    if kind == "S":
+        return value
+    if kind == "N":
+        return Decimal(value)
+    if kind == "BOOL":
+        return value
+    if kind == "NULL":
+        return None
+    if kind == "L":
+        return [_from_av(v) for v in value]
+    if kind == "M":
+        return {k: _from_av(v) for k, v in value.items()}
+    raise TypeError(f"unsupported attribute type {kind}")
+
+
+def _item(order: Order) -> dict[str, Any]:
+    data = order.to_dict()
+    data["payment_token"] = order.payment_token
+    return {k: _to_av(v) for k, v in data.items()}
+
+
+def _order(item: dict[str, Any]) -> Order:
+    return order_from_dict({k: _from_av(v) for k, v in item.items()})
+
+
+class DynamoOrderRepository:
+    def __init__(self, table_name: str, client_factory: Callable[[], Any]) -> None:
+        self._table = table_name
+        self._client_factory = client_factory
+
+    @property
+    def _client(self) -> Any:
+        return self._client_factory()
+
+    def create(self, order: Order) -> None:
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=_item(order),
+                ConditionExpression="attribute_not_exists(order_id)",
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            raise DuplicateOrderError(order.order_id) from None
+
+    def get(self, order_id: str) -> Order | None:
+        resp = self._client.get_item(TableName=self._table, Key={"order_id": {"S": order_id}}, ConsistentRead=True)
+        item = resp.get("Item")
+        return _order(item) if item else None
+
+    def transition(
+        self, order_id: str, *, expected: OrderStatus, target: OrderStatus, at: str, attrs: dict[str, Any]
+    ) -> Order | None:
+        names = {"#s": "status", "#u": "updated_at"}
+        values = {":expected": {"S": expected.value}, ":target": {"S": target.value}, ":at": {"S": at}}
+        sets = ["#s = :target", "#u = :at"]
+        for n, (key, value) in enumerate(sorted(attrs.items())):
+            if value is None:
+                continue
+            names[f"#a{n}"] = key
+            values[f":a{n}"] = _to_av(value)
+            sets.append(f"#a{n} = :a{n}")
+        try:
+            resp = self._client.update_item(
+                TableName=self._table,
+                Key={"order_id": {"S": order_id}},
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression="#s = :expected",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return None
+        return _order(resp["Attributes"])
+
+    def discard(self, order_id: str, *, expected: OrderStatus) -> None:
+        try:
+            self._client.delete_item(
+                TableName=self._table,
+                Key={"order_id": {"S": order_id}},
+                ConditionExpression="#s = :expected",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":expected": {"S": expected.value}},
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            pass

@@ -1,0 +1,152 @@
+"""Payment processor simulator and the idempotency guard around any processor.
+
+The simulator behaves like the seed's processor: ``slots`` payments at once per
+client (process), each taking ``latency_ms``. A real processor is one more
+class with the same ``charge`` method.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import uuid
+from typing import Any, Callable
+
+from orders.domain.errors import TransientPaymentError
+from orders.domain.payment import PaymentRequest, PaymentResult
+from orders.domain.ports import PaymentGateway
+
+
+class SimulatedPaymentProcessor:
+    """Slot-limited, slow processor. Shared by every consumer thread of a process."""
+
+    def __init__(
+        self,
+        *,
+        slots: int,
+        latency_ms: int,
+        failure_rate: float = 0.0,
+        declined_tokens: frozenset[str] = frozenset({"tok_declined"}),
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        if slots < 1:
+            raise ValueError("slots must be >= 1")
+        self.slots = slots
+        self.latency_s = latency_ms / 1000.0
+        self.failure_rate = failure_rate
+        self.declined_tokens = declined_tokens
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._semaphore = threading.BoundedSemaphore(slots)
+        self._closed = threading.Event()
+        self._lock = threading.Lock()
+        self.in_use = 0
+        self.peak_in_use = 0
+        self.charges = 0
+
+    def close(self) -> None:
+        """Refuse new charges: callers still waiting for a slot get a transient error (shutdown)."""
+        self._closed.set()
+
+    def _acquire(self, order_id: str) -> None:
+        while not self._semaphore.acquire(timeout=0.1):
+            if self._closed.is_set():
+                raise TransientPaymentError(f"processor client closed before paying {order_id}")
+        if self._closed.is_set():
+            self._semaphore.release()
+            raise TransientPaymentError(f"processor client closed before paying {order_id}")
+
+    def charge(self, request: PaymentRequest) -> PaymentResult:
+        self._acquire(request.order_id)
+        try:
+            with self._lock:
+                self.in_use += 1
+                self.peak_in_use = max(self.peak_in_use, self.in_use)
+                self.charges += 1
+                fail = self.failure_rate > 0 and self._rng.random() < self.failure_rate
+            try:
+                self._sleep(self.latency_s)
+            finally:
+                with self._lock:
+                    self.in_use -= 1
+        finally:
+            self._semaphore.release()
+        if fail:
+            raise TransientPaymentError(f"processor unavailable for {request.order_id}")
+        if request.token in self.declined_tokens:
+            return PaymentResult(approved=False, decline_reason="card_declined")
+        return PaymentResult(approved=True, payment_id=f"pay_{uuid.uuid4().hex[:20]}")
+
+
+class _FixedBudget:
+    """Stands in for a Lambda context outside Lambda (ECS): a constant time budget.
+
+    Powertools uses it to expire an IN_PROGRESS record if the worker dies
+    mid-payment, so a redelivery after the visibility timeout can pay.
+    """
+
+    def __init__(self, millis: int) -> None:
+        self._millis = millis
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self._millis
+
+
+class IdempotentPayments:
+    """Wraps a processor so each order id is charged at most once.
+
+    Built on Powertools idempotency: the first charge records IN_PROGRESS then
+    the result; a duplicate gets the stored result without calling the
+    processor; a transient failure deletes the record so redelivery retries.
+    """
+
+    def __init__(self, inner: PaymentGateway, persistence_store: Any, *, ttl_s: int, budget_ms: int | None) -> None:
+        from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+
+        self.config = IdempotencyConfig(
+            event_key_jmespath="order_id",
+            expires_after_seconds=ttl_s,
+            raise_on_no_idempotency_key=True,
+        )
+        if budget_ms is not None:
+            self.config.register_lambda_context(_FixedBudget(budget_ms))  # type: ignore[arg-type]
+        self._inner = inner
+
+        def charge(request: dict[str, Any]) -> dict[str, Any]:
+            from decimal import Decimal
+
+            req = PaymentRequest(
+                order_id=request["order_id"],
+                amount=Decimal(request["amount"]),
+                currency=request["currency"],
+                token=request["token"],
+            )
+            return self._inner.charge(req).to_dict()
+
+        self._charge = idempotent_function(
+            charge,
+            data_keyword_argument="request",
+            persistence_store=persistence_store,
+            config=self.config,
+            key_prefix="orders.payment",
+        )
+
+    def register_lambda_context(self, context: Any) -> None:
+        self.config.register_lambda_context(context)
+
+    def charge(self, request: PaymentRequest) -> PaymentResult:
+        from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+
+        payload = {
+            "order_id": request.order_id,
+            "amount": str(request.amount),
+            "currency": request.currency,
+            "token": request.token,
+        }
+        try:
+            return PaymentResult.from_dict(self._charge(request=payload))
+        except IdempotencyAlreadyInProgressError as exc:
+            # Another delivery of the same order is paying right now: retry later.
+            raise TransientPaymentError(f"payment for {request.order_id} already in progress") from exc

@@ -1,0 +1,70 @@
+"""Composition root: builds the service from the environment, once per process, on first use."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from orders.adapters import aws
+from orders.adapters.dynamodb import DynamoOrderRepository
+from orders.adapters.payment import IdempotentPayments, SimulatedPaymentProcessor
+from orders.adapters.sns import SnsEventPublisher
+from orders.adapters.sqs import SqsDepthProbe
+from orders.domain.service import OrderService
+from orders.settings import Settings, settings
+
+
+@dataclass
+class Container:
+    settings: Settings
+    service: OrderService
+    processor: SimulatedPaymentProcessor
+    payments: IdempotentPayments
+
+
+def build(cfg: Settings, *, budget_ms: int | None = None, persistence_store: Any = None) -> Container:
+    """Wire real adapters. ``budget_ms`` bounds an IN_PROGRESS payment outside Lambda."""
+    dynamodb = lambda: aws.client("dynamodb")  # noqa: E731
+    processor = SimulatedPaymentProcessor(
+        slots=cfg.payment_slots,
+        latency_ms=cfg.payment_latency_ms,
+        failure_rate=cfg.payment_failure_rate,
+        declined_tokens=cfg.declined_tokens,
+    )
+    if persistence_store is None:
+        from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+        persistence_store = DynamoDBPersistenceLayer(table_name=cfg.idempotency_table, boto3_client=dynamodb())
+    payments = IdempotentPayments(processor, persistence_store, ttl_s=cfg.idempotency_ttl_s, budget_ms=budget_ms)
+    service = OrderService(
+        repository=DynamoOrderRepository(cfg.orders_table, dynamodb),
+        publisher=SnsEventPublisher(cfg.topic_arn, lambda: aws.client("sns")),
+        payments=payments,
+        depth_probe=SqsDepthProbe(cfg.queue_url, lambda: aws.client("sqs")) if cfg.queue_url else None,
+        max_queue_depth=cfg.max_queue_depth,
+    )
+    return Container(settings=cfg, service=service, processor=processor, payments=payments)
+
+
+_lock = threading.Lock()
+_container: Container | None = None
+
+
+def container(*, budget_ms: int | None = None) -> Container:
+    """The process-wide container, built lazily so import time stays minimal."""
+    global _container
+    if _container is None:
+        with _lock:
+            if _container is None:
+                _container = build(settings(), budget_ms=budget_ms)
+    return _container
+
+
+def reset() -> None:
+    """Forget the container and cached settings/clients (tests change the environment)."""
+    global _container
+    with _lock:
+        _container = None
+    settings.cache_clear()
+    aws.reset()

@@ -1,0 +1,1 @@
+"""Thin adapters from each compute platform's events to the domain service."""

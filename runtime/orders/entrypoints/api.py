@@ -1,0 +1,101 @@
+"""HTTP API (payload v2): accept orders asynchronously, the sync baseline, and order status."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.metrics import MetricUnit
+
+from orders.bootstrap import container
+from orders.domain.errors import OrderNotFoundError, PublishError, TransientPaymentError, ValidationError
+from orders.domain.models import OrderStatus, parse_order_request
+from orders.domain.service import Overloaded
+
+logger = Logger(service="orders-api")
+metrics = Metrics(namespace="FlashSaleOrders", service="orders-api")
+app = APIGatewayHttpResolver()
+
+
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps(body, separators=(",", ":")),
+        headers=headers or {},
+    )
+
+
+def _request() -> Any:
+    raw = app.current_event.body
+    if not raw:
+        raise ValidationError("body", "is required")
+    if app.current_event.is_base64_encoded:
+        import base64
+
+        raw = base64.b64decode(raw).decode("utf-8", errors="replace")
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise ValidationError("body", "is not valid JSON") from None
+    return parse_order_request(data)
+
+
+@app.exception_handler(ValidationError)
+def _invalid(exc: ValidationError) -> Response:
+    metrics.add_metric(name="OrdersRejected", unit=MetricUnit.Count, value=1)
+    return _json(400, {"error": "invalid_order", "field": exc.field, "message": exc.message})
+
+
+@app.exception_handler(Overloaded)
+def _overloaded(exc: Overloaded) -> Response:
+    metrics.add_metric(name="OrdersThrottled", unit=MetricUnit.Count, value=1)
+    return _json(429, {"error": "busy", "message": "too many orders waiting; retry later"}, {"Retry-After": "5"})
+
+
+@app.exception_handler(PublishError)
+def _unpublished(exc: PublishError) -> Response:
+    logger.error("order event not published; order discarded", extra={"reason": str(exc)})
+    return _json(503, {"error": "unavailable", "message": "order not accepted; retry"}, {"Retry-After": "1"})
+
+
+@app.post("/orders")
+def place_order() -> Response:
+    request = _request()
+    order = container().service.accept(request)
+    metrics.add_metric(name="OrdersAccepted", unit=MetricUnit.Count, value=1)
+    return _json(
+        202,
+        {"order_id": order.order_id, "status": order.status.value, "status_url": f"/orders/{order.order_id}"},
+        {"Location": f"/orders/{order.order_id}"},
+    )
+
+
+@app.post("/orders/sync")
+def place_order_sync() -> Response:
+    request = _request()
+    try:
+        order = container().service.place_and_pay(request)
+    except TransientPaymentError as exc:
+        logger.warning("sync payment failed", extra={"reason": str(exc)})
+        return _json(502, {"error": "payment_unavailable", "message": "payment processor failed; retry"})
+    paid = order.status is OrderStatus.PAID
+    metrics.add_metric(name="OrdersPaidSync" if paid else "OrdersPaymentFailed", unit=MetricUnit.Count, value=1)
+    return _json(201 if paid else 402, order.to_dict())
+
+
+@app.get("/orders/<order_id>")
+def get_order(order_id: str) -> Response:
+    try:
+        order = container().service.get(order_id)
+    except OrderNotFoundError:
+        return _json(404, {"error": "not_found", "order_id": order_id})
+    return _json(200, order.to_dict())
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,268 @@
+"""ECS worker: long-polls the orders queue and runs the shared record handler.
+
+``python -m orders.entrypoints.worker_ecs``
+
+* one receiver thread long-polls (20 s waits, batches of up to 10) and never
+  holds more than ``WORKER_CONCURRENCY`` + a small prefetch;
+* ``WORKER_CONCURRENCY`` consumer threads share the process's one payment
+  client (its slots are the real limit);
+* a message is deleted only after its order reached a terminal state; a
+  failure makes it visible again after a backoff that grows with its receive
+  count, so the queue's redrive policy dead-letters poison messages;
+* a heartbeat extends the visibility of messages still held (waiting for a
+  payment slot or paying);
+* SIGTERM/SIGINT: stop receiving, release what has not started paying, let
+  payments in progress finish, delete or release everything, exit 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+log = logging.getLogger("orders.worker_ecs")
+
+
+@dataclass
+class _Held:
+    receipt: str
+    body: str
+    receive_count: int
+    extended_at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class WorkerStats:
+    received: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    released: int = 0
+    extended: int = 0
+    started_at: float = field(default_factory=time.monotonic)
+
+
+class QueueWorker:
+    """Receive -> handle -> delete loop with bounded concurrency and graceful shutdown."""
+
+    def __init__(
+        self,
+        *,
+        sqs: Any,
+        queue_url: str,
+        handle: Callable[[str], object],
+        concurrency: int,
+        visibility_timeout_s: int,
+        wait_time_s: int = 20,
+        batch_size: int = 10,
+        prefetch: int | None = None,
+        max_backoff_s: int | None = None,
+        on_stop: Callable[[], None] | None = None,
+    ) -> None:
+        self.sqs = sqs
+        self.queue_url = queue_url
+        self.handle = handle
+        self.concurrency = concurrency
+        self.visibility_timeout_s = visibility_timeout_s
+        self.wait_time_s = wait_time_s
+        self.batch_size = batch_size
+        self.capacity = concurrency + (min(batch_size, concurrency) if prefetch is None else prefetch)
+        self.max_backoff_s = max_backoff_s if max_backoff_s is not None else visibility_timeout_s
+        self.on_stop = on_stop
+        self.stats = WorkerStats()
+        self.stopping = threading.Event()
+        self._work: queue.Queue[_Held | None] = queue.Queue()
+        self._held: dict[str, _Held] = {}
+        self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)
+        self._threads: list[threading.Thread] = []
+
+    # -- bookkeeping ----------------------------------------------------------
+    def _hold(self, msg: _Held) -> None:
+        with self._lock:
+            self._held[msg.receipt] = msg
+            self.stats.received += 1
+
+    def _forget(self, msg: _Held, counter: str | None = None) -> None:
+        with self._lock:
+            self._held.pop(msg.receipt, None)
+            if counter:
+                setattr(self.stats, counter, getattr(self.stats, counter) + 1)
+            self._room.notify()
+
+    @property
+    def held(self) -> int:
+        with self._lock:
+            return len(self._held)
+
+    # -- receiver -------------------------------------------------------------
+    def _receive_loop(self) -> None:
+        while not self.stopping.is_set():
+            with self._room:
+                while len(self._held) >= self.capacity and not self.stopping.is_set():
+                    self._room.wait(0.5)
+                free = self.capacity - len(self._held)
+            if self.stopping.is_set():
+                break
+            try:
+                resp = self.sqs.receive_message(
+                    QueueUrl=self.queue_url,
+                    MaxNumberOfMessages=max(1, min(self.batch_size, free)),
+                    WaitTimeSeconds=self.wait_time_s,
+                    VisibilityTimeout=self.visibility_timeout_s,
+                    MessageSystemAttributeNames=["ApproximateReceiveCount"],
+                )
+            except Exception:
+                log.exception("receive failed; retrying")
+                self.stopping.wait(1.0)
+                continue
+            for raw in resp.get("Messages", []):
+                msg = _Held(
+                    receipt=raw["ReceiptHandle"],
+                    body=raw.get("Body", ""),
+                    receive_count=int(raw.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
+                )
+                self._hold(msg)
+                if self.stopping.is_set():
+                    self._release(msg, 0)
+                else:
+                    self._work.put(msg)
+
+    # -- consumers ------------------------------------------------------------
+    def _consume_loop(self) -> None:
+        while True:
+            msg = self._work.get()
+            if msg is None:
+                return
+            if self.stopping.is_set():
+                self._release(msg, 0)
+                continue
+            try:
+                self.handle(msg.body)
+            except Exception as exc:
+                with self._lock:
+                    self.stats.failed += 1
+                backoff = 0 if self.stopping.is_set() else min(self.max_backoff_s, 2 ** min(msg.receive_count, 10))
+                log.warning("message failed (receive %d): %s; visible again in %ds", msg.receive_count, exc, backoff)
+                self._release(msg, backoff)
+            else:
+                self._delete(msg)
+
+    def _delete(self, msg: _Held) -> None:
+        try:
+            self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=msg.receipt)
+        except Exception:
+            # The order is terminal; a redelivery is a harmless duplicate.
+            log.exception("delete failed; the message will be redelivered and skipped")
+        finally:
+            self._forget(msg, "succeeded")
+
+    def _release(self, msg: _Held, after_s: int) -> None:
+        try:
+            self.sqs.change_message_visibility(
+                QueueUrl=self.queue_url, ReceiptHandle=msg.receipt, VisibilityTimeout=after_s
+            )
+        except Exception:
+            log.exception("release failed; the message reappears after its visibility timeout")
+        finally:
+            self._forget(msg, "released")
+
+    # -- heartbeat ------------------------------------------------------------
+    def _heartbeat_loop(self) -> None:
+        period = max(0.5, self.visibility_timeout_s / 3)
+        while not self.stopping.wait(period):
+            self.extend_due()
+
+    def extend_due(self) -> None:
+        """Extend every held message whose visibility is more than half used."""
+        now = time.monotonic()
+        with self._lock:
+            due = [m for m in self._held.values() if now - m.extended_at >= self.visibility_timeout_s / 2]
+        for start in range(0, len(due), 10):
+            chunk = due[start : start + 10]
+            try:
+                self.sqs.change_message_visibility_batch(
+                    QueueUrl=self.queue_url,
+                    Entries=[
+                        {"Id": str(n), "ReceiptHandle": m.receipt, "VisibilityTimeout": self.visibility_timeout_s}
+                        for n, m in enumerate(chunk)
+                    ],
+                )
+            except Exception:
+                log.exception("visibility extension failed")
+                continue
+            for m in chunk:
+                m.extended_at = now
+            self.stats.extended += len(chunk)
+
+    # -- lifecycle ------------------------------------------------------------
+    def start(self) -> None:
+        targets: list[tuple[str, Callable[[], None]]] = [("receiver", self._receive_loop), ("heartbeat", self._heartbeat_loop)]
+        targets += [(f"consumer-{n}", self._consume_loop) for n in range(self.concurrency)]
+        for name, target in targets:
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout_s: float) -> bool:
+        """Graceful stop; True if every held message was deleted or released in time."""
+        deadline = time.monotonic() + timeout_s
+        self.stopping.set()
+        if self.on_stop is not None:
+            self.on_stop()  # waiting payments give up their turn; those paying finish
+        with self._room:
+            self._room.notify_all()
+        for _ in range(self.concurrency):
+            self._work.put(None)
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return self.held == 0
+
+
+def main() -> int:
+    from orders.bootstrap import container
+    from orders.entrypoints.records import process_message
+    from orders.adapters import aws
+
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "INFO"),
+        format='{"level":"%(levelname)s","logger":"%(name)s","message":"%(message)s","time":"%(asctime)s"}',
+        stream=sys.stdout,
+    )
+    from orders.settings import settings
+
+    cfg = settings()
+    cfg.require("queue_url", "topic_arn", "orders_table", "idempotency_table")
+    c = container(budget_ms=cfg.visibility_timeout_s * 1000)
+    worker = QueueWorker(
+        sqs=aws.client("sqs"),
+        queue_url=cfg.queue_url,
+        handle=lambda body: process_message(c.service, body),
+        concurrency=cfg.worker_concurrency,
+        visibility_timeout_s=cfg.visibility_timeout_s,
+        wait_time_s=int(os.environ.get("SQS_WAIT_TIME_S", "20")),
+        on_stop=c.processor.close,
+    )
+    stop_requested = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop_requested.set())
+    worker.start()
+    log.info("worker started: concurrency=%d slots=%d", cfg.worker_concurrency, cfg.payment_slots)
+    stats_every = float(os.environ.get("WORKER_STATS_INTERVAL_S", "60"))
+    while not stop_requested.wait(stats_every):
+        s = worker.stats
+        log.info("stats received=%d succeeded=%d failed=%d held=%d", s.received, s.succeeded, s.failed, worker.held)
+    clean = worker.stop(timeout_s=float(os.environ.get("WORKER_STOP_TIMEOUT_S", "25")))
+    s = worker.stats
+    log.info("stopped clean=%s succeeded=%d failed=%d released=%d", clean, s.succeeded, s.failed, s.released)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""Shared fixtures. No test may reach a real AWS endpoint or use real credentials."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+
+from tests.helpers import FakeLambdaContext, load_event
+
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ["AWS_ACCESS_KEY_ID"] = "testing"
+os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
+os.environ.pop("AWS_PROFILE", None)
+os.environ.pop("AWS_ENDPOINT_URL", None)
+os.environ["POWERTOOLS_METRICS_NAMESPACE"] = "FlashSaleOrdersTest"
+
+
+@pytest.fixture
+def lambda_context() -> FakeLambdaContext:
+    return FakeLambdaContext()
+
+
+@pytest.fixture
+def valid_order() -> dict[str, Any]:
+    return load_event("order_valid.json")

@@ -1,0 +1,49 @@
+"""Event builders shared by the test levels; the shapes live as JSON files in tests/events."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+EVENTS = Path(__file__).parent / "events"
+
+
+def load_event(name: str) -> dict[str, Any]:
+    return copy.deepcopy(json.loads((EVENTS / name).read_text()))
+
+
+def http_event(method: str, path: str, body: Any = None, *, raw_body: str | None = None) -> dict[str, Any]:
+    event = load_event("http_api_v2.json")
+    route = "/orders/{order_id}" if path.startswith("/orders/") and path != "/orders/sync" else path
+    event["routeKey"] = event["requestContext"]["routeKey"] = f"{method} {route}"
+    event["rawPath"] = path
+    event["requestContext"]["http"].update(method=method, path=path)
+    event["body"] = raw_body if raw_body is not None else (json.dumps(body) if body is not None else None)
+    return event
+
+
+def sqs_event(*bodies: str) -> dict[str, Any]:
+    records = []
+    for n, body in enumerate(bodies):
+        record = load_event("sqs_record.json")
+        record.update(messageId=f"msg-{n}", receiptHandle=f"rh-{n}", body=body)
+        records.append(record)
+    return {"Records": records}
+
+
+def sns_event(message: str) -> dict[str, Any]:
+    record = load_event("sns_record.json")
+    record["Sns"]["Message"] = message
+    return {"Records": [record]}
+
+
+class FakeLambdaContext:
+    function_name = "orders-worker"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:orders-worker"
+    aws_request_id = "req-1"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000

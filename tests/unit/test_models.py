@@ -1,0 +1,59 @@
+from decimal import Decimal
+
+import pytest
+
+from orders.domain.errors import InvalidTransitionError, ValidationError
+from orders.domain.models import OrderStatus, check_transition, parse_order_request
+
+
+def test_valid_order_is_parsed_with_exact_total(valid_order):
+    request = parse_order_request(valid_order)
+    assert request.customer_id == "cust-42"
+    assert request.total == Decimal("47.48")
+    assert request.payment_token == "tok_visa"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda o: o.pop("customer_id"), "customer_id"),
+        (lambda o: o.update(customer_id=""), "customer_id"),
+        (lambda o: o.update(items=[]), "items"),
+        (lambda o: o.update(items="x"), "items"),
+        (lambda o: o["items"][0].pop("sku"), "items[0].sku"),
+        (lambda o: o["items"][1].update(qty=0), "items[1].qty"),
+        (lambda o: o["items"][0].update(qty=1.5), "items[0].qty"),
+        (lambda o: o["items"][0].update(qty=True), "items[0].qty"),
+        (lambda o: o["items"][0].update(price=-1), "items[0].price"),
+        (lambda o: o["items"][0].update(price="abc"), "items[0].price"),
+        (lambda o: o["items"][0].update(price="1.001"), "items[0].price"),
+        (lambda o: o["items"][0].update(price="NaN"), "items[0].price"),
+        (lambda o: o["items"][0].update(colour="red"), "items[0].colour"),
+        (lambda o: o.update(currency="XXX"), "currency"),
+        (lambda o: o.pop("currency"), "currency"),
+        (lambda o: o.update(coupon="FREE"), "coupon"),
+        (lambda o: o.update(payment_token=5), "payment_token"),
+    ],
+)
+def test_invalid_orders_name_the_field(valid_order, mutate, field):
+    mutate(valid_order)
+    with pytest.raises(ValidationError) as info:
+        parse_order_request(valid_order)
+    assert info.value.field == field
+
+
+def test_non_object_body_is_rejected():
+    with pytest.raises(ValidationError) as info:
+        parse_order_request([1, 2])
+    assert info.value.field == "body"
+
+
+def test_only_placed_orders_move_and_only_to_terminal_states():
+    check_transition(OrderStatus.PLACED, OrderStatus.PAID)
+    check_transition(OrderStatus.PLACED, OrderStatus.PAYMENT_FAILED)
+    for current in (OrderStatus.PAID, OrderStatus.PAYMENT_FAILED):
+        for target in OrderStatus:
+            with pytest.raises(InvalidTransitionError):
+                check_transition(current, target)
+    with pytest.raises(InvalidTransitionError):
+        check_transition(OrderStatus.PLACED, OrderStatus.PLACED)

@@ -1,0 +1,158 @@
+"""Domain behaviour with in-memory adapters behind the same ports (no network)."""
+
+import threading
+
+import pytest
+
+from orders.adapters.memory import InMemoryOrderRepository, InMemoryPublisher, in_memory_persistence
+from orders.adapters.payment import IdempotentPayments, SimulatedPaymentProcessor
+from orders.domain.errors import MalformedEventError, OrderNotFoundError, PublishError, TransientPaymentError
+from orders.domain.events import EventType, OrderEvent
+from orders.domain.models import OrderStatus, parse_order_request
+from orders.domain.service import OrderService, Outcome, Overloaded
+from orders.entrypoints.records import process_message
+
+
+class FixedDepth:
+    def __init__(self, value: int) -> None:
+        self.value = value
+        self.reads = 0
+
+    def depth(self) -> int:
+        self.reads += 1
+        return self.value
+
+
+def make_service(*, failure_rate=0.0, publisher=None, depth=None, limit=0):
+    processor = SimulatedPaymentProcessor(slots=5, latency_ms=0, failure_rate=failure_rate)
+    payments = IdempotentPayments(processor, in_memory_persistence(), ttl_s=3600, budget_ms=60_000)
+    svc = OrderService(
+        repository=InMemoryOrderRepository(),
+        publisher=publisher or InMemoryPublisher(),
+        payments=payments,
+        depth_probe=depth,
+        max_queue_depth=limit,
+    )
+    return svc, processor
+
+
+def placed_event(svc, valid_order, **overrides):
+    order = svc.accept(parse_order_request({**valid_order, **overrides}))
+    return order, svc.publisher.events[-1]
+
+
+def test_accept_records_placed_and_publishes_order_placed(valid_order):
+    svc, _ = make_service()
+    order, event = placed_event(svc, valid_order)
+    assert svc.get(order.order_id).status is OrderStatus.PLACED
+    assert event.event_type is EventType.ORDER_PLACED
+    assert event.order_id == order.order_id
+
+
+def test_failed_publish_leaves_no_placed_order(valid_order):
+    # GIVEN a publisher that is down
+    repo_svc, _ = make_service(publisher=InMemoryPublisher(fail=True))
+    # WHEN an order is accepted THEN the error surfaces and nothing is left behind
+    with pytest.raises(PublishError):
+        repo_svc.accept(parse_order_request(valid_order))
+    assert repo_svc.repository.all() == []
+
+
+def test_processing_pays_and_publishes_confirmation(valid_order):
+    svc, processor = make_service()
+    order, event = placed_event(svc, valid_order)
+    assert svc.process_placed(event) is Outcome.PAID
+    paid = svc.get(order.order_id)
+    assert paid.status is OrderStatus.PAID and paid.payment_id
+    assert svc.publisher.events[-1].event_type is EventType.PAYMENT_CONFIRMED
+    assert processor.charges == 1
+
+
+def test_duplicate_delivery_charges_once_and_never_moves_terminal_order(valid_order):
+    svc, processor = make_service()
+    order, event = placed_event(svc, valid_order)
+    outcomes = [svc.process_placed(event) for _ in range(3)]
+    assert outcomes == [Outcome.PAID, Outcome.ALREADY_TERMINAL, Outcome.ALREADY_TERMINAL]
+    assert processor.charges == 1
+    assert svc.get(order.order_id).status is OrderStatus.PAID
+
+
+def test_concurrent_duplicates_charge_once(valid_order):
+    processor = SimulatedPaymentProcessor(slots=5, latency_ms=50)
+    payments = IdempotentPayments(processor, in_memory_persistence(), ttl_s=3600, budget_ms=60_000)
+    svc = OrderService(repository=InMemoryOrderRepository(), publisher=InMemoryPublisher(), payments=payments)
+    order, event = placed_event(svc, valid_order)
+    results: list[object] = []
+
+    def deliver():
+        try:
+            results.append(svc.process_placed(event))
+        except TransientPaymentError as exc:  # "already in progress": redelivered later
+            results.append(exc)
+
+    threads = [threading.Thread(target=deliver) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert processor.charges == 1
+    assert results.count(Outcome.PAID) == 1
+    assert svc.process_placed(event) is Outcome.ALREADY_TERMINAL
+
+
+def test_declined_card_ends_payment_failed(valid_order):
+    svc, _ = make_service()
+    order, event = placed_event(svc, valid_order, payment_token="tok_declined")
+    assert svc.process_placed(event) is Outcome.PAYMENT_FAILED
+    failed = svc.get(order.order_id)
+    assert failed.status is OrderStatus.PAYMENT_FAILED and failed.failure_reason == "card_declined"
+    assert svc.publisher.events[-1].event_type is EventType.PAYMENT_FAILED
+
+
+def test_transient_failure_propagates_and_a_retry_can_pay(valid_order):
+    svc, processor = make_service(failure_rate=1.0)
+    order, event = placed_event(svc, valid_order)
+    with pytest.raises(TransientPaymentError):
+        svc.process_placed(event)
+    assert svc.get(order.order_id).status is OrderStatus.PLACED
+    processor.failure_rate = 0.0
+    assert svc.process_placed(event) is Outcome.PAID
+
+
+def test_sync_path_pays_inline_and_closes_order_on_processor_failure(valid_order):
+    svc, processor = make_service()
+    assert svc.place_and_pay(parse_order_request(valid_order)).status is OrderStatus.PAID
+    processor.failure_rate = 1.0
+    with pytest.raises(TransientPaymentError):
+        svc.place_and_pay(parse_order_request(valid_order))
+    states = sorted(o.status.value for o in svc.repository.all())
+    assert states == ["PAID", "PAYMENT_FAILED"]  # nothing left PLACED without a worker
+
+
+def test_backpressure_rejects_above_limit_only(valid_order):
+    depth = FixedDepth(101)
+    svc, _ = make_service(depth=depth, limit=100)
+    with pytest.raises(Overloaded):
+        svc.accept(parse_order_request(valid_order))
+    assert svc.repository.all() == [] and svc.publisher.events == []
+    depth.value = 100
+    svc.accept(parse_order_request(valid_order))
+
+
+def test_unknown_order_is_not_found():
+    svc, _ = make_service()
+    with pytest.raises(OrderNotFoundError):
+        svc.get("nope")
+
+
+def test_record_handler_ignores_other_event_types_and_rejects_garbage(valid_order):
+    svc, processor = make_service()
+    order, event = placed_event(svc, valid_order)
+    other = OrderEvent(EventType.PAYMENT_CONFIRMED, order.order_id, "t", event.order)
+    assert process_message(svc, other.to_message()) is None
+    assert processor.charges == 0
+    for body in ("not json", "[]", '{"event_type": "order_placed"}', '{"event_type": "nope", "order_id": "x", "order": {}}'):
+        with pytest.raises(MalformedEventError):
+            process_message(svc, body)
+    envelope = '{"Type": "Notification", "Message": ' + __import__("json").dumps(event.to_message()) + "}"
+    assert process_message(svc, envelope) is Outcome.PAID
