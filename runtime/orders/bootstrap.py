@@ -23,8 +23,8 @@ class Container:
     payments: IdempotentPayments
 
 
-def build(cfg: Settings, *, budget_ms: int | None = None, persistence_store: Any = None) -> Container:
-    """Wire real adapters. ``budget_ms`` bounds an IN_PROGRESS payment outside Lambda."""
+def build(cfg: Settings, *, persistence_store: Any = None) -> Container:
+    """Wire the real adapters (a different idempotency store may be passed in, e.g. in memory)."""
     dynamodb = lambda: aws.client("dynamodb")  # noqa: E731
     processor = SimulatedPaymentProcessor(
         slots=cfg.payment_slots,
@@ -36,7 +36,7 @@ def build(cfg: Settings, *, budget_ms: int | None = None, persistence_store: Any
         from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
         persistence_store = DynamoDBPersistenceLayer(table_name=cfg.idempotency_table, boto3_client=dynamodb())
-    payments = IdempotentPayments(processor, persistence_store, ttl_s=cfg.idempotency_ttl_s, budget_ms=budget_ms)
+    payments = IdempotentPayments(processor, persistence_store, ttl_s=cfg.idempotency_ttl_s)
     service = OrderService(
         repository=DynamoOrderRepository(cfg.orders_table, dynamodb),
         publisher=SnsEventPublisher(cfg.topic_arn, lambda: aws.client("sns")),
@@ -51,13 +51,13 @@ _lock = threading.Lock()
 _container: Container | None = None
 
 
-def container(*, budget_ms: int | None = None) -> Container:
+def container() -> Container:
     """The process-wide container, built lazily so import time stays minimal."""
     global _container
     if _container is None:
         with _lock:
             if _container is None:
-                _container = build(settings(), budget_ms=budget_ms)
+                _container = build(settings())
     return _container
 
 

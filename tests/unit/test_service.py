@@ -5,7 +5,7 @@ import threading
 import pytest
 
 from orders.adapters.memory import InMemoryOrderRepository, InMemoryPublisher, in_memory_persistence
-from orders.adapters.payment import IdempotentPayments, SimulatedPaymentProcessor
+from orders.adapters.payment import FixedBudget, IdempotentPayments, SimulatedPaymentProcessor
 from orders.domain.errors import MalformedEventError, OrderNotFoundError, PublishError, TransientPaymentError
 from orders.domain.events import EventType, OrderEvent
 from orders.domain.models import OrderStatus, parse_order_request
@@ -25,7 +25,8 @@ class FixedDepth:
 
 def make_service(*, failure_rate=0.0, publisher=None, depth=None, limit=0):
     processor = SimulatedPaymentProcessor(slots=5, latency_ms=0, failure_rate=failure_rate)
-    payments = IdempotentPayments(processor, in_memory_persistence(), ttl_s=3600, budget_ms=60_000)
+    payments = IdempotentPayments(processor, in_memory_persistence(), ttl_s=3600)
+    payments.register_lambda_context(FixedBudget(60_000))
     svc = OrderService(
         repository=InMemoryOrderRepository(),
         publisher=publisher or InMemoryPublisher(),
@@ -79,9 +80,10 @@ def test_duplicate_delivery_charges_once_and_never_moves_terminal_order(valid_or
 
 def test_concurrent_duplicates_charge_once(valid_order):
     processor = SimulatedPaymentProcessor(slots=5, latency_ms=50)
-    payments = IdempotentPayments(processor, in_memory_persistence(), ttl_s=3600, budget_ms=60_000)
+    payments = IdempotentPayments(processor, in_memory_persistence(), ttl_s=3600)
+    payments.register_lambda_context(FixedBudget(60_000))
     svc = OrderService(repository=InMemoryOrderRepository(), publisher=InMemoryPublisher(), payments=payments)
-    order, event = placed_event(svc, valid_order)
+    _order, event = placed_event(svc, valid_order)
     results: list[object] = []
 
     def deliver():
@@ -151,7 +153,12 @@ def test_record_handler_ignores_other_event_types_and_rejects_garbage(valid_orde
     other = OrderEvent(EventType.PAYMENT_CONFIRMED, order.order_id, "t", event.order)
     assert process_message(svc, other.to_message()) is None
     assert processor.charges == 0
-    for body in ("not json", "[]", '{"event_type": "order_placed"}', '{"event_type": "nope", "order_id": "x", "order": {}}'):
+    for body in (
+        "not json",
+        "[]",
+        '{"event_type": "order_placed"}',
+        '{"event_type": "nope", "order_id": "x", "order": {}}',
+    ):
         with pytest.raises(MalformedEventError):
             process_message(svc, body)
     envelope = '{"Type": "Notification", "Message": ' + __import__("json").dumps(event.to_message()) + "}"

@@ -25,7 +25,7 @@ def client(service: str) -> Any:
             import boto3
             from botocore.config import Config
 
-            _clients[service] = boto3.session.Session().client(
+            _clients[service] = boto3.session.Session().client(  # type: ignore[call-overload]
                 service,
                 config=Config(
                     retries={"mode": "standard", "max_attempts": 3},

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 
 from orders.domain.errors import OrderError
 from orders.domain.models import Order, OrderStatus, order_from_dict
@@ -30,7 +32,7 @@ def _to_av(value: Any) -> dict[str, Any]:
 
 
 def _from_av(av: dict[str, Any]) -> Any:
-    (kind, value), = av.items()
+    ((kind, value),) = av.items()
     if kind == "S":
         return value
     if kind == "N":
@@ -107,7 +109,7 @@ class DynamoOrderRepository:
         return _order(resp["Attributes"])
 
     def discard(self, order_id: str, *, expected: OrderStatus) -> None:
-        try:
+        with contextlib.suppress(self._client.exceptions.ConditionalCheckFailedException):
             self._client.delete_item(
                 TableName=self._table,
                 Key={"order_id": {"S": order_id}},
@@ -115,5 +117,3 @@ class DynamoOrderRepository:
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues={":expected": {"S": expected.value}},
             )
-        except self._client.exceptions.ConditionalCheckFailedException:
-            pass

@@ -11,7 +11,8 @@ import random
 import threading
 import time
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from orders.domain.errors import TransientPaymentError
 from orders.domain.payment import PaymentRequest, PaymentResult
@@ -80,7 +81,7 @@ class SimulatedPaymentProcessor:
         return PaymentResult(approved=True, payment_id=f"pay_{uuid.uuid4().hex[:20]}")
 
 
-class _FixedBudget:
+class FixedBudget:
     """Stands in for a Lambda context outside Lambda (ECS): a constant time budget.
 
     Powertools uses it to expire an IN_PROGRESS record if the worker dies
@@ -102,7 +103,7 @@ class IdempotentPayments:
     processor; a transient failure deletes the record so redelivery retries.
     """
 
-    def __init__(self, inner: PaymentGateway, persistence_store: Any, *, ttl_s: int, budget_ms: int | None) -> None:
+    def __init__(self, inner: PaymentGateway, persistence_store: Any, *, ttl_s: int) -> None:
         from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 
         self.config = IdempotencyConfig(
@@ -110,8 +111,6 @@ class IdempotentPayments:
             expires_after_seconds=ttl_s,
             raise_on_no_idempotency_key=True,
         )
-        if budget_ms is not None:
-            self.config.register_lambda_context(_FixedBudget(budget_ms))  # type: ignore[arg-type]
         self._inner = inner
 
         def charge(request: dict[str, Any]) -> dict[str, Any]:
@@ -134,6 +133,7 @@ class IdempotentPayments:
         )
 
     def register_lambda_context(self, context: Any) -> None:
+        """Bound an IN_PROGRESS record by the invocation's remaining time (or a FixedBudget on ECS)."""
         self.config.register_lambda_context(context)
 
     def charge(self, request: PaymentRequest) -> PaymentResult:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from orders.domain.errors import PublishError
 from orders.domain.events import EVENT_TYPE_ATTRIBUTE, OrderEvent
@@ -20,9 +21,7 @@ class SnsEventPublisher:
             self._client_factory().publish(
                 TopicArn=self._topic_arn,
                 Message=event.to_message(),
-                MessageAttributes={
-                    EVENT_TYPE_ATTRIBUTE: {"DataType": "String", "StringValue": event.event_type.value}
-                },
+                MessageAttributes={EVENT_TYPE_ATTRIBUTE: {"DataType": "String", "StringValue": event.event_type.value}},
             )
         except (BotoCoreError, ClientError) as exc:
             raise PublishError(f"{event.event_type.value} for {event.order_id}: {exc}") from exc

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum
-from typing import Any, Mapping
+from enum import StrEnum
+from typing import Any
 
 from orders.domain.errors import MalformedEventError
 
 EVENT_TYPE_ATTRIBUTE = "event_type"
 
 
-class EventType(str, Enum):
+class EventType(StrEnum):
     ORDER_PLACED = "order_placed"
     PAYMENT_CONFIRMED = "payment_confirmed"
     PAYMENT_FAILED = "payment_failed"

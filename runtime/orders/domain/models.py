@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from enum import Enum
-from typing import Any, Mapping
+from enum import StrEnum
+from typing import Any
 
 from orders.domain.errors import InvalidTransitionError, ValidationError
 
@@ -17,7 +18,7 @@ _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}$")
 DEFAULT_PAYMENT_TOKEN = "tok_visa"
 
 
-class OrderStatus(str, Enum):
+class OrderStatus(StrEnum):
     """States of the order read model. PAID and PAYMENT_FAILED are terminal."""
 
     PLACED = "PLACED"
@@ -165,8 +166,7 @@ def order_from_dict(data: Mapping[str, Any]) -> Order:
         order_id=str(data["order_id"]),
         customer_id=str(data["customer_id"]),
         items=tuple(
-            OrderItem(sku=str(i["sku"]), qty=int(i["qty"]), price=Decimal(str(i["price"])))
-            for i in data["items"]
+            OrderItem(sku=str(i["sku"]), qty=int(i["qty"]), price=Decimal(str(i["price"]))) for i in data["items"]
         ),
         currency=str(data["currency"]),
         total=Decimal(str(data["total"])),

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from enum import Enum
-from typing import Callable
+from datetime import UTC, datetime
+from enum import StrEnum
 
 from orders.domain.errors import InvalidTransitionError, OrderNotFoundError, PublishError, TransientPaymentError
 from orders.domain.events import EventType, OrderEvent
@@ -16,14 +16,14 @@ from orders.domain.ports import EventPublisher, OrderRepository, PaymentGateway,
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def new_order_id() -> str:
     return str(uuid.uuid4())
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     """What processing one order_placed event did."""
 
     PAID = "paid"
@@ -137,7 +137,9 @@ class OrderService:
 
     def _pay(self, order: Order) -> Outcome:
         result: PaymentResult = self.payments.charge(
-            PaymentRequest(order_id=order.order_id, amount=order.total, currency=order.currency, token=order.payment_token)
+            PaymentRequest(
+                order_id=order.order_id, amount=order.total, currency=order.currency, token=order.payment_token
+            )
         )
         if result.approved:
             target, attrs = OrderStatus.PAID, {"payment_id": result.payment_id}

@@ -98,4 +98,6 @@ def get_order(order_id: str) -> Response:
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    if event.get("routeKey", "").startswith("POST /orders/sync"):
+        container().payments.register_lambda_context(context)
     return app.resolve(event, context)

@@ -24,8 +24,9 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 log = logging.getLogger("orders.worker_ecs")
 
@@ -203,7 +204,10 @@ class QueueWorker:
 
     # -- lifecycle ------------------------------------------------------------
     def start(self) -> None:
-        targets: list[tuple[str, Callable[[], None]]] = [("receiver", self._receive_loop), ("heartbeat", self._heartbeat_loop)]
+        targets: list[tuple[str, Callable[[], None]]] = [
+            ("receiver", self._receive_loop),
+            ("heartbeat", self._heartbeat_loop),
+        ]
         targets += [(f"consumer-{n}", self._consume_loop) for n in range(self.concurrency)]
         for name, target in targets:
             thread = threading.Thread(target=target, name=name, daemon=True)
@@ -226,9 +230,10 @@ class QueueWorker:
 
 
 def main() -> int:
+    from orders.adapters import aws
+    from orders.adapters.payment import FixedBudget
     from orders.bootstrap import container
     from orders.entrypoints.records import process_message
-    from orders.adapters import aws
 
     logging.basicConfig(
         level=os.environ.get("LOG_LEVEL", "INFO"),
@@ -239,7 +244,8 @@ def main() -> int:
 
     cfg = settings()
     cfg.require("queue_url", "topic_arn", "orders_table", "idempotency_table")
-    c = container(budget_ms=cfg.visibility_timeout_s * 1000)
+    c = container()
+    c.payments.register_lambda_context(FixedBudget(cfg.visibility_timeout_s * 1000))
     worker = QueueWorker(
         sqs=aws.client("sqs"),
         queue_url=cfg.queue_url,

@@ -1,0 +1,47 @@
+# Every target installs what it needs on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PY_STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+COMPUTE ?= lambda
+CDK_ARGS ?=
+
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export CDK_DISABLE_CLI_TELEMETRY := true
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: setup test lint typecheck synth deploy bench sandbox clean
+
+$(PY_STAMP): requirements.txt requirements-dev.txt runtime/requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "error: node/npm not found; install Node.js 20+ to run the CDK CLI" >&2; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(PY_STAMP) $(NODE_STAMP) ## install Python and npm dependencies
+
+lint: $(PY_STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(PY_STAMP)
+	$(VENV)/bin/mypy
+
+test: $(PY_STAMP) lint typecheck ## lint, typecheck, unit + infra + integration tests
+	$(PY) -m pytest
+
+synth: setup ## synthesize both stacks (COMPUTE=lambda|ecs, CDK_ARGS='-c key=value ...')
+	npx cdk synth --quiet -c compute=$(COMPUTE) $(CDK_ARGS)
+
+deploy: setup ## deploy to the AWS account in your credentials
+	npx cdk deploy --all -c compute=$(COMPUTE) $(CDK_ARGS)
+
+clean:
+	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,75 @@
+import json
+
+import pytest
+
+from orders.entrypoints import api
+from tests.helpers import http_event
+
+pytestmark = pytest.mark.integration
+
+
+def call(event, ctx):
+    resp = api.handler(event, ctx)
+    return resp["statusCode"], json.loads(resp["body"]), resp.get("headers", {})
+
+
+def test_post_order_is_accepted_recorded_and_published(aws, valid_order, lambda_context):
+    status, body, _headers = call(http_event("POST", "/orders", valid_order), lambda_context)
+    assert status == 202
+    assert body["status"] == "PLACED" and body["status_url"] == f"/orders/{body['order_id']}"
+    assert aws.order(body["order_id"])["status"] == "PLACED"
+    [msg] = aws.queue_messages()
+    event = json.loads(msg["Body"])
+    assert event["event_type"] == "order_placed" and event["order_id"] == body["order_id"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [("{not json", "body"), ("", "body"), (json.dumps({"customer_id": "c1", "items": [], "currency": "USD"}), "items")],
+)
+def test_malformed_order_is_400_naming_field_and_never_published(aws, lambda_context, raw, field):
+    status, body, _ = call(http_event("POST", "/orders", raw_body=raw), lambda_context)
+    assert status == 400 and body["field"] == field
+    assert aws.queue_messages() == []
+    assert aws.ddb.scan(TableName="orders")["Count"] == 0
+
+
+def test_publish_failure_is_503_and_leaves_no_order(aws, valid_order, lambda_context, monkeypatch):
+    monkeypatch.setenv("ORDER_EVENTS_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:missing-topic")
+    from orders import bootstrap
+
+    bootstrap.reset()
+    status, _body, headers = call(http_event("POST", "/orders", valid_order), lambda_context)
+    assert status == 503 and headers.get("Retry-After")
+    assert aws.ddb.scan(TableName="orders")["Count"] == 0
+
+
+def test_get_order_returns_state_or_404(aws, valid_order, lambda_context):
+    _, placed, _ = call(http_event("POST", "/orders", valid_order), lambda_context)
+    status, body, _ = call(http_event("GET", f"/orders/{placed['order_id']}"), lambda_context)
+    assert status == 200 and body["status"] == "PLACED" and body["total"] == "47.48"
+    status, body, _ = call(http_event("GET", "/orders/does-not-exist"), lambda_context)
+    assert status == 404
+
+
+def test_sync_path_pays_inline_without_queueing(aws, valid_order, lambda_context):
+    status, body, _ = call(http_event("POST", "/orders/sync", valid_order), lambda_context)
+    assert status == 201 and body["status"] == "PAID" and body["payment_id"].startswith("pay_")
+    assert aws.queue_messages() == []  # payment_confirmed is filtered out of the worker queue
+    status, body, _ = call(
+        http_event("POST", "/orders/sync", {**valid_order, "payment_token": "tok_declined"}), lambda_context
+    )
+    assert status == 402 and body["status"] == "PAYMENT_FAILED"
+
+
+def test_backpressure_answers_429_with_retry_after(aws, valid_order, lambda_context, monkeypatch):
+    monkeypatch.setenv("BACKPRESSURE_MAX_QUEUE_DEPTH", "2")
+    from orders import bootstrap
+
+    bootstrap.reset()
+    codes = [call(http_event("POST", "/orders", valid_order), lambda_context)[0] for _ in range(3)]
+    assert codes == [202, 202, 202]  # depth is read at most once a second: the first read saw 0
+    bootstrap.container().service.depth_probe._read_at = -10.0  # next request re-reads the depth
+    status, _body, headers = call(http_event("POST", "/orders", valid_order), lambda_context)
+    assert status == 429 and headers["Retry-After"] == "5"
+    assert aws.depth()[0] == 3

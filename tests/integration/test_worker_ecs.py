@@ -1,0 +1,203 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+
+from orders import bootstrap
+from orders.adapters.payment import FixedBudget
+from orders.entrypoints import api
+from orders.entrypoints.records import process_message
+from orders.entrypoints.worker_ecs import QueueWorker
+from tests.helpers import http_event
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def place_many(n, valid_order, ctx, **overrides):
+    return [
+        json.loads(api.handler(http_event("POST", "/orders", {**valid_order, **overrides}), ctx)["body"])["order_id"]
+        for _ in range(n)
+    ]
+
+
+def make_worker(aws, **kw):
+    c = bootstrap.container()
+    c.payments.register_lambda_context(FixedBudget(30_000))
+    params = dict(
+        sqs=aws.sqs,
+        queue_url=aws.queue_url,
+        handle=lambda body: process_message(c.service, body),
+        concurrency=5,
+        visibility_timeout_s=30,
+        wait_time_s=1,
+        on_stop=c.processor.close,
+    )
+    params.update(kw)
+    return QueueWorker(**params), c
+
+
+def wait_until(predicate, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_worker_pays_every_order_and_deletes_its_messages(aws, valid_order, lambda_context):
+    ids = place_many(20, valid_order, lambda_context)
+    worker, c = make_worker(aws, concurrency=8)
+    worker.start()
+    try:
+        assert wait_until(lambda: all(aws.order(i)["status"] == "PAID" for i in ids))
+        assert wait_until(lambda: aws.depth() == (0, 0))
+    finally:
+        assert worker.stop(timeout_s=5)
+    assert c.processor.charges == 20
+    assert c.processor.peak_in_use <= 5
+
+
+def test_failing_payment_is_retried_then_dead_lettered_without_blocking_others(aws, valid_order, lambda_context):
+    [bad] = place_many(1, valid_order, lambda_context, payment_token="tok_flaky")
+    good = place_many(5, valid_order, lambda_context)
+    worker, c = make_worker(aws, max_backoff_s=0)
+    real_charge = c.processor.charge
+
+    def flaky(request):
+        if request.token == "tok_flaky":
+            from orders.domain.errors import TransientPaymentError
+
+            raise TransientPaymentError("processor timeout")
+        return real_charge(request)
+
+    c.processor.charge = flaky
+    worker.start()
+    try:
+        assert wait_until(lambda: all(aws.order(i)["status"] == "PAID" for i in good))
+        assert wait_until(lambda: len(aws.queue_messages(aws.dlq_url)) == 1)
+    finally:
+        worker.stop(timeout_s=5)
+    [dead] = aws.queue_messages(aws.dlq_url)
+    assert json.loads(dead["Body"])["order_id"] == bad
+    assert aws.order(bad)["status"] == "PLACED"  # not paid, not lost: it waits in the DLQ
+    assert worker.stats.failed >= 3
+
+
+def test_stop_with_messages_in_flight_loses_none(aws, valid_order, lambda_context, monkeypatch):
+    monkeypatch.setenv("PAYMENT_LATENCY_MS", "400")
+    monkeypatch.setenv("PAYMENT_SLOTS", "2")
+    bootstrap.reset()
+    ids = place_many(12, valid_order, lambda_context)
+    worker, c = make_worker(aws, concurrency=10)
+    worker.start()
+    assert wait_until(lambda: c.processor.in_use == 2)
+    assert worker.stop(timeout_s=5)
+    paid = [i for i in ids if aws.order(i)["status"] == "PAID"]
+    visible, in_flight = aws.depth()
+    assert 2 <= len(paid) < 12
+    assert in_flight == 0
+    assert len(paid) + visible == 12  # each order is either paid or back on the queue
+
+
+@pytest.fixture
+def moto_server():
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    _host, port = server.get_host_and_port()
+    yield f"http://localhost:{port}"
+    server.stop()
+
+
+def test_sigterm_drains_and_exits_zero(moto_server, valid_order, monkeypatch, tmp_path):
+    """The real entry point as a process: SIGTERM mid-sale exits 0 and loses nothing."""
+    env = {
+        **os.environ,
+        "AWS_ENDPOINT_URL": moto_server,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "PYTHONPATH": str(ROOT / "runtime"),
+    }
+    clients = {s: boto3.client(s, endpoint_url=moto_server, region_name="us-east-1") for s in ("sqs", "dynamodb")}
+    sqs, ddb = clients["sqs"], clients["dynamodb"]
+    url = sqs.create_queue(QueueName="orders", Attributes={"VisibilityTimeout": "30"})["QueueUrl"]
+    for name, key in (("orders", "order_id"), ("idempotency", "id")):
+        ddb.create_table(
+            TableName=name,
+            KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    topic = boto3.client("sns", endpoint_url=moto_server, region_name="us-east-1").create_topic(Name="t")["TopicArn"]
+    env.update(
+        ORDER_EVENTS_TOPIC_ARN=topic,
+        ORDERS_QUEUE_URL=url,
+        ORDERS_TABLE_NAME="orders",
+        IDEMPOTENCY_TABLE_NAME="idempotency",
+        PAYMENT_SLOTS="2",
+        PAYMENT_LATENCY_MS="500",
+        WORKER_CONCURRENCY="6",
+        SQS_WAIT_TIME_S="1",
+        WORKER_STATS_INTERVAL_S="1",
+    )
+    from orders.domain.events import EventType, OrderEvent
+
+    for n in range(10):
+        order = {
+            "order_id": f"o-{n}",
+            "customer_id": "c",
+            "items": [{"sku": "s", "qty": 1, "price": "1.00"}],
+            "currency": "USD",
+            "total": "1.00",
+            "status": "PLACED",
+            "created_at": "t",
+            "updated_at": "t",
+        }
+        ddb.put_item(
+            TableName="orders",
+            Item={
+                k: {"S": v}
+                if isinstance(v, str)
+                else {"L": [{"M": {"sku": {"S": "s"}, "qty": {"N": "1"}, "price": {"S": "1.00"}}}]}
+                for k, v in order.items()
+            },
+        )
+        sqs.send_message(
+            QueueUrl=url, MessageBody=OrderEvent(EventType.ORDER_PLACED, f"o-{n}", "t", order).to_message()
+        )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orders.entrypoints.worker_ecs"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+            if int(attrs["ApproximateNumberOfMessagesNotVisible"]) >= 6:
+                break
+            time.sleep(0.1)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out.decode()
+    statuses = [
+        ddb.get_item(TableName="orders", Key={"order_id": {"S": f"o-{n}"}})["Item"]["status"]["S"] for n in range(10)
+    ]
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert int(attrs["ApproximateNumberOfMessagesNotVisible"]) == 0, out.decode()
+    assert statuses.count("PAID") + int(attrs["ApproximateNumberOfMessages"]) == 10
+    assert 0 < statuses.count("PAID") < 10
+    assert b"stopped clean=True" in out

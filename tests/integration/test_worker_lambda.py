@@ -1,0 +1,74 @@
+import json
+
+import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+
+from orders import bootstrap
+from orders.entrypoints import api, worker_lambda
+from tests.helpers import http_event, sns_event, sqs_event
+
+pytestmark = pytest.mark.integration
+
+
+def place(valid_order, ctx, **overrides) -> tuple[str, str]:
+    resp = api.handler(http_event("POST", "/orders", {**valid_order, **overrides}), ctx)
+    order_id = json.loads(resp["body"])["order_id"]
+    return order_id
+
+
+def bodies(aws) -> list[str]:
+    return [m["Body"] for m in aws.queue_messages()]
+
+
+def test_sqs_batch_pays_orders_and_reports_only_malformed_records(aws, valid_order, lambda_context):
+    ids = [place(valid_order, lambda_context) for _ in range(3)]
+    good = bodies(aws)
+    event = sqs_event(good[0], "{garbage", good[1], '{"event_type":"order_placed"}', good[2])
+    result = worker_lambda.handler(event, lambda_context)
+    assert sorted(f["itemIdentifier"] for f in result["batchItemFailures"]) == ["msg-1", "msg-3"]
+    assert {aws.order(i)["status"] for i in ids} == {"PAID"}
+
+
+def test_duplicate_sqs_delivery_charges_once(aws, valid_order, lambda_context):
+    order_id = place(valid_order, lambda_context)
+    [body] = bodies(aws)
+    result = worker_lambda.handler(sqs_event(body, body), lambda_context)
+    assert result["batchItemFailures"] == []
+    worker_lambda.handler(sqs_event(body), lambda_context)
+    assert bootstrap.container().processor.charges == 1
+    assert aws.order(order_id)["status"] == "PAID"
+
+
+def test_transient_failure_is_a_batch_item_failure_then_succeeds(aws, valid_order, lambda_context):
+    order_id = place(valid_order, lambda_context)
+    [body] = bodies(aws)
+    bootstrap.container().processor.failure_rate = 1.0
+    # A whole batch failing is a function error (the whole batch is retried, and alarms see it).
+    with pytest.raises(BatchProcessingError):
+        worker_lambda.handler(sqs_event(body), lambda_context)
+    # Mixed with a good record, only the failed one is reported.
+    result = worker_lambda.handler(
+        sqs_event(body, '{"event_type":"payment_confirmed","order_id":"x","order":{}}'), lambda_context
+    )
+    assert [f["itemIdentifier"] for f in result["batchItemFailures"]] == ["msg-0"]
+    assert aws.order(order_id)["status"] == "PLACED"
+    bootstrap.container().processor.failure_rate = 0.0
+    assert worker_lambda.handler(sqs_event(body), lambda_context)["batchItemFailures"] == []
+    assert aws.order(order_id)["status"] == "PAID"
+
+
+def test_sns_event_is_processed_and_failure_raises_for_async_retry(aws, valid_order, lambda_context):
+    order_id = place(valid_order, lambda_context)
+    [body] = bodies(aws)
+    assert worker_lambda.handler(sns_event(body), lambda_context) == {"processed": 1}
+    assert aws.order(order_id)["status"] == "PAID"
+    with pytest.raises(Exception, match="not JSON"):
+        worker_lambda.handler(sns_event("{garbage"), lambda_context)
+
+
+def test_declined_card_is_terminal_not_retried(aws, valid_order, lambda_context):
+    order_id = place(valid_order, lambda_context, payment_token="tok_declined")
+    [body] = bodies(aws)
+    assert worker_lambda.handler(sqs_event(body), lambda_context)["batchItemFailures"] == []
+    order = aws.order(order_id)
+    assert order["status"] == "PAYMENT_FAILED" and order["failure_reason"] == "card_declined"
