@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""CDK app: the data stack and the service stack, workers on ECS or Lambda per ``-c compute=``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+from cdk_nag import AwsSolutionsChecks
+
+from stacks.config import ConfigError, load_config
+from stacks.data_stack import DataStack
+from stacks.service_stack import ServiceStack
+
+
+CDK_JSON = Path(__file__).resolve().parent / "cdk.json"
+
+
+def effective_context(app: cdk.App) -> dict[str, Any]:
+    """cdk.json defaults overlaid with the app's context.
+
+    The CLI merges cdk.json itself; reading it here too gives the same result
+    when the app runs without the CLI (``python app.py``, tests).
+    """
+    defaults = json.loads(CDK_JSON.read_text())["context"]
+    return {**defaults, **app.node.get_all_context()}
+
+
+def build_app(app: cdk.App) -> tuple[DataStack, ServiceStack]:
+    """Read config once, build both stacks, attach cdk-nag. Raises ConfigError on bad context."""
+    config = load_config(effective_context(app))
+    data = DataStack(app, f"{config.stack_prefix}-data", config=config, description="Flash-sale orders: state")
+    service = ServiceStack(
+        app,
+        f"{config.stack_prefix}-service",
+        config=config,
+        data=data,
+        description=f"Flash-sale orders: API and {config.compute} workers",
+    )
+    for stack in (data, service):
+        cdk.Tags.of(stack).add("project", "flash-sale-orders")
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))  # type: ignore[attr-defined]
+    return data, service
+
+
+def main() -> int:
+    app = cdk.App()
+    try:
+        build_app(app)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    app.synth()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Reusable constructs, one logical unit each, secure by default, no business logic."""

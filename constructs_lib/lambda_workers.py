@@ -1,0 +1,122 @@
+"""Lambda workers with reserved concurrency, fed by the queue (default) or straight from the topic."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from constructs_lib.pipeline_monitoring import WorkerSignals
+from constructs_lib.order_runtime import (
+    LAMBDA_RUNTIME,
+    PipelineData,
+    grant_worker,
+    lambda_code,
+    pin_runtime,
+    order_placed_filter,
+    subscribe_order_queue,
+)
+
+
+class LambdaWorkers(Construct):
+    """Attributes: ``function``, ``trigger`` ("sqs" | "sns"), ``subscription``, ``event_source`` (sqs only).
+
+    sqs: an event source mapping with partial batch failures and a max
+    concurrency no higher than the reserved concurrency, so the mapping never
+    throttles itself; the queue's redrive policy dead-letters poison messages.
+    sns: a direct subscription; Lambda's async invoke retries, then the
+    on-failure destination (the DLQ); SNS delivery failures go to the same DLQ.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        data: PipelineData,
+        environment: dict[str, str],
+        layer: lambda_.ILayerVersion,
+        trigger: str,
+        memory_mb: int,
+        timeout: Duration,
+        reserved_concurrency: int,
+        max_concurrency: int,
+        batch_size: int,
+        batch_window: Duration,
+        retry_attempts: int,
+        max_event_age: Duration,
+        log_retention: logs.RetentionDays,
+        removal_policy: RemovalPolicy,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.trigger = trigger
+        self.logs = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=removal_policy)
+        async_options: dict[str, object] = {}
+        if trigger == "sns":
+            async_options = {
+                "retry_attempts": retry_attempts,
+                "max_event_age": max_event_age,
+                "on_failure": destinations.SqsDestination(data.dlq),
+            }
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            runtime=LAMBDA_RUNTIME,
+            architecture=lambda_.Architecture.ARM_64,
+            code=lambda_code(),
+            handler="orders.entrypoints.worker_lambda.handler",
+            memory_size=memory_mb,
+            timeout=timeout,
+            reserved_concurrent_executions=reserved_concurrency,
+            layers=[layer],
+            environment=environment,
+            log_group=self.logs,
+            logging_format=lambda_.LoggingFormat.JSON,
+            description=f"Order payment worker ({trigger} trigger)",
+            **async_options,  # type: ignore[arg-type]
+        )
+        grant_worker(data, self.function, poll_queue=False)
+        pin_runtime(self.function)
+
+        if trigger == "sqs":
+            self.event_source: sources.SqsEventSource | None = sources.SqsEventSource(
+                data.queue,
+                batch_size=batch_size,
+                max_batching_window=batch_window if batch_window.to_seconds() > 0 else None,
+                max_concurrency=max_concurrency,
+                report_batch_item_failures=True,
+            )
+            self.function.add_event_source(self.event_source)
+            self.subscription = subscribe_order_queue(self, "QueueSubscription", data)
+        else:
+            self.event_source = None
+            self.function.add_permission(
+                "AllowTopicInvoke",
+                principal=iam.ServicePrincipal("sns.amazonaws.com"),
+                source_arn=data.topic.topic_arn,
+            )
+            self.subscription = sns.Subscription(
+                self,
+                "FunctionSubscription",
+                topic=data.topic,
+                protocol=sns.SubscriptionProtocol.LAMBDA,
+                endpoint=self.function.function_arn,
+                filter_policy=order_placed_filter(),
+                dead_letter_queue=data.dlq,
+            )
+
+    def signals(self) -> WorkerSignals:
+        minute = Duration.minutes(1)
+        return WorkerSignals(
+            errors=self.function.metric_errors(statistic="Sum", period=minute),
+            saturation=self.function.metric_throttles(statistic="Sum", period=minute),
+            saturation_threshold=1,
+            saturation_description="Worker invocations are throttled at the reserved concurrency",
+            workers=self.function.metric("ConcurrentExecutions", statistic="Maximum", period=minute),
+            workers_label="Concurrent executions",
+        )

@@ -1,0 +1,116 @@
+"""The HTTP API: POST /orders, POST /orders/sync, GET /orders/{order_id} on one thin function."""
+
+from __future__ import annotations
+
+import jsii
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_apigateway as apigw_v1
+from aws_cdk import aws_apigatewayv2 as apigw
+from aws_cdk import aws_apigatewayv2_authorizers as authorizers
+from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from constructs_lib.nag import acknowledge
+from constructs_lib.order_runtime import LAMBDA_RUNTIME, PipelineData, grant_api, lambda_code, pin_runtime
+
+
+@jsii.implements(apigw.IAccessLogSettings)
+class _AccessLogs:
+    def __init__(self, log_group: logs.ILogGroup) -> None:
+        self._destination = apigw.LogGroupLogDestination(log_group)
+
+    @property
+    def destination(self) -> apigw.IAccessLogDestination:
+        return self._destination
+
+    @property
+    def format(self) -> apigw_v1.AccessLogFormat:
+        return apigw_v1.AccessLogFormat.json_with_standard_fields(
+            caller=False,
+            http_method=True,
+            ip=True,
+            protocol=True,
+            request_time=True,
+            resource_path=True,
+            response_length=True,
+            status=True,
+            user=False,
+        )
+
+
+class OrderApi(Construct):
+    """Attributes: ``http_api``, ``stage``, ``function``, ``access_logs``.
+
+    ``iam_auth`` (default on): callers sign requests with SigV4 and need
+    ``execute-api:Invoke``. Turn it off only for a public demo.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        data: PipelineData,
+        environment: dict[str, str],
+        layer: lambda_.ILayerVersion,
+        iam_auth: bool,
+        throttle_rate: int,
+        throttle_burst: int,
+        log_retention: logs.RetentionDays,
+        removal_policy: RemovalPolicy,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.function_logs = logs.LogGroup(self, "FunctionLogs", retention=log_retention, removal_policy=removal_policy)
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            runtime=LAMBDA_RUNTIME,
+            architecture=lambda_.Architecture.ARM_64,
+            code=lambda_code(),
+            handler="orders.entrypoints.api.handler",
+            memory_size=512,
+            timeout=Duration.seconds(29),
+            layers=[layer],
+            environment=environment,
+            log_group=self.function_logs,
+            logging_format=lambda_.LoggingFormat.JSON,
+            description="Order API: accept (async), pay inline (sync baseline), read state",
+        )
+        grant_api(data, self.function)
+        pin_runtime(self.function)
+
+        authorizer = authorizers.HttpIamAuthorizer() if iam_auth else apigw.HttpNoneAuthorizer()
+        self.http_api = apigw.HttpApi(
+            self,
+            "HttpApi",
+            description="Flash-sale order intake",
+            create_default_stage=False,
+            default_authorizer=authorizer,
+        )
+        integration = integrations.HttpLambdaIntegration("Orders", self.function)
+        self.http_api.add_routes(path="/orders", methods=[apigw.HttpMethod.POST], integration=integration)
+        self.http_api.add_routes(path="/orders/sync", methods=[apigw.HttpMethod.POST], integration=integration)
+        self.http_api.add_routes(path="/orders/{order_id}", methods=[apigw.HttpMethod.GET], integration=integration)
+
+        self.access_logs = logs.LogGroup(self, "AccessLogs", retention=log_retention, removal_policy=removal_policy)
+        self.stage = apigw.HttpStage(
+            self,
+            "DefaultStage",
+            http_api=self.http_api,
+            stage_name="$default",
+            auto_deploy=True,
+            throttle=apigw.ThrottleSettings(rate_limit=throttle_rate, burst_limit=throttle_burst),
+            access_log_settings=_AccessLogs(self.access_logs),
+        )
+        if not iam_auth:
+            acknowledge(
+                self.http_api,
+                "AwsSolutions-APIG4",
+                "apiAuth=none was chosen in context for a public demo; the default is IAM auth.",
+            )
+
+    @property
+    def url(self) -> str:
+        return self.stage.url

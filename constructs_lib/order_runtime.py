@@ -1,0 +1,155 @@
+"""How infrastructure meets the ``runtime/`` package: code asset, layer, environment, grants.
+
+Both compute variants and the API use this, so the environment contract and
+the least-privilege grants are written once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from aws_cdk import Aws
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from constructs_lib.nag import acknowledge
+
+RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
+LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_13
+POWERTOOLS_ACCOUNT = "017000801446"  # publisher of the official Powertools layers (commercial partition)
+_ASSET_EXCLUDE = ["Dockerfile", ".dockerignore", "requirements.txt", "**/__pycache__", "**/*.pyc"]
+
+
+@dataclass(frozen=True)
+class PipelineData:
+    """The stateful resources, as seen by a consumer: imported references only.
+
+    Grants on imported resources change only the grantee's own policy, so no
+    compute choice can ever modify the data stack.
+    """
+
+    topic: sns.ITopic
+    topic_key: kms.IKey
+    queue: sqs.IQueue
+    dlq: sqs.IQueue
+    orders_table: dynamodb.ITable
+    idempotency_table: dynamodb.ITable
+
+
+@dataclass(frozen=True)
+class PaymentSettings:
+    slots: int
+    latency_ms: int
+    failure_rate: float
+
+
+def runtime_environment(
+    data: PipelineData,
+    *,
+    payments: PaymentSettings,
+    visibility_timeout_s: int,
+    idempotency_ttl_s: int,
+    backpressure_max_queue_depth: int = 0,
+    service: str,
+) -> dict[str, str]:
+    """The environment contract read by ``orders.settings`` (see DESIGN: Environment)."""
+    return {
+        "ORDER_EVENTS_TOPIC_ARN": data.topic.topic_arn,
+        "ORDERS_QUEUE_URL": data.queue.queue_url,
+        "ORDERS_TABLE_NAME": data.orders_table.table_name,
+        "IDEMPOTENCY_TABLE_NAME": data.idempotency_table.table_name,
+        "PAYMENT_SLOTS": str(payments.slots),
+        "PAYMENT_LATENCY_MS": str(payments.latency_ms),
+        "PAYMENT_FAILURE_RATE": str(payments.failure_rate),
+        "QUEUE_VISIBILITY_TIMEOUT_S": str(visibility_timeout_s),
+        "IDEMPOTENCY_TTL_S": str(idempotency_ttl_s),
+        "BACKPRESSURE_MAX_QUEUE_DEPTH": str(backpressure_max_queue_depth),
+        "POWERTOOLS_SERVICE_NAME": service,
+        "POWERTOOLS_METRICS_NAMESPACE": "FlashSaleOrders",
+    }
+
+
+def _publish(data: PipelineData, grantee: iam.IGrantable) -> None:
+    data.topic.grant_publish(grantee)
+    data.topic_key.grant(grantee, "kms:GenerateDataKey", "kms:Decrypt")
+
+
+def _pay(data: PipelineData, grantee: iam.IGrantable) -> None:
+    """Read and move orders; record payments idempotently."""
+    data.orders_table.grant(grantee, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+    data.idempotency_table.grant(
+        grantee, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"
+    )
+
+
+def grant_worker(data: PipelineData, grantee: iam.IGrantable, *, poll_queue: bool) -> None:
+    """What a worker needs. ``poll_queue``: it receives from the queue itself (ECS)."""
+    _pay(data, grantee)
+    _publish(data, grantee)
+    if poll_queue:
+        data.queue.grant(
+            grantee,
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessage",
+            "sqs:ChangeMessageVisibility",
+            "sqs:GetQueueAttributes",
+        )
+
+
+def grant_api(data: PipelineData, grantee: iam.IGrantable) -> None:
+    """What the API needs: accept (write + publish + discard), pay inline (sync), read, probe depth."""
+    _pay(data, grantee)
+    data.orders_table.grant(grantee, "dynamodb:DeleteItem")
+    _publish(data, grantee)
+    data.queue.grant(grantee, "sqs:GetQueueAttributes")
+
+
+def pin_runtime(function: lambda_.Function) -> None:
+    """Record why the functions run LAMBDA_RUNTIME rather than the newest runtime cdk-nag knows."""
+    acknowledge(
+        function,
+        "AwsSolutions-L1",
+        f"Pinned to {LAMBDA_RUNTIME.name}: the pinned official Powertools layer is published for it, "
+        "and the tests run the same Python minor; move both together.",
+    )
+
+
+def lambda_code() -> lambda_.Code:
+    """The ``runtime/`` folder as-is: no bundling, so synth needs no Docker."""
+    return lambda_.Code.from_asset(str(RUNTIME_DIR), exclude=_ASSET_EXCLUDE)
+
+
+def powertools_layer(scope: Construct, construct_id: str, *, layer_arn: str, version: int) -> lambda_.ILayerVersion:
+    """The official Powertools layer for our runtime and ARM64 (or the ARN given in context)."""
+    arn = layer_arn or (
+        f"arn:{Aws.PARTITION}:lambda:{Aws.REGION}:{POWERTOOLS_ACCOUNT}:layer:"
+        f"AWSLambdaPowertoolsPythonV3-python313-arm64:{version}"
+    )
+    return lambda_.LayerVersion.from_layer_version_arn(scope, construct_id, arn)
+
+
+def order_placed_filter() -> dict[str, sns.SubscriptionFilter]:
+    """Workers act on order_placed only; other event types are for other consumers."""
+    return {"event_type": sns.SubscriptionFilter.string_filter(allowlist=["order_placed"])}
+
+
+def subscribe_order_queue(scope: Construct, construct_id: str, data: PipelineData) -> sns.Subscription:
+    """Deliver order_placed events to the work queue, raw (the body is the event itself).
+
+    The queue already lets the topic send (data stack), so this adds only the subscription.
+    """
+    return sns.Subscription(
+        scope,
+        construct_id,
+        topic=data.topic,
+        protocol=sns.SubscriptionProtocol.SQS,
+        endpoint=data.queue.queue_arn,
+        raw_message_delivery=True,
+        filter_policy=order_placed_filter(),
+    )

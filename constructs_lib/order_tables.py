@@ -1,0 +1,43 @@
+"""The order read model and the idempotency store."""
+
+from __future__ import annotations
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from constructs import Construct
+
+
+class OrderTables(Construct):
+    """Attributes: ``orders`` (key ``order_id``, PITR) and ``idempotency`` (Powertools layout, TTL).
+
+    On-demand billing: a flash sale is a spike, not a steady rate.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, removal_policy: RemovalPolicy) -> None:
+        super().__init__(scope, construct_id)
+        protect = removal_policy == RemovalPolicy.RETAIN
+        self.orders = dynamodb.Table(
+            self,
+            "Orders",
+            partition_key=dynamodb.Attribute(name="order_id", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            deletion_protection=protect,
+            removal_policy=removal_policy,
+        )
+        self.idempotency = dynamodb.Table(
+            self,
+            "Idempotency",
+            partition_key=dynamodb.Attribute(name="id", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            time_to_live_attribute="expiration",
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            deletion_protection=protect,
+            removal_policy=removal_policy,
+        )

@@ -1,0 +1,103 @@
+"""Alarms and one dashboard for the pipeline, whichever compute runs the workers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from constructs import Construct
+
+from constructs_lib.order_runtime import PipelineData
+
+
+@dataclass(frozen=True)
+class WorkerSignals:
+    """What the compute variant reports: errors, saturation (throttles or at max tasks), workers."""
+
+    errors: cloudwatch.IMetric
+    saturation: cloudwatch.IMetric
+    saturation_threshold: float
+    saturation_description: str
+    workers: cloudwatch.IMetric
+    workers_label: str
+
+
+class PipelineMonitoring(Construct):
+    """Attributes: ``alarm_topic``, ``alarms`` (name -> Alarm), ``dashboard``."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        data: PipelineData,
+        workers: WorkerSignals,
+        oldest_message_age: Duration,
+        alarm_email: str,
+        dashboard_name: str,
+        removal_policy: RemovalPolicy,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        key = kms.Key(
+            self, "AlarmTopicKey", enable_key_rotation=True, description="Encrypts alarm notifications",
+            removal_policy=removal_policy,
+        )
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                resources=["*"],  # in a key policy "*" means this key
+            )
+        )
+        self.alarm_topic = sns.Topic(self, "AlarmTopic", master_key=key, enforce_ssl=True)
+        if alarm_email:
+            self.alarm_topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
+
+        minute = Duration.minutes(1)
+        queue_depth = data.queue.metric_approximate_number_of_messages_visible(statistic="Maximum", period=minute)
+        in_flight = data.queue.metric_approximate_number_of_messages_not_visible(statistic="Maximum", period=minute)
+        oldest = data.queue.metric_approximate_age_of_oldest_message(statistic="Maximum", period=minute)
+        dead = data.dlq.metric_approximate_number_of_messages_visible(statistic="Maximum", period=minute)
+        processed = data.queue.metric_number_of_messages_deleted(statistic="Sum", period=minute)
+        received = data.queue.metric_number_of_messages_sent(statistic="Sum", period=minute)
+
+        specs = {
+            "DeadLetters": (dead, 1, "Orders reached the dead-letter queue: inspect and redrive", 1),
+            "OldestMessageAge": (
+                oldest, oldest_message_age.to_seconds(), "Orders wait longer than the agreed payment delay", 5,
+            ),
+            "WorkerErrors": (workers.errors, 1, "Workers are failing orders (retries in progress)", 5),
+            "WorkerSaturation": (workers.saturation, workers.saturation_threshold, workers.saturation_description, 15),
+        }
+        self.alarms: dict[str, cloudwatch.Alarm] = {}
+        for name, (metric, threshold, description, periods) in specs.items():
+            alarm = cloudwatch.Alarm(
+                self,
+                name,
+                metric=metric,
+                threshold=threshold,
+                evaluation_periods=periods,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                alarm_description=description,
+            )
+            alarm.add_alarm_action(cw_actions.SnsAction(self.alarm_topic))
+            self.alarms[name] = alarm
+
+        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=dashboard_name)
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(title="Queue depth", left=[queue_depth, in_flight], right=[dead], width=12),
+            cloudwatch.GraphWidget(title="Oldest order waiting (s)", left=[oldest], width=12),
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(title="Orders in / paid out per minute", left=[received, processed], width=12),
+            cloudwatch.GraphWidget(
+                title=workers.workers_label, left=[workers.workers], right=[workers.errors], width=12
+            ),
+        )

@@ -1,0 +1,1 @@
+"""Deployment units: they assemble and wire constructs, nothing else."""

@@ -1,0 +1,247 @@
+"""Deployment configuration: read once from CDK context into a frozen, validated object.
+
+Defaults live in ``cdk.json`` (one place); ``-c key=value`` overrides them.
+Every problem is reported as one line naming the key, the value and what is
+allowed, so a bad value stops synth before any construct is built.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from dataclasses import dataclass, fields
+from typing import Any, Callable, Mapping
+
+_OUR_KEY = re.compile(r"^[a-z][A-Za-z0-9]*$")
+
+
+class ConfigError(ValueError):
+    """A context value is missing, malformed or inconsistent with another."""
+
+
+def _fail(key: str, value: Any, allowed: str) -> ConfigError:
+    return ConfigError(f"context key '{key}' = {value!r}: expected {allowed}")
+
+
+def _int(lo: int, hi: int) -> Callable[[str, Any], int]:
+    def parse(key: str, raw: Any) -> int:
+        allowed = f"an integer from {lo} to {hi}"
+        if isinstance(raw, bool):
+            raise _fail(key, raw, allowed)
+        try:
+            value = int(raw) if not isinstance(raw, float) or raw.is_integer() else None
+        except (TypeError, ValueError):
+            value = None
+        if value is None or not lo <= value <= hi:
+            raise _fail(key, raw, allowed)
+        return value
+
+    return parse
+
+
+def _float(lo: float, hi: float) -> Callable[[str, Any], float]:
+    def parse(key: str, raw: Any) -> float:
+        allowed = f"a number from {lo} to {hi}"
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise _fail(key, raw, allowed) from None
+        if isinstance(raw, bool) or not math.isfinite(value) or not lo <= value <= hi:
+            raise _fail(key, raw, allowed)
+        return value
+
+    return parse
+
+
+def _bool(key: str, raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    raise _fail(key, raw, "true or false")
+
+
+def _enum(*choices: str) -> Callable[[str, Any], str]:
+    def parse(key: str, raw: Any) -> str:
+        if raw not in choices:
+            raise _fail(key, raw, "one of " + ", ".join(choices))
+        return str(raw)
+
+    return parse
+
+
+def _pattern(regex: str, allowed: str) -> Callable[[str, Any], str]:
+    compiled = re.compile(regex)
+
+    def parse(key: str, raw: Any) -> str:
+        if not isinstance(raw, str) or not compiled.fullmatch(raw):
+            raise _fail(key, raw, allowed)
+        return raw
+
+    return parse
+
+
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
+
+
+def _retention(key: str, raw: Any) -> int:
+    value = _int(1, 3653)(key, raw)
+    if value not in LOG_RETENTION_DAYS:
+        raise _fail(key, raw, "a CloudWatch Logs retention in days (" + ", ".join(map(str, LOG_RETENTION_DAYS)) + ")")
+    return value
+
+
+# context key -> (dataclass field, parser). Defaults are in cdk.json.
+SPEC: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
+    "stackPrefix": ("stack_prefix", _pattern(r"[A-Z][A-Za-z0-9]{0,30}", "a CamelCase name of 1-31 letters/digits")),
+    "compute": ("compute", _enum("lambda", "ecs")),
+    "lambdaTrigger": ("lambda_trigger", _enum("sqs", "sns")),
+    "retainData": ("retain_data", _bool),
+    "apiAuth": ("api_auth", _enum("iam", "none")),
+    "apiThrottleRateLimit": ("api_throttle_rate", _int(1, 10000)),
+    "apiThrottleBurstLimit": ("api_throttle_burst", _int(1, 5000)),
+    "backpressureMaxQueueDepth": ("backpressure_max_queue_depth", _int(0, 10_000_000)),
+    "paymentSlots": ("payment_slots", _int(1, 1000)),
+    "paymentLatencyMs": ("payment_latency_ms", _int(0, 60_000)),
+    "paymentFailureRate": ("payment_failure_rate", _float(0.0, 1.0)),
+    "queueVisibilityTimeoutSeconds": ("visibility_timeout_s", _int(1, 43_200)),
+    "maxReceiveCount": ("max_receive_count", _int(1, 1000)),
+    "queueRetentionDays": ("queue_retention_days", _int(1, 14)),
+    "idempotencyTtlSeconds": ("idempotency_ttl_s", _int(60, 2_592_000)),
+    "logRetentionDays": ("log_retention_days", _retention),
+    "alarmOldestMessageAgeSeconds": ("alarm_oldest_age_s", _int(60, 1_209_600)),
+    "alarmEmail": ("alarm_email", _pattern(r"|[^@\s]+@[^@\s]+\.[^@\s]+", "an e-mail address or empty")),
+    "lambdaMemoryMb": ("lambda_memory_mb", _int(128, 10_240)),
+    "lambdaTimeoutSeconds": ("lambda_timeout_s", _int(1, 900)),
+    "reservedConcurrency": ("reserved_concurrency", _int(1, 1000)),
+    "maxConcurrency": ("max_concurrency", _int(2, 1000)),
+    "batchSize": ("batch_size", _int(1, 10)),
+    "maxBatchingWindowSeconds": ("batch_window_s", _int(0, 300)),
+    "snsRetryAttempts": ("sns_retry_attempts", _int(0, 2)),
+    "maxEventAgeSeconds": ("max_event_age_s", _int(60, 21_600)),
+    "powertoolsLayerArn": (
+        "powertools_layer_arn",
+        _pattern(r"|arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:layer:[A-Za-z0-9_-]+:\d+", "a Lambda layer version ARN or empty"),
+    ),
+    "powertoolsLayerVersion": ("powertools_layer_version", _int(1, 10_000)),
+    "minTasks": ("min_tasks", _int(0, 1000)),
+    "maxTasks": ("max_tasks", _int(1, 1000)),
+    "workerConcurrency": ("worker_concurrency", _int(1, 500)),
+    "backlogPerTaskTarget": ("backlog_per_task_target", _int(1, 100_000)),
+    "wakeQueueDepth": ("wake_queue_depth", _int(1, 100_000)),
+    "scaleOutCooldownSeconds": ("scale_out_cooldown_s", _int(0, 3600)),
+    "scaleInCooldownSeconds": ("scale_in_cooldown_s", _int(0, 3600)),
+    "taskCpu": ("task_cpu", _enum("256", "512", "1024", "2048", "4096")),
+    "taskMemoryMb": ("task_memory_mb", _int(512, 30_720)),
+    "fargateCapacity": ("fargate_capacity", _enum("spot", "ondemand")),
+    "containerImage": ("container_image", _pattern(r"|[a-z0-9.-]+(:\d+)?/[A-Za-z0-9._/-]+(:[A-Za-z0-9._-]+|@sha256:[a-f0-9]{64})", "an image URI or empty")),
+    "taskStopTimeoutSeconds": ("task_stop_timeout_s", _int(10, 120)),
+}
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    stack_prefix: str
+    compute: str
+    lambda_trigger: str
+    retain_data: bool
+    api_auth: str
+    api_throttle_rate: int
+    api_throttle_burst: int
+    backpressure_max_queue_depth: int
+    payment_slots: int
+    payment_latency_ms: int
+    payment_failure_rate: float
+    visibility_timeout_s: int
+    max_receive_count: int
+    queue_retention_days: int
+    idempotency_ttl_s: int
+    log_retention_days: int
+    alarm_oldest_age_s: int
+    alarm_email: str
+    lambda_memory_mb: int
+    lambda_timeout_s: int
+    reserved_concurrency: int
+    max_concurrency: int
+    batch_size: int
+    batch_window_s: int
+    sns_retry_attempts: int
+    max_event_age_s: int
+    powertools_layer_arn: str
+    powertools_layer_version: int
+    min_tasks: int
+    max_tasks: int
+    worker_concurrency: int
+    backlog_per_task_target: int
+    wake_queue_depth: int
+    scale_out_cooldown_s: int
+    scale_in_cooldown_s: int
+    task_cpu: str
+    task_memory_mb: int
+    fargate_capacity: str
+    container_image: str
+    task_stop_timeout_s: int
+
+    @property
+    def ecs_prefetch(self) -> int:
+        """Messages an ECS worker may hold beyond its consumers (mirrors the runtime's default)."""
+        return min(10, self.worker_concurrency)
+
+    @property
+    def ecs_worst_case_processing_s(self) -> int:
+        """Longest a message can wait in one task: every held message queued on the payment slots."""
+        held = self.worker_concurrency + self.ecs_prefetch
+        return math.ceil(held / self.payment_slots) * math.ceil(self.payment_latency_ms / 1000)
+
+    def _check(self) -> None:
+        if self.max_concurrency > self.reserved_concurrency:
+            raise _fail(
+                "maxConcurrency", self.max_concurrency, f"at most reservedConcurrency ({self.reserved_concurrency})"
+            )
+        if self.visibility_timeout_s < 6 * self.lambda_timeout_s:
+            raise _fail(
+                "queueVisibilityTimeoutSeconds",
+                self.visibility_timeout_s,
+                f">= 6 x lambdaTimeoutSeconds ({6 * self.lambda_timeout_s})",
+            )
+        if self.visibility_timeout_s < self.ecs_worst_case_processing_s:
+            raise _fail(
+                "queueVisibilityTimeoutSeconds",
+                self.visibility_timeout_s,
+                f">= the worst-case ECS processing time ({self.ecs_worst_case_processing_s} s for "
+                f"workerConcurrency={self.worker_concurrency}, paymentSlots={self.payment_slots}, "
+                f"paymentLatencyMs={self.payment_latency_ms})",
+            )
+        batch_ms = self.batch_size * self.payment_latency_ms
+        if self.lambda_timeout_s * 1000 < batch_ms:
+            raise _fail(
+                "lambdaTimeoutSeconds",
+                self.lambda_timeout_s,
+                f"room for a whole batch paid in turn (batchSize x paymentLatencyMs = {batch_ms} ms)",
+            )
+        if self.min_tasks > self.max_tasks:
+            raise _fail("minTasks", self.min_tasks, f"at most maxTasks ({self.max_tasks})")
+        cpu_memory = {"256": (512, 2048), "512": (1024, 4096), "1024": (2048, 8192), "2048": (4096, 16384), "4096": (8192, 30720)}
+        lo, hi = cpu_memory[self.task_cpu]
+        if not lo <= self.task_memory_mb <= hi:
+            raise _fail("taskMemoryMb", self.task_memory_mb, f"{lo}-{hi} MiB for taskCpu={self.task_cpu}")
+
+
+def load_config(context: Mapping[str, Any]) -> AppConfig:
+    """Build the config from a context mapping (cdk.json defaults merged with -c overrides)."""
+    unknown = [k for k in context if _OUR_KEY.match(k) and k not in SPEC]
+    if unknown:
+        key = sorted(unknown)[0]
+        near = difflib.get_close_matches(key, SPEC, n=1)
+        hint = f" (did you mean '{near[0]}'?)" if near else ""
+        raise ConfigError(f"context key '{key}' is not known{hint}")
+    values: dict[str, Any] = {}
+    for key, (name, parse) in SPEC.items():
+        if key not in context:
+            raise ConfigError(f"context key '{key}' is missing: set a default in cdk.json or pass -c {key}=...")
+        values[name] = parse(key, context[key])
+    assert {f.name for f in fields(AppConfig)} == set(values)
+    cfg = AppConfig(**values)
+    cfg._check()
+    return cfg

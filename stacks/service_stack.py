@@ -1,0 +1,164 @@
+"""Stateless resources: the HTTP API, the workers (ECS or Lambda) and their monitoring."""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from constructs_lib.ecs_workers import EcsQueueWorkers
+from constructs_lib.lambda_workers import LambdaWorkers
+from constructs_lib.nag import acknowledge
+from constructs_lib.order_api import OrderApi
+from constructs_lib.order_runtime import PaymentSettings, PipelineData, powertools_layer, runtime_environment
+from constructs_lib.pipeline_monitoring import PipelineMonitoring
+from stacks.config import LOG_RETENTION_DAYS, AppConfig
+from stacks.data_stack import DataStack
+
+
+def _import_data(scope: Construct, data: DataStack) -> PipelineData:
+    """Reference the data stack's resources by attribute, never by construct."""
+    q, d = data.work.queue, data.work.dlq
+    return PipelineData(
+        topic=sns.Topic.from_topic_attributes(scope, "OrderEventsTopic", topic_arn=data.events.topic.topic_arn),
+        topic_key=kms.Key.from_key_arn(scope, "OrderEventsKey", data.events.key.key_arn),
+        queue=sqs.Queue.from_queue_attributes(
+            scope, "OrdersQueue", queue_arn=q.queue_arn, queue_url=q.queue_url, queue_name=q.queue_name
+        ),
+        dlq=sqs.Queue.from_queue_attributes(
+            scope, "OrdersDlq", queue_arn=d.queue_arn, queue_url=d.queue_url, queue_name=d.queue_name
+        ),
+        orders_table=dynamodb.Table.from_table_attributes(
+            scope, "OrdersTable", table_arn=data.tables.orders.table_arn
+        ),
+        idempotency_table=dynamodb.Table.from_table_attributes(
+            scope, "IdempotencyTable", table_arn=data.tables.idempotency.table_arn
+        ),
+    )
+
+
+_LAMBDA_BASIC_ROLE = "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+
+
+class ServiceStack(Stack):
+    """Attributes: ``api``, ``workers`` (LambdaWorkers | EcsQueueWorkers), ``monitoring``."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: AppConfig, data: DataStack, **kwargs: object
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+        cfg = config
+        imported = _import_data(self, data)
+        retention = _retention(cfg.log_retention_days)
+        removal = RemovalPolicy.RETAIN if cfg.retain_data else RemovalPolicy.DESTROY
+        payments = PaymentSettings(
+            slots=cfg.payment_slots, latency_ms=cfg.payment_latency_ms, failure_rate=cfg.payment_failure_rate
+        )
+        layer = powertools_layer(
+            self, "PowertoolsLayer", layer_arn=cfg.powertools_layer_arn, version=cfg.powertools_layer_version
+        )
+
+        def environment(service: str, depth_limit: int = 0) -> dict[str, str]:
+            return runtime_environment(
+                imported,
+                payments=payments,
+                visibility_timeout_s=cfg.visibility_timeout_s,
+                idempotency_ttl_s=cfg.idempotency_ttl_s,
+                backpressure_max_queue_depth=depth_limit,
+                service=service,
+            )
+
+        self.api = OrderApi(
+            self,
+            "Api",
+            data=imported,
+            environment=environment("orders-api", cfg.backpressure_max_queue_depth),
+            layer=layer,
+            iam_auth=cfg.api_auth == "iam",
+            throttle_rate=cfg.api_throttle_rate,
+            throttle_burst=cfg.api_throttle_burst,
+            log_retention=retention,
+            removal_policy=removal,
+        )
+        self.workers: LambdaWorkers | EcsQueueWorkers
+        if cfg.compute == "lambda":
+            self.workers = LambdaWorkers(
+                self,
+                "LambdaWorkers",
+                data=imported,
+                environment=environment("orders-worker"),
+                layer=layer,
+                trigger=cfg.lambda_trigger,
+                memory_mb=cfg.lambda_memory_mb,
+                timeout=Duration.seconds(cfg.lambda_timeout_s),
+                reserved_concurrency=cfg.reserved_concurrency,
+                max_concurrency=cfg.max_concurrency,
+                batch_size=cfg.batch_size,
+                batch_window=Duration.seconds(cfg.batch_window_s),
+                retry_attempts=cfg.sns_retry_attempts,
+                max_event_age=Duration.seconds(cfg.max_event_age_s),
+                log_retention=retention,
+                removal_policy=removal,
+            )
+            worker_roles = [self.workers.function.role]
+        else:
+            self.workers = EcsQueueWorkers(
+                self,
+                "EcsWorkers",
+                data=imported,
+                environment=environment("orders-worker"),
+                image_uri=cfg.container_image,
+                worker_concurrency=cfg.worker_concurrency,
+                cpu=int(cfg.task_cpu),
+                memory_mb=cfg.task_memory_mb,
+                spot=cfg.fargate_capacity == "spot",
+                min_tasks=cfg.min_tasks,
+                max_tasks=cfg.max_tasks,
+                backlog_per_task_target=cfg.backlog_per_task_target,
+                wake_queue_depth=cfg.wake_queue_depth,
+                scale_out_cooldown=Duration.seconds(cfg.scale_out_cooldown_s),
+                scale_in_cooldown=Duration.seconds(cfg.scale_in_cooldown_s),
+                stop_timeout=Duration.seconds(cfg.task_stop_timeout_s),
+                log_retention=retention,
+                removal_policy=removal,
+            )
+            worker_roles = []
+        self.monitoring = PipelineMonitoring(
+            self,
+            "Monitoring",
+            data=imported,
+            workers=self.workers.signals(),
+            oldest_message_age=Duration.seconds(cfg.alarm_oldest_age_s),
+            alarm_email=cfg.alarm_email,
+            dashboard_name=f"{cfg.stack_prefix}-orders",
+            removal_policy=removal,
+        )
+
+        for role in [self.api.function.role, *worker_roles]:
+            if role is not None:
+                acknowledge(
+                    role,
+                    f"AwsSolutions-IAM4[{_LAMBDA_BASIC_ROLE}]",
+                    "AWSLambdaBasicExecutionRole only lets the function write its own logs.",
+                )
+
+        CfnOutput(self, "ApiUrl", value=self.api.url, description="Base URL of the order API")
+        CfnOutput(self, "Compute", value=cfg.compute if cfg.compute == "ecs" else f"lambda-{cfg.lambda_trigger}")
+        CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name)
+        CfnOutput(self, "AlarmTopicArn", value=self.monitoring.alarm_topic.topic_arn)
+        CfnOutput(self, "ApiFunctionName", value=self.api.function.function_name)
+        if isinstance(self.workers, LambdaWorkers):
+            CfnOutput(self, "WorkerFunctionName", value=self.workers.function.function_name)
+        else:
+            CfnOutput(self, "ClusterName", value=self.workers.cluster.cluster_name)
+            CfnOutput(self, "WorkerServiceName", value=self.workers.service.service_name)
+
+
+def _retention(days: int) -> logs.RetentionDays:
+    """The enum member for a validated number of days (the enum is ordered like LOG_RETENTION_DAYS)."""
+    members = [m for m in logs.RetentionDays if m is not logs.RetentionDays.INFINITE]
+    return dict(zip(LOG_RETENTION_DAYS, members, strict=True))[days]
