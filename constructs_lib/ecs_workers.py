@@ -157,7 +157,9 @@ class EcsQueueWorkers(Construct):
         self.task_definition.task_role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["ecs:GetTaskProtection", "ecs:UpdateTaskProtection"],
-                resources=[stack.format_arn(service="ecs", resource="task", resource_name=f"{self.cluster.cluster_name}/*")],
+                resources=[
+                    stack.format_arn(service="ecs", resource="task", resource_name=f"{self.cluster.cluster_name}/*")
+                ],
             )
         )
 

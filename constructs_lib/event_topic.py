@@ -24,3 +24,4 @@ class EventTopic(Construct):
             removal_policy=removal_policy,
         )
         self.topic = sns.Topic(self, "Topic", master_key=self.key, enforce_ssl=True)
+        self.topic.apply_removal_policy(removal_policy)

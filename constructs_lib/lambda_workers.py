@@ -11,16 +11,16 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from constructs_lib.pipeline_monitoring import WorkerSignals
 from constructs_lib.order_runtime import (
     LAMBDA_RUNTIME,
     PipelineData,
     grant_worker,
     lambda_code,
-    pin_runtime,
     order_placed_filter,
+    pin_runtime,
     subscribe_order_queue,
 )
+from constructs_lib.pipeline_monitoring import WorkerSignals
 
 
 class LambdaWorkers(Construct):

@@ -45,7 +45,10 @@ class PipelineMonitoring(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         key = kms.Key(
-            self, "AlarmTopicKey", enable_key_rotation=True, description="Encrypts alarm notifications",
+            self,
+            "AlarmTopicKey",
+            enable_key_rotation=True,
+            description="Encrypts alarm notifications",
             removal_policy=removal_policy,
         )
         key.add_to_resource_policy(
@@ -70,7 +73,10 @@ class PipelineMonitoring(Construct):
         specs = {
             "DeadLetters": (dead, 1, "Orders reached the dead-letter queue: inspect and redrive", 1),
             "OldestMessageAge": (
-                oldest, oldest_message_age.to_seconds(), "Orders wait longer than the agreed payment delay", 5,
+                oldest,
+                oldest_message_age.to_seconds(),
+                "Orders wait longer than the agreed payment delay",
+                5,
             ),
             "WorkerErrors": (workers.errors, 1, "Workers are failing orders (retries in progress)", 5),
             "WorkerSaturation": (workers.saturation, workers.saturation_threshold, workers.saturation_description, 15),

@@ -10,8 +10,9 @@ from __future__ import annotations
 import difflib
 import math
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Callable, Mapping
+from typing import Any
 
 _OUR_KEY = re.compile(r"^[a-z][A-Za-z0-9]*$")
 
@@ -82,7 +83,30 @@ def _pattern(regex: str, allowed: str) -> Callable[[str, Any], str]:
     return parse
 
 
-LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
+LOG_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
 
 
 def _retention(key: str, raw: Any) -> int:
@@ -122,7 +146,9 @@ SPEC: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "maxEventAgeSeconds": ("max_event_age_s", _int(60, 21_600)),
     "powertoolsLayerArn": (
         "powertools_layer_arn",
-        _pattern(r"|arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:layer:[A-Za-z0-9_-]+:\d+", "a Lambda layer version ARN or empty"),
+        _pattern(
+            r"|arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:layer:[A-Za-z0-9_-]+:\d+", "a Lambda layer version ARN or empty"
+        ),
     ),
     "powertoolsLayerVersion": ("powertools_layer_version", _int(1, 10_000)),
     "minTasks": ("min_tasks", _int(0, 1000)),
@@ -135,7 +161,12 @@ SPEC: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "taskCpu": ("task_cpu", _enum("256", "512", "1024", "2048", "4096")),
     "taskMemoryMb": ("task_memory_mb", _int(512, 30_720)),
     "fargateCapacity": ("fargate_capacity", _enum("spot", "ondemand")),
-    "containerImage": ("container_image", _pattern(r"|[a-z0-9.-]+(:\d+)?/[A-Za-z0-9._/-]+(:[A-Za-z0-9._-]+|@sha256:[a-f0-9]{64})", "an image URI or empty")),
+    "containerImage": (
+        "container_image",
+        _pattern(
+            r"|[a-z0-9.-]+(:\d+)?/[A-Za-z0-9._/-]+(:[A-Za-z0-9._-]+|@sha256:[a-f0-9]{64})", "an image URI or empty"
+        ),
+    ),
     "taskStopTimeoutSeconds": ("task_stop_timeout_s", _int(10, 120)),
 }
 
@@ -222,7 +253,13 @@ class AppConfig:
             )
         if self.min_tasks > self.max_tasks:
             raise _fail("minTasks", self.min_tasks, f"at most maxTasks ({self.max_tasks})")
-        cpu_memory = {"256": (512, 2048), "512": (1024, 4096), "1024": (2048, 8192), "2048": (4096, 16384), "4096": (8192, 30720)}
+        cpu_memory = {
+            "256": (512, 2048),
+            "512": (1024, 4096),
+            "1024": (2048, 8192),
+            "2048": (4096, 16384),
+            "4096": (8192, 30720),
+        }
         lo, hi = cpu_memory[self.task_cpu]
         if not lo <= self.task_memory_mb <= hi:
             raise _fail("taskMemoryMb", self.task_memory_mb, f"{lo}-{hi} MiB for taskCpu={self.task_cpu}")

@@ -32,9 +32,7 @@ def _import_data(scope: Construct, data: DataStack) -> PipelineData:
         dlq=sqs.Queue.from_queue_attributes(
             scope, "OrdersDlq", queue_arn=d.queue_arn, queue_url=d.queue_url, queue_name=d.queue_name
         ),
-        orders_table=dynamodb.Table.from_table_attributes(
-            scope, "OrdersTable", table_arn=data.tables.orders.table_arn
-        ),
+        orders_table=dynamodb.Table.from_table_attributes(scope, "OrdersTable", table_arn=data.tables.orders.table_arn),
         idempotency_table=dynamodb.Table.from_table_attributes(
             scope, "IdempotencyTable", table_arn=data.tables.idempotency.table_arn
         ),

@@ -1,0 +1,101 @@
+"""Synthesize each variant once per session; tests assert on the resulting templates."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Template
+
+from app import build_app
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "lambda-sqs": {"compute": "lambda", "lambdaTrigger": "sqs"},
+    "lambda-sns": {"compute": "lambda", "lambdaTrigger": "sns"},
+    "ecs": {"compute": "ecs"},
+    # Non-default values, to prove the templates follow context rather than constants.
+    "lambda-tuned": {
+        "compute": "lambda",
+        "lambdaTrigger": "sqs",
+        "reservedConcurrency": "20",
+        "maxConcurrency": "12",
+        "batchSize": "3",
+        "maxBatchingWindowSeconds": "2",
+        "maxReceiveCount": "3",
+        "lambdaMemoryMb": "1024",
+        "lambdaTimeoutSeconds": "20",
+        "queueVisibilityTimeoutSeconds": "150",
+        "retainData": "false",
+        "apiAuth": "none",
+    },
+    "ecs-tuned": {
+        "compute": "ecs",
+        "minTasks": "2",
+        "maxTasks": "7",
+        "backlogPerTaskTarget": "20",
+        "wakeQueueDepth": "20",
+        "scaleOutCooldownSeconds": "30",
+        "scaleInCooldownSeconds": "600",
+        "workerConcurrency": "25",
+        "fargateCapacity": "ondemand",
+        "containerImage": "123456789012.dkr.ecr.us-east-1.amazonaws.com/orders-worker:1.4.2",
+    },
+}
+
+
+@dataclass
+class Synth:
+    data: Template
+    service: Template
+    data_json: dict[str, Any]
+    service_json: dict[str, Any]
+    outdir: Path
+    data_stack: cdk.Stack
+    service_stack: cdk.Stack
+
+
+_cache: dict[str, Synth] = {}
+
+
+def synth(name: str, tmp_root: Path) -> Synth:
+    if name not in _cache:
+        outdir = tmp_root / name
+        app = cdk.App(context=VARIANTS[name], outdir=str(outdir))
+        data, service = build_app(app)
+        assembly = app.synth()  # runs cdk-nag: any unacknowledged finding fails here
+        _cache[name] = Synth(
+            data=Template.from_stack(data),
+            service=Template.from_stack(service),
+            data_json=json.loads(Path(assembly.get_stack_by_name(data.stack_name).template_full_path).read_text()),
+            service_json=json.loads(
+                Path(assembly.get_stack_by_name(service.stack_name).template_full_path).read_text()
+            ),
+            outdir=outdir,
+            data_stack=data,
+            service_stack=service,
+        )
+    return _cache[name]
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cdk")
+
+
+@pytest.fixture(scope="session")
+def variant(synth_root: Path):
+    return lambda name: synth(name, synth_root)
+
+
+def resources(template: dict[str, Any], rtype: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == rtype}
+
+
+def only(template: dict[str, Any], rtype: str) -> dict[str, Any]:
+    found = resources(template, rtype)
+    assert len(found) == 1, f"expected one {rtype}, found {sorted(found)}"
+    return next(iter(found.values()))["Properties"]

@@ -1,0 +1,96 @@
+"""Context validation: every bad value stops synth with one line naming key, value and what is allowed."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stacks.config import ConfigError, load_config
+
+pytestmark = pytest.mark.infra
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULTS = json.loads((ROOT / "cdk.json").read_text())["context"]
+
+
+def config_with(**overrides):
+    return load_config({**DEFAULTS, **overrides})
+
+
+def test_defaults_are_valid_and_typed():
+    cfg = config_with()
+    assert cfg.compute == "lambda" and cfg.max_tasks == 25 and cfg.retain_data is True
+    assert config_with(maxTasks="7", retainData="false").max_tasks == 7
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key", "allowed"),
+    [
+        ({"compute": "k8s"}, "compute", "one of lambda, ecs"),
+        ({"lambdaTrigger": "kinesis"}, "lambdaTrigger", "one of sqs, sns"),
+        ({"maxTasks": "many"}, "maxTasks", "an integer from 1 to 1000"),
+        ({"maxTasks": "0"}, "maxTasks", "an integer from 1 to 1000"),
+        ({"minTasks": "-1"}, "minTasks", "an integer from 0 to 1000"),
+        ({"minTasks": "9", "maxTasks": "3"}, "minTasks", "at most maxTasks (3)"),
+        ({"maxConcurrency": "60"}, "maxConcurrency", "at most reservedConcurrency (50)"),
+        ({"maxConcurrency": "1"}, "maxConcurrency", "an integer from 2 to 1000"),
+        (
+            {"queueVisibilityTimeoutSeconds": "100"},
+            "queueVisibilityTimeoutSeconds",
+            ">= 6 x lambdaTimeoutSeconds (180)",
+        ),
+        (
+            {"workerConcurrency": "400", "lambdaTimeoutSeconds": "15", "queueVisibilityTimeoutSeconds": "200"},
+            "queueVisibilityTimeoutSeconds",
+            ">= the worst-case ECS processing time (246 s",
+        ),
+        ({"lambdaTimeoutSeconds": "10"}, "lambdaTimeoutSeconds", "room for a whole batch"),
+        ({"batchSize": "11"}, "batchSize", "an integer from 1 to 10"),
+        ({"snsRetryAttempts": "3"}, "snsRetryAttempts", "an integer from 0 to 2"),
+        ({"retainData": "yes"}, "retainData", "true or false"),
+        ({"paymentFailureRate": "1.5"}, "paymentFailureRate", "a number from 0.0 to 1.0"),
+        ({"paymentFailureRate": "nan"}, "paymentFailureRate", "a number from 0.0 to 1.0"),
+        ({"logRetentionDays": "10"}, "logRetentionDays", "a CloudWatch Logs retention in days"),
+        ({"taskCpu": "300"}, "taskCpu", "one of 256, 512"),
+        ({"taskMemoryMb": "4096"}, "taskMemoryMb", "512-2048 MiB for taskCpu=256"),
+        ({"fargateCapacity": "cheap"}, "fargateCapacity", "one of spot, ondemand"),
+        ({"containerImage": "not an image"}, "containerImage", "an image URI or empty"),
+        ({"powertoolsLayerArn": "arn:nope"}, "powertoolsLayerArn", "a Lambda layer version ARN or empty"),
+        ({"stackPrefix": "bad prefix"}, "stackPrefix", "a CamelCase name"),
+        ({"alarmEmail": "ops-at-example"}, "alarmEmail", "an e-mail address or empty"),
+    ],
+)
+def test_bad_values_name_key_value_and_allowed(overrides, key, allowed):
+    with pytest.raises(ConfigError) as info:
+        config_with(**overrides)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"context key '{key}' = ")
+    assert allowed in message
+
+
+def test_unknown_key_suggests_the_known_one():
+    with pytest.raises(ConfigError, match="context key 'maxTask' is not known \\(did you mean 'maxTasks'\\?\\)"):
+        config_with(maxTask="5")
+
+
+def test_cdk_feature_flags_and_cli_keys_are_not_mistaken_for_typos():
+    config_with(**{"@aws-cdk/core:newStyleStackSynthesis": True, "aws:cdk:enable-path-metadata": True})
+
+
+def test_missing_key_is_reported():
+    context = dict(DEFAULTS)
+    del context["maxTasks"]
+    with pytest.raises(ConfigError, match="context key 'maxTasks' is missing"):
+        load_config(context)
+
+
+def test_app_exits_nonzero_with_one_line_and_no_traceback(tmp_path):
+    env = {**os.environ, "CDK_CONTEXT_JSON": json.dumps({"compute": "k8s"}), "CDK_OUTDIR": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    lines = [line for line in proc.stderr.splitlines() if line.strip() and not line.startswith(("b'", "!!"))]
+    assert lines == ["error: context key 'compute' = 'k8s': expected one of lambda, ecs"]
+    assert "Traceback" not in proc.stderr

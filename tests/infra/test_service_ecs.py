@@ -1,0 +1,123 @@
+"""ECS variant: backlog-per-task scaling, wake from zero, graceful stop, cost-conscious network."""
+
+import json
+
+import pytest
+
+from tests.infra.conftest import only, resources
+
+pytestmark = pytest.mark.infra
+
+
+def scaling_policies(t):
+    return {
+        p["Properties"]["PolicyType"]: p["Properties"]
+        for p in resources(t, "AWS::ApplicationAutoScaling::ScalingPolicy").values()
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "lo", "hi", "target", "out_cd", "in_cd"),
+    [("ecs", 0, 25, 100, 60, 300), ("ecs-tuned", 2, 7, 20, 30, 600)],
+)
+def test_target_tracking_on_backlog_per_task_follows_context(variant, name, lo, hi, target, out_cd, in_cd):
+    t = variant(name).service_json
+    scalable = only(t, "AWS::ApplicationAutoScaling::ScalableTarget")
+    assert (scalable["MinCapacity"], scalable["MaxCapacity"]) == (lo, hi)
+    assert scalable["ScalableDimension"] == "ecs:service:DesiredCount"
+    tracking = scaling_policies(t)["TargetTrackingScaling"]["TargetTrackingScalingPolicyConfiguration"]
+    assert tracking["TargetValue"] == target
+    assert (tracking["ScaleOutCooldown"], tracking["ScaleInCooldown"]) == (out_cd, in_cd)
+    queries = {q["Id"]: q for q in tracking["CustomizedMetricSpecification"]["Metrics"]}
+    assert set(queries) == {"visible", "inflight", "running", "backlog_per_task"}
+    assert queries["visible"]["MetricStat"]["Metric"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert queries["inflight"]["MetricStat"]["Metric"]["MetricName"] == "ApproximateNumberOfMessagesNotVisible"
+    assert queries["running"]["MetricStat"]["Metric"]["MetricName"] == "RunningTaskCount"
+    expr = queries["backlog_per_task"]
+    assert expr["ReturnData"] is True and "(visible + inflight)" in expr["Expression"]
+    assert [q["Id"] for q in queries.values() if q.get("ReturnData")] == ["backlog_per_task"]
+
+
+@pytest.mark.parametrize(("name", "depth", "tasks"), [("ecs", 1, 1), ("ecs-tuned", 20, 2)])
+def test_wake_step_starts_tasks_when_work_waits_and_none_run(variant, name, depth, tasks):
+    t = variant(name).service_json
+    step = scaling_policies(t)["StepScaling"]["StepScalingPolicyConfiguration"]
+    assert step["AdjustmentType"] == "ExactCapacity"
+    assert step["StepAdjustments"] == [{"MetricIntervalLowerBound": 0, "ScalingAdjustment": tasks}]
+    [wake] = [
+        a["Properties"]
+        for a in resources(t, "AWS::CloudWatch::Alarm").values()
+        if "FILL(running, 0) == 0" in json.dumps(a["Properties"].get("Metrics", []))
+    ]
+    expression = next(m["Expression"] for m in wake["Metrics"] if "Expression" in m)
+    assert f"visible >= {depth}" in expression
+    assert wake["Threshold"] == 1 and wake["AlarmActions"]
+
+
+@pytest.mark.parametrize(
+    ("name", "provider", "concurrency"), [("ecs", "FARGATE_SPOT", "10"), ("ecs-tuned", "FARGATE", "25")]
+)
+def test_service_runs_the_worker_entry_point_with_context_settings(variant, name, provider, concurrency):
+    t = variant(name).service_json
+    service = only(t, "AWS::ECS::Service")
+    assert service["CapacityProviderStrategy"] == [{"CapacityProvider": provider, "Weight": 1}]
+    assert service["NetworkConfiguration"]["AwsvpcConfiguration"]["AssignPublicIp"] == "ENABLED"
+    assert service["DeploymentConfiguration"]["DeploymentCircuitBreaker"] == {"Enable": True, "Rollback": True}
+    [container] = only(t, "AWS::ECS::TaskDefinition")["ContainerDefinitions"]
+    assert container["Command"] == ["python", "-m", "orders.entrypoints.worker_ecs"]
+    env = {e["Name"]: e["Value"] for e in container["Environment"]}
+    assert env["WORKER_CONCURRENCY"] == concurrency
+    assert {"ORDER_EVENTS_TOPIC_ARN", "ORDERS_QUEUE_URL", "ORDERS_TABLE_NAME", "IDEMPOTENCY_TABLE_NAME"} <= set(env)
+    assert container["StopTimeout"] == 60 and int(env["WORKER_STOP_TIMEOUT_S"]) < 60
+    assert container["ReadonlyRootFilesystem"] is True
+
+
+def test_image_comes_from_context_uri_when_given(variant):
+    [container] = only(variant("ecs-tuned").service_json, "AWS::ECS::TaskDefinition")["ContainerDefinitions"]
+    assert container["Image"] == "123456789012.dkr.ecr.us-east-1.amazonaws.com/orders-worker:1.4.2"
+    [asset_container] = only(variant("ecs").service_json, "AWS::ECS::TaskDefinition")["ContainerDefinitions"]
+    assert "cdk-hnb659fds-container-assets" in json.dumps(asset_container["Image"])
+
+
+def test_network_has_no_nat_and_no_inbound(variant):
+    t = variant("ecs").service_json
+    assert not resources(t, "AWS::EC2::NatGateway")
+    sg = only(t, "AWS::EC2::SecurityGroup")
+    assert "SecurityGroupIngress" not in sg
+    assert only(t, "AWS::EC2::FlowLog")["TrafficType"] == "REJECT"
+    settings = only(t, "AWS::ECS::Cluster")["ClusterSettings"]
+    assert {"Name": "containerInsights", "Value": "enabled"} in settings
+
+
+def test_task_role_holds_only_what_the_worker_needs(variant):
+    t = variant("ecs").service_json
+    actions = set()
+    for policy in resources(t, "AWS::IAM::Policy").values():
+        if "TaskRole" in json.dumps(policy["Properties"]["Roles"]):
+            for stmt in policy["Properties"]["PolicyDocument"]["Statement"]:
+                actions.update(stmt["Action"] if isinstance(stmt["Action"], list) else [stmt["Action"]])
+    assert actions == {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "sns:Publish",
+        "kms:GenerateDataKey",
+        "kms:Decrypt",
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:ChangeMessageVisibility",
+        "sqs:GetQueueAttributes",
+        "ecs:GetTaskProtection",
+        "ecs:UpdateTaskProtection",
+    }
+
+
+def test_queue_subscription_and_worker_alarms(variant):
+    t = variant("ecs").service_json
+    sub = only(t, "AWS::SNS::Subscription")
+    assert sub["Protocol"] == "sqs" and sub["RawMessageDelivery"] is True
+    filters = only(t, "AWS::Logs::MetricFilter")
+    assert "message failed" in filters["FilterPattern"]
+    names = {a["Properties"].get("MetricName") for a in resources(t, "AWS::CloudWatch::Alarm").values()}
+    assert {"WorkerFailures", "RunningTaskCount", "ApproximateAgeOfOldestMessage"} <= names

@@ -1,0 +1,175 @@
+"""Lambda variant: concurrency, triggers, failure routing, API and least privilege."""
+
+import pytest
+
+from tests.infra.conftest import only, resources
+
+pytestmark = pytest.mark.infra
+
+ENV_CONTRACT = {
+    "ORDER_EVENTS_TOPIC_ARN",
+    "ORDERS_QUEUE_URL",
+    "ORDERS_TABLE_NAME",
+    "IDEMPOTENCY_TABLE_NAME",
+    "PAYMENT_SLOTS",
+    "PAYMENT_LATENCY_MS",
+    "PAYMENT_FAILURE_RATE",
+}
+
+
+def worker_function(t):
+    [fn] = [
+        f["Properties"]
+        for f in resources(t, "AWS::Lambda::Function").values()
+        if f["Properties"]["Handler"] == "orders.entrypoints.worker_lambda.handler"
+    ]
+    return fn
+
+
+def api_function(t):
+    [fn] = [
+        f["Properties"]
+        for f in resources(t, "AWS::Lambda::Function").values()
+        if f["Properties"]["Handler"] == "orders.entrypoints.api.handler"
+    ]
+    return fn
+
+
+def policy_actions(t, role_fragment):
+    actions = set()
+    for policy in resources(t, "AWS::IAM::Policy").values():
+        roles = str(policy["Properties"]["Roles"])
+        if role_fragment in roles:
+            for stmt in policy["Properties"]["PolicyDocument"]["Statement"]:
+                acts = stmt["Action"] if isinstance(stmt["Action"], list) else [stmt["Action"]]
+                actions.update(acts)
+    return actions
+
+
+@pytest.mark.parametrize(
+    ("name", "reserved", "max_conc", "batch"), [("lambda-sqs", 50, 50, 5), ("lambda-tuned", 20, 12, 3)]
+)
+def test_sqs_trigger_follows_context(variant, name, reserved, max_conc, batch):
+    t = variant(name).service_json
+    fn = worker_function(t)
+    assert fn["ReservedConcurrentExecutions"] == reserved
+    assert fn["Architectures"] == ["arm64"]
+    esm = only(t, "AWS::Lambda::EventSourceMapping")
+    assert esm["ScalingConfig"]["MaximumConcurrency"] == max_conc <= reserved
+    assert esm["BatchSize"] == batch
+    assert esm["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    sub = only(t, "AWS::SNS::Subscription")
+    assert sub["Protocol"] == "sqs" and sub["RawMessageDelivery"] is True
+    assert sub["FilterPolicy"] == {"event_type": ["order_placed"]}
+    assert not resources(t, "AWS::Lambda::EventInvokeConfig")
+
+
+def test_tuned_memory_timeout_and_window(variant):
+    t = variant("lambda-tuned").service_json
+    fn = worker_function(t)
+    assert fn["MemorySize"] == 1024 and fn["Timeout"] == 20
+    assert only(t, "AWS::Lambda::EventSourceMapping")["MaximumBatchingWindowInSeconds"] == 2
+
+
+def test_sns_trigger_retries_then_dead_letters(variant):
+    t = variant("lambda-sns").service_json
+    assert not resources(t, "AWS::Lambda::EventSourceMapping")
+    invoke = only(t, "AWS::Lambda::EventInvokeConfig")
+    assert invoke["MaximumRetryAttempts"] == 2
+    assert invoke["MaximumEventAgeInSeconds"] == 21600
+    assert "OnFailure" in invoke["DestinationConfig"]
+    sub = only(t, "AWS::SNS::Subscription")
+    assert sub["Protocol"] == "lambda"
+    assert sub["FilterPolicy"] == {"event_type": ["order_placed"]}
+    assert "deadLetterTargetArn" in sub["RedrivePolicy"]
+    assert "sqs:SendMessage" in policy_actions(t, "LambdaWorkers")  # the on-failure destination
+
+
+def test_both_functions_run_the_runtime_with_the_environment_contract_and_official_layer(variant):
+    for name in ("lambda-sqs", "lambda-sns", "ecs"):
+        t = variant(name).service_json
+        fns = [api_function(t)] + ([worker_function(t)] if name != "ecs" else [])
+        for fn in fns:
+            assert set(fn["Environment"]["Variables"]) >= ENV_CONTRACT
+            [layer] = fn["Layers"]
+            assert "AWSLambdaPowertoolsPythonV3-python313-arm64:27" in str(layer)
+            assert fn["Runtime"] == "python3.13"
+
+
+def test_worker_role_holds_only_what_the_worker_needs(variant):
+    t = variant("lambda-sqs").service_json
+    assert policy_actions(t, "LambdaWorkers") == {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",  # idempotency records of failed payments
+        "sns:Publish",
+        "kms:GenerateDataKey",
+        "kms:Decrypt",
+        # granted by the event source mapping
+        "sqs:ReceiveMessage",
+        "sqs:ChangeMessageVisibility",
+        "sqs:GetQueueUrl",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+    }
+
+
+def test_api_role_holds_only_what_the_api_needs(variant):
+    t = variant("lambda-sqs").service_json
+    assert policy_actions(t, "ApiFunction") == {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "sns:Publish",
+        "kms:GenerateDataKey",
+        "kms:Decrypt",
+        "sqs:GetQueueAttributes",
+    }
+
+
+def test_no_policy_anywhere_grants_wildcard_actions(variant):
+    for name in ("lambda-sqs", "lambda-sns", "ecs"):
+        t = variant(name).service_json
+        for policy in resources(t, "AWS::IAM::Policy").values():
+            for stmt in policy["Properties"]["PolicyDocument"]["Statement"]:
+                acts = stmt["Action"] if isinstance(stmt["Action"], list) else [stmt["Action"]]
+                assert not [a for a in acts if "*" in a], (name, acts)
+
+
+def test_api_routes_are_iam_authorized_by_default_and_open_only_on_request(variant):
+    default = variant("lambda-sqs").service_json
+    routes = resources(default, "AWS::ApiGatewayV2::Route")
+    assert {r["Properties"]["RouteKey"] for r in routes.values()} == {
+        "POST /orders",
+        "POST /orders/sync",
+        "GET /orders/{order_id}",
+    }
+    assert {r["Properties"]["AuthorizationType"] for r in routes.values()} == {"AWS_IAM"}
+    opened = variant("lambda-tuned").service_json
+    assert {
+        r["Properties"].get("AuthorizationType", "NONE") for r in resources(opened, "AWS::ApiGatewayV2::Route").values()
+    } == {"NONE"}
+
+
+def test_api_stage_throttles_and_logs_access(variant):
+    stage = only(variant("lambda-sqs").service_json, "AWS::ApiGatewayV2::Stage")
+    assert stage["StageName"] == "$default" and stage["AutoDeploy"] is True
+    assert stage["DefaultRouteSettings"] == {"ThrottlingBurstLimit": 200, "ThrottlingRateLimit": 100}
+    assert "DestinationArn" in stage["AccessLogSettings"] and "requestId" in stage["AccessLogSettings"]["Format"]
+
+
+def test_alarms_and_one_dashboard(variant):
+    t = variant("lambda-sqs").service_json
+    alarms = resources(t, "AWS::CloudWatch::Alarm")
+    metric_names = {a["Properties"].get("MetricName") for a in alarms.values()}
+    assert {
+        "ApproximateNumberOfMessagesVisible",
+        "ApproximateAgeOfOldestMessage",
+        "Errors",
+        "Throttles",
+    } <= metric_names
+    assert all(a["Properties"]["AlarmActions"] for a in alarms.values())
+    assert len(resources(t, "AWS::CloudWatch::Dashboard")) == 1
+    assert "KmsMasterKeyId" in only(t, "AWS::SNS::Topic")
