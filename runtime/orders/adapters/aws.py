@@ -14,18 +14,23 @@ from typing import Any
 
 _lock = threading.Lock()
 _clients: dict[str, Any] = {}
+_session: Any = None
 
 
 def client(service: str) -> Any:
     existing = _clients.get(service)
     if existing is not None:
         return existing
+    global _session
     with _lock:
         if service not in _clients:
             import boto3
             from botocore.config import Config
 
-            _clients[service] = boto3.session.Session().client(  # type: ignore[call-overload]
+            # One session for every client: a session loads config, credentials and
+            # endpoint data once; a new session per client repeats that work.
+            _session = _session or boto3.session.Session()
+            _clients[service] = _session.client(  # type: ignore[call-overload]
                 service,
                 config=Config(
                     retries={"mode": "standard", "max_attempts": 3},
@@ -39,5 +44,7 @@ def client(service: str) -> Any:
 
 def reset() -> None:
     """Drop cached clients (tests switch endpoints and credentials between cases)."""
+    global _session
     with _lock:
         _clients.clear()
+        _session = None

@@ -108,3 +108,106 @@ def in_memory_persistence() -> Any:
                 self.records.pop(data_record.idempotency_key, None)
 
     return _Layer()
+
+
+class InMemoryQueue:
+    """The slice of the SQS client API the ECS worker uses, in memory (benches and unit tests).
+
+    Semantics kept: visibility timeout per receive, receipt handles that go stale
+    on redelivery, change visibility, delete, approximate receive counts.
+    """
+
+    def __init__(self, clock: Any = None) -> None:
+        import collections
+        import time
+
+        self._clock = clock or time.monotonic
+        self._lock = threading.Condition()
+        self._ready: collections.deque[str] = collections.deque()
+        self._invisible: dict[str, float] = {}  # message id -> visible again at
+        self._bodies: dict[str, str] = {}
+        self._receives: dict[str, int] = {}
+        self._receipts: dict[str, str] = {}  # receipt -> message id
+        self._seq = 0
+
+    def send(self, body: str) -> None:
+        with self._lock:
+            self._seq += 1
+            mid = f"m{self._seq}"
+            self._bodies[mid] = body
+            self._receives[mid] = 0
+            self._ready.append(mid)
+            self._lock.notify()
+
+    def _expire(self, now: float) -> None:
+        for mid, at in list(self._invisible.items()):
+            if at <= now:
+                del self._invisible[mid]
+                self._ready.append(mid)
+
+    def receive_message(
+        self,
+        *,
+        QueueUrl: str,
+        MaxNumberOfMessages: int = 1,
+        WaitTimeSeconds: int = 0,
+        VisibilityTimeout: int = 30,
+        **_: Any,
+    ) -> dict[str, Any]:
+        deadline = self._clock() + WaitTimeSeconds
+        with self._lock:
+            while True:
+                now = self._clock()
+                self._expire(now)
+                if self._ready or now >= deadline:
+                    break
+                self._lock.wait(min(0.05, deadline - now))
+            out = []
+            while self._ready and len(out) < MaxNumberOfMessages:
+                mid = self._ready.popleft()
+                self._receives[mid] += 1
+                self._seq += 1
+                receipt = f"{mid}:{self._seq}"
+                self._receipts = {r: m for r, m in self._receipts.items() if m != mid}
+                self._receipts[receipt] = mid
+                self._invisible[mid] = now + VisibilityTimeout
+                out.append(
+                    {
+                        "MessageId": mid,
+                        "ReceiptHandle": receipt,
+                        "Body": self._bodies[mid],
+                        "Attributes": {"ApproximateReceiveCount": str(self._receives[mid])},
+                    }
+                )
+            return {"Messages": out} if out else {}
+
+    def delete_message(self, *, QueueUrl: str, ReceiptHandle: str) -> None:
+        with self._lock:
+            mid = self._receipts.pop(ReceiptHandle, None)
+            if mid is not None:
+                self._invisible.pop(mid, None)
+                self._bodies.pop(mid, None)
+
+    def delete_message_batch(self, *, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        for entry in Entries:
+            self.delete_message(QueueUrl=QueueUrl, ReceiptHandle=entry["ReceiptHandle"])
+        return {"Successful": [{"Id": e["Id"]} for e in Entries], "Failed": []}
+
+    def change_message_visibility(self, *, QueueUrl: str, ReceiptHandle: str, VisibilityTimeout: int) -> None:
+        with self._lock:
+            mid = self._receipts.get(ReceiptHandle)
+            if mid is not None and mid in self._invisible:
+                self._invisible[mid] = self._clock() + VisibilityTimeout
+                self._lock.notify_all()
+
+    def change_message_visibility_batch(self, *, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        for entry in Entries:
+            self.change_message_visibility(
+                QueueUrl=QueueUrl, ReceiptHandle=entry["ReceiptHandle"], VisibilityTimeout=entry["VisibilityTimeout"]
+            )
+        return {"Successful": [{"Id": e["Id"]} for e in Entries], "Failed": []}
+
+    def depth(self) -> tuple[int, int]:
+        with self._lock:
+            self._expire(self._clock())
+            return len(self._ready), len(self._invisible)

@@ -6,7 +6,9 @@
   holds more than ``WORKER_CONCURRENCY`` + a small prefetch;
 * ``WORKER_CONCURRENCY`` consumer threads share the process's one payment
   client (its slots are the real limit);
-* a message is deleted only after its order reached a terminal state; a
+* a message is deleted only after its order reached a terminal state, in
+  batches of up to 10 by an acker thread (consumers go straight back to
+  paying, and SQS bills one request per batch); a
   failure makes it visible again after a backoff that grows with its receive
   count, so the queue's redrive policy dead-letters poison messages;
 * a heartbeat extends the visibility of messages still held (waiting for a
@@ -79,6 +81,7 @@ class QueueWorker:
         self.stats = WorkerStats()
         self.stopping = threading.Event()
         self._work: queue.Queue[_Held | None] = queue.Queue()
+        self._acks: queue.Queue[_Held | None] = queue.Queue()
         self._held: dict[str, _Held] = {}
         self._lock = threading.Lock()
         self._room = threading.Condition(self._lock)
@@ -156,13 +159,37 @@ class QueueWorker:
                 self._delete(msg)
 
     def _delete(self, msg: _Held) -> None:
-        try:
-            self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=msg.receipt)
-        except Exception:
-            # The order is terminal; a redelivery is a harmless duplicate.
-            log.exception("delete failed; the message will be redelivered and skipped")
-        finally:
-            self._forget(msg, "succeeded")
+        self._acks.put(msg)
+
+    def _ack_loop(self) -> None:
+        """Delete finished messages in batches of up to 10; exits after the None sentinel."""
+        done = False
+        while not done:
+            first = self._acks.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < 10:
+                try:
+                    nxt = self._acks.get(timeout=0.02)
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    done = True
+                    break
+                batch.append(nxt)
+            try:
+                resp = self.sqs.delete_message_batch(
+                    QueueUrl=self.queue_url,
+                    Entries=[{"Id": str(n), "ReceiptHandle": m.receipt} for n, m in enumerate(batch)],
+                )
+                for failed in resp.get("Failed", []):
+                    # The order is terminal; a redelivery is a harmless duplicate.
+                    log.warning("delete failed (%s); the message will be redelivered and skipped", failed.get("Code"))
+            except Exception:
+                log.exception("delete batch failed; the messages will be redelivered and skipped")
+            for m in batch:
+                self._forget(m, "succeeded")
 
     def _release(self, msg: _Held, after_s: int) -> None:
         try:
@@ -213,6 +240,8 @@ class QueueWorker:
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
+        self._acker = threading.Thread(target=self._ack_loop, name="acker", daemon=True)
+        self._acker.start()
 
     def stop(self, timeout_s: float) -> bool:
         """Graceful stop; True if every held message was deleted or released in time."""
@@ -226,6 +255,8 @@ class QueueWorker:
             self._work.put(None)
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        self._acks.put(None)  # after every consumer is done: flush the last deletes
+        self._acker.join(max(0.0, deadline - time.monotonic()))
         return self.held == 0
 
 
