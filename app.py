@@ -18,19 +18,24 @@ from stacks.service_stack import ServiceStack
 CDK_JSON = Path(__file__).resolve().parent / "cdk.json"
 
 
-def effective_context(app: cdk.App) -> dict[str, Any]:
-    """cdk.json defaults overlaid with the app's context.
+def cdk_json_context() -> dict[str, Any]:
+    """The defaults and feature flags in cdk.json."""
+    return dict(json.loads(CDK_JSON.read_text())["context"])
 
-    The CLI merges cdk.json itself; reading it here too gives the same result
-    when the app runs without the CLI (``python app.py``, tests).
+
+def new_app(**overrides: Any) -> cdk.App:
+    """An App with cdk.json's context, as the CLI would build it.
+
+    Without the CLI (``python app.py``, tests) nothing else reads cdk.json, and
+    its feature flags change templates; with the CLI, its context wins anyway.
     """
-    defaults = json.loads(CDK_JSON.read_text())["context"]
-    return {**defaults, **app.node.get_all_context()}
+    outdir = overrides.pop("outdir", None)
+    return cdk.App(context={**cdk_json_context(), **overrides}, outdir=outdir)
 
 
 def build_app(app: cdk.App) -> tuple[DataStack, ServiceStack]:
     """Read config once, build both stacks, attach cdk-nag. Raises ConfigError on bad context."""
-    config = load_config(effective_context(app))
+    config = load_config(app.node.get_all_context())
     data = DataStack(app, f"{config.stack_prefix}-data", config=config, description="Flash-sale orders: state")
     service = ServiceStack(
         app,
@@ -46,7 +51,7 @@ def build_app(app: cdk.App) -> tuple[DataStack, ServiceStack]:
 
 
 def main() -> int:
-    app = cdk.App()
+    app = new_app()
     try:
         build_app(app)
     except ConfigError as exc:

@@ -11,7 +11,7 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Template
 
-from app import build_app
+from app import build_app, new_app
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "lambda-sqs": {"compute": "lambda", "lambdaTrigger": "sqs"},
@@ -64,7 +64,7 @@ _cache: dict[str, Synth] = {}
 def synth(name: str, tmp_root: Path) -> Synth:
     if name not in _cache:
         outdir = tmp_root / name
-        app = cdk.App(context=VARIANTS[name], outdir=str(outdir))
+        app = new_app(outdir=str(outdir), **VARIANTS[name])
         data, service = build_app(app)
         assembly = app.synth()  # runs cdk-nag: any unacknowledged finding fails here
         _cache[name] = Synth(

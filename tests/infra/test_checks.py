@@ -4,11 +4,10 @@ import json
 import subprocess
 import sys
 
-import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_sqs as sqs
 
-from app import build_app
+from app import build_app, new_app
 from tests.infra.conftest import VARIANTS
 
 pytestmark = pytest.mark.infra
@@ -25,7 +24,7 @@ def test_cdk_nag_reports_no_violation(variant, name):
 
 def test_cdk_nag_is_attached_and_stops_synth_on_a_finding(tmp_path):
     # GIVEN the real app with one unencrypted, TLS-optional queue added to the data stack
-    app = cdk.App(context=VARIANTS["lambda-sqs"], outdir=str(tmp_path))
+    app = new_app(outdir=str(tmp_path), **VARIANTS["lambda-sqs"])
     data, _ = build_app(app)
     sqs.Queue(data, "Careless", encryption=sqs.QueueEncryption.UNENCRYPTED)
     # WHEN it is synthesized THEN validation fails and names the AwsSolutions rules

@@ -162,7 +162,7 @@ class InMemoryQueue:
                 if self._ready or now >= deadline:
                     break
                 self._lock.wait(min(0.05, deadline - now))
-            out = []
+            out: list[dict[str, Any]] = []
             while self._ready and len(out) < MaxNumberOfMessages:
                 mid = self._ready.popleft()
                 self._receives[mid] += 1

@@ -1,0 +1,1 @@
+"""Local sandbox: the real stacks deployed onto moto server, run by a local control plane."""

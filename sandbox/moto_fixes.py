@@ -1,0 +1,48 @@
+"""Small compatibility fixes applied to moto before its server starts.
+
+Pinned to one moto version: the fixes replace or wrap moto internals, so any
+other version is refused rather than silently mis-patched.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SUPPORTED_MOTO = "5.2.5"
+
+
+class UnsupportedMotoVersion(RuntimeError):
+    pass
+
+
+def check_version() -> None:
+    import moto
+
+    if moto.__version__ != SUPPORTED_MOTO:
+        raise UnsupportedMotoVersion(
+            f"the sandbox patches moto {SUPPORTED_MOTO} only; found {moto.__version__} (pin it in requirements-dev.txt)"
+        )
+
+
+def fix_kms_cloudformation_tags() -> None:
+    """CloudFormation gives KMS keys Tags as Key/Value; moto 5.2.5's KMS tagger wants TagKey/TagValue."""
+    from moto.kms.models import Key
+
+    original = Key.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+
+    def create(
+        cls: Any, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kw: Any
+    ) -> Any:
+        props = cloudformation_json.get("Properties", {})
+        tags = props.get("Tags")
+        if tags and "Key" in tags[0]:
+            props = {**props, "Tags": [{"TagKey": t["Key"], "TagValue": t["Value"]} for t in tags]}
+            cloudformation_json = {**cloudformation_json, "Properties": props}
+        return original(cls, resource_name, cloudformation_json, account_id, region_name, **kw)
+
+    Key.create_from_cloudformation_json = classmethod(create)  # type: ignore[method-assign,assignment]
+
+
+def apply() -> None:
+    check_version()
+    fix_kms_cloudformation_tags()
