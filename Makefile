@@ -50,5 +50,8 @@ bench: setup ## measured figures: worker efficiency, cold start, synth time
 	$(PY) -m benchmarks.synth_time || status=1; \
 	if [ $$status -ne 0 ]; then echo "bench: at least one bar was missed (see above)"; fi; exit $$status
 
+sandbox: setup ## deploy onto a local emulator and run a flash sale (COMPUTE=lambda|ecs, SANDBOX_ARGS=...)
+	$(PY) -m sandbox --compute $(COMPUTE) $(SANDBOX_ARGS)
+
 clean:
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -63,7 +63,7 @@ def _clients(endpoint: str) -> Any:
         "aws_access_key_id": "sandbox",
         "aws_secret_access_key": "sandbox",
     }
-    return lambda service: boto3.client(service, **kw)
+    return lambda service: boto3.client(service, **kw)  # type: ignore[call-overload]
 
 
 def publish_powertools_layer(endpoint: str) -> str:

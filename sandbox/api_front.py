@@ -1,0 +1,115 @@
+"""A small local HTTP front that turns requests into HTTP API (payload v2) events for the real API handler."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class _Context:
+    function_name = "sandbox-api"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:sandbox-api"
+
+    def __init__(self) -> None:
+        self.aws_request_id = str(uuid.uuid4())
+        self._deadline = time.monotonic() + 29
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+ROUTES = (("POST", "/orders/sync", "POST /orders/sync"), ("POST", "/orders", "POST /orders"))
+
+
+def to_event(method: str, path: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
+    route = next((key for m, p, key in ROUTES if m == method and p == path), None)
+    if route is None and method == "GET" and path.startswith("/orders/"):
+        route = "GET /orders/{order_id}"
+    return {
+        "version": "2.0",
+        "routeKey": route or "$default",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {k.lower(): v for k, v in headers.items()},
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "sandbox",
+            "domainName": "localhost",
+            "domainPrefix": "sandbox",
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": headers.get("User-Agent", ""),
+            },
+            "requestId": str(uuid.uuid4()),
+            "routeKey": route or "$default",
+            "stage": "$default",
+            "time": "",
+            "timeEpoch": int(time.time() * 1000),
+        },
+        "body": body.decode("utf-8", errors="replace") if body else None,
+        "isBase64Encoded": False,
+    }
+
+
+class ApiFront:
+    def __init__(self, handler: Callable[[dict[str, Any], Any], dict[str, Any]]) -> None:
+        self.handler = handler
+        self.counts: dict[str, int] = {}
+        self.accepted_at: list[float] = []
+        self._lock = threading.Lock()
+        front = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                event = to_event(self.command, self.path.split("?")[0], dict(self.headers), body)
+                try:
+                    resp = front.handler(event, _Context())
+                except Exception as exc:  # an unhandled error is a 500, as API Gateway reports it
+                    resp = {"statusCode": 500, "body": json.dumps({"error": str(exc)}), "headers": {}}
+                status = int(resp.get("statusCode", 500))
+                front._count(event["routeKey"], status)
+                payload = (resp.get("body") or "").encode()
+                self.send_response(status)
+                for key, value in (resp.get("headers") or {}).items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = _serve
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+        ThreadingHTTPServer.request_queue_size = 256  # a flash sale opens many connections at once
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self._thread = threading.Thread(target=self.server.serve_forever, name="api-front", daemon=True)
+
+    def _count(self, route: str, status: int) -> None:
+        with self._lock:
+            key = f"{route} {status}"
+            self.counts[key] = self.counts.get(key, 0) + 1
+            if route == "POST /orders" and status == 202:
+                self.accepted_at.append(time.monotonic())
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,0 +1,649 @@
+"""The local control plane: runs what moto only stores.
+
+Everything is read from the deployed stacks (moto's APIs, which resolved every
+reference, or the deployed template where moto keeps no model), never from a
+second copy of the configuration.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sandbox.deploy import Deployment, aws_env
+
+log = logging.getLogger("sandbox")
+ROOT = Path(__file__).resolve().parents[1]
+RUNTIME = ROOT / "runtime"
+
+
+def resources(template: dict[str, Any], rtype: str) -> list[dict[str, Any]]:
+    return [r["Properties"] for r in template["Resources"].values() if r["Type"] == rtype]
+
+
+def resolve(value: Any, deployment: Deployment) -> Any:
+    """Resolve the Fn::ImportValue references of the service template against the data stack outputs."""
+    if isinstance(value, dict) and "Fn::ImportValue" in value:
+        name = value["Fn::ImportValue"].split(":", 1)[1]
+        return deployment.output("-data", name)
+    return value
+
+
+@dataclass
+class Scale:
+    """The sandbox's time scale: k > 1 makes waits k times shorter."""
+
+    k: float
+
+    def seconds(self, real_s: float, minimum: float = 0.05) -> float:
+        return max(minimum, real_s / self.k)
+
+
+@dataclass
+class ProcessEnv:
+    base: dict[str, str]
+    scale: Scale
+
+    def for_runtime(self, env: dict[str, str]) -> dict[str, str]:
+        """A function's or task's environment, with the time scale applied to what it governs."""
+        out = {**self.base, **env, "PYTHONPATH": str(RUNTIME)}
+        k = self.scale
+        if "PAYMENT_LATENCY_MS" in out:
+            out["PAYMENT_LATENCY_MS"] = str(int(int(out["PAYMENT_LATENCY_MS"]) / k.k))
+        if "QUEUE_VISIBILITY_TIMEOUT_S" in out:
+            out["QUEUE_VISIBILITY_TIMEOUT_S"] = str(max(2, int(int(out["QUEUE_VISIBILITY_TIMEOUT_S"]) / k.k)))
+        out["SQS_WAIT_TIME_S"] = str(max(1, int(20 / k.k)))
+        out.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+        out.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # no CloudWatch here: keep EMF off the terminal
+        out.setdefault("LOG_LEVEL", "WARNING")
+        out["WORKER_STATS_INTERVAL_S"] = "3600"
+        return out
+
+
+# ----------------------------------------------------------------------------- subscriptions
+def wire_subscriptions(deployment: Deployment, sns: Any, sqs: Any) -> dict[str, Any]:
+    """Create the template's SNS subscriptions in moto (it ignores AWS::SNS::Subscription).
+
+    A Lambda-protocol subscription is delivered to an internal queue instead,
+    from which the async-invoke emulation takes events.
+    """
+    made: dict[str, Any] = {}
+    for sub in resources(deployment.template("-service"), "AWS::SNS::Subscription"):
+        topic = resolve(sub["TopicArn"], deployment)
+        attrs = {"FilterPolicy": json.dumps(sub["FilterPolicy"])} if "FilterPolicy" in sub else {}
+        if sub["Protocol"] == "sqs":
+            if sub.get("RawMessageDelivery"):
+                attrs["RawMessageDelivery"] = "true"
+            sns.subscribe(
+                TopicArn=topic, Protocol="sqs", Endpoint=resolve(sub["Endpoint"], deployment), Attributes=attrs
+            )
+            made["sqs"] = sub
+        elif sub["Protocol"] == "lambda":
+            tap = sqs.create_queue(QueueName="sandbox-lambda-async-invoke")["QueueUrl"]
+            tap_arn = sqs.get_queue_attributes(QueueUrl=tap, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=tap_arn, Attributes=attrs)
+            made["lambda"] = {
+                **sub,
+                "tap_url": tap,
+                "dlq_arn": resolve(sub["RedrivePolicy"]["deadLetterTargetArn"], deployment),
+            }
+    return made
+
+
+class OutcomeCounter:
+    """A consumer of its own queue on the topic (fan-out): counts payment outcomes as they happen.
+
+    Every order a worker finishes publishes payment_confirmed or payment_failed;
+    counting them (once per order) gives the processing rate without touching
+    the workers.
+    """
+
+    def __init__(self, *, sns: Any, sqs: Any, topic_arn: str) -> None:
+        self.sqs = sqs
+        self.url = sqs.create_queue(QueueName="sandbox-outcomes")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(
+            TopicArn=topic_arn,
+            Protocol="sqs",
+            Endpoint=arn,
+            Attributes={
+                "RawMessageDelivery": "true",
+                "FilterPolicy": json.dumps({"event_type": ["payment_confirmed", "payment_failed"]}),
+            },
+        )
+        self.done_at: dict[str, float] = {}
+        self.stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="outcomes", daemon=True)
+
+    def _loop(self) -> None:
+        while not self.stop.is_set():
+            try:
+                msgs = self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+                    "Messages", []
+                )
+            except Exception:
+                log.exception("outcome poll failed")
+                time.sleep(0.5)
+                continue
+            now = time.monotonic()
+            for m in msgs:
+                order_id = json.loads(m["Body"]).get("order_id")
+                self.done_at.setdefault(order_id, now)
+            for start in range(0, len(msgs), 10):
+                self.sqs.delete_message_batch(
+                    QueueUrl=self.url,
+                    Entries=[
+                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                        for i, m in enumerate(msgs[start : start + 10])
+                    ],
+                )
+
+    def count(self, since: float = 0.0, until: float = float("inf")) -> int:
+        return sum(1 for t in list(self.done_at.values()) if since <= t <= until)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        self.stop.set()
+        self._thread.join(timeout=5)
+
+
+# ----------------------------------------------------------------------------- Lambda
+@dataclass
+class Environment:
+    proc: subprocess.Popen[str]
+    init_ms: float
+    busy: bool = False
+    last_used: float = field(default_factory=time.monotonic)
+
+
+class LambdaPool:
+    """Execution environments as local processes, capped at the function's concurrency."""
+
+    def __init__(
+        self,
+        *,
+        handler: str,
+        name: str,
+        env: dict[str, str],
+        timeout_s: float,
+        memory_mb: int,
+        max_envs: int,
+        log_dir: Path,
+    ) -> None:
+        self.handler, self.name, self.env = handler, name, env
+        self.timeout_s, self.memory_mb, self.max_envs = timeout_s, memory_mb, max_envs
+        self.log_dir = log_dir
+        self._lock = threading.Condition()
+        self._spawning = threading.Lock()  # one cold start at a time: 2 cores cannot start 50 interpreters at once
+        self._envs: list[Environment] = []
+        self.cold_starts: list[float] = []
+        self.invocations = 0
+        self.errors = 0
+        self.peak = 0
+
+    def _spawn(self) -> Environment:
+        n = len(self.cold_starts)
+        stderr = (self.log_dir / f"lambda-env-{n}.log").open("w")
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "sandbox.lambda_env",
+                self.handler,
+                self.name,
+                str(int(self.timeout_s * 1000)),
+                str(self.memory_mb),
+            ],
+            cwd=ROOT,
+            env={**self.env, "PYTHONPATH": f"{RUNTIME}{os.pathsep}{ROOT}"},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            bufsize=1,
+        )
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        if not first:
+            raise RuntimeError(f"Lambda environment failed to start (see {stderr.name})")
+        env = Environment(proc=proc, init_ms=float(json.loads(first)["init_ms"]))
+        self.cold_starts.append(env.init_ms)
+        return env
+
+    def acquire(self, stop: threading.Event) -> Environment | None:
+        with self._lock:
+            while not stop.is_set():
+                idle = [e for e in self._envs if e is not None and not e.busy]
+                if idle:
+                    env = idle[0]
+                    env.busy = True
+                    break
+                if len(self._envs) < self.max_envs:
+                    placeholder = None
+                    self._envs.append(placeholder)  # type: ignore[arg-type]
+                    self._lock.release()
+                    try:
+                        with self._spawning:
+                            env = self._spawn()
+                    finally:
+                        self._lock.acquire()
+                        self._envs.remove(placeholder)  # type: ignore[arg-type]
+                    env.busy = True
+                    self._envs.append(env)
+                    break
+                self._lock.wait(0.2)
+            else:
+                return None
+            self.peak = max(self.peak, sum(1 for e in self._envs if e is not None and e.busy))
+            return env
+
+    def invoke(self, env: Environment, event: dict[str, Any]) -> dict[str, Any]:
+        assert env.proc.stdin is not None and env.proc.stdout is not None
+        self.invocations += 1
+        result: dict[str, Any] = {"ok": False, "error": "timeout"}
+        done = threading.Event()
+
+        def read() -> None:
+            nonlocal result
+            line = env.proc.stdout.readline()  # type: ignore[union-attr]
+            result = json.loads(line) if line else {"ok": False, "error": "environment died"}
+            done.set()
+
+        env.proc.stdin.write(json.dumps(event) + "\n")
+        env.proc.stdin.flush()
+        threading.Thread(target=read, daemon=True).start()
+        if not done.wait(self.timeout_s):
+            env.proc.kill()  # a timed-out environment is discarded, as Lambda does
+            with self._lock:
+                self._envs.remove(env)
+                self._lock.notify_all()
+            self.errors += 1
+            return {"ok": False, "error": "Task timed out"}
+        if not result.get("ok"):
+            self.errors += 1
+        return result
+
+    def release(self, env: Environment) -> None:
+        with self._lock:
+            env.busy = False
+            env.last_used = time.monotonic()
+            self._lock.notify_all()
+
+    @property
+    def active(self) -> int:
+        with self._lock:
+            return sum(1 for e in self._envs if e is not None)
+
+    @property
+    def busy(self) -> int:
+        with self._lock:
+            return sum(1 for e in self._envs if e is not None and e.busy)
+
+    def close(self) -> None:
+        with self._lock:
+            envs = [e for e in self._envs if e is not None]
+            self._envs.clear()
+        for e in envs:
+            try:
+                if e.proc.stdin:
+                    e.proc.stdin.close()
+                e.proc.wait(timeout=5)
+            except Exception:
+                e.proc.kill()
+
+
+class SqsEventSource:
+    """The event source mapping: batches from the queue, partial batch failures, max concurrency."""
+
+    def __init__(
+        self,
+        *,
+        sqs: Any,
+        queue_url: str,
+        queue_arn: str,
+        pool: LambdaPool,
+        batch_size: int,
+        visibility_s: int,
+        wait_s: int,
+    ) -> None:
+        self.sqs, self.queue_url, self.queue_arn, self.pool = sqs, queue_url, queue_arn, pool
+        self.batch_size, self.visibility_s, self.wait_s = batch_size, visibility_s, wait_s
+        self.stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def _poll(self) -> None:
+        while not self.stop.is_set():
+            env = self.pool.acquire(self.stop)
+            if env is None:
+                return
+            try:
+                msgs = self.sqs.receive_message(
+                    QueueUrl=self.queue_url,
+                    MaxNumberOfMessages=self.batch_size,
+                    WaitTimeSeconds=self.wait_s,
+                    VisibilityTimeout=self.visibility_s,
+                    MessageSystemAttributeNames=["All"],
+                ).get("Messages", [])
+                if not msgs:
+                    continue
+                event = {
+                    "Records": [
+                        {
+                            "messageId": m["MessageId"],
+                            "receiptHandle": m["ReceiptHandle"],
+                            "body": m["Body"],
+                            "attributes": m.get("Attributes", {}),
+                            "messageAttributes": {},
+                            "md5OfBody": m.get("MD5OfBody", ""),
+                            "eventSource": "aws:sqs",
+                            "eventSourceARN": self.queue_arn,
+                            "awsRegion": "us-east-1",
+                        }
+                        for m in msgs
+                    ]
+                }
+                out = self.pool.invoke(env, event)
+                failed: set[str] = set()
+                if not out.get("ok"):
+                    failed = {m["MessageId"] for m in msgs}  # whole batch retried after the visibility timeout
+                else:
+                    failed = {f["itemIdentifier"] for f in (out.get("result") or {}).get("batchItemFailures", [])}
+                done = [m for m in msgs if m["MessageId"] not in failed]
+                for start in range(0, len(done), 10):
+                    self.sqs.delete_message_batch(
+                        QueueUrl=self.queue_url,
+                        Entries=[
+                            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                            for i, m in enumerate(done[start : start + 10])
+                        ],
+                    )
+            except Exception:
+                log.exception("event source poll failed")
+                time.sleep(0.5)
+            finally:
+                self.pool.release(env)
+
+    def start(self, pollers: int) -> None:
+        for n in range(pollers):
+            t = threading.Thread(target=self._poll, name=f"esm-{n}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def close(self) -> None:
+        self.stop.set()
+        for t in self._threads:
+            t.join(timeout=30)
+
+
+class SnsAsyncInvoker:
+    """SNS -> Lambda async invoke: retries with backoff, max event age, then the on-failure destination."""
+
+    def __init__(
+        self, *, sqs: Any, tap_url: str, pool: LambdaPool, retries: int, max_age_s: float, dlq_url: str, scale: Scale
+    ) -> None:
+        self.sqs, self.tap_url, self.pool, self.retries = sqs, tap_url, pool, retries
+        self.max_age_s, self.dlq_url, self.scale = max_age_s, dlq_url, scale
+        self.stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.dead_lettered = 0
+
+    def _deliver(self, body: str, received_at: float) -> None:
+        event = {
+            "Records": [
+                {
+                    "EventSource": "aws:sns",
+                    "EventVersion": "1.0",
+                    "Sns": {
+                        "Type": "Notification",
+                        "Message": body,
+                        "MessageAttributes": {},
+                        "TopicArn": "",
+                        "MessageId": "",
+                    },
+                }
+            ]
+        }
+        error = ""
+        for attempt in range(self.retries + 1):
+            if time.monotonic() - received_at > self.max_age_s:
+                error = "event expired (max event age)"
+                break
+            env = self.pool.acquire(self.stop)
+            if env is None:
+                return
+            try:
+                out = self.pool.invoke(env, event)
+            finally:
+                self.pool.release(env)
+            if out.get("ok"):
+                return
+            error = out.get("error", "")
+            if attempt < self.retries:
+                self.stop.wait(self.scale.seconds(60 * (attempt + 1)))  # Lambda waits ~1 min, then ~2 min
+        record = {
+            "requestContext": {"condition": "RetriesExhausted", "approximateInvokeCount": self.retries + 1},
+            "requestPayload": event,
+            "responsePayload": {"errorMessage": error},
+        }
+        self.sqs.send_message(QueueUrl=self.dlq_url, MessageBody=json.dumps(record))
+        self.dead_lettered += 1
+
+    def _poll(self) -> None:
+        while not self.stop.is_set():
+            msgs = self.sqs.receive_message(
+                QueueUrl=self.tap_url, MaxNumberOfMessages=1, WaitTimeSeconds=1, VisibilityTimeout=3600
+            ).get("Messages", [])
+            for m in msgs:
+                # Lambda's async queue owns the event once accepted: take it off the tap queue now.
+                self.sqs.delete_message(QueueUrl=self.tap_url, ReceiptHandle=m["ReceiptHandle"])
+                self._deliver(m["Body"], time.monotonic())
+
+    def start(self, workers: int) -> None:
+        for n in range(workers):
+            t = threading.Thread(target=self._poll, name=f"async-{n}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def close(self) -> None:
+        self.stop.set()
+        for t in self._threads:
+            t.join(timeout=30)
+
+
+# ----------------------------------------------------------------------------- ECS
+@dataclass
+class ScalingPolicy:
+    """The deployed scaling policy's numbers, read from the service template."""
+
+    min_tasks: int
+    max_tasks: int
+    target: float
+    scale_out_cooldown_s: float
+    scale_in_cooldown_s: float
+    wake_depth: int
+    wake_tasks: int
+
+    @classmethod
+    def from_template(cls, template: dict[str, Any]) -> ScalingPolicy:
+        [target] = resources(template, "AWS::ApplicationAutoScaling::ScalableTarget")
+        policies = {p["PolicyType"]: p for p in resources(template, "AWS::ApplicationAutoScaling::ScalingPolicy")}
+        tt = policies["TargetTrackingScaling"]["TargetTrackingScalingPolicyConfiguration"]
+        step = policies["StepScaling"]["StepScalingPolicyConfiguration"]
+        wake_expr = next(
+            m["Expression"]
+            for a in resources(template, "AWS::CloudWatch::Alarm")
+            for m in a.get("Metrics", [])
+            if "Expression" in m and "FILL(running, 0) == 0" in m["Expression"]
+        )
+        depth = re.search(r"visible >= (\d+)", wake_expr)
+        assert depth, wake_expr
+        return cls(
+            min_tasks=int(target["MinCapacity"]),
+            max_tasks=int(target["MaxCapacity"]),
+            target=float(tt["TargetValue"]),
+            scale_out_cooldown_s=float(tt.get("ScaleOutCooldown", 0)),
+            scale_in_cooldown_s=float(tt.get("ScaleInCooldown", 0)),
+            wake_depth=int(depth.group(1)),
+            wake_tasks=int(step["StepAdjustments"][0]["ScalingAdjustment"]),
+        )
+
+    def desired(self, *, visible: int, inflight: int, running: int) -> int:
+        """Target tracking on backlog per task: ceil(backlog / target), within min..max."""
+        backlog = visible + inflight
+        want = math.ceil(backlog / self.target) if backlog else 0
+        return max(self.min_tasks, min(self.max_tasks, want))
+
+
+class EcsService:
+    """Tasks as local processes of the real worker entry point, scaled by the deployed policy."""
+
+    def __init__(
+        self,
+        *,
+        env: dict[str, str],
+        command: list[str],
+        stop_timeout_s: float,
+        policy: ScalingPolicy,
+        sqs: Any,
+        queue_url: str,
+        scale: Scale,
+        log_dir: Path,
+    ) -> None:
+        self.env, self.command, self.stop_timeout_s = env, command, stop_timeout_s
+        self.policy, self.sqs, self.queue_url, self.scale, self.log_dir = policy, sqs, queue_url, scale, log_dir
+        self.tasks: list[subprocess.Popen[bytes]] = []
+        self.stopping: list[subprocess.Popen[bytes]] = []
+        self.stop = threading.Event()
+        self.desired = policy.min_tasks
+        self.peak = 0
+        self.activities: list[tuple[float, int, int, str]] = []
+        self._last_out = -1e9
+        self._last_in = -1e9
+        self._thread: threading.Thread | None = None
+        self._started = 0
+
+    def _start_task(self) -> None:
+        out = (self.log_dir / f"ecs-task-{self._started}.log").open("w")
+        self._started += 1
+        cmd = [sys.executable if c == "python" else c for c in self.command]
+        self.tasks.append(subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT))
+
+    def _stop_task(self) -> None:
+        task = self.tasks.pop()
+        task.send_signal(signal.SIGTERM)  # the worker finishes or releases what it holds
+        self.stopping.append(task)
+
+    def running(self) -> int:
+        self.tasks = [t for t in self.tasks if t.poll() is None]
+        self.stopping = [t for t in self.stopping if t.poll() is None]
+        return len(self.tasks)
+
+    def _set(self, count: int, reason: str) -> None:
+        now = time.monotonic()
+        before = self.running()
+        while self.running() < count:
+            self._start_task()
+        while self.running() > count:
+            self._stop_task()
+        self.desired = count
+        self.peak = max(self.peak, count)
+        self.activities.append((now, before, count, reason))
+
+    def evaluate(self) -> None:
+        attrs = self.sqs.get_queue_attributes(
+            QueueUrl=self.queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        visible, inflight = (
+            int(attrs["ApproximateNumberOfMessages"]),
+            int(attrs["ApproximateNumberOfMessagesNotVisible"]),
+        )
+        running, now, p = self.running(), time.monotonic(), self.policy
+        if running == 0 and visible >= p.wake_depth and p.wake_tasks > running:
+            self._set(min(p.max_tasks, p.wake_tasks), f"wake: {visible} visible, no task running")
+            self._last_out = now
+            return
+        want = p.desired(visible=visible, inflight=inflight, running=running)
+        if want > running and now - self._last_out >= self.scale.seconds(p.scale_out_cooldown_s, 0):
+            self._set(want, f"target tracking: backlog {visible + inflight} / target {p.target:g}")
+            self._last_out = now
+        elif want < running and now - max(self._last_in, self._last_out) >= self.scale.seconds(
+            p.scale_in_cooldown_s, 0
+        ):
+            self._set(want, f"target tracking: backlog {visible + inflight} / target {p.target:g}")
+            self._last_in = now
+
+    def _loop(self) -> None:
+        period = self.scale.seconds(60, 0.5)  # CloudWatch's 1-minute metric period
+        while not self.stop.wait(period):
+            try:
+                self.evaluate()
+            except Exception:
+                log.exception("autoscaler evaluation failed")
+
+    def start(self) -> None:
+        if self.policy.min_tasks:
+            self._set(self.policy.min_tasks, "minTasks")
+        self._thread = threading.Thread(target=self._loop, name="autoscaler", daemon=True)
+        self._thread.start()
+        self.evaluate()
+
+    def close(self) -> None:
+        self.stop.set()
+        while self.tasks:
+            self._stop_task()
+        deadline = time.monotonic() + self.stop_timeout_s
+        for t in self.stopping:
+            try:
+                t.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                t.kill()  # ECS sends SIGKILL after the stop timeout
+
+
+def task_definition(ecs: Any, deployment: Deployment) -> tuple[dict[str, str], list[str], float]:
+    cluster = deployment.output("-service", "ClusterName")
+    service = deployment.output("-service", "WorkerServiceName")
+    [svc] = ecs.describe_services(cluster=cluster, services=[service])["services"]
+    td = ecs.describe_task_definition(taskDefinition=svc["taskDefinition"])["taskDefinition"]
+    [container] = td["containerDefinitions"]
+    env = {e["name"]: e["value"] for e in container.get("environment", [])}
+    return env, container["command"], float(container.get("stopTimeout", 30))
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float, every_s: float = 0.25) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(every_s)
+    return predicate()
+
+
+__all__ = [
+    "EcsService",
+    "LambdaPool",
+    "ProcessEnv",
+    "Scale",
+    "ScalingPolicy",
+    "SnsAsyncInvoker",
+    "SqsEventSource",
+    "aws_env",
+    "queue",
+    "task_definition",
+    "wire_subscriptions",
+]

@@ -1,0 +1,37 @@
+"""Flash-sale shoppers: one class per checkout path. Run by the sandbox as a subprocess."""
+
+from __future__ import annotations
+
+import random
+
+from locust import HttpUser, constant, task
+
+SKUS = ["SKU-RED-TEE", "SKU-CAP", "SKU-HOODIE", "SKU-SOCKS"]
+
+
+def order() -> dict[str, object]:
+    return {
+        "customer_id": f"cust-{random.randint(1, 10_000)}",
+        "items": [{"sku": random.choice(SKUS), "qty": random.randint(1, 3), "price": "19.99"}],
+        "currency": "USD",
+    }
+
+
+class AsyncBuyer(HttpUser):
+    """Checks out through POST /orders (accepted, paid in the background)."""
+
+    wait_time = constant(0)
+
+    @task
+    def checkout(self) -> None:
+        self.client.post("/orders", json=order(), name="POST /orders")
+
+
+class SyncBuyer(HttpUser):
+    """Checks out through POST /orders/sync (pays inline: the seed's baseline)."""
+
+    wait_time = constant(0)
+
+    @task
+    def checkout(self) -> None:
+        self.client.post("/orders/sync", json=order(), name="POST /orders/sync")

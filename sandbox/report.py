@@ -1,0 +1,141 @@
+"""summary.json, report.md and PNG charts for one sandbox run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def _charts(workdir: Path, summary: dict[str, Any], rows: list[dict[str, float]]) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not rows:
+        return []
+    t = [r["t"] for r in rows]
+    tl = summary["timeline"]
+    names = []
+
+    def mark(ax: Any) -> None:
+        for key, label in (("async_start", "async load"), ("load_end", "load ends"), ("drained", "drained")):
+            ax.axvline(tl[key], color="grey", linestyle=":", linewidth=1)
+            ax.text(tl[key], ax.get_ylim()[1] * 0.95, f" {label}", fontsize=7, color="grey")
+
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    ax.plot(t, [r["visible"] for r in rows], label="waiting (visible)")
+    ax.plot(t, [r["inflight"] for r in rows], label="in flight")
+    ax.plot(t, [r["dlq"] for r in rows], label="dead-lettered")
+    ax.set_xlabel(f"sandbox seconds (x{summary['time_scale']:g} = real seconds)")
+    ax.set_ylabel("messages")
+    ax.set_title(f"Queue depth ({summary['compute']})")
+    ax.legend(fontsize=8)
+    mark(ax)
+    fig.tight_layout()
+    fig.savefig(workdir / "queue_depth.png", dpi=110)
+    plt.close(fig)
+    names.append("queue_depth.png")
+
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    ax.step(t, [r["workers"] for r in rows], where="post")
+    ax.set_xlabel("sandbox seconds")
+    ax.set_ylabel("tasks" if summary["compute"] == "ecs" else "busy environments")
+    ax.set_title("Running ECS tasks" if summary["compute"] == "ecs" else "Lambda environments in use")
+    mark(ax)
+    fig.tight_layout()
+    fig.savefig(workdir / "workers.png", dpi=110)
+    plt.close(fig)
+    names.append("workers.png")
+
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    done = [r["processed"] for r in rows]
+
+    def rate(series: list[float]) -> list[float]:
+        return [0.0] + [
+            max(0.0, (series[i] - series[i - 1]) / max(1e-9, t[i] - t[i - 1])) for i in range(1, len(series))
+        ]
+
+    ax.plot(t, rate([r["accepted"] for r in rows]), label="accepted/s")
+    ax.plot(t, rate(done), label="processed/s")
+    ax.set_xlabel("sandbox seconds")
+    ax.set_ylabel("orders per sandbox second")
+    ax.set_title("Accepted vs processed")
+    ax.legend(fontsize=8)
+    mark(ax)
+    fig.tight_layout()
+    fig.savefig(workdir / "throughput.png", dpi=110)
+    plt.close(fig)
+    names.append("throughput.png")
+    return names
+
+
+def headline(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    s, k = summary, summary["time_scale"]
+    sync = s["sync"]
+    pred = s["predicted_drain_seconds"]
+    rows = [
+        ("compute", s["compute"]),
+        ("time scale", f"x{k:g} (payment latency, cooldowns and durations {k:g}x shorter)"),
+        ("async accepted / rejected", f"{s['accepted']} / {s['rejected']}"),
+        ("async accept rate", f"{s['async_accept_rate_per_s']:.1f} orders/s (API path is not time-scaled)"),
+        ("accept latency p50 / p99", f"{s['accept_latency_ms']['p50']:.0f} / {s['accept_latency_ms']['p99']:.0f} ms"),
+        (
+            "sync orders (same run)",
+            f"{sync['orders']} at {sync['throughput_per_s']:.2f}/s sandbox "
+            f"(limit {sync['limit_per_s']:.2f}/s) = {sync['throughput_per_s_real']:.2f}/s real",
+        ),
+        (
+            "sync latency p50 / p99 (real)",
+            f"{sync['latency_ms_real']['p50']:.0f} / {sync['latency_ms_real']['p99']:.0f} ms",
+        ),
+        (
+            "async : sync throughput (real time)",
+            f"{s['async_to_sync_ratio_real']:.1f}x" if s["async_to_sync_ratio_real"] else "n/a",
+        ),
+        ("paid / payment failed / dead-lettered", f"{s['paid']} / {s['payment_failed']} / {s['dead_lettered']}"),
+        ("lost", str(s["lost"])),
+        ("peak queue depth", str(s["peak_queue_depth"])),
+        ("backlog when load stopped", str(s["backlog_at_load_end"])),
+        (
+            "drain: measured / predicted (sandbox s)",
+            f"{s['drain_seconds']:.1f} / {pred:.1f}" if pred is not None else f"{s['drain_seconds']:.1f} / n/a",
+        ),
+        ("drain time (real)", f"{s['drain_seconds_real']:.0f} s"),
+        ("max workers", str(s["max_workers"])),
+    ]
+    if "cold_starts" in s:
+        rows.append(
+            (
+                "cold starts / init p50 / max",
+                f"{s['cold_starts']} / {s['init_ms']['p50']:.0f} / {s['init_ms']['max']:.0f} ms",
+            )
+        )
+    if "scaling" in s:
+        rows.append(("tasks implied by peak backlog", str(s["scaling"]["tasks_implied_by_peak_backlog"])))
+    return rows
+
+
+def write(workdir: Path, summary: dict[str, Any], rows: list[dict[str, float]]) -> None:
+    (workdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (workdir / "samples.json").write_text(json.dumps(rows) + "\n")
+    charts = _charts(workdir, summary, rows)
+    lines = [f"# Flash-sale sandbox report: {summary['compute']}", "", "| figure | value |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in headline(summary)]
+    lines += [
+        "",
+        "Every figure is measured in this run (see `summary.json`); sandbox seconds x time scale = real seconds.",
+        "",
+    ]
+    if "scaling" in summary:
+        lines += (
+            ["## Scaling activities", ""]
+            + [
+                f"- t={a['t']:.1f}s: {a['from']} -> {a['to']} tasks ({a['why']})"
+                for a in summary["scaling"]["activities"]
+            ]
+            + [""]
+        )
+    lines += [f"![{name}]({name})" for name in charts]
+    (workdir / "report.md").write_text("\n".join(lines) + "\n")
