@@ -34,7 +34,7 @@ lint: $(PY_STAMP)
 typecheck: $(PY_STAMP)
 	$(VENV)/bin/mypy
 
-test: $(PY_STAMP) lint typecheck ## lint, typecheck, unit + infra + integration tests
+test: $(PY_STAMP) $(NODE_STAMP) lint typecheck ## lint, typecheck, unit, infra, integration and e2e (sandbox) tests
 	$(PY) -m pytest
 
 synth: setup ## synthesize both stacks (COMPUTE=lambda|ecs, CDK_ARGS='-c key=value ...')

@@ -164,7 +164,6 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
     real_seconds = opts.duration_s or real_seconds
     phase_s = k.seconds(real_seconds, 1.0)
 
-    port = free_port(opts.port)
     endpoint = f"http://localhost:{port}"
     emulator_log = (workdir / "logs" / "emulator.log").open("w")
     emulator = subprocess.Popen(

@@ -1,0 +1,79 @@
+"""The sandbox end to end at a small scale: real cdk deploy onto moto, real entry points, Locust load."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+
+if shutil.which("npx") is None or not (ROOT / "node_modules" / ".bin" / "cdk").exists():
+    pytest.fail("the e2e tests need the CDK CLI: run `make setup` (npm ci) first", pytrace=False)
+
+
+def run_sandbox(tmp_path: Path, *args: str) -> dict:
+    proc = subprocess.run(
+        [sys.executable, "-m", "sandbox", "--users", "10", "--duration", "40", "--time-scale", "10",
+         "--drain-timeout", "240", "--reports", str(tmp_path), *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    [summary_file] = tmp_path.glob("*/summary.json")
+    summary = json.loads(summary_file.read_text())
+    for chart in ("queue_depth.png", "workers.png", "throughput.png", "report.md"):
+        assert (summary_file.parent / chart).stat().st_size > 0
+    return summary
+
+
+def check_invariants(s: dict) -> None:
+    assert s["accepted"] >= 50, s
+    assert s["lost"] == 0, s
+    assert s["drained"] is True
+    assert s["paid"] + s["payment_failed"] + s["dead_lettered"] == s["accepted"]
+    assert s["sync"]["orders"] > 0 and s["sync"]["throughput_per_s"] <= s["sync"]["limit_per_s"] * 1.05
+    assert s["async_to_sync_ratio_real"] > 5  # the async path takes many times the sync path's orders
+
+
+@pytest.fixture(scope="module")
+def lambda_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    return run_sandbox(tmp_path_factory.mktemp("lambda"), "--compute", "lambda")
+
+
+@pytest.fixture(scope="module")
+def ecs_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    return run_sandbox(tmp_path_factory.mktemp("ecs"), "--compute", "ecs")
+
+
+def test_lambda_variant_loses_nothing_and_stays_within_its_concurrency(lambda_run):
+    check_invariants(lambda_run)
+    assert lambda_run["compute"] == "lambda-sqs"
+    assert 0 < lambda_run["max_workers"] <= lambda_run["concurrency_limit"]
+    assert lambda_run["cold_starts"] >= 1 and lambda_run["init_ms"]["p50"] > 0
+
+
+def test_ecs_variant_loses_nothing_and_scales_as_its_policy_implies(ecs_run):
+    check_invariants(ecs_run)
+    assert ecs_run["compute"] == "ecs"
+    scaling = ecs_run["scaling"]
+    assert scaling["activities"][0]["why"].startswith("wake")
+    assert ecs_run["max_workers"] >= min(scaling["max_tasks"], scaling["tasks_implied_by_peak_backlog"])
+    assert ecs_run["max_workers"] <= scaling["max_tasks"]
+
+
+def test_port_in_use_is_one_clear_line(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = subprocess.run([sys.executable, "-m", "sandbox", "--port", str(port), "--reports", str(tmp_path)],
+                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == f"error: port {port} on 127.0.0.1 is in use; pass --port with a free one"
