@@ -154,6 +154,7 @@ def _dlq_order_ids(sqs: Any, url: str) -> set[str]:
 def run(opts: Options, progress: Any = print) -> dict[str, Any]:
     if shutil.which("node") is None or shutil.which("npx") is None:
         raise SandboxError("node/npx not found: install Node.js 20+ (the CDK CLI runs on it)")
+    port = free_port(opts.port)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     label = opts.compute
     workdir = opts.reports / f"{stamp}-{label}"
