@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import statistics
 import subprocess
@@ -62,47 +61,26 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import boto3
-    from moto.server import ThreadedMotoServer
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    _, port = server.get_host_and_port()
-    endpoint = f"http://localhost:{port}"
+    from sandbox.local_aws import create_order_resources, moto_server
+
     creds = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
-    kw = {
-        "endpoint_url": endpoint,
-        "region_name": "us-east-1",
-        "aws_access_key_id": "bench",
-        "aws_secret_access_key": "bench",
-    }
-    try:
+    with moto_server() as endpoint:
+        kw = {
+            "endpoint_url": endpoint,
+            "region_name": "us-east-1",
+            "aws_access_key_id": "bench",
+            "aws_secret_access_key": "bench",
+        }
         sqs, ddb, sns = (boto3.client(s, **kw) for s in ("sqs", "dynamodb", "sns"))
-        url = sqs.create_queue(QueueName="orders")["QueueUrl"]
-        topic = sns.create_topic(Name="order-events")["TopicArn"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        sns.subscribe(
-            TopicArn=topic,
-            Protocol="sqs",
-            Endpoint=queue_arn,
-            Attributes={"RawMessageDelivery": "true", "FilterPolicy": json.dumps({"event_type": ["order_placed"]})},
-        )
-        for name, key in (("orders", "order_id"), ("idempotency", "id")):
-            ddb.create_table(
-                TableName=name,
-                KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
-                AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
-                BillingMode="PAY_PER_REQUEST",
-            )
+        res = create_order_resources(sqs, sns, ddb)
+        url = res.queue_url
         env = {
             "PATH": os.environ.get("PATH", ""),
             "PYTHONPATH": str(ROOT / "runtime"),
             "AWS_ENDPOINT_URL": endpoint,
             **creds,
-            "ORDER_EVENTS_TOPIC_ARN": topic,
-            "ORDERS_QUEUE_URL": url,
-            "ORDERS_TABLE_NAME": "orders",
-            "IDEMPOTENCY_TABLE_NAME": "idempotency",
+            **res.environment(),
             "PAYMENT_LATENCY_MS": "0",
             "POWERTOOLS_LOG_LEVEL": "ERROR",
             "AWS_LAMBDA_FUNCTION_NAME": "bench",
@@ -138,8 +116,6 @@ def main(argv: list[str] | None = None) -> int:
             times["baseline"].append(_run(BASELINE, env))
             times["worker_lambda"].append(_run(WORKER, env, worker_event))
             times["api"].append(_run(API, env, api_event))
-    finally:
-        server.stop()
 
     floor = statistics.median(times["baseline"])
     print(f"\nCold start (median of {args.rounds} fresh interpreters, handler includes its AWS calls to moto)")

@@ -108,48 +108,26 @@ def in_memory(processes: int, orders: int, concurrency: int, slots: int, latency
 
 def end_to_end(orders: int, concurrency: int, slots: int, latency_ms: int) -> dict[str, Any]:
     """The real worker process against moto server on loopback."""
-    import logging
 
     import boto3
-    from moto.server import ThreadedMotoServer
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    _, port = server.get_host_and_port()
-    endpoint = f"http://localhost:{port}"
-    import urllib.request
+    from sandbox.local_aws import create_order_resources, moto_server
 
-    # moto keeps state per process, across server instances: start from empty.
-    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10).read()
-    kw = {
-        "endpoint_url": endpoint,
-        "region_name": "us-east-1",
-        "aws_access_key_id": "bench",
-        "aws_secret_access_key": "bench",
-    }
-    try:
-        sqs, ddb, sns = (boto3.client(s, **kw) for s in ("sqs", "dynamodb", "sns"))
-        url = sqs.create_queue(QueueName="orders", Attributes={"VisibilityTimeout": "60"})["QueueUrl"]
-        topic = sns.create_topic(Name="order-events")["TopicArn"]
-        for name, key in (("orders", "order_id"), ("idempotency", "id")):
-            ddb.create_table(
-                TableName=name,
-                KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
-                AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
-                BillingMode="PAY_PER_REQUEST",
-            )
+    with moto_server() as endpoint:
+        creds = {"aws_access_key_id": "bench", "aws_secret_access_key": "bench"}
+        sqs, ddb, sns = (
+            boto3.client(s, endpoint_url=endpoint, region_name="us-east-1", **creds) for s in ("sqs", "dynamodb", "sns")
+        )
+        res = create_order_resources(sqs, sns, ddb, visibility_timeout_s=60)
+        url = res.queue_url
         env = {
             **os.environ,
+            **res.environment(),
             "AWS_ENDPOINT_URL": endpoint,
             "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_ACCESS_KEY_ID": "bench",
             "AWS_SECRET_ACCESS_KEY": "bench",
             "PYTHONPATH": str(ROOT / "runtime"),
-            "ORDER_EVENTS_TOPIC_ARN": topic,
-            "ORDERS_QUEUE_URL": url,
-            "ORDERS_TABLE_NAME": "orders",
-            "IDEMPOTENCY_TABLE_NAME": "idempotency",
             "PAYMENT_SLOTS": str(slots),
             "PAYMENT_LATENCY_MS": str(latency_ms),
             "WORKER_CONCURRENCY": str(concurrency),
@@ -158,34 +136,13 @@ def end_to_end(orders: int, concurrency: int, slots: int, latency_ms: int) -> di
             "POWERTOOLS_LOG_LEVEL": "WARNING",
             "LOG_LEVEL": "WARNING",
         }
-        # Orders are placed through the real API handler, so the queue holds real events.
-        os.environ.update(
-            {
-                k: env[k]
-                for k in (
-                    "AWS_ENDPOINT_URL",
-                    "ORDER_EVENTS_TOPIC_ARN",
-                    "ORDERS_QUEUE_URL",
-                    "ORDERS_TABLE_NAME",
-                    "IDEMPOTENCY_TABLE_NAME",
-                    "AWS_ACCESS_KEY_ID",
-                    "AWS_SECRET_ACCESS_KEY",
-                    "AWS_DEFAULT_REGION",
-                )
-            }
-        )
+        # Orders are accepted through the real service, so the queue holds real events.
+        os.environ.update({k: v for k, v in env.items() if k.startswith(("AWS_", "ORDER", "IDEMPOTENCY"))})
         from orders import bootstrap
         from orders.domain.models import parse_order_request
 
         bootstrap.reset()
         service = bootstrap.container().service
-        topic_arn = sns.subscribe(
-            TopicArn=topic,
-            Protocol="sqs",
-            Endpoint=sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"],
-            Attributes={"RawMessageDelivery": "true", "FilterPolicy": json.dumps({"event_type": ["order_placed"]})},
-        )
-        del topic_arn
         request = parse_order_request(
             {"customer_id": "bench", "items": [{"sku": "SKU-1", "qty": 1, "price": "9.99"}], "currency": "USD"}
         )
@@ -234,8 +191,6 @@ def end_to_end(orders: int, concurrency: int, slots: int, latency_ms: int) -> di
             "startup_s": (first_seen or started) - started,
             "exit_code": proc.returncode,
         }
-    finally:
-        server.stop()
 
 
 def table(title: str, rows: list[dict[str, Any]], bar: float | None) -> str:
@@ -296,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
                 None,
             )
         )
+        failures += [r for r in e2e if r["ratio"] < 0.97]
         rss = max(r["rss_mb"] for r in e2e if r["concurrency"] == 100)
         print(f"\nECS worker peak RSS at concurrency 100 (moto run): {rss:.1f} MB (bar: < 150 MB)")
         if rss >= 150:

@@ -12,12 +12,10 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from constructs_lib.order_runtime import (
-    LAMBDA_RUNTIME,
     PipelineData,
     grant_worker,
-    lambda_code,
     order_placed_filter,
-    pin_runtime,
+    runtime_function,
     subscribe_order_queue,
 )
 from constructs_lib.pipeline_monitoring import WorkerSignals
@@ -63,25 +61,20 @@ class LambdaWorkers(Construct):
                 "max_event_age": max_event_age,
                 "on_failure": destinations.SqsDestination(data.dlq),
             }
-        self.function = lambda_.Function(
+        self.function = runtime_function(
             self,
             "Function",
-            runtime=LAMBDA_RUNTIME,
-            architecture=lambda_.Architecture.ARM_64,
-            code=lambda_code(),
             handler="orders.entrypoints.worker_lambda.handler",
-            memory_size=memory_mb,
+            description=f"Order payment worker ({trigger} trigger)",
+            environment=environment,
+            layer=layer,
+            log_group=self.logs,
+            memory_mb=memory_mb,
             timeout=timeout,
             reserved_concurrent_executions=reserved_concurrency,
-            layers=[layer],
-            environment=environment,
-            log_group=self.logs,
-            logging_format=lambda_.LoggingFormat.JSON,
-            description=f"Order payment worker ({trigger} trigger)",
-            **async_options,  # type: ignore[arg-type]
+            **async_options,
         )
         grant_worker(data, self.function, poll_queue=False)
-        pin_runtime(self.function)
 
         if trigger == "sqs":
             self.event_source: sources.SqsEventSource | None = sources.SqsEventSource(

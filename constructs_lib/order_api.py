@@ -13,7 +13,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from constructs_lib.nag import acknowledge
-from constructs_lib.order_runtime import LAMBDA_RUNTIME, PipelineData, grant_api, lambda_code, pin_runtime
+from constructs_lib.order_runtime import PipelineData, grant_api, runtime_function
 
 
 @jsii.implements(apigw.IAccessLogSettings)
@@ -63,23 +63,18 @@ class OrderApi(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.function_logs = logs.LogGroup(self, "FunctionLogs", retention=log_retention, removal_policy=removal_policy)
-        self.function = lambda_.Function(
+        self.function = runtime_function(
             self,
             "Function",
-            runtime=LAMBDA_RUNTIME,
-            architecture=lambda_.Architecture.ARM_64,
-            code=lambda_code(),
             handler="orders.entrypoints.api.handler",
-            memory_size=512,
-            timeout=Duration.seconds(29),
-            layers=[layer],
-            environment=environment,
-            log_group=self.function_logs,
-            logging_format=lambda_.LoggingFormat.JSON,
             description="Order API: accept (async), pay inline (sync baseline), read state",
+            environment=environment,
+            layer=layer,
+            log_group=self.function_logs,
+            memory_mb=512,
+            timeout=Duration.seconds(29),
         )
         grant_api(data, self.function)
-        pin_runtime(self.function)
 
         authorizer = authorizers.HttpIamAuthorizer() if iam_auth else apigw.HttpNoneAuthorizer()
         self.http_api = apigw.HttpApi(

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from aws_cdk import Aws
+from aws_cdk import Aws, Duration
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
@@ -118,6 +120,40 @@ def pin_runtime(function: lambda_.Function) -> None:
         f"Pinned to {LAMBDA_RUNTIME.name}: the pinned official Powertools layer is published for it, "
         "and the tests run the same Python minor; move both together.",
     )
+
+
+def runtime_function(
+    scope: Construct,
+    construct_id: str,
+    *,
+    handler: str,
+    description: str,
+    environment: dict[str, str],
+    layer: lambda_.ILayerVersion,
+    log_group: logs.ILogGroup,
+    memory_mb: int,
+    timeout: Duration,
+    **options: Any,
+) -> lambda_.Function:
+    """A function running ``runtime/`` on ARM64 with the Powertools layer and JSON logs."""
+    function = lambda_.Function(
+        scope,
+        construct_id,
+        runtime=LAMBDA_RUNTIME,
+        architecture=lambda_.Architecture.ARM_64,
+        code=lambda_code(),
+        handler=handler,
+        memory_size=memory_mb,
+        timeout=timeout,
+        layers=[layer],
+        environment=environment,
+        log_group=log_group,
+        logging_format=lambda_.LoggingFormat.JSON,
+        description=description,
+        **options,
+    )
+    pin_runtime(function)
+    return function
 
 
 def lambda_code() -> lambda_.Code:

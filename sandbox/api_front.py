@@ -72,6 +72,13 @@ class ApiFront:
             protocol_version = "HTTP/1.1"
 
             def _serve(self) -> None:
+                if self.path == STATS_PATH:
+                    payload = json.dumps(front.stats()).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 event = to_event(self.command, self.path.split("?")[0], dict(self.headers), body)
@@ -107,9 +114,35 @@ class ApiFront:
             if route == "POST /orders" and status == 202:
                 self.accepted_at.append(time.monotonic())
 
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            return {"counts": dict(self.counts), "accepted": len(self.accepted_at)}
+
     def start(self) -> None:
         self._thread.start()
 
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+STATS_PATH = "/__sandbox/stats"
+
+
+def main() -> int:
+    """Serve the real API handler in its own process (its own 'Lambda environment' and stdout)."""
+    import sys
+
+    from orders.entrypoints import api
+
+    front = ApiFront(api.handler)
+    front.start()
+    print(json.dumps({"port": front.port}), flush=True)
+    sys.stdout = sys.stderr  # the handler's logs and metrics go to the log file
+    sys.stdin.read()  # serve until the sandbox closes the pipe
+    front.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

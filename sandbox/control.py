@@ -67,7 +67,6 @@ class ProcessEnv:
             out["QUEUE_VISIBILITY_TIMEOUT_S"] = str(max(2, int(int(out["QUEUE_VISIBILITY_TIMEOUT_S"]) / k.k)))
         out["SQS_WAIT_TIME_S"] = str(max(1, int(20 / k.k)))
         out.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
-        out.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # no CloudWatch here: keep EMF off the terminal
         out.setdefault("LOG_LEVEL", "WARNING")
         out["WORKER_STATS_INTERVAL_S"] = "3600"
         return out
@@ -103,7 +102,31 @@ def wire_subscriptions(deployment: Deployment, sns: Any, sqs: Any) -> dict[str, 
     return made
 
 
-class OutcomeCounter:
+class PollerGroup:
+    """Threads running ``_poll`` until ``close``; the shape every emulated poller shares."""
+
+    name = "poller"
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def _poll(self) -> None:
+        raise NotImplementedError
+
+    def start(self, count: int) -> None:
+        for n in range(count):
+            t = threading.Thread(target=self._poll, name=f"{self.name}-{n}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def close(self) -> None:
+        self.stop.set()
+        for t in self._threads:
+            t.join(timeout=30)
+
+
+class OutcomeCounter(PollerGroup):
     """A consumer of its own queue on the topic (fan-out): counts payment outcomes as they happen.
 
     Every order a worker finishes publishes payment_confirmed or payment_failed;
@@ -125,10 +148,11 @@ class OutcomeCounter:
             },
         )
         self.done_at: dict[str, float] = {}
-        self.stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="outcomes", daemon=True)
+        super().__init__()
 
-    def _loop(self) -> None:
+    name = "outcomes"
+
+    def _poll(self) -> None:
         while not self.stop.is_set():
             try:
                 msgs = self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
@@ -153,13 +177,6 @@ class OutcomeCounter:
 
     def count(self, since: float = 0.0, until: float = float("inf")) -> int:
         return sum(1 for t in list(self.done_at.values()) if since <= t <= until)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def close(self) -> None:
-        self.stop.set()
-        self._thread.join(timeout=5)
 
 
 # ----------------------------------------------------------------------------- Lambda
@@ -307,8 +324,10 @@ class LambdaPool:
                 e.proc.kill()
 
 
-class SqsEventSource:
+class SqsEventSource(PollerGroup):
     """The event source mapping: batches from the queue, partial batch failures, max concurrency."""
+
+    name = "esm"
 
     def __init__(
         self,
@@ -323,8 +342,7 @@ class SqsEventSource:
     ) -> None:
         self.sqs, self.queue_url, self.queue_arn, self.pool = sqs, queue_url, queue_arn, pool
         self.batch_size, self.visibility_s, self.wait_s = batch_size, visibility_s, wait_s
-        self.stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        super().__init__()
 
     def _poll(self) -> None:
         while not self.stop.is_set():
@@ -378,28 +396,17 @@ class SqsEventSource:
             finally:
                 self.pool.release(env)
 
-    def start(self, pollers: int) -> None:
-        for n in range(pollers):
-            t = threading.Thread(target=self._poll, name=f"esm-{n}", daemon=True)
-            t.start()
-            self._threads.append(t)
-
-    def close(self) -> None:
-        self.stop.set()
-        for t in self._threads:
-            t.join(timeout=30)
-
-
-class SnsAsyncInvoker:
+class SnsAsyncInvoker(PollerGroup):
     """SNS -> Lambda async invoke: retries with backoff, max event age, then the on-failure destination."""
+
+    name = "async"
 
     def __init__(
         self, *, sqs: Any, tap_url: str, pool: LambdaPool, retries: int, max_age_s: float, dlq_url: str, scale: Scale
     ) -> None:
         self.sqs, self.tap_url, self.pool, self.retries = sqs, tap_url, pool, retries
         self.max_age_s, self.dlq_url, self.scale = max_age_s, dlq_url, scale
-        self.stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        super().__init__()
         self.dead_lettered = 0
 
     def _deliver(self, body: str, received_at: float) -> None:
@@ -452,17 +459,6 @@ class SnsAsyncInvoker:
                 # Lambda's async queue owns the event once accepted: take it off the tap queue now.
                 self.sqs.delete_message(QueueUrl=self.tap_url, ReceiptHandle=m["ReceiptHandle"])
                 self._deliver(m["Body"], time.monotonic())
-
-    def start(self, workers: int) -> None:
-        for n in range(workers):
-            t = threading.Thread(target=self._poll, name=f"async-{n}", daemon=True)
-            t.start()
-            self._threads.append(t)
-
-    def close(self) -> None:
-        self.stop.set()
-        for t in self._threads:
-            t.join(timeout=30)
 
 
 # ----------------------------------------------------------------------------- ECS

@@ -55,6 +55,26 @@ def free_port(port: int) -> int:
         return int(s.getsockname()[1])
 
 
+class ApiStats:
+    """Reads the API process's counters (responses by route and status, orders accepted)."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.port = int(base.rsplit(":", 1)[1])
+
+    def stats(self) -> dict[str, Any]:
+        import urllib.request
+
+        from sandbox.api_front import STATS_PATH
+
+        with urllib.request.urlopen(self.base + STATS_PATH, timeout=5) as resp:
+            return dict(json.loads(resp.read()))
+
+    @property
+    def accepted(self) -> int:
+        return int(self.stats()["accepted"])
+
+
 class Sampler:
     """Samples queue depth, workers and accepted orders twice a second for the report."""
 
@@ -200,20 +220,32 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
         orders_table = find("", "TablesOrders", "arn:")
         subs = control.wire_subscriptions(deployment, sns, sqs)
         outcomes = control.OutcomeCounter(sns=sns, sqs=sqs, topic_arn=find("arn:aws:sns", "OrderEvents"))
-        outcomes.start()
+        outcomes.start(1)
         cleanup.append(outcomes.close)
 
         base = {"PATH": os.environ.get("PATH", ""), **aws_env(endpoint)}
         penv = control.ProcessEnv(base=base, scale=k)
         api_cfg = lam.get_function_configuration(FunctionName=deployment.output("-service", "ApiFunctionName"))
-        os.environ.update(penv.for_runtime(api_cfg["Environment"]["Variables"]))
-        sys.path.insert(0, str(control.RUNTIME))
-        from orders.entrypoints import api
-        from sandbox.api_front import ApiFront
-
-        front = ApiFront(api.handler)
-        front.start()
-        cleanup.append(front.close)
+        api_log = (workdir / "logs" / "api.log").open("w")
+        api_proc = subprocess.Popen(
+            [sys.executable, "-m", "sandbox.api_front"],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=api_log,
+            text=True,
+            env={
+                **penv.for_runtime(api_cfg["Environment"]["Variables"]),
+                "PYTHONPATH": f"{control.RUNTIME}{os.pathsep}{ROOT}",
+            },
+        )
+        assert api_proc.stdout is not None and api_proc.stdin is not None
+        first = api_proc.stdout.readline()
+        if not first:
+            raise SandboxError(f"the API process did not start (see {api_log.name})")
+        api_port = int(json.loads(first)["port"])
+        cleanup.append(lambda: (api_proc.stdin.close(), api_proc.wait(timeout=10)))  # type: ignore[union-attr]
+        front = ApiStats(f"http://127.0.0.1:{api_port}")
 
         pool = None
         service = None
@@ -254,7 +286,7 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
                     visibility_s=max(2, int(visibility / k.k)),
                     wait_s=1,
                 )
-                esm.start(pollers=max_envs)
+                esm.start(max_envs)
                 cleanup.insert(0, esm.close)
             else:
                 [invoke_cfg] = control.resources(deployment.template("-service"), "AWS::Lambda::EventInvokeConfig")
@@ -268,7 +300,7 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
                     dlq_url=dlq_url,
                     scale=k,
                 )
-                invoker.start(workers=max_envs)
+                invoker.start(max_envs)
                 cleanup.insert(0, invoker.close)
             workers_probe = lambda: pool.busy  # noqa: E731
             progress(f"lambda: up to {max_envs} environments ({compute})")
@@ -318,7 +350,7 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
                 "inflight": inflight,
                 "dlq": dlq,
                 "workers": float(workers_probe()),
-                "accepted": float(len(front.accepted_at)),
+                "accepted": float(front.accepted),
                 "processed": float(outcomes.count(since=async_mark[0])),
             }
 
@@ -336,10 +368,10 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
         async_start_wall = datetime.now(UTC).isoformat(timespec="milliseconds")
         t_async = time.monotonic() - sampler.t0
         async_mark[0] = time.monotonic()
-        accepted_before = len(front.accepted_at)
+        accepted_before = front.accepted
         async_stats = run_locust("AsyncBuyer", users, phase_s, host, workdir / "logs")
         t_load_end = time.monotonic() - sampler.t0
-        accepted = len(front.accepted_at) - accepted_before
+        accepted = front.accepted - accepted_before
         end_visible, end_inflight = backlog()
         end_backlog = end_visible + end_inflight
         progress(f"accepted {accepted} orders; backlog {end_backlog}; draining ...")

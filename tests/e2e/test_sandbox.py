@@ -19,9 +19,26 @@ if shutil.which("npx") is None or not (ROOT / "node_modules" / ".bin" / "cdk").e
 
 def run_sandbox(tmp_path: Path, *args: str) -> dict:
     proc = subprocess.run(
-        [sys.executable, "-m", "sandbox", "--users", "10", "--duration", "40", "--time-scale", "10",
-         "--drain-timeout", "240", "--reports", str(tmp_path), *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "sandbox",
+            "--users",
+            "10",
+            "--duration",
+            "40",
+            "--time-scale",
+            "10",
+            "--drain-timeout",
+            "240",
+            "--reports",
+            str(tmp_path),
+            *args,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     [summary_file] = tmp_path.glob("*/summary.json")
@@ -73,7 +90,12 @@ def test_port_in_use_is_one_clear_line(tmp_path):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        proc = subprocess.run([sys.executable, "-m", "sandbox", "--port", str(port), "--reports", str(tmp_path)],
-                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "-m", "sandbox", "--port", str(port), "--reports", str(tmp_path)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert proc.returncode == 1
     assert proc.stderr.strip() == f"error: port {port} on 127.0.0.1 is in use; pass --port with a free one"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +10,7 @@ import pytest
 from moto import mock_aws
 
 from orders import bootstrap
+from sandbox.local_aws import create_order_resources
 
 MAX_RECEIVE_COUNT = 3
 
@@ -51,40 +51,9 @@ class Aws:
 def aws(monkeypatch) -> Any:
     with mock_aws():
         sqs, sns, ddb = (boto3.client(s, region_name="us-east-1") for s in ("sqs", "sns", "dynamodb"))
-        topic_arn = sns.create_topic(Name="order-events")["TopicArn"]
-        dlq_url = sqs.create_queue(QueueName="orders-dlq")["QueueUrl"]
-        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        queue_url = sqs.create_queue(
-            QueueName="orders",
-            Attributes={
-                "VisibilityTimeout": "30",
-                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT}),
-            },
-        )["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        sns.subscribe(
-            TopicArn=topic_arn,
-            Protocol="sqs",
-            Endpoint=queue_arn,
-            Attributes={"RawMessageDelivery": "true", "FilterPolicy": json.dumps({"event_type": ["order_placed"]})},
-        )
-        ddb.create_table(
-            TableName="orders",
-            KeySchema=[{"AttributeName": "order_id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "order_id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        ddb.create_table(
-            TableName="idempotency",
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        res = create_order_resources(sqs, sns, ddb, visibility_timeout_s=30, max_receive_count=MAX_RECEIVE_COUNT)
         for key, value in {
-            "ORDER_EVENTS_TOPIC_ARN": topic_arn,
-            "ORDERS_QUEUE_URL": queue_url,
-            "ORDERS_TABLE_NAME": "orders",
-            "IDEMPOTENCY_TABLE_NAME": "idempotency",
+            **res.environment(),
             "PAYMENT_SLOTS": "5",
             "PAYMENT_LATENCY_MS": "10",
             "PAYMENT_FAILURE_RATE": "0",
@@ -92,5 +61,5 @@ def aws(monkeypatch) -> Any:
         }.items():
             monkeypatch.setenv(key, value)
         bootstrap.reset()
-        yield Aws(sqs=sqs, sns=sns, ddb=ddb, topic_arn=topic_arn, queue_url=queue_url, dlq_url=dlq_url)
+        yield Aws(sqs=sqs, sns=sns, ddb=ddb, topic_arn=res.topic_arn, queue_url=res.queue_url, dlq_url=res.dlq_url)
         bootstrap.reset()

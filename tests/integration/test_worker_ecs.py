@@ -14,6 +14,7 @@ from orders.adapters.payment import FixedBudget
 from orders.entrypoints import api
 from orders.entrypoints.records import process_message
 from orders.entrypoints.worker_ecs import QueueWorker
+from sandbox import local_aws
 from tests.helpers import http_event
 
 pytestmark = pytest.mark.integration
@@ -126,22 +127,13 @@ def test_sigterm_drains_and_exits_zero(moto_server, valid_order, monkeypatch, tm
         "AWS_DEFAULT_REGION": "us-east-1",
         "PYTHONPATH": str(ROOT / "runtime"),
     }
-    clients = {s: boto3.client(s, endpoint_url=moto_server, region_name="us-east-1") for s in ("sqs", "dynamodb")}
-    sqs, ddb = clients["sqs"], clients["dynamodb"]
-    url = sqs.create_queue(QueueName="orders", Attributes={"VisibilityTimeout": "30"})["QueueUrl"]
-    for name, key in (("orders", "order_id"), ("idempotency", "id")):
-        ddb.create_table(
-            TableName=name,
-            KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-    topic = boto3.client("sns", endpoint_url=moto_server, region_name="us-east-1").create_topic(Name="t")["TopicArn"]
+    sqs, ddb, sns = (
+        boto3.client(s, endpoint_url=moto_server, region_name="us-east-1") for s in ("sqs", "dynamodb", "sns")
+    )
+    res = local_aws.create_order_resources(sqs, sns, ddb)
+    url = res.queue_url
     env.update(
-        ORDER_EVENTS_TOPIC_ARN=topic,
-        ORDERS_QUEUE_URL=url,
-        ORDERS_TABLE_NAME="orders",
-        IDEMPOTENCY_TABLE_NAME="idempotency",
+        **res.environment(),
         PAYMENT_SLOTS="2",
         PAYMENT_LATENCY_MS="500",
         WORKER_CONCURRENCY="6",

@@ -1,0 +1,85 @@
+"""Order-pipeline resources on moto, shaped like the data stack, for tests and benches.
+
+The sandbox deploys the real stacks; tests and benches that only need the
+resources (and must not pay for a CDK deploy) create them here, once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+ORDER_PLACED_FILTER = json.dumps({"event_type": ["order_placed"]})
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    """moto server on a free loopback port, from empty state; yields its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    _, port = server.get_host_and_port()
+    endpoint = f"http://localhost:{port}"
+    # moto keeps state per process, across server instances: start from empty.
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10).read()
+    try:
+        yield endpoint
+    finally:
+        server.stop()
+
+
+@dataclass
+class OrderResources:
+    topic_arn: str
+    queue_url: str
+    dlq_url: str
+    orders_table: str = "orders"
+    idempotency_table: str = "idempotency"
+
+    def environment(self) -> dict[str, str]:
+        """The runtime's environment contract for these resources."""
+        return {
+            "ORDER_EVENTS_TOPIC_ARN": self.topic_arn,
+            "ORDERS_QUEUE_URL": self.queue_url,
+            "ORDERS_TABLE_NAME": self.orders_table,
+            "IDEMPOTENCY_TABLE_NAME": self.idempotency_table,
+        }
+
+
+def create_order_resources(
+    sqs: Any, sns: Any, ddb: Any, *, visibility_timeout_s: int = 30, max_receive_count: int = 3
+) -> OrderResources:
+    """Topic, queue (+DLQ, redrive) subscribed to order_placed with raw delivery, and both tables."""
+    topic_arn = sns.create_topic(Name="order-events")["TopicArn"]
+    dlq_url = sqs.create_queue(QueueName="orders-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue_url = sqs.create_queue(
+        QueueName="orders",
+        Attributes={
+            "VisibilityTimeout": str(visibility_timeout_s),
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count}),
+        },
+    )["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(
+        TopicArn=topic_arn,
+        Protocol="sqs",
+        Endpoint=queue_arn,
+        Attributes={"RawMessageDelivery": "true", "FilterPolicy": ORDER_PLACED_FILTER},
+    )
+    resources = OrderResources(topic_arn=topic_arn, queue_url=queue_url, dlq_url=dlq_url)
+    for name, key in ((resources.orders_table, "order_id"), (resources.idempotency_table, "id")):
+        ddb.create_table(
+            TableName=name,
+            KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    return resources
