@@ -43,11 +43,12 @@ synth: setup ## synthesize both stacks (COMPUTE=lambda|ecs, CDK_ARGS='-c key=val
 deploy: setup ## deploy to the AWS account in your credentials
 	npx cdk deploy --all -c compute=$(COMPUTE) $(CDK_ARGS)
 
-bench: setup ## measured figures: worker efficiency, cold start, synth time
+bench: setup ## measured figures: worker efficiency, cold start, synth time, emulator SQS rates
 	@status=0; \
 	$(PY) -m benchmarks.worker_efficiency || status=1; \
 	$(PY) -m benchmarks.cold_start || status=1; \
 	$(PY) -m benchmarks.synth_time || status=1; \
+	$(PY) -m benchmarks.sqs_emulator || status=1; \
 	if [ $$status -ne 0 ]; then echo "bench: at least one bar was missed (see above)"; fi; exit $$status
 
 sandbox: setup ## deploy onto a local emulator and run a flash sale (COMPUTE=lambda|ecs, SANDBOX_ARGS=...)

@@ -396,6 +396,7 @@ class SqsEventSource(PollerGroup):
             finally:
                 self.pool.release(env)
 
+
 class SnsAsyncInvoker(PollerGroup):
     """SNS -> Lambda async invoke: retries with backoff, max event age, then the on-failure destination."""
 
