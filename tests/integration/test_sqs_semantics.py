@@ -163,7 +163,7 @@ def test_fifo_queues_keep_moto_semantics(sqs):
 
 def test_patch_refuses_drifted_upstream_code(monkeypatch):
     monkeypatch.setitem(sqs_patch.FINGERPRINTS, "Queue.delete_message", "0" * 64)
-    with pytest.raises(sqs_patch.UpstreamDrift, match="Queue.delete_message"):
+    with pytest.raises(sqs_patch.UpstreamDrift, match=r"Queue\.delete_message"):
         sqs_patch.apply()
     assert not sqs_patch._ORIGINALS
 
@@ -172,5 +172,5 @@ def test_patch_refuses_another_moto_version(monkeypatch):
     import moto
 
     monkeypatch.setattr(moto, "__version__", "5.3.0")
-    with pytest.raises(moto_fixes.UnsupportedMotoVersion, match="5.2.5"):
+    with pytest.raises(moto_fixes.UnsupportedMotoVersion, match=r"5\.2\.5"):
         sqs_patch.apply()
