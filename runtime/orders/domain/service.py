@@ -115,14 +115,14 @@ class OrderService:
             # publish must not lose the event (consumers are idempotent).
             self._publish_outcome(order)
             return Outcome.ALREADY_TERMINAL
-        return self._pay(order)
+        return self._pay(order)[0]
 
     def place_and_pay(self, request: OrderRequest) -> Order:
         """The synchronous baseline: record, pay inline, answer with the final state."""
         order = self._new_order(request)
         self.repository.create(order)
         try:
-            self._pay(order)
+            _, final = self._pay(order)
         except TransientPaymentError:
             # No worker will ever see this order: close it rather than leave it PLACED.
             self.repository.transition(
@@ -133,9 +133,10 @@ class OrderService:
                 attrs={"failure_reason": "processor_unavailable"},
             )
             raise
-        return self.get(order.order_id)
+        return final
 
-    def _pay(self, order: Order) -> Outcome:
+    def _pay(self, order: Order) -> tuple[Outcome, Order]:
+        """Charge, move the order to its terminal state, publish the outcome; returns the final order."""
         result: PaymentResult = self.payments.charge(
             PaymentRequest(
                 order_id=order.order_id, amount=order.total, currency=order.currency, token=order.payment_token
@@ -155,9 +156,9 @@ class OrderService:
             if not current.status.terminal:
                 raise InvalidTransitionError(f"{order.order_id} is {current.status.value}, expected PLACED")
             self._publish_outcome(current)
-            return Outcome.ALREADY_TERMINAL
+            return Outcome.ALREADY_TERMINAL, current
         self._publish_outcome(updated)
-        return Outcome.PAID if result.approved else Outcome.PAYMENT_FAILED
+        return (Outcome.PAID if result.approved else Outcome.PAYMENT_FAILED), updated
 
     def _publish_outcome(self, order: Order) -> None:
         kind = EventType.PAYMENT_CONFIRMED if order.status is OrderStatus.PAID else EventType.PAYMENT_FAILED
