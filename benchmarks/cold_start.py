@@ -66,7 +66,9 @@ def _run(code: str, env: dict[str, str], stdin: str = "") -> float:
         if not line:
             break
     elapsed = time.perf_counter() - started
-    _, err = proc.communicate()
+    proc.stdout.read()
+    err = proc.stderr.read() if proc.stderr else ""
+    proc.wait()
     if proc.returncode != 0 or not line.strip().endswith("ready"):
         raise RuntimeError(err[-2000:])
     return elapsed

@@ -531,6 +531,8 @@ class EcsService:
         self.activities: list[tuple[float, int, int, str]] = []
         self._last_out = -1e9
         self._last_in = -1e9
+        self._period_max = (0, 0)
+        self.peak_backlog_seen = 0
         self._thread: threading.Thread | None = None
         self._started = 0
 
@@ -561,7 +563,8 @@ class EcsService:
         self.peak = max(self.peak, count)
         self.activities.append((now, before, count, reason))
 
-    def evaluate(self) -> None:
+    def observe(self) -> tuple[int, int]:
+        """One datapoint of the queue metrics; the period keeps their Maximum, as the policy's statistic does."""
         attrs = self.sqs.get_queue_attributes(
             QueueUrl=self.queue_url,
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
@@ -570,6 +573,13 @@ class EcsService:
             int(attrs["ApproximateNumberOfMessages"]),
             int(attrs["ApproximateNumberOfMessagesNotVisible"]),
         )
+        self._period_max = (max(self._period_max[0], visible), max(self._period_max[1], inflight))
+        self.peak_backlog_seen = max(self.peak_backlog_seen, visible + inflight)
+        return visible, inflight
+
+    def evaluate(self) -> None:
+        self.observe()
+        (visible, inflight), self._period_max = self._period_max, (0, 0)
         running, now, p = self.running(), time.monotonic(), self.policy
         if running == 0 and visible >= p.wake_depth and p.wake_tasks > running:
             self._set(min(p.max_tasks, p.wake_tasks), f"wake: {visible} visible, no task running")
@@ -587,9 +597,13 @@ class EcsService:
 
     def _loop(self) -> None:
         period = self.scale.seconds(60, 0.5)  # CloudWatch's 1-minute metric period
-        while not self.stop.wait(period):
+        next_evaluation = time.monotonic() + period
+        while not self.stop.wait(min(0.5, period)):
             try:
-                self.evaluate()
+                self.observe()
+                if time.monotonic() >= next_evaluation:
+                    next_evaluation += period
+                    self.evaluate()
             except Exception:
                 log.exception("autoscaler evaluation failed")
 

@@ -460,8 +460,9 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
                 "min_tasks": service.policy.min_tasks,
                 "max_tasks": service.policy.max_tasks,
                 "target_backlog_per_task": service.policy.target,
+                "peak_backlog_seen_by_autoscaler": service.peak_backlog_seen,
                 "tasks_implied_by_peak_backlog": service.policy.desired(
-                    visible=summary["peak_queue_depth"], inflight=0, running=1
+                    visible=service.peak_backlog_seen, inflight=0, running=1
                 ),
                 "activities": [
                     {"t": round(a[0] - sampler.t0, 2), "from": a[1], "to": a[2], "why": a[3]}
