@@ -126,59 +126,6 @@ class PollerGroup:
             t.join(timeout=30)
 
 
-class OutcomeCounter(PollerGroup):
-    """A consumer of its own queue on the topic (fan-out): counts payment outcomes as they happen.
-
-    Every order a worker finishes publishes payment_confirmed or payment_failed;
-    counting them (once per order) gives the processing rate without touching
-    the workers.
-    """
-
-    def __init__(self, *, sns: Any, sqs: Any, topic_arn: str) -> None:
-        self.sqs = sqs
-        self.url = sqs.create_queue(QueueName="sandbox-outcomes")["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        sns.subscribe(
-            TopicArn=topic_arn,
-            Protocol="sqs",
-            Endpoint=arn,
-            Attributes={
-                "RawMessageDelivery": "true",
-                "FilterPolicy": json.dumps({"event_type": ["payment_confirmed", "payment_failed"]}),
-            },
-        )
-        self.done_at: dict[str, float] = {}
-        super().__init__()
-
-    name = "outcomes"
-
-    def _poll(self) -> None:
-        while not self.stop.is_set():
-            try:
-                msgs = self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
-                    "Messages", []
-                )
-            except Exception:
-                log.exception("outcome poll failed")
-                time.sleep(0.5)
-                continue
-            now = time.monotonic()
-            for m in msgs:
-                order_id = json.loads(m["Body"]).get("order_id")
-                self.done_at.setdefault(order_id, now)
-            for start in range(0, len(msgs), 10):
-                self.sqs.delete_message_batch(
-                    QueueUrl=self.url,
-                    Entries=[
-                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                        for i, m in enumerate(msgs[start : start + 10])
-                    ],
-                )
-
-    def count(self, since: float = 0.0, until: float = float("inf")) -> int:
-        return sum(1 for t in list(self.done_at.values()) if since <= t <= until)
-
-
 # ----------------------------------------------------------------------------- Lambda
 @dataclass
 class Environment:

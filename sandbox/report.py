@@ -50,7 +50,7 @@ def _charts(workdir: Path, summary: dict[str, Any], rows: list[dict[str, float]]
     names.append("workers.png")
 
     fig, ax = plt.subplots(figsize=(8, 3.2))
-    done = [r["processed"] for r in rows]
+    done = [r["accepted"] - r["visible"] - r["inflight"] - r["dlq"] for r in rows]
 
     def rate(series: list[float]) -> list[float]:
         return [0.0] + [

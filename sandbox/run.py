@@ -219,9 +219,6 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
         dlq_url = find("https://", "OrdersDeadLetterQueue")
         orders_table = find("", "TablesOrders", "arn:")
         subs = control.wire_subscriptions(deployment, sns, sqs)
-        outcomes = control.OutcomeCounter(sns=sns, sqs=sqs, topic_arn=find("arn:aws:sns", "OrderEvents"))
-        outcomes.start(1)
-        cleanup.append(outcomes.close)
 
         base = {"PATH": os.environ.get("PATH", ""), **aws_env(endpoint)}
         penv = control.ProcessEnv(base=base, scale=k)
@@ -351,10 +348,8 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
                 "dlq": dlq,
                 "workers": float(workers_probe()),
                 "accepted": float(front.accepted),
-                "processed": float(outcomes.count(since=async_mark[0])),
             }
 
-        async_mark = [float("inf")]  # outcomes of the async phase only (the sync path publishes outcomes too)
         sampler = Sampler(probe)
         sampler.start()
         cleanup.insert(0, sampler.close)
@@ -367,7 +362,6 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
         progress(f"async checkout: {users} users for {phase_s:.0f} s ...")
         async_start_wall = datetime.now(UTC).isoformat(timespec="milliseconds")
         t_async = time.monotonic() - sampler.t0
-        async_mark[0] = time.monotonic()
         accepted_before = front.accepted
         async_stats = run_locust("AsyncBuyer", users, phase_s, host, workdir / "logs")
         t_load_end = time.monotonic() - sampler.t0
@@ -397,15 +391,22 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
         terminal = {"PAID", "PAYMENT_FAILED"}
         lost = [o for o in async_orders if o["status"] not in terminal and o["order_id"] not in dead]
         rows = sampler.rows
-        # Measured processing capacity: outcomes per second while the most workers ran and work waited.
-        # The prediction backlog / capacity then says how long the drain takes at that capacity; the
-        # measured drain is longer by the time the workers took to get there.
-        t0 = sampler.t0
-        busy = [r for r in rows if t_async <= r["t"] <= t_drained and r["visible"] + r["inflight"] > 0]
+
+        # Measured processing capacity: orders finished per second (accepted - waiting - in flight -
+        # dead, from the queue counts) after the load stopped, while the most workers ran and orders
+        # still waited, so no worker was idle. The drain should take backlog / capacity; a longer drain
+        # means time lost to scaling up, stragglers or stalls.
+        def finished(r: dict[str, float]) -> float:
+            return r["accepted"] - r["visible"] - r["inflight"] - r["dlq"]
+
+        busy = [r for r in rows if t_load_end <= r["t"] <= t_drained and r["visible"] > 0]
         peak_workers = max((r["workers"] for r in busy), default=0)
-        at_peak = [r["t"] for r in busy if r["workers"] == peak_workers]
-        window = (t0 + at_peak[0], t0 + at_peak[-1]) if len(at_peak) > 1 else (t0 + t_async, t0 + t_drained)
-        capacity = outcomes.count(window[0], window[1]) / max(1e-9, window[1] - window[0])
+        at_peak = [r for r in busy if r["workers"] == peak_workers]
+        if len(at_peak) > 1 and at_peak[-1]["t"] > at_peak[0]["t"]:
+            window = (at_peak[0]["t"], at_peak[-1]["t"])
+            capacity = (finished(at_peak[-1]) - finished(at_peak[0])) / (window[1] - window[0])
+        else:
+            window, capacity = (t_load_end, t_drained), 0.0
         drain_s = t_drained - t_load_end if end_backlog else 0.0
         sync_paid = [o for o in sync_orders if o["status"] in terminal]
         summary: dict[str, Any] = {
@@ -435,7 +436,7 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
             "peak_queue_depth": int(max((r["visible"] for r in rows), default=0)),
             "backlog_at_load_end": end_backlog,
             "processing_capacity_per_s": capacity,
-            "capacity_window_s": [window[0] - t0, window[1] - t0],
+            "capacity_window_s": list(window),
             "predicted_drain_seconds": end_backlog / capacity if capacity > 0 else None,
             "drain_seconds": drain_s,
             "drain_seconds_real": drain_s * k.k,
