@@ -54,8 +54,12 @@ def _run(code: str, env: dict[str, str], stdin: str = "") -> float:
     """Spawn to "ready" (handler returned): a Lambda environment is not torn down after its first event."""
     started = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-c", code], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-c", code],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write(stdin)

@@ -193,3 +193,54 @@ def test_sigterm_drains_and_exits_zero(moto_server, valid_order, monkeypatch, tm
     assert statuses.count("PAID") + int(attrs["ApproximateNumberOfMessages"]) == 10
     assert 0 < statuses.count("PAID") < 10
     assert b"stopped clean=True" in out
+
+
+class FakeAgent:
+    """The ECS agent's task-protection endpoint, recording what the worker asked for."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        calls = self.calls = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_PUT(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                calls.append((self.path, json.loads(body)))
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args):
+                return
+
+        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.uri = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_task_protection_is_on_while_messages_are_held_and_off_when_idle():
+    from orders.entrypoints.worker_ecs import TaskProtection
+
+    agent = FakeAgent()
+    protection = TaskProtection(agent.uri, expires_min=5, idle_s=10)
+    protection.update(held=3, now=100.0)
+    protection.update(held=2, now=101.0)  # still protected: no new call
+    protection.update(held=0, now=105.0)  # idle, but not for long enough
+    protection.update(held=0, now=116.0)
+    assert [c[1] for c in agent.calls] == [
+        {"ProtectionEnabled": True, "ExpiresInMinutes": 5},
+        {"ProtectionEnabled": False},
+    ]
+    assert {c[0] for c in agent.calls} == {"/v1/task-protection/v1/state"}
+    agent.server.shutdown()
+
+
+def test_task_protection_does_nothing_outside_ecs():
+    from orders.entrypoints.worker_ecs import TaskProtection
+
+    protection = TaskProtection(None)
+    protection.update(held=5)
+    assert protection.protected is False

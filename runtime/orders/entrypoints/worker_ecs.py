@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import queue
@@ -51,6 +52,61 @@ class WorkerStats:
     started_at: float = field(default_factory=time.monotonic)
 
 
+class TaskProtection:
+    """ECS task scale-in protection through the ECS agent endpoint, on while the task holds messages.
+
+    With protection on, a scale-in picks other tasks; it expires by itself
+    (``expires_min``) if this task stops refreshing it. Outside ECS
+    (no ``ECS_AGENT_URI``) it does nothing.
+    """
+
+    def __init__(self, agent_uri: str | None, *, expires_min: int = 5, idle_s: float = 30.0) -> None:
+        self.url = f"{agent_uri.rstrip('/')}/task-protection/v1/state" if agent_uri else None
+        self.expires_min = expires_min
+        self.idle_s = idle_s
+        self.protected = False
+        self._refreshed = 0.0
+        self._idle_since: float | None = None
+
+    def _put(self, enabled: bool) -> None:
+        import urllib.request
+
+        body = {"ProtectionEnabled": enabled}
+        if enabled:
+            body["ExpiresInMinutes"] = self.expires_min  # type: ignore[assignment]
+        request = urllib.request.Request(
+            self.url or "", data=json.dumps(body).encode(), method="PUT", headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=3) as resp:
+            resp.read()
+        self.protected = enabled
+
+    def update(self, held: int, now: float | None = None) -> None:
+        """Called periodically with how many messages the task holds."""
+        if self.url is None:
+            return
+        now = time.monotonic() if now is None else now
+        try:
+            if held:
+                self._idle_since = None
+                if not self.protected or now - self._refreshed > self.expires_min * 30:
+                    self._put(True)
+                    self._refreshed = now
+            elif self.protected:
+                self._idle_since = self._idle_since or now
+                if now - self._idle_since >= self.idle_s:
+                    self._put(False)
+        except Exception:  # protection is best effort: SIGTERM handling still loses nothing
+            log.warning("task protection update failed", exc_info=True)
+
+    def release(self) -> None:
+        if self.url and self.protected:
+            try:
+                self._put(False)
+            except Exception:
+                log.warning("task protection release failed", exc_info=True)
+
+
 class QueueWorker:
     """Receive -> handle -> delete loop with bounded concurrency and graceful shutdown."""
 
@@ -67,6 +123,7 @@ class QueueWorker:
         prefetch: int | None = None,
         max_backoff_s: int | None = None,
         on_stop: Callable[[], None] | None = None,
+        protection: TaskProtection | None = None,
     ) -> None:
         self.sqs = sqs
         self.queue_url = queue_url
@@ -78,6 +135,7 @@ class QueueWorker:
         self.capacity = concurrency + (min(batch_size, concurrency) if prefetch is None else prefetch)
         self.max_backoff_s = max_backoff_s if max_backoff_s is not None else visibility_timeout_s
         self.on_stop = on_stop
+        self.protection = protection or TaskProtection(None)
         self.stats = WorkerStats()
         self.stopping = threading.Event()
         self._work: queue.Queue[_Held | None] = queue.Queue()
@@ -203,9 +261,10 @@ class QueueWorker:
 
     # -- heartbeat ------------------------------------------------------------
     def _heartbeat_loop(self) -> None:
-        period = max(0.5, self.visibility_timeout_s / 3)
+        period = max(0.5, min(5.0, self.visibility_timeout_s / 3))
         while not self.stopping.wait(period):
             self.extend_due()
+            self.protection.update(self.held)
 
     def extend_due(self) -> None:
         """Extend every held message whose visibility is more than half used."""
@@ -257,6 +316,7 @@ class QueueWorker:
             thread.join(max(0.0, deadline - time.monotonic()))
         self._acks.put(None)  # after every consumer is done: flush the last deletes
         self._acker.join(max(0.0, deadline - time.monotonic()))
+        self.protection.release()
         return self.held == 0
 
 
@@ -285,6 +345,9 @@ def main() -> int:
         visibility_timeout_s=cfg.visibility_timeout_s,
         wait_time_s=int(os.environ.get("SQS_WAIT_TIME_S", "20")),
         on_stop=c.processor.close,
+        protection=TaskProtection(
+            os.environ.get("ECS_AGENT_URI") if os.environ.get("ECS_TASK_PROTECTION") == "true" else None
+        ),
     )
     stop_requested = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
