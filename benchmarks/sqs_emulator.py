@@ -92,8 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'depth':>7} {'send/s':>8} {'recv+del msgs/s':>16} {'moto send/s':>12} {'moto recv+del':>14}")
     base = {d: (s, r) for d, s, r in plain}
     for d, s, r in patched:
-        ms, mr = base.get(d, (float("nan"), float("nan")))
-        print(f"{d:>7} {s:>8.0f} {r:>16.0f} {ms:>12.0f} {mr:>14.0f}")
+        ms, mr = (f"{v:.0f}" for v in base[d]) if d in base else ("not run", "not run")
+        print(f"{d:>7} {s:>8.0f} {r:>16.0f} {ms:>12} {mr:>14}")
     return 0
 
 

@@ -524,10 +524,11 @@ class EcsService:
         self.peak_backlog_seen = max(self.peak_backlog_seen, visible + inflight)
         return visible, inflight
 
-    def evaluate(self) -> None:
+    def evaluate(self, at: float | None = None) -> None:
+        """One evaluation of the policy; ``at`` is the scheduled time (cooldowns count in periods, not jitter)."""
         self.observe()
         (visible, inflight), self._period_max = self._period_max, (0, 0)
-        running, now, p = self.running(), time.monotonic(), self.policy
+        running, now, p = self.running(), (time.monotonic() if at is None else at), self.policy
         if running == 0 and visible >= p.wake_depth and p.wake_tasks > running:
             self._set(min(p.max_tasks, p.wake_tasks), f"wake: {visible} visible, no task running")
             self._last_out = now
@@ -549,8 +550,8 @@ class EcsService:
             try:
                 self.observe()
                 if time.monotonic() >= next_evaluation:
+                    self.evaluate(at=next_evaluation)
                     next_evaluation += period
-                    self.evaluate()
             except Exception:
                 log.exception("autoscaler evaluation failed")
 
