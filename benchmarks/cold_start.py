@@ -23,31 +23,19 @@ sys.path.insert(0, str(ROOT / "runtime"))
 
 BASELINE = "import boto3; boto3.client('sqs')\nprint('ready', flush=True)"
 
-WORKER = """
+_FIRST_EVENT = """
 import json, sys
-from orders.entrypoints import worker_lambda
+from orders.entrypoints import {module}
 class Ctx:
     function_name = "bench"; memory_limit_in_mb = 512; aws_request_id = "bench"
     invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
     def get_remaining_time_in_millis(self): return 30000
-event = json.loads(sys.stdin.read())
-result = worker_lambda.handler(event, Ctx())
-assert result == {"batchItemFailures": []}, result
+result = {module}.handler(json.loads(sys.stdin.read()), Ctx())
+assert {check}, result
 print("ready", flush=True)
 """
-
-API = """
-import json, sys
-from orders.entrypoints import api
-class Ctx:
-    function_name = "bench"; memory_limit_in_mb = 512; aws_request_id = "bench"
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
-    def get_remaining_time_in_millis(self): return 30000
-event = json.loads(sys.stdin.read())
-result = api.handler(event, Ctx())
-assert result["statusCode"] == 202, result
-print("ready", flush=True)
-"""
+WORKER = _FIRST_EVENT.format(module="worker_lambda", check='result == {"batchItemFailures": []}')
+API = _FIRST_EVENT.format(module="api", check='result["statusCode"] == 202')
 
 
 def _run(code: str, env: dict[str, str], stdin: str = "") -> float:

@@ -99,3 +99,22 @@ def only(template: dict[str, Any], rtype: str) -> dict[str, Any]:
     found = resources(template, rtype)
     assert len(found) == 1, f"expected one {rtype}, found {sorted(found)}"
     return next(iter(found.values()))["Properties"]
+
+
+def function_by_handler(template: dict[str, Any], handler: str) -> dict[str, Any]:
+    [fn] = [
+        f["Properties"]
+        for f in resources(template, "AWS::Lambda::Function").values()
+        if f["Properties"]["Handler"] == handler
+    ]
+    return fn
+
+
+def policy_actions(template: dict[str, Any], role_fragment: str) -> set[str]:
+    """Every action granted by the IAM policies attached to roles whose reference contains ``role_fragment``."""
+    actions: set[str] = set()
+    for policy in resources(template, "AWS::IAM::Policy").values():
+        if role_fragment in json.dumps(policy["Properties"]["Roles"]):
+            for stmt in policy["Properties"]["PolicyDocument"]["Statement"]:
+                actions.update(stmt["Action"] if isinstance(stmt["Action"], list) else [stmt["Action"]])
+    return actions

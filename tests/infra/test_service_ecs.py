@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.infra.conftest import only, resources
+from tests.infra.conftest import only, policy_actions, resources
 
 pytestmark = pytest.mark.infra
 
@@ -91,12 +91,7 @@ def test_network_has_no_nat_and_no_inbound(variant):
 
 def test_task_role_holds_only_what_the_worker_needs(variant):
     t = variant("ecs").service_json
-    actions = set()
-    for policy in resources(t, "AWS::IAM::Policy").values():
-        if "TaskRole" in json.dumps(policy["Properties"]["Roles"]):
-            for stmt in policy["Properties"]["PolicyDocument"]["Statement"]:
-                actions.update(stmt["Action"] if isinstance(stmt["Action"], list) else [stmt["Action"]])
-    assert actions == {
+    assert policy_actions(t, "TaskRole") == {
         "dynamodb:GetItem",
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",

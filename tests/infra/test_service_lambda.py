@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.infra.conftest import only, resources
+from tests.infra.conftest import function_by_handler, only, policy_actions, resources
 
 pytestmark = pytest.mark.infra
 
@@ -18,32 +18,11 @@ ENV_CONTRACT = {
 
 
 def worker_function(t):
-    [fn] = [
-        f["Properties"]
-        for f in resources(t, "AWS::Lambda::Function").values()
-        if f["Properties"]["Handler"] == "orders.entrypoints.worker_lambda.handler"
-    ]
-    return fn
+    return function_by_handler(t, "orders.entrypoints.worker_lambda.handler")
 
 
 def api_function(t):
-    [fn] = [
-        f["Properties"]
-        for f in resources(t, "AWS::Lambda::Function").values()
-        if f["Properties"]["Handler"] == "orders.entrypoints.api.handler"
-    ]
-    return fn
-
-
-def policy_actions(t, role_fragment):
-    actions = set()
-    for policy in resources(t, "AWS::IAM::Policy").values():
-        roles = str(policy["Properties"]["Roles"])
-        if role_fragment in roles:
-            for stmt in policy["Properties"]["PolicyDocument"]["Statement"]:
-                acts = stmt["Action"] if isinstance(stmt["Action"], list) else [stmt["Action"]]
-                actions.update(acts)
-    return actions
+    return function_by_handler(t, "orders.entrypoints.api.handler")
 
 
 @pytest.mark.parametrize(
