@@ -118,3 +118,15 @@ def policy_actions(template: dict[str, Any], role_fragment: str) -> set[str]:
             for stmt in policy["Properties"]["PolicyDocument"]["Statement"]:
                 actions.update(stmt["Action"] if isinstance(stmt["Action"], list) else [stmt["Action"]])
     return actions
+
+
+# Pay and publish: what the workers and the API share (orders + idempotency records, encrypted topic).
+PAY_AND_PUBLISH = {
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "sns:Publish",
+    "kms:GenerateDataKey",
+    "kms:Decrypt",
+}
