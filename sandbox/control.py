@@ -11,19 +11,17 @@ import json
 import logging
 import math
 import os
-import queue
 import re
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sandbox.deploy import Deployment, aws_env
+from sandbox.deploy import Deployment
 
 log = logging.getLogger("sandbox")
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,9 +55,14 @@ class ProcessEnv:
     base: dict[str, str]
     scale: Scale
 
-    def for_runtime(self, env: dict[str, str]) -> dict[str, str]:
-        """A function's or task's environment, with the time scale applied to what it governs."""
-        out = {**self.base, **env, "PYTHONPATH": str(RUNTIME)}
+    def for_runtime(self, env: dict[str, str], *, sandbox_host: bool = False) -> dict[str, str]:
+        """A function's or task's environment, with the time scale applied to what it governs.
+
+        ``sandbox_host``: the process is started through a sandbox module (a Lambda
+        environment or the API front), so the project root joins ``runtime/`` on the path.
+        """
+        path = f"{RUNTIME}{os.pathsep}{ROOT}" if sandbox_host else str(RUNTIME)
+        out = {**self.base, **env, "PYTHONPATH": path}
         k = self.scale
         if "PAYMENT_LATENCY_MS" in out:
             out["PAYMENT_LATENCY_MS"] = str(int(int(out["PAYMENT_LATENCY_MS"]) / k.k))
@@ -132,7 +135,6 @@ class Environment:
     proc: subprocess.Popen[str]
     init_ms: float
     busy: bool = False
-    last_used: float = field(default_factory=time.monotonic)
 
 
 class LambdaPool:
@@ -156,8 +158,6 @@ class LambdaPool:
         self._spawning = threading.Lock()  # one cold start at a time: 2 cores cannot start 50 interpreters at once
         self._envs: list[Environment] = []
         self.cold_starts: list[float] = []
-        self.invocations = 0
-        self.errors = 0
         self.peak = 0
 
     def _spawn(self) -> Environment:
@@ -174,7 +174,7 @@ class LambdaPool:
                 str(self.memory_mb),
             ],
             cwd=ROOT,
-            env={**self.env, "PYTHONPATH": f"{RUNTIME}{os.pathsep}{ROOT}"},
+            env=self.env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=stderr,
@@ -218,7 +218,6 @@ class LambdaPool:
 
     def invoke(self, env: Environment, event: dict[str, Any]) -> dict[str, Any]:
         assert env.proc.stdin is not None and env.proc.stdout is not None
-        self.invocations += 1
         result: dict[str, Any] = {"ok": False, "error": "timeout"}
         done = threading.Event()
 
@@ -236,16 +235,12 @@ class LambdaPool:
             with self._lock:
                 self._envs.remove(env)
                 self._lock.notify_all()
-            self.errors += 1
             return {"ok": False, "error": "Task timed out"}
-        if not result.get("ok"):
-            self.errors += 1
         return result
 
     def release(self, env: Environment) -> None:
         with self._lock:
             env.busy = False
-            env.last_used = time.monotonic()
             self._lock.notify_all()
 
     @property
@@ -355,7 +350,6 @@ class SnsAsyncInvoker(PollerGroup):
         self.sqs, self.tap_url, self.pool, self.retries = sqs, tap_url, pool, retries
         self.max_age_s, self.dlq_url, self.scale = max_age_s, dlq_url, scale
         super().__init__()
-        self.dead_lettered = 0
 
     def _deliver(self, body: str, received_at: float) -> None:
         event = {
@@ -396,7 +390,6 @@ class SnsAsyncInvoker(PollerGroup):
             "responsePayload": {"errorMessage": error},
         }
         self.sqs.send_message(QueueUrl=self.dlq_url, MessageBody=json.dumps(record))
-        self.dead_lettered += 1
 
     def _poll(self) -> None:
         while not self.stop.is_set():
@@ -582,27 +575,3 @@ def task_definition(ecs: Any, deployment: Deployment) -> tuple[dict[str, str], l
     [container] = td["containerDefinitions"]
     env = {e["name"]: e["value"] for e in container.get("environment", [])}
     return env, container["command"], float(container.get("stopTimeout", 30))
-
-
-def wait_until(predicate: Callable[[], bool], timeout_s: float, every_s: float = 0.25) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(every_s)
-    return predicate()
-
-
-__all__ = [
-    "EcsService",
-    "LambdaPool",
-    "ProcessEnv",
-    "Scale",
-    "ScalingPolicy",
-    "SnsAsyncInvoker",
-    "SqsEventSource",
-    "aws_env",
-    "queue",
-    "task_definition",
-    "wire_subscriptions",
-]

@@ -42,7 +42,6 @@ def aws_env(endpoint: str) -> dict[str, str]:
 class Deployment:
     outputs: dict[str, dict[str, str]]
     templates: dict[str, dict[str, Any]]
-    cloud_assembly: Path
 
     def output(self, stack_suffix: str, key: str) -> str:
         for name, values in self.outputs.items():
@@ -160,7 +159,7 @@ def deploy(endpoint: str, context: dict[str, str], workdir: Path) -> Deployment:
     templates = {
         p.name.removesuffix(".template.json"): json.loads(p.read_text()) for p in assembly.glob("*.template.json")
     }
-    return Deployment(outputs=json.loads(outputs_file.read_text()), templates=templates, cloud_assembly=assembly)
+    return Deployment(outputs=json.loads(outputs_file.read_text()), templates=templates)
 
 
 def wait_for(endpoint: str, timeout_s: float = 30) -> None:

@@ -239,10 +239,7 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
             stdout=subprocess.PIPE,
             stderr=api_log,
             text=True,
-            env={
-                **penv.for_runtime(api_cfg["Environment"]["Variables"]),
-                "PYTHONPATH": f"{control.RUNTIME}{os.pathsep}{ROOT}",
-            },
+            env=penv.for_runtime(api_cfg["Environment"]["Variables"], sandbox_host=True),
         )
         assert api_proc.stdout is not None and api_proc.stdin is not None
         first = api_proc.stdout.readline()
@@ -268,7 +265,7 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
             pool = control.LambdaPool(
                 handler=fn["Handler"],
                 name=fn["FunctionName"],
-                env=penv.for_runtime(fn["Environment"]["Variables"]),
+                env=penv.for_runtime(fn["Environment"]["Variables"], sandbox_host=True),
                 # Not time-scaled: the timeout guards CPU work (imports, clients), which the scale does not shorten.
                 timeout_s=float(fn["Timeout"]),
                 memory_mb=fn["MemorySize"],
