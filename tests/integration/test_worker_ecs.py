@@ -92,6 +92,32 @@ def test_failing_payment_is_retried_then_dead_lettered_without_blocking_others(a
     assert worker.stats.failed >= 3
 
 
+def test_failed_state_write_after_charge_is_redelivered_without_a_second_charge(aws, valid_order, lambda_context):
+    # GIVEN the state write fails once, after the processor has charged
+    [order_id] = place_many(1, valid_order, lambda_context)
+    worker, c = make_worker(aws, max_backoff_s=0)
+    real_transition = c.service.repository.transition
+    calls = []
+
+    def flaky_transition(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("table unavailable")
+        return real_transition(*args, **kwargs)
+
+    c.service.repository.transition = flaky_transition
+    # WHEN the worker runs
+    worker.start()
+    try:
+        assert wait_until(lambda: aws.order(order_id)["status"] == "PAID")
+        assert wait_until(lambda: aws.depth() == (0, 0))
+    finally:
+        assert worker.stop(timeout_s=5)
+    # THEN the redelivery settled it from the stored payment result
+    assert c.processor.charges == 1
+    assert worker.stats.failed == 1 and worker.stats.succeeded == 1
+
+
 def test_stop_with_messages_in_flight_loses_none(aws, valid_order, lambda_context, monkeypatch):
     monkeypatch.setenv("PAYMENT_LATENCY_MS", "400")
     monkeypatch.setenv("PAYMENT_SLOTS", "2")

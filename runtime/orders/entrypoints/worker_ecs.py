@@ -349,6 +349,8 @@ def main() -> int:
             os.environ.get("ECS_AGENT_URI") if os.environ.get("ECS_TASK_PROTECTION") == "true" else None
         ),
     )
+    for service in ("dynamodb", "sns"):  # a long-running worker builds its clients before its first message
+        aws.client(service)
     stop_requested = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop_requested.set())
