@@ -62,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for key, value in headline(result["summary"]):
         print(f"{key:<{width}}  {value}")
+    print()
+    for bar in result["summary"]["bars"]:
+        verdict = "met" if bar["met"] else "MISSED"
+        print(f"bar: {bar['bar']:<{width - 5}}  {bar['measured']:<10} (target {bar['target']}) {verdict}")
     print(f"\nreport: {result['dir']}/report.md")
     return 0
 

@@ -117,7 +117,57 @@ def headline(summary: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+def bars(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """The project's bars, each with the measured figure it is judged on (None: not measurable in this run)."""
+    s, sync = summary, summary["sync"]
+    pred, ratio = s["predicted_drain_seconds"], s["async_to_sync_ratio_real"]
+    sync_share = sync["throughput_per_s"] / sync["limit_per_s"] if sync["limit_per_s"] else None
+    drain_error = abs(s["drain_seconds"] / pred - 1) if pred else None
+    out = [
+        {"bar": "lost orders", "target": "0", "measured": str(s["lost"]), "met": s["lost"] == 0},
+        {
+            "bar": "async accepts per sync order (real time)",
+            "target": ">= 25x",
+            "measured": f"{ratio:.1f}x" if ratio else "n/a",
+            "met": ratio is not None and ratio >= 25,
+        },
+        {
+            "bar": "sync throughput vs slots/latency",
+            "target": "within 5%",
+            "measured": f"{sync_share:.1%}" if sync_share is not None else "n/a",
+            "met": sync_share is not None and abs(sync_share - 1) <= 0.05,
+        },
+        {
+            "bar": "drain vs backlog / measured capacity",
+            "target": "within 10%",
+            "measured": f"{drain_error:.1%} off" if drain_error is not None else "n/a",
+            "met": drain_error is not None and drain_error <= 0.10,
+        },
+    ]
+    if "scaling" in s:
+        implied = min(s["scaling"]["tasks_implied_by_peak_backlog"], s["scaling"]["max_tasks"])
+        out.append(
+            {
+                "bar": "tasks reached vs tasks the policy implies for the peak backlog",
+                "target": f">= {implied}",
+                "measured": str(s["max_workers"]),
+                "met": s["max_workers"] >= implied,
+            }
+        )
+    if "concurrency_limit" in s:
+        out.append(
+            {
+                "bar": "environments vs reserved concurrency",
+                "target": f"<= {s['concurrency_limit']}",
+                "measured": str(s["max_workers"]),
+                "met": s["max_workers"] <= s["concurrency_limit"],
+            }
+        )
+    return out
+
+
 def write(workdir: Path, summary: dict[str, Any], rows: list[dict[str, float]]) -> None:
+    summary["bars"] = bars(summary)
     (workdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (workdir / "samples.json").write_text(json.dumps(rows) + "\n")
     charts = _charts(workdir, summary, rows)
@@ -128,6 +178,11 @@ def write(workdir: Path, summary: dict[str, Any], rows: list[dict[str, float]]) 
         "Every figure is measured in this run (see `summary.json`); sandbox seconds x time scale = real seconds.",
         "",
     ]
+    lines += ["## Bars", "", "| bar | target | measured | |", "|---|---|---|---|"]
+    lines += [
+        f"| {b['bar']} | {b['target']} | {b['measured']} | {'met' if b['met'] else 'MISSED'} |" for b in summary["bars"]
+    ]
+    lines += [""]
     if "scaling" in summary:
         lines += (
             ["## Scaling activities", ""]

@@ -55,6 +55,8 @@ def check_invariants(s: dict) -> None:
     assert s["paid"] + s["payment_failed"] + s["dead_lettered"] == s["accepted"]
     assert s["sync"]["orders"] > 0 and s["sync"]["throughput_per_s"] <= s["sync"]["limit_per_s"] * 1.05
     assert s["async_to_sync_ratio_real"] > 5  # the async path takes many times the sync path's orders
+    verdicts = {b["bar"]: b["met"] for b in s["bars"]}
+    assert verdicts["lost orders"] is True and all(isinstance(v, bool) for v in verdicts.values()), s["bars"]
 
 
 @pytest.fixture(scope="module")
