@@ -179,6 +179,43 @@ def rate_between(stamps: list[str]) -> float:
     return (len(times) - 1) / (times[-1] - times[0])
 
 
+def _emulator(port: int, log_path: Path) -> subprocess.Popen[bytes]:
+    """A moto server child process; it exits when its stdin (our end of the pipe) closes."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "sandbox.emulator", "--port", str(port)],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=log_path.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def mirror_tables(deployed: Any, data_plane: Any) -> list[str]:
+    """Create every deployed table, as CloudFormation described it, in the DynamoDB data-plane emulator."""
+    names: list[str] = []
+    for page in deployed.get_paginator("list_tables").paginate():
+        names += page["TableNames"]
+    for name in names:
+        table = deployed.describe_table(TableName=name)["Table"]
+        spec: dict[str, Any] = {
+            "TableName": name,
+            "KeySchema": table["KeySchema"],
+            "AttributeDefinitions": table["AttributeDefinitions"],
+            "BillingMode": "PAY_PER_REQUEST",
+        }
+        if table.get("GlobalSecondaryIndexes"):
+            spec["GlobalSecondaryIndexes"] = [
+                {k: g[k] for k in ("IndexName", "KeySchema", "Projection")} for g in table["GlobalSecondaryIndexes"]
+            ]
+        data_plane.create_table(**spec)
+        ttl = deployed.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+        if ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING") and ttl.get("AttributeName"):
+            data_plane.update_time_to_live(
+                TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]}
+            )
+    return names
+
+
 def run(opts: Options, progress: Any = print) -> dict[str, Any]:
     if shutil.which("node") is None or shutil.which("npx") is None:
         raise SandboxError("node/npx not found: install Node.js 20+ (the CDK CLI runs on it)")
@@ -194,26 +231,27 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
     phase_s = k.seconds(real_seconds, 1.0)
 
     endpoint = f"http://localhost:{port}"
-    emulator_log = (workdir / "logs" / "emulator.log").open("w")
-    emulator = subprocess.Popen(
-        [sys.executable, "-m", "sandbox.emulator", "--port", str(port)],
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=emulator_log,
-        stderr=subprocess.STDOUT,
-    )
+    emulator = _emulator(port, workdir / "logs" / "emulator.log")
+    # DynamoDB's data plane in a second emulator process: one moto process is bound to one
+    # core by the GIL, and the table calls are most of a flash sale's requests.
+    data_port = free_port(0)
+    data_endpoint = f"http://localhost:{data_port}"
+    data_emulator = _emulator(data_port, workdir / "logs" / "emulator-dynamodb.log")
     cleanup: list[Any] = []
     try:
         wait_for(endpoint)
+        wait_for(data_endpoint)
         progress(f"emulator up on {endpoint}; deploying with the CDK CLI ...")
         context = {"compute": opts.compute, "retainData": "false", **SANDBOX_CONTEXT, **(opts.context or {})}
         t_deploy = time.monotonic()
         deployment = deploy(endpoint, context, workdir)
         progress(f"deployed {', '.join(deployment.outputs)} in {time.monotonic() - t_deploy:.0f} s")
-        os.environ.update(aws_env(endpoint))
         import boto3
         from botocore.config import Config
 
+        os.environ.update(aws_env(endpoint))
+        mirror_tables(boto3.client("dynamodb"), boto3.client("dynamodb", endpoint_url=data_endpoint))
+        os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = data_endpoint
         many = Config(max_pool_connections=128)
         clients: dict[str, Any] = {s: boto3.client(s, config=many) for s in ("sqs", "sns", "dynamodb", "lambda", "ecs")}  # type: ignore[call-overload]
         sqs, sns, ddb, lam, ecs = (clients[s] for s in ("sqs", "sns", "dynamodb", "lambda", "ecs"))
@@ -228,7 +266,7 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
         orders_table = find("", "TablesOrders", "arn:")
         subs = control.wire_subscriptions(deployment, sns, sqs)
 
-        base = {"PATH": os.environ.get("PATH", ""), **aws_env(endpoint)}
+        base = {"PATH": os.environ.get("PATH", ""), **aws_env(endpoint), "AWS_ENDPOINT_URL_DYNAMODB": data_endpoint}
         penv = control.ProcessEnv(base=base, scale=k)
         api_cfg = lam.get_function_configuration(FunctionName=deployment.output("-service", "ApiFunctionName"))
         api_log = (workdir / "logs" / "api.log").open("w")
@@ -496,9 +534,11 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
                 close()
             except Exception:
                 log.exception("cleanup failed")
-        if emulator.stdin:
-            emulator.stdin.close()
-        try:
-            emulator.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            emulator.kill()
+        for proc in (emulator, data_emulator):
+            if proc.stdin:
+                proc.stdin.close()
+        for proc in (emulator, data_emulator):
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()

@@ -54,3 +54,26 @@ def test_close_releases_waiters_but_lets_the_payment_in_progress_finish():
     for t in [first, *waiters]:
         t.join(2)
     assert sorted(map(str, outcomes)) == ["True", "released", "released", "released"]
+
+
+def test_waiters_get_slots_in_arrival_order():
+    # GIVEN one slot and callers arriving faster than it serves them, for longer than a waiter's poll
+    processor = SimulatedPaymentProcessor(slots=1, latency_ms=30)
+    served: list[str] = []
+    lock = threading.Lock()
+
+    def pay(order_id: str) -> None:
+        processor.charge(PaymentRequest(order_id, REQ.amount, "USD", "tok_visa"))
+        with lock:
+            served.append(order_id)
+
+    threads = []
+    for n in range(20):
+        t = threading.Thread(target=pay, args=(f"o-{n}",))
+        t.start()
+        threads.append(t)
+        time.sleep(0.01)  # arrival order is the start order
+    for t in threads:
+        t.join(5)
+    # THEN they are served first come, first served
+    assert served == [f"o-{n}" for n in range(20)]

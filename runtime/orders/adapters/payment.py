@@ -11,6 +11,7 @@ import random
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -20,7 +21,12 @@ from orders.domain.ports import PaymentGateway
 
 
 class SimulatedPaymentProcessor:
-    """Slot-limited, slow processor. Shared by every consumer thread of a process."""
+    """Slot-limited, slow processor. Shared by every consumer thread of a process.
+
+    Slots are handed out first come, first served, like a client's connection
+    pool: a plain semaphore wakes waiters in no particular order, which gave
+    some sync checkouts many times the queueing delay of others.
+    """
 
     def __init__(
         self,
@@ -40,7 +46,9 @@ class SimulatedPaymentProcessor:
         self.declined_tokens = declined_tokens
         self._sleep = sleep
         self._rng = rng or random.Random()
-        self._semaphore = threading.BoundedSemaphore(slots)
+        self._free = slots
+        self._waiters: deque[threading.Event] = deque()
+        self._slots_lock = threading.Lock()
         self._closed = threading.Event()
         self._lock = threading.Lock()
         self.in_use = 0
@@ -52,12 +60,33 @@ class SimulatedPaymentProcessor:
         self._closed.set()
 
     def _acquire(self, order_id: str) -> None:
-        while not self._semaphore.acquire(timeout=0.1):
+        closed = TransientPaymentError(f"processor client closed before paying {order_id}")
+        with self._slots_lock:
             if self._closed.is_set():
-                raise TransientPaymentError(f"processor client closed before paying {order_id}")
+                raise closed
+            if self._free and not self._waiters:
+                self._free -= 1
+                return
+            turn = threading.Event()
+            self._waiters.append(turn)
+        while not turn.wait(0.1):
+            if self._closed.is_set():
+                with self._slots_lock:
+                    if not turn.is_set():
+                        self._waiters.remove(turn)
+                        raise closed
+                break  # handed a slot meanwhile: pass it on below
         if self._closed.is_set():
-            self._semaphore.release()
-            raise TransientPaymentError(f"processor client closed before paying {order_id}")
+            self._release()
+            raise closed
+
+    def _release(self) -> None:
+        """Hand the slot to the longest waiter, or free it."""
+        with self._slots_lock:
+            if self._waiters:
+                self._waiters.popleft().set()
+            else:
+                self._free += 1
 
     def charge(self, request: PaymentRequest) -> PaymentResult:
         self._acquire(request.order_id)
@@ -73,7 +102,7 @@ class SimulatedPaymentProcessor:
                 with self._lock:
                     self.in_use -= 1
         finally:
-            self._semaphore.release()
+            self._release()
         if fail:
             raise TransientPaymentError(f"processor unavailable for {request.order_id}")
         if request.token in self.declined_tokens:
