@@ -15,9 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
     parser.add_argument("--compute", choices=["lambda", "ecs"], default="lambda")
     parser.add_argument("--scenario", choices=["normal", "flash"], default="flash")
-    parser.add_argument(
-        "--time-scale", type=float, default=10.0, help="make waits this many times shorter (default 10)"
-    )
+    parser.add_argument("--time-scale", type=float, default=5.0, help="make waits this many times shorter (default 5)")
     parser.add_argument("--users", type=int, help="override the scenario's users per checkout path")
     parser.add_argument("--duration", type=float, help="override the scenario's real seconds per checkout path")
     parser.add_argument("--drain-timeout", type=float, default=300.0, help="sandbox seconds to wait for the backlog")
@@ -62,10 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for key, value in headline(result["summary"]):
         print(f"{key:<{width}}  {value}")
-    print()
-    for bar in result["summary"]["bars"]:
+    print("\nbars")
+    bars = result["summary"]["bars"]
+    width = max(len(b["bar"]) for b in bars)
+    for bar in bars:
         verdict = "met" if bar["met"] else "MISSED"
-        print(f"bar: {bar['bar']:<{width - 5}}  {bar['measured']:<10} (target {bar['target']}) {verdict}")
+        print(f"  {bar['bar']:<{width}}  {bar['measured']:>9}  target {bar['target']:<11} {verdict}")
     print(f"\nreport: {result['dir']}/report.md")
     return 0
 
