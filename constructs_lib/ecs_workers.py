@@ -5,13 +5,16 @@ Better than ``QueueProcessingFargateService``'s fixed steps on visible messages:
 * target tracking on (visible + in-flight) / running tasks: capacity follows
   the backlog each task must work off, and in-flight messages keep busy tasks
   counted, so scale-in does not start while work is held;
-* a wake step that sets one task when messages are visible and none run
-  (target tracking alone cannot leave zero);
+* a wake step that, when messages are visible and none run, sets the task
+  count the backlog implies (target tracking alone cannot leave zero, and
+  waking one task and waiting for tracking costs the flash sale's first minutes);
 * tasks protect themselves from scale-in while they hold messages (ECS task
   scale-in protection), and on SIGTERM finish or release what they hold.
 """
 
 from __future__ import annotations
+
+import math
 
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_applicationautoscaling as appscaling
@@ -31,6 +34,34 @@ from constructs_lib.pipeline_monitoring import WorkerSignals
 FAILURE_METRIC_NAMESPACE = "FlashSaleOrders"
 
 _TT = appscaling.CfnScalingPolicy
+MAX_STEP_ADJUSTMENTS = 20  # Application Auto Scaling's default quota per step scaling policy
+
+
+def wake_steps(*, min_tasks: int, max_tasks: int, target: float, wake_depth: int) -> list[tuple[int, int | None, int]]:
+    """Wake step intervals as (lowest visible, first visible above or None, tasks), for visible >= wake_depth.
+
+    Each interval sets the smallest listed task count whose ``count x target`` covers the visible
+    backlog, so a service woken by a flash sale starts where target tracking would settle. Counts
+    are every value from ``max(1, min_tasks)`` to ``max_tasks`` when that fits the step quota, else
+    a geometric series between them (rounding the wake up to the next listed count).
+    """
+    base = max(1, min_tasks)
+    if max_tasks < base:
+        return [(wake_depth, None, base)]
+    if max_tasks - base < MAX_STEP_ADJUSTMENTS:
+        counts = list(range(base, max_tasks + 1))
+    else:
+        ratio = (max_tasks / base) ** (1 / (MAX_STEP_ADJUSTMENTS - 1))
+        counts = sorted({round(base * ratio**i) for i in range(MAX_STEP_ADJUSTMENTS)} | {max_tasks})
+    # visible v maps to count c when prev x target < v <= c x target; v is an integer message count.
+    covers = [c for c in counts[:-1] if math.floor(c * target) + 1 > wake_depth] + [counts[-1]]
+    steps: list[tuple[int, int | None, int]] = []
+    lower = wake_depth
+    for count in covers:
+        upper = None if count == covers[-1] else math.floor(count * target) + 1
+        steps.append((lower, upper, count))
+        lower = upper if upper is not None else lower
+    return steps
 
 
 def _sqs_metric(query_id: str, queue_name: str, metric_name: str) -> _TT.TargetTrackingMetricDataQueryProperty:
@@ -247,14 +278,14 @@ class EcsQueueWorkers(Construct):
         self.wake_alarm = cloudwatch.Alarm(
             self,
             "WakeFromZero",
-            alarm_description=f"Messages visible (>= {wake_queue_depth}) and no worker running: start one",
+            alarm_description=f"{wake_queue_depth}+ messages visible and no task running: start the tasks they imply",
             metric=cloudwatch.MathExpression(
-                expression=f"IF(FILL(running, 0) == 0 AND visible >= {wake_queue_depth}, 1, 0)",
+                expression="IF(FILL(running, 0) == 0, visible, 0)",
                 using_metrics={"running": self.running_tasks, "visible": visible},
                 period=Duration.minutes(1),
-                label="Idle service with work waiting",
+                label="Visible messages while no task runs",
             ),
-            threshold=1,
+            threshold=wake_queue_depth,
             evaluation_periods=1,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
@@ -267,7 +298,15 @@ class EcsQueueWorkers(Construct):
             metric_aggregation_type=appscaling.MetricAggregationType.MAXIMUM,
             cooldown=scale_out_cooldown,
         )
-        self.wake_action.add_adjustment(adjustment=max(1, min_tasks), lower_bound=0)
+        # Step bounds are relative to the alarm threshold.
+        for lowest, above, tasks in wake_steps(
+            min_tasks=min_tasks, max_tasks=max_tasks, target=backlog_per_task_target, wake_depth=wake_queue_depth
+        ):
+            self.wake_action.add_adjustment(
+                adjustment=tasks,
+                lower_bound=lowest - wake_queue_depth,
+                upper_bound=None if above is None else above - wake_queue_depth,
+            )
         self.wake_alarm.add_alarm_action(cw_actions.ApplicationScalingAction(self.wake_action))
 
         cluster_id = stack.resolve(stack.get_logical_id(self.cluster.node.default_child))  # type: ignore[arg-type]

@@ -11,7 +11,6 @@ import json
 import logging
 import math
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -413,7 +412,7 @@ class ScalingPolicy:
     scale_out_cooldown_s: float
     scale_in_cooldown_s: float
     wake_depth: int
-    wake_tasks: int
+    wake_steps: list[tuple[float, float | None, int]]  # (lower, upper) relative to wake_depth, exact tasks
 
     @classmethod
     def from_template(cls, template: dict[str, Any]) -> ScalingPolicy:
@@ -421,23 +420,39 @@ class ScalingPolicy:
         policies = {p["PolicyType"]: p for p in resources(template, "AWS::ApplicationAutoScaling::ScalingPolicy")}
         tt = policies["TargetTrackingScaling"]["TargetTrackingScalingPolicyConfiguration"]
         step = policies["StepScaling"]["StepScalingPolicyConfiguration"]
-        wake_expr = next(
-            m["Expression"]
+        assert step["AdjustmentType"] == "ExactCapacity", step
+        [wake] = [
+            a
             for a in resources(template, "AWS::CloudWatch::Alarm")
-            for m in a.get("Metrics", [])
-            if "Expression" in m and "FILL(running, 0) == 0" in m["Expression"]
-        )
-        depth = re.search(r"visible >= (\d+)", wake_expr)
-        assert depth, wake_expr
+            if any("FILL(running, 0) == 0" in m.get("Expression", "") for m in a.get("Metrics", []))
+        ]
+        assert wake["ComparisonOperator"] == "GreaterThanOrEqualToThreshold", wake
         return cls(
             min_tasks=int(target["MinCapacity"]),
             max_tasks=int(target["MaxCapacity"]),
             target=float(tt["TargetValue"]),
             scale_out_cooldown_s=float(tt.get("ScaleOutCooldown", 0)),
             scale_in_cooldown_s=float(tt.get("ScaleInCooldown", 0)),
-            wake_depth=int(depth.group(1)),
-            wake_tasks=int(step["StepAdjustments"][0]["ScalingAdjustment"]),
+            wake_depth=int(wake["Threshold"]),
+            wake_steps=[
+                (
+                    float(a.get("MetricIntervalLowerBound", float("-inf"))),
+                    float(a["MetricIntervalUpperBound"]) if "MetricIntervalUpperBound" in a else None,
+                    int(a["ScalingAdjustment"]),
+                )
+                for a in step["StepAdjustments"]
+            ],
         )
+
+    def wake_tasks(self, visible: int) -> int | None:
+        """The wake step's exact capacity for this many visible messages (none below the alarm threshold)."""
+        if visible < self.wake_depth:
+            return None
+        breach = visible - self.wake_depth
+        for lower, upper, tasks in self.wake_steps:
+            if lower <= breach and (upper is None or breach < upper):
+                return tasks
+        return None
 
     def desired(self, *, visible: int, inflight: int, running: int) -> int:
         """Target tracking on backlog per task: ceil(backlog / target), within min..max."""
@@ -522,8 +537,9 @@ class EcsService:
         self.observe()
         (visible, inflight), self._period_max = self._period_max, (0, 0)
         running, now, p = self.running(), (time.monotonic() if at is None else at), self.policy
-        if running == 0 and visible >= p.wake_depth and p.wake_tasks > running:
-            self._set(min(p.max_tasks, p.wake_tasks), f"wake: {visible} visible, no task running")
+        wake = p.wake_tasks(visible) if running == 0 else None
+        if wake:
+            self._set(min(p.max_tasks, wake), f"wake: {visible} visible, no task running")
             self._last_out = now
             return
         want = p.desired(visible=visible, inflight=inflight, running=running)

@@ -1,5 +1,6 @@
 """ECS variant: backlog-per-task scaling, wake from zero, graceful stop, cost-conscious network."""
 
+import itertools
 import json
 
 import pytest
@@ -38,20 +39,55 @@ def test_target_tracking_on_backlog_per_task_follows_context(variant, name, lo, 
     assert [q["Id"] for q in queries.values() if q.get("ReturnData")] == ["backlog_per_task"]
 
 
-@pytest.mark.parametrize(("name", "depth", "tasks"), [("ecs", 1, 1), ("ecs-tuned", 20, 2)])
-def test_wake_step_starts_tasks_when_work_waits_and_none_run(variant, name, depth, tasks):
-    t = variant(name).service_json
+def wake_of(t):
     step = scaling_policies(t)["StepScaling"]["StepScalingPolicyConfiguration"]
-    assert step["AdjustmentType"] == "ExactCapacity"
-    assert step["StepAdjustments"] == [{"MetricIntervalLowerBound": 0, "ScalingAdjustment": tasks}]
-    [wake] = [
+    [alarm] = [
         a["Properties"]
         for a in resources(t, "AWS::CloudWatch::Alarm").values()
         if "FILL(running, 0) == 0" in json.dumps(a["Properties"].get("Metrics", []))
     ]
-    expression = next(m["Expression"] for m in wake["Metrics"] if "Expression" in m)
-    assert f"visible >= {depth}" in expression
-    assert wake["Threshold"] == 1 and wake["AlarmActions"]
+    return step, alarm
+
+
+def test_wake_sets_the_task_count_the_backlog_implies(variant):
+    """ecs-tuned: tasks 2..7, 20 per task, wake at 20 visible; bounds are relative to the threshold."""
+    # GIVEN the tuned ECS variant
+    # WHEN the service is idle and v messages are visible
+    # THEN the wake sets ceil(v / 20) tasks within 2..7
+    step, alarm = wake_of(variant("ecs-tuned").service_json)
+    assert step["AdjustmentType"] == "ExactCapacity"
+    assert alarm["Threshold"] == 20 and alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["AlarmActions"]
+    expression = next(m["Expression"] for m in alarm["Metrics"] if "Expression" in m)
+    assert expression == "IF(FILL(running, 0) == 0, visible, 0)"
+    intervals = [
+        (a.get("MetricIntervalLowerBound"), a.get("MetricIntervalUpperBound"), a["ScalingAdjustment"])
+        for a in step["StepAdjustments"]
+    ]
+    assert sorted(intervals, key=lambda i: i[0]) == [
+        (0, 21, 2),
+        (21, 41, 3),
+        (41, 61, 4),
+        (61, 81, 5),
+        (81, 101, 6),
+        (101, None, 7),
+    ]
+
+
+def test_wake_steps_stay_within_the_quota_and_cover_every_backlog(variant):
+    """Default ecs: tasks 0..25 need more counts than the 20 steps a policy may hold."""
+    step, alarm = wake_of(variant("ecs").service_json)
+    steps = sorted(step["StepAdjustments"], key=lambda a: a["MetricIntervalLowerBound"])
+    assert 1 < len(steps) <= 20
+    assert steps[0]["MetricIntervalLowerBound"] == 0 and "MetricIntervalUpperBound" not in steps[-1]
+    for before, after in itertools.pairwise(steps):
+        assert before["MetricIntervalUpperBound"] == after["MetricIntervalLowerBound"]  # no gap, no overlap
+        assert before["ScalingAdjustment"] < after["ScalingAdjustment"]
+    threshold, target = alarm["Threshold"], 100
+    for s in steps[:-1]:
+        largest_visible = threshold + s["MetricIntervalUpperBound"] - 1
+        assert s["ScalingAdjustment"] * target >= largest_visible  # enough tasks for the backlog it wakes on
+    assert (steps[0]["ScalingAdjustment"], steps[-1]["ScalingAdjustment"]) == (1, 25)
 
 
 @pytest.mark.parametrize(
