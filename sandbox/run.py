@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sandbox import control
+from sandbox import control, report
 from sandbox.deploy import aws_env, deploy, wait_for
 
 log = logging.getLogger("sandbox")
@@ -359,9 +359,11 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
                 invoker.start(max_envs)
                 cleanup.insert(0, invoker.close)
             workers_probe = lambda: pool.busy  # noqa: E731
+            payments_per_worker = 1  # an invocation pays its batch's records one after another
             progress(f"lambda: up to {max_envs} environments ({compute})")
         else:
             env, command, stop_timeout = control.task_definition(ecs, deployment)
+            payments_per_worker = min(int(env["WORKER_CONCURRENCY"]), int(env["PAYMENT_SLOTS"]))
             policy = control.ScalingPolicy.from_template(deployment.template("-service"))
             service = control.EcsService(
                 env=penv.for_runtime(env),
@@ -453,8 +455,9 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
 
         # Measured processing capacity: orders finished per second (accepted - waiting - in flight -
         # dead, from the queue counts) after the load stopped, while the most workers ran and orders
-        # still waited, so no worker was idle. The drain should take backlog / capacity; a longer drain
-        # means time lost to scaling up, stragglers or stalls.
+        # still waited, so no worker was idle. The prediction spends that capacity, per worker, over the
+        # workers that actually ran after the load (a scale-up still under way counts); a longer drain
+        # means time lost to stragglers, retries or stalls.
         def finished(r: dict[str, float]) -> float:
             return r["accepted"] - r["visible"] - r["inflight"] - r["dlq"]
 
@@ -467,6 +470,8 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
         else:
             window, capacity = (t_load_end, t_drained), 0.0
         drain_s = t_drained - t_load_end if end_backlog else 0.0
+        slots = int(api_cfg["Environment"]["Variables"].get("PAYMENT_SLOTS", "5"))
+        latency_s = int(api_cfg["Environment"]["Variables"].get("PAYMENT_LATENCY_MS", "3000")) / 1000
         sync_paid = [o for o in sync_orders if o["status"] in terminal]
         # Rates over the time the load actually ran (from the orders table), so Locust's start-up
         # and shutdown are not counted as time the processor or the API was idle.
@@ -500,14 +505,19 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
             "backlog_at_load_end": end_backlog,
             "processing_capacity_per_s": capacity,
             "capacity_window_s": list(window),
-            "predicted_drain_seconds": end_backlog / capacity if capacity > 0 else None,
+            "predicted_drain_seconds": report.predict_drain(
+                rows,
+                start=t_load_end,
+                backlog=end_backlog,
+                capacity=capacity,
+                worker_limit=payments_per_worker / (latency_s / k.k),
+            ),
+            "predicted_drain_seconds_at_peak": end_backlog / capacity if capacity > 0 else None,
             "drain_seconds": drain_s,
             "drain_seconds_real": drain_s * k.k,
             "drained": drained,
             "max_workers": int(max((r["workers"] for r in rows), default=0)),
         }
-        slots = int(api_cfg["Environment"]["Variables"].get("PAYMENT_SLOTS", "5"))
-        latency_s = int(api_cfg["Environment"]["Variables"].get("PAYMENT_LATENCY_MS", "3000")) / 1000
         summary["sync"]["limit_per_s"] = slots / (latency_s / k.k)
         sync_real = summary["sync"]["throughput_per_s_real"]
         summary["async_to_sync_ratio_real"] = summary["async_accept_rate_per_s"] / sync_real if sync_real else None
@@ -540,8 +550,6 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
             "load_end": t_load_end,
             "drained": t_drained,
         }
-        from sandbox import report
-
         report.write(workdir, summary, rows)
         return {"summary": summary, "dir": workdir}
     finally:

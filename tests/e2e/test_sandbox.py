@@ -54,9 +54,10 @@ def check_invariants(s: dict) -> None:
     assert s["drained"] is True
     assert s["paid"] + s["payment_failed"] + s["dead_lettered"] == s["accepted"]
     assert s["sync"]["orders"] > 0 and s["sync"]["throughput_per_s"] <= s["sync"]["limit_per_s"] * 1.05
-    assert s["async_to_sync_ratio_real"] > 5  # the async path takes many times the sync path's orders
-    verdicts = {b["bar"]: b["met"] for b in s["bars"]}
-    assert verdicts["lost orders"] is True and all(isinstance(v, bool) for v in verdicts.values()), s["bars"]
+    # The report's bars, judged on this run's measured figures: none may be missed.
+    assert len(s["bars"]) == 5 and all(isinstance(b["met"], bool) for b in s["bars"]), s["bars"]
+    missed = [f"{b['bar']}: {b['measured']} (target {b['target']})" for b in s["bars"] if not b["met"]]
+    assert not missed, missed
 
 
 @pytest.fixture(scope="module")
