@@ -134,6 +134,11 @@ def headline(summary: dict[str, Any]) -> list[tuple[str, str]]:
             if pred is not None
             else f"{s['drain_seconds']:.1f} / n/a",
         ),
+        (
+            "capacity during the drain (sandbox)",
+            f"{s['processing_capacity_per_s']:.1f} orders/s with {s['capacity_workers']:.0f} workers "
+            f"(their slots allow {s['capacity_workers'] * s['worker_limit_per_s']:.1f}/s)",
+        ),
         ("drain time (real)", f"{s['drain_seconds_real']:.0f} s"),
         ("max workers", str(s["max_workers"])),
     ]

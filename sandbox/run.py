@@ -504,13 +504,15 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
             "peak_queue_depth": int(max((r["visible"] for r in rows), default=0)),
             "backlog_at_load_end": end_backlog,
             "processing_capacity_per_s": capacity,
+            "capacity_workers": peak_workers,
+            "worker_limit_per_s": payments_per_worker / (latency_s / k.k),
             "capacity_window_s": list(window),
             "predicted_drain_seconds": report.predict_drain(
                 rows,
                 start=t_load_end,
                 backlog=end_backlog,
                 capacity=capacity,
-                worker_limit=payments_per_worker / (latency_s / k.k),
+                worker_limit=payments_per_worker / (latency_s / k.k),  # what one worker's slots allow
             ),
             "predicted_drain_seconds_at_peak": end_backlog / capacity if capacity > 0 else None,
             "drain_seconds": drain_s,
