@@ -55,13 +55,9 @@ def wake_steps(*, min_tasks: int, max_tasks: int, target: float, wake_depth: int
         counts = sorted({round(base * ratio**i) for i in range(MAX_STEP_ADJUSTMENTS)} | {max_tasks})
     # visible v maps to count c when prev x target < v <= c x target; v is an integer message count.
     covers = [c for c in counts[:-1] if math.floor(c * target) + 1 > wake_depth] + [counts[-1]]
-    steps: list[tuple[int, int | None, int]] = []
-    lower = wake_depth
-    for count in covers:
-        upper = None if count == covers[-1] else math.floor(count * target) + 1
-        steps.append((lower, upper, count))
-        lower = upper if upper is not None else lower
-    return steps
+    lowers = [wake_depth] + [math.floor(c * target) + 1 for c in covers[:-1]]
+    uppers: list[int | None] = [*lowers[1:], None]
+    return list(zip(lowers, uppers, covers, strict=True))
 
 
 def _sqs_metric(query_id: str, queue_name: str, metric_name: str) -> _TT.TargetTrackingMetricDataQueryProperty:

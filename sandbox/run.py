@@ -466,12 +466,15 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
         at_peak = [r for r in busy if r["workers"] == peak_workers]
         if len(at_peak) > 1 and at_peak[-1]["t"] > at_peak[0]["t"]:
             window = (at_peak[0]["t"], at_peak[-1]["t"])
-            capacity = (finished(at_peak[-1]) - finished(at_peak[0])) / (window[1] - window[0])
+            # Least-squares slope over every sample: workers finish in bursts (a Lambda batch, a wave of
+            # payments), so a difference of the two end samples depends on where they fall in a burst.
+            capacity = statistics.linear_regression([r["t"] for r in at_peak], [finished(r) for r in at_peak]).slope
         else:
             window, capacity = (t_load_end, t_drained), 0.0
         drain_s = t_drained - t_load_end if end_backlog else 0.0
         slots = int(api_cfg["Environment"]["Variables"].get("PAYMENT_SLOTS", "5"))
         latency_s = int(api_cfg["Environment"]["Variables"].get("PAYMENT_LATENCY_MS", "3000")) / 1000
+        worker_limit = payments_per_worker / (latency_s / k.k)  # what one worker's payment slots allow
         sync_paid = [o for o in sync_orders if o["status"] in terminal]
         # Rates over the time the load actually ran (from the orders table), so Locust's start-up
         # and shutdown are not counted as time the processor or the API was idle.
@@ -497,7 +500,7 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
                 "throughput_per_s_real": sync_rate / k.k,
                 "latency_ms": {"p50": sync_stats["p50_ms"], "p99": sync_stats["p99_ms"]},
                 "latency_ms_real": {"p50": sync_stats["p50_ms"] * k.k, "p99": sync_stats["p99_ms"] * k.k},
-                "limit_per_s": None,
+                "limit_per_s": slots / (latency_s / k.k),
             },
             "async_accept_rate_per_s": accept_rate,
             "async_to_sync_ratio_real": None,
@@ -505,14 +508,14 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
             "backlog_at_load_end": end_backlog,
             "processing_capacity_per_s": capacity,
             "capacity_workers": peak_workers,
-            "worker_limit_per_s": payments_per_worker / (latency_s / k.k),
+            "worker_limit_per_s": worker_limit,
             "capacity_window_s": list(window),
             "predicted_drain_seconds": report.predict_drain(
                 rows,
                 start=t_load_end,
                 backlog=end_backlog,
                 capacity=capacity,
-                worker_limit=payments_per_worker / (latency_s / k.k),  # what one worker's slots allow
+                worker_limit=worker_limit,
             ),
             "predicted_drain_seconds_at_peak": end_backlog / capacity if capacity > 0 else None,
             "drain_seconds": drain_s,
@@ -520,7 +523,6 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
             "drained": drained,
             "max_workers": int(max((r["workers"] for r in rows), default=0)),
         }
-        summary["sync"]["limit_per_s"] = slots / (latency_s / k.k)
         sync_real = summary["sync"]["throughput_per_s_real"]
         summary["async_to_sync_ratio_real"] = summary["async_accept_rate_per_s"] / sync_real if sync_real else None
         if pool is not None:
