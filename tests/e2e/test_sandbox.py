@@ -28,7 +28,7 @@ def run_sandbox(tmp_path: Path, *args: str) -> dict:
             "--duration",
             "40",
             "--time-scale",
-            "10",
+            "5",
             "--drain-timeout",
             "240",
             "--reports",
