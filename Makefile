@@ -46,6 +46,7 @@ deploy: setup ## deploy to the AWS account in your credentials
 bench: setup ## measured figures: worker efficiency, cold start, synth time, emulator SQS rates
 	@status=0; \
 	$(PY) -m benchmarks.worker_efficiency || status=1; \
+	$(PY) -m benchmarks.lambda_batch || status=1; \
 	$(PY) -m benchmarks.cold_start || status=1; \
 	$(PY) -m benchmarks.synth_time || status=1; \
 	$(PY) -m benchmarks.sqs_emulator || status=1; \

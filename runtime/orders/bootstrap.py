@@ -8,6 +8,7 @@ from typing import Any
 
 from orders.adapters import aws
 from orders.adapters.dynamodb import DynamoOrderRepository
+from orders.adapters.ledger import open_ledger
 from orders.adapters.payment import IdempotentPayments, SimulatedPaymentProcessor
 from orders.adapters.sns import SnsEventPublisher
 from orders.adapters.sqs import SqsDepthProbe
@@ -31,6 +32,7 @@ def build(cfg: Settings, *, persistence_store: Any = None) -> Container:
         latency_ms=cfg.payment_latency_ms,
         failure_rate=cfg.payment_failure_rate,
         declined_tokens=cfg.declined_tokens,
+        ledger=open_ledger(cfg.payment_ledger_path or None),
     )
     if persistence_store is None:
         from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer

@@ -43,6 +43,7 @@ class Settings:
     max_queue_depth: int
     visibility_timeout_s: int
     idempotency_ttl_s: int
+    payment_ledger_path: str  # simulator only: a SQLite ledger shared by processes (the local sandbox)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -61,6 +62,7 @@ class Settings:
             max_queue_depth=_int("BACKPRESSURE_MAX_QUEUE_DEPTH", 0),
             visibility_timeout_s=_int("QUEUE_VISIBILITY_TIMEOUT_S", 60, minimum=1),
             idempotency_ttl_s=_int("IDEMPOTENCY_TTL_S", 86400, minimum=60),
+            payment_ledger_path=os.environ.get("PAYMENT_LEDGER_PATH", ""),
         )
 
     def require(self, *names: str) -> None:

@@ -34,14 +34,16 @@ def test_malformed_order_is_400_naming_field_and_never_published(aws, lambda_con
     assert aws.ddb.scan(TableName="orders")["Count"] == 0
 
 
-def test_publish_failure_is_503_and_leaves_no_order(aws, valid_order, lambda_context, monkeypatch):
+def test_publish_failure_is_503_and_leaves_only_a_rejected_tombstone(aws, valid_order, lambda_context, monkeypatch):
     monkeypatch.setenv("ORDER_EVENTS_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:missing-topic")
     from orders import bootstrap
 
     bootstrap.reset()
     status, _body, headers = call(http_event("POST", "/orders", valid_order), lambda_context)
     assert status == 503 and headers.get("Retry-After")
-    assert aws.ddb.scan(TableName="orders")["Count"] == 0
+    [item] = aws.ddb.scan(TableName="orders")["Items"]
+    assert item["status"]["S"] == "REJECTED" and item["failure_reason"]["S"] == "not_published"
+    assert aws.queue_messages() == []
 
 
 def test_get_order_returns_state_or_404(aws, valid_order, lambda_context):

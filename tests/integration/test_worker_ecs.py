@@ -88,7 +88,7 @@ def test_failing_payment_is_retried_then_dead_lettered_without_blocking_others(a
         worker.stop(timeout_s=5)
     [dead] = aws.queue_messages(aws.dlq_url)
     assert json.loads(dead["Body"])["order_id"] == bad
-    assert aws.order(bad)["status"] == "PLACED"  # not paid, not lost: it waits in the DLQ
+    assert aws.order(bad)["status"] == "PAYING"  # attempt recorded, not paid, not lost: it waits in the DLQ
     assert worker.stats.failed >= 3
 
 

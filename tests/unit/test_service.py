@@ -4,11 +4,13 @@ import threading
 
 import pytest
 
+from orders.adapters.ledger import summarize
 from orders.adapters.memory import InMemoryOrderRepository, InMemoryPublisher, in_memory_persistence
 from orders.adapters.payment import FixedBudget, IdempotentPayments, SimulatedPaymentProcessor
 from orders.domain.errors import MalformedEventError, OrderNotFoundError, PublishError, TransientPaymentError
 from orders.domain.events import EventType, OrderEvent
 from orders.domain.models import OrderStatus, parse_order_request
+from orders.domain.payment import PaymentRequest
 from orders.domain.service import OrderService, Outcome, Overloaded
 from orders.entrypoints.records import process_message
 
@@ -23,8 +25,8 @@ class FixedDepth:
         return self.value
 
 
-def make_service(*, failure_rate=0.0, publisher=None, depth=None, limit=0):
-    processor = SimulatedPaymentProcessor(slots=5, latency_ms=0, failure_rate=failure_rate)
+def make_service(*, failure_rate=0.0, publisher=None, depth=None, limit=0, clock=__import__("time").time):
+    processor = SimulatedPaymentProcessor(slots=5, latency_ms=0, failure_rate=failure_rate, clock=clock)
     payments = IdempotentPayments(processor, in_memory_persistence(), ttl_s=3600)
     payments.register_lambda_context(FixedBudget(60_000))
     svc = OrderService(
@@ -50,13 +52,101 @@ def test_accept_records_placed_and_publishes_order_placed(valid_order):
     assert event.order_id == order.order_id
 
 
-def test_failed_publish_leaves_no_placed_order(valid_order):
-    # GIVEN a publisher that is down
-    repo_svc, _ = make_service(publisher=InMemoryPublisher(fail=True))
-    # WHEN an order is accepted THEN the error surfaces and nothing is left behind
+def test_failed_publish_tombstones_the_order_and_no_worker_charges_it(valid_order):
+    # GIVEN a publisher that sends the event and then reports an error (the ambiguous failure)
+    class SentThenFailed(InMemoryPublisher):
+        def publish(self, event):
+            super().publish(event)
+            raise PublishError("timed out after sending")
+
+    svc, processor = make_service(publisher=SentThenFailed())
+    # WHEN an order is accepted THEN the client gets the error (5xx) ...
     with pytest.raises(PublishError):
-        repo_svc.accept(parse_order_request(valid_order))
-    assert repo_svc.repository.all() == []
+        svc.accept(parse_order_request(valid_order))
+    [order] = svc.repository.all()
+    assert order.status is OrderStatus.REJECTED
+    # ... AND the event that did get out is never charged, however often it is delivered
+    event = svc.publisher.events[0]
+    assert [svc.process_placed(event) for _ in range(2)] == [Outcome.REJECTED, Outcome.REJECTED]
+    assert processor.charges == 0
+    assert svc.get(order.order_id).status is OrderStatus.REJECTED
+
+
+def test_ambiguous_publish_whose_event_a_worker_already_took_is_accepted(valid_order):
+    # GIVEN a publisher whose event is delivered and taken by a worker before the error comes back
+    holder: dict[str, OrderService] = {}
+
+    class DeliveredThenFailed(InMemoryPublisher):
+        def publish(self, event):
+            super().publish(event)
+            if event.event_type is EventType.ORDER_PLACED:
+                assert holder["svc"].process_placed(event) is Outcome.PAID
+                raise PublishError("timed out after sending")
+
+    svc, processor = make_service(publisher=DeliveredThenFailed())
+    holder["svc"] = svc
+    # WHEN it is accepted THEN the tombstone's condition fails and the client is told 202 (no error)
+    order = svc.accept(parse_order_request(valid_order))
+    # AND the order is terminal, charged once
+    assert svc.get(order.order_id).status is OrderStatus.PAID
+    assert processor.charges == 1
+
+
+def test_event_for_an_order_that_does_not_exist_is_poison_and_never_charged(valid_order):
+    svc, processor = make_service()
+    _order, event = placed_event(svc, valid_order)
+    forged = OrderEvent(EventType.ORDER_PLACED, "no-such-order", "t", {**event.order, "total": "-50.00"})
+    with pytest.raises(MalformedEventError, match="does not exist"):
+        svc.process_placed(forged)
+    assert processor.charges == 0
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("total", "0.01"), ("total", "not a number"), ("currency", "JPY"), ("customer_id", "other")]
+)
+def test_event_that_disagrees_with_the_stored_order_is_poison(valid_order, field, value):
+    svc, processor = make_service()
+    order, event = placed_event(svc, valid_order)
+    forged = OrderEvent(EventType.ORDER_PLACED, order.order_id, "t", {**event.order, field: value})
+    with pytest.raises(MalformedEventError, match=field):
+        svc.process_placed(forged)
+    assert processor.charges == 0 and svc.get(order.order_id).status is OrderStatus.PLACED
+
+
+def test_no_event_carries_the_payment_token(valid_order):
+    svc, _ = make_service()
+    _order, event = placed_event(svc, valid_order, payment_token="tok_secret_123")
+    svc.process_placed(event)
+    assert svc.publisher.events and all("tok_secret_123" not in e.to_message() for e in svc.publisher.events)
+
+
+def test_redelivery_after_every_dedupe_record_expired_does_not_charge_again(valid_order):
+    # GIVEN a charge that went through, then a crash before the state write (the order stays PAYING)
+    now = [1_000_000.0]
+    svc, processor = make_service(clock=lambda: now[0])
+    order, event = placed_event(svc, valid_order)
+    real_transition = svc.repository.transition
+
+    def crash_on_terminal_write(order_id, *, expected, target, at, attrs):
+        if target in (OrderStatus.PAID, OrderStatus.PAYMENT_FAILED):
+            raise ConnectionError("worker killed")
+        return real_transition(order_id, expected=expected, target=target, at=at, attrs=attrs)
+
+    svc.repository.transition = crash_on_terminal_write
+    with pytest.raises(ConnectionError):
+        svc.process_placed(event)
+    svc.repository.transition = real_transition
+    assert svc.get(order.order_id).status is OrderStatus.PAYING and processor.charges == 1
+    # AND 30 days later every time-bound dedupe is gone: the Powertools idempotency record expired
+    # (idempotencyTtlSeconds) and the processor no longer replays the key (its window is 24 h)
+    svc.payments.persistence_store.records.clear()
+    now[0] += 30 * 86400
+    # WHEN the message is redelivered from the DLQ
+    assert svc.process_placed(event) is Outcome.PAID
+    # THEN the earlier charge is adopted, not repeated
+    assert processor.charges == 1
+    assert summarize(processor.ledger.entries()).double_charges == 0
+    assert svc.get(order.order_id).payment_id == processor.ledger.entries()[0].payment_id
 
 
 def test_processing_pays_and_publishes_confirmation(valid_order):
@@ -116,7 +206,7 @@ def test_transient_failure_propagates_and_a_retry_can_pay(valid_order):
     order, event = placed_event(svc, valid_order)
     with pytest.raises(TransientPaymentError):
         svc.process_placed(event)
-    assert svc.get(order.order_id).status is OrderStatus.PLACED
+    assert svc.get(order.order_id).status is OrderStatus.PAYING  # the attempt is recorded
     processor.failure_rate = 0.0
     assert svc.process_placed(event) is Outcome.PAID
 
@@ -163,3 +253,14 @@ def test_record_handler_ignores_other_event_types_and_rejects_garbage(valid_orde
             process_message(svc, body)
     envelope = '{"Type": "Notification", "Message": ' + __import__("json").dumps(event.to_message()) + "}"
     assert process_message(svc, envelope) is Outcome.PAID
+
+
+def test_without_the_lookup_an_expired_key_would_charge_twice(valid_order):
+    # The guard above must be able to fail: a processor past its key window charges a repeated key again.
+    now = [1_000_000.0]
+    processor = SimulatedPaymentProcessor(slots=1, latency_ms=0, clock=lambda: now[0])
+    request = PaymentRequest("o-9", __import__("decimal").Decimal("5.00"), "USD", "tok_visa", idempotency_key="k-9")
+    processor.charge(request)
+    now[0] += 2 * 86400
+    processor.charge(request)
+    assert summarize(processor.ledger.entries()).double_charges == 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -107,13 +106,3 @@ class DynamoOrderRepository:
         except self._client.exceptions.ConditionalCheckFailedException:
             return None
         return _order(resp["Attributes"])
-
-    def discard(self, order_id: str, *, expected: OrderStatus) -> None:
-        with contextlib.suppress(self._client.exceptions.ConditionalCheckFailedException):
-            self._client.delete_item(
-                TableName=self._table,
-                Key={"order_id": {"S": order_id}},
-                ConditionExpression="#s = :expected",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={":expected": {"S": expected.value}},
-            )

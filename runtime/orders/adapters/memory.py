@@ -34,16 +34,10 @@ class InMemoryOrderRepository:
             order = self._orders.get(order_id)
             if order is None or order.status is not expected:
                 return None
-            known = {k: v for k, v in attrs.items() if k in ("payment_id", "failure_reason")}
+            known = {k: v for k, v in attrs.items() if k in ("payment_id", "failure_reason", "payment_key")}
             updated = replace(order, status=target, updated_at=at, **known)
             self._orders[order_id] = updated
             return updated
-
-    def discard(self, order_id: str, *, expected: OrderStatus) -> None:
-        with self._lock:
-            order = self._orders.get(order_id)
-            if order is not None and order.status is expected:
-                del self._orders[order_id]
 
     def all(self) -> list[Order]:
         return list(self._orders.values())

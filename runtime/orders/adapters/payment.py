@@ -13,8 +13,10 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
+from orders.adapters.ledger import InMemoryLedger, LedgerEntry, PaymentLedger
 from orders.domain.errors import TransientPaymentError
 from orders.domain.payment import PaymentRequest, PaymentResult
 from orders.domain.ports import PaymentGateway
@@ -37,6 +39,9 @@ class SimulatedPaymentProcessor:
         declined_tokens: frozenset[str] = frozenset({"tok_declined"}),
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        ledger: PaymentLedger | None = None,
+        clock: Callable[[], float] = time.time,
+        key_window_s: float = 24 * 3600,
     ) -> None:
         if slots < 1:
             raise ValueError("slots must be >= 1")
@@ -46,6 +51,9 @@ class SimulatedPaymentProcessor:
         self.declined_tokens = declined_tokens
         self._sleep = sleep
         self._rng = rng or random.Random()
+        self.ledger: PaymentLedger = ledger if ledger is not None else InMemoryLedger()
+        self._clock = clock
+        self.key_window_s = key_window_s  # how long the processor replays a key (Stripe: 24 h)
         self._free = slots
         self._waiters: deque[threading.Event] = deque()
         self._slots_lock = threading.Lock()
@@ -89,25 +97,67 @@ class SimulatedPaymentProcessor:
                 self._free += 1
 
     def charge(self, request: PaymentRequest) -> PaymentResult:
+        """Charge once per idempotency key; a repeat gets the first result (or a conflict while it is answered)."""
         self._acquire(request.order_id)
         try:
             with self._lock:
                 self.in_use += 1
                 self.peak_in_use = max(self.peak_in_use, self.in_use)
-                self.charges += 1
                 fail = self.failure_rate > 0 and self._rng.random() < self.failure_rate
             try:
+                if fail:
+                    self._sleep(self.latency_s)
+                    raise TransientPaymentError(f"processor unavailable for {request.order_id}")
+                held = self._commit(request)
                 self._sleep(self.latency_s)
             finally:
                 with self._lock:
                     self.in_use -= 1
         finally:
             self._release()
-        if fail:
-            raise TransientPaymentError(f"processor unavailable for {request.order_id}")
-        if request.token in self.declined_tokens:
-            return PaymentResult(approved=False, decline_reason="card_declined")
-        return PaymentResult(approved=True, payment_id=f"pay_{uuid.uuid4().hex[:20]}")
+        return held
+
+    def _commit(self, request: PaymentRequest) -> PaymentResult:
+        """Record the charge as the processor receives it; a key it holds is answered from the ledger."""
+        now = self._clock()
+        approved = request.token not in self.declined_tokens
+        entry, created = self.ledger.claim(
+            fresh := LedgerEntry(
+                key=request.idempotency_key,
+                order_id=request.order_id,
+                amount=str(request.amount),
+                currency=request.currency,
+                approved=approved,
+                payment_id=f"pay_{uuid.uuid4().hex[:20]}" if approved else None,
+                decline_reason=None if approved else "card_declined",
+                created_at=now,
+                ready_at=now + self.latency_s,
+            )
+        )
+        if not created and now - entry.created_at > self.key_window_s:
+            # The processor no longer remembers the key: a real one charges again. Only a
+            # caller that looks the charge up first (``find``) is safe at this age.
+            entry, created = self.ledger.claim(replace(fresh, key=f"{fresh.key}#{uuid.uuid4().hex[:8]}"))
+        if created:
+            with self._lock:
+                self.charges += 1
+        elif entry.ready_at > now:
+            # The first request with this key is still being answered (HTTP 409 at real processors).
+            raise TransientPaymentError(f"a payment with key {request.idempotency_key} is in progress")
+        return _result(entry)
+
+    def find(self, idempotency_key: str) -> PaymentResult | None:
+        """Look a charge up by its key, as processors allow by merchant reference; none while still in flight."""
+        entry = self.ledger.find(idempotency_key)
+        if entry is None:
+            return None
+        if entry.ready_at > self._clock():
+            raise TransientPaymentError(f"a payment with key {idempotency_key} is in progress")
+        return _result(entry)
+
+
+def _result(entry: LedgerEntry) -> PaymentResult:
+    return PaymentResult(approved=entry.approved, payment_id=entry.payment_id, decline_reason=entry.decline_reason)
 
 
 class FixedBudget:
@@ -125,7 +175,7 @@ class FixedBudget:
 
 
 class IdempotentPayments:
-    """Wraps a processor so each order id is charged at most once.
+    """Wraps a processor so each idempotency key is sent to it at most once at a time.
 
     Built on Powertools idempotency: the first charge records IN_PROGRESS then
     the result; a duplicate gets the stored result without calling the
@@ -136,11 +186,12 @@ class IdempotentPayments:
         from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 
         self.config = IdempotencyConfig(
-            event_key_jmespath="order_id",
+            event_key_jmespath="idempotency_key",
             expires_after_seconds=ttl_s,
             raise_on_no_idempotency_key=True,
         )
         self._inner = inner
+        self.persistence_store = persistence_store
 
         def charge(request: dict[str, Any]) -> dict[str, Any]:
             from decimal import Decimal
@@ -150,6 +201,7 @@ class IdempotentPayments:
                 amount=Decimal(request["amount"]),
                 currency=request["currency"],
                 token=request["token"],
+                idempotency_key=request["idempotency_key"],
             )
             return self._inner.charge(req).to_dict()
 
@@ -173,9 +225,13 @@ class IdempotentPayments:
             "amount": str(request.amount),
             "currency": request.currency,
             "token": request.token,
+            "idempotency_key": request.idempotency_key,
         }
         try:
             return PaymentResult.from_dict(self._charge(request=payload))
         except IdempotencyAlreadyInProgressError as exc:
             # Another delivery of the same order is paying right now: retry later.
             raise TransientPaymentError(f"payment for {request.order_id} already in progress") from exc
+
+    def find(self, idempotency_key: str) -> PaymentResult | None:
+        return self._inner.find(idempotency_key)

@@ -19,22 +19,31 @@ DEFAULT_PAYMENT_TOKEN = "tok_visa"
 
 
 class OrderStatus(StrEnum):
-    """States of the order read model. PAID and PAYMENT_FAILED are terminal."""
+    """States of the order read model.
+
+    PLACED -> PAYING (the payment attempt and its processor idempotency key are
+    recorded before the charge) -> PAID | PAYMENT_FAILED. PLACED -> REJECTED is
+    the tombstone of an order whose client was told 5xx: no worker charges it.
+    """
 
     PLACED = "PLACED"
+    PAYING = "PAYING"
     PAID = "PAID"
     PAYMENT_FAILED = "PAYMENT_FAILED"
+    REJECTED = "REJECTED"
 
     @property
     def terminal(self) -> bool:
         return self in TERMINAL
 
 
-TERMINAL = frozenset({OrderStatus.PAID, OrderStatus.PAYMENT_FAILED})
+TERMINAL = frozenset({OrderStatus.PAID, OrderStatus.PAYMENT_FAILED, OrderStatus.REJECTED})
 TRANSITIONS: Mapping[OrderStatus, frozenset[OrderStatus]] = {
-    OrderStatus.PLACED: frozenset({OrderStatus.PAID, OrderStatus.PAYMENT_FAILED}),
+    OrderStatus.PLACED: frozenset({OrderStatus.PAYING, OrderStatus.REJECTED}),
+    OrderStatus.PAYING: frozenset({OrderStatus.PAID, OrderStatus.PAYMENT_FAILED}),
     OrderStatus.PAID: frozenset(),
     OrderStatus.PAYMENT_FAILED: frozenset(),
+    OrderStatus.REJECTED: frozenset(),
 }
 
 
@@ -83,6 +92,7 @@ class Order:
     updated_at: str
     payment_id: str | None = None
     failure_reason: str | None = None
+    payment_key: str | None = None  # the processor idempotency key of the attempt, from PAYING on
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -176,4 +186,5 @@ def order_from_dict(data: Mapping[str, Any]) -> Order:
         updated_at=str(data.get("updated_at", data["created_at"])),
         payment_id=data.get("payment_id"),
         failure_reason=data.get("failure_reason"),
+        payment_key=data.get("payment_key"),
     )

@@ -8,12 +8,18 @@ from decimal import Decimal
 
 @dataclass(frozen=True, slots=True)
 class PaymentRequest:
-    """One charge. ``order_id`` doubles as the processor-side idempotency key."""
+    """One charge. ``idempotency_key`` is sent to the processor, which charges a key at most once."""
 
     order_id: str
     amount: Decimal
     currency: str
     token: str
+    idempotency_key: str
+
+
+def payment_key(order_id: str) -> str:
+    """The processor-side idempotency key of an order's payment: the same on every delivery, at any age."""
+    return f"order-payment:{order_id}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,9 +20,6 @@ class OrderRepository(Protocol):
     ) -> Order | None:
         """Conditionally move ``expected -> target``; the updated order, or None if it was not in ``expected``."""
 
-    def discard(self, order_id: str, *, expected: OrderStatus) -> None:
-        """Remove an order still in ``expected`` (compensation when its event was never published)."""
-
 
 class EventPublisher(Protocol):
     def publish(self, event: OrderEvent) -> None:
@@ -31,7 +28,13 @@ class EventPublisher(Protocol):
 
 class PaymentGateway(Protocol):
     def charge(self, request: PaymentRequest) -> PaymentResult:
-        """Approve or decline; raise TransientPaymentError when a retry may succeed."""
+        """Approve or decline; raise TransientPaymentError when a retry may succeed.
+
+        The processor charges an ``idempotency_key`` at most once: a repeat gets the first result.
+        """
+
+    def find(self, idempotency_key: str) -> PaymentResult | None:
+        """The result of a charge made with this key, or None if the processor holds none (lookup by reference)."""
 
 
 class QueueDepthProbe(Protocol):

@@ -8,10 +8,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from orders.domain.errors import InvalidTransitionError, OrderNotFoundError, PublishError, TransientPaymentError
+from orders.domain.errors import (
+    InvalidTransitionError,
+    MalformedEventError,
+    OrderNotFoundError,
+    PublishError,
+    TransientPaymentError,
+)
 from orders.domain.events import EventType, OrderEvent
-from orders.domain.models import Order, OrderRequest, OrderStatus, check_transition, order_from_dict
-from orders.domain.payment import PaymentRequest, PaymentResult
+from orders.domain.models import Order, OrderRequest, OrderStatus, check_transition
+from orders.domain.payment import PaymentRequest, payment_key
 from orders.domain.ports import EventPublisher, OrderRepository, PaymentGateway, QueueDepthProbe
 
 
@@ -29,6 +35,7 @@ class Outcome(StrEnum):
     PAID = "paid"
     PAYMENT_FAILED = "payment_failed"
     ALREADY_TERMINAL = "already_terminal"
+    REJECTED = "rejected"
 
 
 class Overloaded(Exception):
@@ -75,8 +82,12 @@ class OrderService:
     def accept(self, request: OrderRequest) -> Order:
         """Record the order as PLACED and publish order_placed.
 
-        If the publish fails the PLACED record is removed again, so no order is
-        left that no worker will ever see; the caller gets the PublishError.
+        If the publish fails, the order is tombstoned (PLACED -> REJECTED, conditional)
+        and the caller gets the PublishError (5xx): a worker never charges a REJECTED
+        order. A publish can fail ambiguously (sent, then an error): if a worker has
+        already moved the order on, the tombstone's condition fails, the event was
+        delivered after all and the order is returned as accepted. So a 5xx answer
+        means never charged, and a 202 means a worker will bring it to a terminal state.
         """
         self.check_capacity()
         order = self._new_order(request)
@@ -84,7 +95,15 @@ class OrderService:
         try:
             self.publisher.publish(self._event(EventType.ORDER_PLACED, order))
         except PublishError:
-            self.repository.discard(order.order_id, expected=OrderStatus.PLACED)
+            rejected = self.repository.transition(
+                order.order_id,
+                expected=OrderStatus.PLACED,
+                target=OrderStatus.REJECTED,
+                at=self.clock(),
+                attrs={"failure_reason": "not_published"},
+            )
+            if rejected is None:
+                return order  # a worker already took it: the event was published
             raise
         return order
 
@@ -97,19 +116,21 @@ class OrderService:
 
     # -- pay ------------------------------------------------------------------
     def process_placed(self, event: OrderEvent) -> Outcome:
-        """Pay for an order_placed event. Safe to call any number of times.
+        """Pay for an order_placed event. Safe to call any number of times, at any age.
 
-        A terminal order is never charged or moved again; the payment port is
-        expected to be idempotent per order id, so a crash between charge and
-        state write does not charge twice on redelivery.
-        TransientPaymentError propagates so the message is redelivered.
+        The order record is the source of truth: an event for an order that does
+        not exist, or whose amount, currency or customer disagree with the record,
+        is poison (MalformedEventError, so it ends in a DLQ) and is never charged.
+        A REJECTED order (its client was told 5xx) is never charged. A terminal
+        order is never charged again. TransientPaymentError propagates so the
+        message is redelivered.
         """
         order = self.repository.get(event.order_id)
         if order is None:
-            # The event carries the order; the record is written before publishing,
-            # so this only happens if the read model lost it. Rebuild, don't drop.
-            order = order_from_dict({**event.order, "status": OrderStatus.PLACED.value})
-            self.repository.create(order)
+            raise MalformedEventError(f"order {event.order_id} does not exist")
+        _check_event_matches(event, order)
+        if order.status is OrderStatus.REJECTED:
+            return Outcome.REJECTED
         if order.status.terminal:
             # Re-publish the outcome: a crash between the state write and the
             # publish must not lose the event (consumers are idempotent).
@@ -124,10 +145,10 @@ class OrderService:
         try:
             _, final = self._pay(order)
         except TransientPaymentError:
-            # No worker will ever see this order: close it rather than leave it PLACED.
+            # No worker will ever see this order: close it rather than leave it PAYING.
             self.repository.transition(
                 order.order_id,
-                expected=OrderStatus.PLACED,
+                expected=OrderStatus.PAYING,
                 target=OrderStatus.PAYMENT_FAILED,
                 at=self.clock(),
                 attrs={"failure_reason": "processor_unavailable"},
@@ -136,35 +157,90 @@ class OrderService:
         return final
 
     def _pay(self, order: Order) -> tuple[Outcome, Order]:
-        """Charge, move the order to its terminal state, publish the outcome; returns the final order."""
-        result: PaymentResult = self.payments.charge(
-            PaymentRequest(
-                order_id=order.order_id, amount=order.total, currency=order.currency, token=order.payment_token
+        """Record the attempt (PAYING), charge with the order's key, move to the terminal state, publish.
+
+        An order already PAYING was being paid by a delivery that crashed or is still
+        running: the processor is asked for a charge with the same key first, so a
+        charge made before a lost state write is adopted, not repeated, however old.
+        """
+        key = payment_key(order.order_id)
+        fresh = False
+        if order.status is OrderStatus.PLACED:
+            paying = self.repository.transition(
+                order.order_id,
+                expected=OrderStatus.PLACED,
+                target=OrderStatus.PAYING,
+                at=self.clock(),
+                attrs={"payment_key": key},
             )
-        )
+            if paying is None:
+                current = self.get(order.order_id)
+                if current.status is OrderStatus.REJECTED:
+                    return Outcome.REJECTED, current
+                if current.status.terminal:
+                    return self._already_terminal(current)
+                order = current
+            else:
+                order, fresh = paying, True
+        if order.status is not OrderStatus.PAYING:
+            raise InvalidTransitionError(f"{order.order_id} is {order.status.value}, expected PLACED or PAYING")
+        result = None if fresh else self.payments.find(key)
+        if result is None:
+            result = self.payments.charge(
+                PaymentRequest(
+                    order_id=order.order_id,
+                    amount=order.total,
+                    currency=order.currency,
+                    token=order.payment_token,
+                    idempotency_key=key,
+                )
+            )
         if result.approved:
             target, attrs = OrderStatus.PAID, {"payment_id": result.payment_id}
         else:
             target, attrs = OrderStatus.PAYMENT_FAILED, {"failure_reason": result.decline_reason or "declined"}
         check_transition(order.status, target)
         updated = self.repository.transition(
-            order.order_id, expected=OrderStatus.PLACED, target=target, at=self.clock(), attrs=attrs
+            order.order_id, expected=OrderStatus.PAYING, target=target, at=self.clock(), attrs=attrs
         )
         if updated is None:
             # Another delivery reached a terminal state first; report what actually happened.
             current = self.get(order.order_id)
             if not current.status.terminal:
-                raise InvalidTransitionError(f"{order.order_id} is {current.status.value}, expected PLACED")
-            self._publish_outcome(current)
-            return Outcome.ALREADY_TERMINAL, current
+                raise InvalidTransitionError(f"{order.order_id} is {current.status.value}, expected PAYING")
+            return self._already_terminal(current)
         self._publish_outcome(updated)
         return (Outcome.PAID if result.approved else Outcome.PAYMENT_FAILED), updated
 
+    def _already_terminal(self, order: Order) -> tuple[Outcome, Order]:
+        self._publish_outcome(order)
+        return Outcome.ALREADY_TERMINAL, order
+
     def _publish_outcome(self, order: Order) -> None:
+        if order.status not in (OrderStatus.PAID, OrderStatus.PAYMENT_FAILED):
+            return
         kind = EventType.PAYMENT_CONFIRMED if order.status is OrderStatus.PAID else EventType.PAYMENT_FAILED
         self.publisher.publish(self._event(kind, order))
 
     def _event(self, kind: EventType, order: Order) -> OrderEvent:
+        # The payment token stays in the order record: events reach every subscriber of the topic.
         body = order.to_dict()
-        body["payment_token"] = order.payment_token
         return OrderEvent(event_type=kind, order_id=order.order_id, occurred_at=self.clock(), order=body)
+
+
+def _check_event_matches(event: OrderEvent, order: Order) -> None:
+    """An event whose fields disagree with the stored order is forged or corrupt: poison."""
+    from decimal import Decimal, InvalidOperation
+
+    claimed = event.order
+    try:
+        total_differs = "total" in claimed and Decimal(str(claimed["total"])) != order.total
+    except (InvalidOperation, ValueError):
+        total_differs = True
+    for name, differs in (
+        ("total", total_differs),
+        ("currency", "currency" in claimed and claimed["currency"] != order.currency),
+        ("customer_id", "customer_id" in claimed and claimed["customer_id"] != order.customer_id),
+    ):
+        if differs:
+            raise MalformedEventError(f"event for {order.order_id} disagrees with the order on {name}")

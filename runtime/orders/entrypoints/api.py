@@ -57,7 +57,7 @@ def _overloaded(exc: Overloaded) -> Response:
 
 @app.exception_handler(PublishError)
 def _unpublished(exc: PublishError) -> Response:
-    logger.error("order event not published; order discarded", extra={"reason": str(exc)})
+    logger.error("order event not published; order rejected (never charged)", extra={"reason": str(exc)})
     return _json(503, {"error": "unavailable", "message": "order not accepted; retry"}, {"Retry-After": "1"})
 
 

@@ -1,18 +1,23 @@
 """Lambda worker: SQS event source (partial batch failures) or direct SNS subscription.
 
-SQS: each record is processed on its own; failures are reported as batch
-item failures so only they are retried and, after maxReceiveCount, land in
-the DLQ. SNS: a failure raises, so Lambda's async retries and the on-failure
-destination take over.
+SQS: a batch's records are paid concurrently, up to the payment client's
+slots at once (Powertools' AsyncBatchProcessor, each record on a thread of a
+pool sized to the slots), so an environment keeps min(batch size, slots)
+payments in flight and bills one payment latency per batch rather than per
+record. Failures are reported as batch item failures so only they are
+retried and, after maxReceiveCount, land in the DLQ. SNS: a failure raises,
+so Lambda's async retries and the on-failure destination take over.
 """
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import AsyncBatchProcessor, EventType, async_process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
@@ -22,12 +27,23 @@ from orders.entrypoints.records import process_message
 
 logger = Logger(service="orders-worker")
 metrics = Metrics(namespace="FlashSaleOrders", service="orders-worker")
-processor = BatchProcessor(event_type=EventType.SQS)
+processor = AsyncBatchProcessor(event_type=EventType.SQS)
+_pool: ThreadPoolExecutor | None = None
+
+
+def _payers() -> ThreadPoolExecutor:
+    """One thread per payment slot, made on first use (cold start stays import-only)."""
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=container().settings.payment_slots, thread_name_prefix="pay")
+    return _pool
+
 
 _METRIC = {
     Outcome.PAID: "OrdersPaid",
     Outcome.PAYMENT_FAILED: "OrdersPaymentFailed",
     Outcome.ALREADY_TERMINAL: "DuplicateDeliveries",
+    Outcome.REJECTED: "RejectedOrderEvents",
 }
 
 
@@ -38,8 +54,8 @@ def _handle(body: str) -> Outcome | None:
     return outcome
 
 
-def record_handler(record: SQSRecord) -> str:
-    outcome = _handle(record.body)
+async def record_handler(record: SQSRecord) -> str:
+    outcome = await asyncio.get_running_loop().run_in_executor(_payers(), _handle, record.body)
     return outcome.value if outcome else "ignored"
 
 
@@ -56,4 +72,6 @@ def handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse |
     records = event.get("Records") or []
     if records and records[0].get("EventSource") == "aws:sns":
         return _handle_sns(records)
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    return async_process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
