@@ -178,7 +178,9 @@ def order_placed_filter() -> dict[str, sns.SubscriptionFilter]:
 def subscribe_order_queue(scope: Construct, construct_id: str, data: PipelineData) -> sns.Subscription:
     """Deliver order_placed events to the work queue, raw (the body is the event itself).
 
-    The queue already lets the topic send (data stack), so this adds only the subscription.
+    The queue and its DLQ already let the topic send (data stack), so this adds only the
+    subscription. Messages SNS cannot deliver (a queue policy or KMS error) go to the DLQ,
+    where its alarm sees them, instead of being dropped after SNS's retries.
     """
     return sns.Subscription(
         scope,
@@ -188,4 +190,5 @@ def subscribe_order_queue(scope: Construct, construct_id: str, data: PipelineDat
         endpoint=data.queue.queue_arn,
         raw_message_delivery=True,
         filter_policy=order_placed_filter(),
+        dead_letter_queue=data.dlq,
     )

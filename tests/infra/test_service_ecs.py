@@ -141,6 +141,8 @@ def test_queue_subscription_and_worker_alarms(variant):
     t = variant("ecs").service_json
     sub = only(t, "AWS::SNS::Subscription")
     assert sub["Protocol"] == "sqs" and sub["RawMessageDelivery"] is True
+    # what SNS cannot deliver to the queue is parked in the DLQ (alarmed), not dropped
+    assert "DeadLetter" in json.dumps(sub["RedrivePolicy"]["deadLetterTargetArn"])
     filters = only(t, "AWS::Logs::MetricFilter")
     assert "message failed" in filters["FilterPattern"]
     names = {a["Properties"].get("MetricName") for a in resources(t, "AWS::CloudWatch::Alarm").values()}

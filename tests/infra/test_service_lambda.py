@@ -1,5 +1,7 @@
 """Lambda variant: concurrency, triggers, failure routing, API and least privilege."""
 
+import json
+
 import pytest
 
 from tests.infra.conftest import PAY_AND_PUBLISH, function_by_handler, only, policy_actions, resources
@@ -40,6 +42,8 @@ def test_sqs_trigger_follows_context(variant, name, reserved, max_conc, batch):
     sub = only(t, "AWS::SNS::Subscription")
     assert sub["Protocol"] == "sqs" and sub["RawMessageDelivery"] is True
     assert sub["FilterPolicy"] == {"event_type": ["order_placed"]}
+    # what SNS cannot deliver to the queue is parked in the DLQ (alarmed), not dropped
+    assert "DeadLetter" in json.dumps(sub["RedrivePolicy"]["deadLetterTargetArn"])
     assert not resources(t, "AWS::Lambda::EventInvokeConfig")
 
 
