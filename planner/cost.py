@@ -1,0 +1,215 @@
+"""What a month of orders costs on each variant, by service, from a dated price file.
+
+Per-order work is counted from what the code does (requests, writes, payments
+in flight); nothing is read off the source document's table. Every assumption
+is a field of ``Assumptions`` with its default, and the report prints them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from planner.model import Workload
+
+PRICES = Path(__file__).with_name("prices.json")
+HOURS_PER_MONTH = 730.0
+
+
+@dataclass(frozen=True)
+class Prices:
+    values: dict[str, float]
+    free: dict[str, float]
+    read_on: str
+    region: str
+    sources: dict[str, str]
+
+    @classmethod
+    def load(cls, path: Path = PRICES) -> Prices:
+        data = json.loads(path.read_text())
+        values: dict[str, float] = {}
+        sources: dict[str, str] = {}
+        for key, entry in {**data["prices"], **data["free_tier"]}.items():
+            raw = entry.get("usd", entry.get("value"))
+            values[key] = float(raw)
+            sources[key] = entry["source"]
+        free = {k: float(v["value"]) for k, v in data["free_tier"].items()}
+        return cls(values=values, free=free, read_on=data["read_on"], region=data["region"], sources=sources)
+
+    def __getitem__(self, key: str) -> float:
+        return self.values[key]
+
+
+@dataclass(frozen=True)
+class Assumptions:
+    """The switches and per-order facts behind a monthly figure (defaults: what this project's code does)."""
+
+    architecture: str = "arm"  # Lambda functions (x86 | arm); ECS tasks use `ecs_architecture`
+    ecs_architecture: str = "x86"  # Spot is x86 only
+    spot: bool = True  # fargateCapacity=spot (cdk.json default)
+    free_tier: bool = True
+    cold_start_share: float = 0.05  # invocations that start a new environment (billed INIT since Aug 2025)
+    init_s: float = 0.5  # INIT duration of a worker environment
+    flash_share: float = 0.5  # orders that arrive in sales (full batches); the rest arrive one at a time
+    sales_per_month: int = 4  # flash sales, each ending in an ECS scale-in tail
+    scale_in_tail_min: float = 20.0  # ECS: 15 low datapoints + the scale-in cooldown before tasks stop
+    api_ms: float = 60.0  # API function duration per request
+    api_memory_mb: int = 512
+    invocation_overhead_ms: float = 20.0  # worker handler time outside the payment per invocation
+    polls_per_order: float = 1.0  # GET /orders/{id} calls per order (customers checking status)
+    log_bytes_per_invocation: float = 400.0  # Lambda START/END/REPORT and one EMF blob
+    log_bytes_per_order_ecs: float = 250.0  # the ECS worker's EMF metrics per order
+    alarms: int = 8
+    custom_metrics: int = 8
+    public_ipv4_per_task: bool = True  # tasks run in public subnets with a public IP (no NAT gateway)
+
+    def __post_init__(self) -> None:
+        if self.architecture not in ("x86", "arm") or self.ecs_architecture not in ("x86", "arm"):
+            raise ValueError("architecture: expected x86 or arm")
+        if self.spot and self.ecs_architecture != "x86":
+            raise ValueError("Fargate Spot runs x86 tasks only: use ecs_architecture=x86 or spot=False")
+        for name in ("cold_start_share", "flash_share"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name}: expected a share from 0 to 1")
+
+
+# What one order costs in requests that do not depend on the variant (read from the runtime's code):
+SNS_PUBLISHES_PER_ORDER = 2  # order_placed, then payment_confirmed or payment_failed
+WRU_PER_ORDER = 5  # orders: create, PAYING, terminal; idempotency: IN_PROGRESS, COMPLETED (items < 1 KB)
+RRU_PER_ORDER = 1  # the worker's strongly consistent read of the order (payment attempts read it again)
+ESM_IDLE_POLLERS = 5  # an SQS event source mapping long-polls with 5 connections while the queue is empty
+LONG_POLL_S = 20
+
+
+def _billable(amount: float, free: float, use_free: bool) -> float:
+    return max(0.0, amount - free) if use_free else amount
+
+
+def monthly_cost(workload: Workload, orders: float, prices: Prices, a: Assumptions = Assumptions()) -> dict[str, Any]:
+    """USD per month by service for ``orders`` orders a month on ``workload``'s variant."""
+    p, free = prices, a.free_tier
+    lam_gbs = p["lambda_gb_second_arm"] if a.architecture == "arm" else p["lambda_gb_second_x86"]
+    lines: dict[str, float] = {}
+    # -- shared by both variants: the API on Lambda, SNS, DynamoDB, HTTP API
+    requests = orders * (1 + a.polls_per_order)
+    api_gbs = requests * a.api_ms / 1000 * a.api_memory_mb / 1024
+    lines["http_api"] = requests / 1e6 * p["http_api_request_per_million"]
+    lines["sns"] = (
+        _billable(orders * SNS_PUBLISHES_PER_ORDER, p.free["sns_publishes"], free) / 1e6 * p["sns_publish_per_million"]
+    )
+    lines["dynamodb"] = (
+        orders * WRU_PER_ORDER / 1e6 * p["dynamodb_wru_per_million"]
+        + (orders * RRU_PER_ORDER + orders * a.polls_per_order * 0.5) / 1e6 * p["dynamodb_rru_per_million"]
+    )
+    latency = workload.payment_latency_s
+    sqs_requests = 0.0
+    lambda_requests, lambda_gbs = requests, api_gbs
+    logs_gb = requests * a.log_bytes_per_invocation / 1e9
+    if workload.variant.startswith("lambda"):
+        batch = workload.batch_size if workload.variant == "lambda-sqs" else 1
+        full = orders * a.flash_share / batch
+        single = orders * (1 - a.flash_share)
+        invocations = full + single
+        mem = workload.lambda_memory_mb / 1024
+        per_full = (
+            math.ceil(batch / workload.payment_slots) * latency if workload.batch_paid_concurrently else batch * latency
+        )
+        duration = full * per_full + single * latency + invocations * a.invocation_overhead_ms / 1000
+        init = invocations * a.cold_start_share * a.init_s
+        lambda_requests += invocations
+        lambda_gbs += (duration + init) * mem
+        logs_gb += invocations * a.log_bytes_per_invocation / 1e9
+        if workload.variant == "lambda-sqs":
+            sqs_requests += orders + 2 * invocations  # SNS delivery, the mapping's receive and delete per batch
+            sqs_requests += ESM_IDLE_POLLERS * HOURS_PER_MONTH * 3600 / LONG_POLL_S
+        lines["fargate"] = 0.0
+        lines["public_ipv4"] = 0.0
+        task_hours = 0.0
+    else:
+        per_task = min(workload.worker_concurrency, workload.payment_slots)
+        busy_hours = orders * latency / per_task / 3600
+        minutes_between = HOURS_PER_MONTH * 60 / max(orders * (1 - a.flash_share), 1e-9)
+        tail_h = a.scale_in_tail_min / 60
+        if workload.min_tasks:
+            floor_hours = workload.min_tasks * HOURS_PER_MONTH
+        elif minutes_between < a.scale_in_tail_min:
+            floor_hours = HOURS_PER_MONTH  # orders come more often than a task can scale in: one task stays up
+        else:
+            floor_hours = orders * (1 - a.flash_share) * tail_h  # each lone order wakes a task for a tail
+        sale_tasks = min(
+            workload.max_tasks,
+            max(1, math.ceil(orders * a.flash_share / max(a.sales_per_month, 1) / workload.backlog_per_task_target)),
+        )
+        tails = a.sales_per_month * sale_tasks * tail_h if orders * a.flash_share else 0.0
+        task_hours = floor_hours + busy_hours + tails
+        vcpu, gb = workload.task_cpu / 1024, workload.task_memory_mb / 1024
+        if a.ecs_architecture == "arm":
+            rate = vcpu * p["fargate_vcpu_hour_arm"] + gb * p["fargate_gb_hour_arm"]
+        else:
+            rate = vcpu * p["fargate_vcpu_hour_x86"] + gb * p["fargate_gb_hour_x86"]
+        if a.spot:
+            rate *= 1 - p["fargate_spot_discount"]
+        lines["fargate"] = task_hours * rate
+        lines["public_ipv4"] = task_hours * p["public_ipv4_hour"] if a.public_ipv4_per_task else 0.0
+        # SNS delivery, receive and delete in batches of up to 10, and the receiver's empty long polls
+        sqs_requests += orders * (1 + 2 / 10) + task_hours * 3600 / LONG_POLL_S
+        logs_gb += orders * a.log_bytes_per_order_ecs / 1e9
+    lines["lambda_requests"] = (
+        _billable(lambda_requests, p.free["lambda_requests"], free) / 1e6 * p["lambda_request_per_million"]
+    )
+    lines["lambda_compute"] = _billable(lambda_gbs, p.free["lambda_gb_seconds"], free) * lam_gbs
+    lines["sqs"] = _billable(sqs_requests, p.free["sqs_requests"], free) / 1e6 * p["sqs_request_per_million"]
+    lines["cloudwatch"] = (
+        _billable(logs_gb, p.free["cloudwatch_logs_gb"], free) * p["cloudwatch_logs_ingest_per_gb"]
+        + _billable(a.alarms, p.free["cloudwatch_alarms"], free) * p["cloudwatch_alarm_month"]
+        + _billable(a.custom_metrics, p.free["cloudwatch_metrics"], free) * p["cloudwatch_metric_month"]
+    )
+    total = sum(lines.values())
+    return {
+        "variant": workload.variant,
+        "orders": orders,
+        "total_usd": total,
+        "per_order_usd": total / orders if orders else None,
+        "by_service_usd": lines,
+        "lambda_gb_seconds": lambda_gbs,
+        "lambda_requests": lambda_requests,
+        "task_hours": task_hours,
+        "sqs_requests": sqs_requests,
+    }
+
+
+def break_even(
+    cost_a: Callable[[float], float], cost_b: Callable[[float], float], lo: float = 1e3, hi: float = 1e9
+) -> float | None:
+    """The smallest monthly volume in [lo, hi] where the cheaper of two variants changes, or None.
+
+    Scans on a log grid, then bisects the first sign change; costs are piecewise (free tiers,
+    always-on tasks), so there can be more than one crossing: the first is returned.
+    """
+    grid = [lo * (hi / lo) ** (i / 400) for i in range(401)]
+    diff = [cost_a(n) - cost_b(n) for n in grid]
+    for i in range(400):
+        if diff[i] == 0:
+            return grid[i]
+        if (diff[i] < 0) != (diff[i + 1] < 0):
+            a, b = grid[i], grid[i + 1]
+            for _ in range(60):
+                mid = (a + b) / 2
+                if (cost_a(mid) - cost_b(mid) < 0) == (diff[i] < 0):
+                    a = mid
+                else:
+                    b = mid
+            return (a + b) / 2
+    return None
+
+
+def assumptions_table(a: Assumptions) -> dict[str, Any]:
+    return asdict(a)
+
+
+def with_switches(a: Assumptions, **changes: Any) -> Assumptions:
+    return replace(a, **changes)

@@ -1,0 +1,403 @@
+"""A flash sale through one deployment, simulated: backlog, workers and each order's wait over time.
+
+Independent of any run: the inputs are the deployment (``Workload``, from the same
+frozen config ``app.py`` builds), how fast AWS (or the local sandbox) reacts
+(``Timing``) and when orders arrive. Workers pay at the physical limit of their
+payment slots; scaling follows ``planner.aws``. Nothing here is read from a
+measurement of the run it predicts.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import math
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from planner import aws
+from planner.policy import wake_steps
+
+VARIANTS = ("ecs", "lambda-sqs", "lambda-sns")
+
+
+@dataclass(frozen=True)
+class Workload:
+    """The deployment's numbers that decide capacity and scaling (a projection of the app's config)."""
+
+    variant: str
+    payment_slots: int = 5
+    payment_latency_s: float = 3.0
+    # ecs
+    min_tasks: int = 0
+    max_tasks: int = 25
+    worker_concurrency: int = 10
+    backlog_per_task_target: float = 100.0
+    wake_queue_depth: int = 1
+    scale_out_cooldown_s: float = 60.0
+    scale_in_cooldown_s: float = 300.0
+    task_cpu: int = 256
+    task_memory_mb: int = 512
+    # lambda
+    reserved_concurrency: int = 50
+    max_concurrency: int = 50
+    batch_size: int = 5
+    lambda_memory_mb: int = 512
+    batch_paid_concurrently: bool = True  # how the runtime pays a batch (worker_lambda: AsyncBatchProcessor)
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant {self.variant!r}: expected one of {', '.join(VARIANTS)}")
+
+    @classmethod
+    def from_config(cls, cfg: Any, variant: str | None = None) -> Workload:
+        """From the app's ``AppConfig`` (``stacks.config``); ``variant`` defaults to what the config deploys."""
+        if variant is None:
+            variant = "ecs" if cfg.compute == "ecs" else f"lambda-{cfg.lambda_trigger}"
+        return cls(
+            variant=variant,
+            payment_slots=cfg.payment_slots,
+            payment_latency_s=cfg.payment_latency_ms / 1000,
+            min_tasks=cfg.min_tasks,
+            max_tasks=cfg.max_tasks,
+            worker_concurrency=cfg.worker_concurrency,
+            backlog_per_task_target=float(cfg.backlog_per_task_target),
+            wake_queue_depth=cfg.wake_queue_depth,
+            scale_out_cooldown_s=float(cfg.scale_out_cooldown_s),
+            scale_in_cooldown_s=float(cfg.scale_in_cooldown_s),
+            task_cpu=int(cfg.task_cpu),
+            task_memory_mb=cfg.task_memory_mb,
+            reserved_concurrency=cfg.reserved_concurrency,
+            max_concurrency=cfg.max_concurrency,
+            batch_size=cfg.batch_size,
+            lambda_memory_mb=cfg.lambda_memory_mb,
+        )
+
+    @property
+    def worker_capacity_per_s(self) -> float:
+        """What one task or environment pays per second at its payment slots' limit."""
+        if self.variant == "ecs":
+            return aws.ecs_task_capacity_per_s(
+                worker_concurrency=self.worker_concurrency,
+                payment_slots=self.payment_slots,
+                payment_latency_s=self.payment_latency_s,
+            )
+        if self.variant == "lambda-sns":  # one event per invoke
+            return 1 / self.payment_latency_s
+        return aws.lambda_env_capacity_per_s(
+            batch_size=self.batch_size,
+            payment_slots=self.payment_slots,
+            payment_latency_s=self.payment_latency_s,
+            concurrent=self.batch_paid_concurrently,
+        )
+
+    @property
+    def max_workers(self) -> int:
+        if self.variant == "ecs":
+            return self.max_tasks
+        if self.variant == "lambda-sqs":
+            return min(self.max_concurrency, self.reserved_concurrency)
+        return self.reserved_concurrency
+
+    @property
+    def capacity_per_s(self) -> float:
+        """The most the deployment pays per second with every worker running."""
+        return self.max_workers * self.worker_capacity_per_s
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How quickly the platform reacts. ``aws()`` for a prediction on AWS, ``sandbox(k)`` for a local run."""
+
+    metric_period_s: float = aws.METRIC_PERIOD_S
+    metric_lag_s: float = aws.SQS_METRIC_LAG_S
+    task_start_s: float = aws.FARGATE_TASK_START_S
+    cold_start_s: float = aws.LAMBDA_COLD_START_S
+    serial_cold_starts: bool = False  # the sandbox starts one interpreter at a time
+    first_evaluation_s: float | None = None  # when the first metric period closes (default: one period in)
+    time_scale: float = 1.0  # AWS rates (per minute, per 10 s) run this many times faster
+
+    @classmethod
+    def aws(cls, **overrides: float) -> Timing:
+        return cls(**overrides)  # type: ignore[arg-type]
+
+    @classmethod
+    def sandbox(cls, k: float, *, first_evaluation_s: float | None = None) -> Timing:
+        """The local control plane: scaled periods, no metric lag, local processes instead of Fargate pulls."""
+        return cls(
+            metric_period_s=max(0.5, aws.METRIC_PERIOD_S / k),
+            metric_lag_s=0.0,
+            task_start_s=SANDBOX_TASK_START_S,
+            cold_start_s=SANDBOX_COLD_START_S,
+            serial_cold_starts=True,
+            first_evaluation_s=first_evaluation_s,
+            time_scale=k,
+        )
+
+
+SANDBOX_TASK_START_S = 1.0
+"""A local ECS task: a fresh interpreter importing boto3 and the worker, then its first long poll."""
+SANDBOX_COLD_START_S = 0.5
+"""A local Lambda environment: a fresh interpreter importing the handler (cf. `make bench`'s cold-start bench)."""
+
+
+@dataclass
+class Result:
+    """What the simulation saw, sampled each ``step`` seconds, and its headline figures."""
+
+    variant: str
+    times: list[float] = field(default_factory=list)
+    visible: list[int] = field(default_factory=list)
+    inflight: list[int] = field(default_factory=list)
+    workers: list[int] = field(default_factory=list)
+    paid: list[int] = field(default_factory=list)
+    waits: list[float] = field(default_factory=list)  # accept -> paid, per order
+    load_end_s: float = 0.0
+    drained_at_s: float | None = None
+    first_scale_out_s: float | None = None
+    worker_seconds: float = 0.0  # ECS task-seconds running, or Lambda environment-seconds busy
+    invocations: int = 0
+    cold_starts: int = 0
+    scaling: list[tuple[float, int, int, str]] = field(default_factory=list)
+
+    @property
+    def peak_backlog(self) -> int:
+        return max(self.visible, default=0)
+
+    @property
+    def peak_workers(self) -> int:
+        return max(self.workers, default=0)
+
+    @property
+    def backlog_at_load_end(self) -> int:
+        i = bisect.bisect_right(self.times, self.load_end_s) - 1
+        return self.visible[i] + self.inflight[i] if i >= 0 else 0
+
+    @property
+    def drain_seconds(self) -> float | None:
+        """From the end of the load to an empty backlog (None: not drained within the horizon)."""
+        if self.drained_at_s is None:
+            return None
+        return max(0.0, self.drained_at_s - self.load_end_s)
+
+    def wait_percentile(self, q: float) -> float:
+        if not self.waits:
+            return 0.0
+        ordered = sorted(self.waits)
+        return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "peak_backlog": self.peak_backlog,
+            "backlog_at_load_end": self.backlog_at_load_end,
+            "drain_seconds": self.drain_seconds,
+            "peak_workers": self.peak_workers,
+            "first_scale_out_s": self.first_scale_out_s,
+            "wait_p50_s": self.wait_percentile(50),
+            "wait_p99_s": self.wait_percentile(99),
+            "worker_seconds": self.worker_seconds,
+            "invocations": self.invocations,
+            "cold_starts": self.cold_starts,
+        }
+
+
+def arrivals_from_profile(segments: Iterable[tuple[float, float]], start_s: float = 0.0) -> list[float]:
+    """Evenly spaced arrival times for (orders per second, seconds) segments, one after another."""
+    out: list[float] = []
+    t0 = start_s
+    for rate, seconds in segments:
+        n = round(rate * seconds)
+        out += [t0 + (i + 0.5) * seconds / n for i in range(n)] if n else []
+        t0 += seconds
+    return out
+
+
+@dataclass
+class _Worker:
+    ready_at: float
+    slots_free_at: list[float]  # ECS: one per consumer slot; Lambda: one entry, the end of its batch
+    retiring: bool = False
+
+
+def simulate(
+    workload: Workload,
+    arrivals: Sequence[float],
+    timing: Timing | None = None,
+    *,
+    load_end_s: float | None = None,
+    horizon_s: float = 6 * 3600,
+    step_s: float | None = None,
+) -> Result:
+    """Run the arrivals through the deployment; times are seconds from the start of the arrival log."""
+    timing = timing or Timing.aws()
+    arrivals = sorted(arrivals)
+    latency = workload.payment_latency_s
+    step = step_s or max(0.01, min(0.25, latency / 20, timing.metric_period_s / 20))
+    res = Result(variant=workload.variant, load_end_s=arrivals[-1] if load_end_s is None else load_end_s)
+    if not arrivals:
+        res.drained_at_s = res.load_end_s
+        return res
+    k = timing.time_scale
+    waiting: deque[float] = deque()  # arrival times of visible messages (SQS standard is roughly FIFO)
+    inflight: list[float] = []  # heap of completion times of messages taken by a worker
+    workers: list[_Worker] = []
+    next_arrival = 0
+    spawn_free_at = 0.0
+    first_message_at: float | None = None
+    last_nonempty = -math.inf
+
+    # ECS scaling state
+    policy = None
+    steps: list[aws.StepAdjustment] = []
+    period = timing.metric_period_s
+    next_eval = timing.first_evaluation_s if timing.first_evaluation_s is not None else period
+    samples: deque[tuple[float, int, int]] = deque()  # (t, visible, inflight) for the metric periods
+    if workload.variant == "ecs":
+        policy = aws.TargetTracking(
+            target=workload.backlog_per_task_target,
+            min_tasks=workload.min_tasks,
+            max_tasks=workload.max_tasks,
+            scale_out_cooldown_s=workload.scale_out_cooldown_s / k,
+            scale_in_cooldown_s=workload.scale_in_cooldown_s / k,
+        )
+        steps = [
+            aws.StepAdjustment(
+                lo - workload.wake_queue_depth, None if up is None else up - workload.wake_queue_depth, n
+            )
+            for lo, up, n in wake_steps(
+                min_tasks=workload.min_tasks,
+                max_tasks=workload.max_tasks,
+                target=workload.backlog_per_task_target,
+                wake_depth=workload.wake_queue_depth,
+            )
+        ]
+        slots = min(workload.worker_concurrency, workload.payment_slots)
+        for _ in range(workload.min_tasks):
+            workers.append(_Worker(ready_at=0.0, slots_free_at=[0.0] * slots))
+
+    def set_tasks(t: float, count: int, why: str) -> None:
+        active = [w for w in workers if not w.retiring]
+        before = len(active)
+        if count > before:
+            for _ in range(count - before):
+                workers.append(_Worker(ready_at=t + timing.task_start_s, slots_free_at=[0.0] * slots))
+        else:
+            # Tasks holding no payment go first (scale-in protection keeps busy ones).
+            for w in sorted(active, key=lambda w: max(w.slots_free_at))[: before - count]:
+                w.retiring = True
+        if count != before:
+            res.scaling.append((t, before, count, why))
+            if count > before and res.first_scale_out_s is None:
+                res.first_scale_out_s = t
+
+    t = 0.0
+    while t <= horizon_s:
+        # arrivals
+        while next_arrival < len(arrivals) and arrivals[next_arrival] <= t:
+            waiting.append(arrivals[next_arrival])
+            next_arrival += 1
+            if first_message_at is None:
+                first_message_at = t
+        # completions
+        while inflight and inflight[0] <= t:
+            heapq.heappop(inflight)
+        workers[:] = [w for w in workers if not (w.retiring and max(w.slots_free_at) <= t)]
+
+        if workload.variant == "ecs":
+            for w in workers:
+                if w.retiring or w.ready_at > t:
+                    continue
+                for i, free_at in enumerate(w.slots_free_at):
+                    if free_at <= t and waiting:
+                        arrived = waiting.popleft()
+                        done = max(t, free_at) + latency
+                        w.slots_free_at[i] = done
+                        heapq.heappush(inflight, done)
+                        res.waits.append(done - arrived)
+            samples.append((t, len(waiting), len(inflight)))
+            if t >= next_eval:
+                window = [
+                    s
+                    for s in samples
+                    if next_eval - timing.metric_lag_s - period < s[0] <= next_eval - timing.metric_lag_s
+                ]
+                while samples and samples[0][0] <= next_eval - timing.metric_lag_s - period:
+                    samples.popleft()
+                vis = max((s[1] for s in window), default=0)
+                inf = max((s[2] for s in window), default=0)
+                running = sum(1 for w in workers if not w.retiring)
+                assert policy is not None
+                wake = aws.step_scaling_exact_capacity(vis if running == 0 else 0, workload.wake_queue_depth, steps)
+                if running == 0 and wake:
+                    set_tasks(next_eval, min(workload.max_tasks, wake), f"wake: {vis} visible, no task running")
+                    policy.note_scale_out(next_eval)
+                else:
+                    want = policy.evaluate(next_eval, backlog=vis + inf, running=running)
+                    if want is not None and want != running:
+                        set_tasks(next_eval, want, f"target tracking: backlog {vis + inf}")
+                next_eval += period
+            res.worker_seconds += step * len(workers)
+        else:
+            since = 0.0 if first_message_at is None else (t - first_message_at) * k
+            if workload.variant == "lambda-sqs":
+                allowed = min(
+                    workload.reserved_concurrency, aws.lambda_sqs_concurrency(since, workload.max_concurrency)
+                )
+                take = workload.batch_size
+            else:
+                allowed = aws.lambda_async_concurrency(since, workload.reserved_concurrency)
+                take = 1
+            idle = [w for w in workers if w.ready_at <= t and w.slots_free_at[0] <= t]
+            busy = len(workers) - len(idle)
+            # Reuse warm environments first, then start new ones within the concurrency allowed.
+            while waiting and (idle or (len(workers) < allowed and busy < allowed)):
+                if idle:
+                    w = idle.pop()
+                    start = t
+                else:
+                    if timing.serial_cold_starts:
+                        ready = max(t, spawn_free_at) + timing.cold_start_s
+                        spawn_free_at = ready
+                    else:
+                        ready = t + timing.cold_start_s
+                    w = _Worker(ready_at=ready, slots_free_at=[0.0])
+                    workers.append(w)
+                    res.cold_starts += 1
+                    start = ready
+                batch = [waiting.popleft() for _ in range(min(take, len(waiting)))]
+                for n, arrived in enumerate(batch):
+                    wave = n // workload.payment_slots + 1 if workload.batch_paid_concurrently else n + 1
+                    res.waits.append(start + wave * latency - arrived)
+                end = start + aws.lambda_batch_seconds(
+                    records=len(batch),
+                    payment_slots=workload.payment_slots,
+                    payment_latency_s=latency,
+                    concurrent=workload.batch_paid_concurrently or take == 1,
+                )
+                for _ in batch:  # the mapping deletes the batch when the invocation returns
+                    heapq.heappush(inflight, end)
+                w.slots_free_at[0] = end
+                res.invocations += 1
+                res.worker_seconds += end - t
+                busy += 1
+                if res.first_scale_out_s is None:
+                    res.first_scale_out_s = t
+        active = (
+            sum(1 for w in workers if not w.retiring)
+            if workload.variant == "ecs"
+            else sum(1 for w in workers if w.slots_free_at[0] > t or w.ready_at > t)
+        )
+        res.times.append(t)
+        res.visible.append(len(waiting))
+        res.inflight.append(len(inflight))
+        res.workers.append(active)
+        res.paid.append(len(res.waits) - len(inflight))
+        if waiting or inflight or next_arrival < len(arrivals):
+            last_nonempty = t
+        elif t >= res.load_end_s and res.drained_at_s is None:
+            res.drained_at_s = max(last_nonempty + step, res.load_end_s)
+            break
+        t += step
+    return res

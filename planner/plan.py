@@ -1,0 +1,247 @@
+"""The smallest deployment of each variant that meets a flash-sale target, and the limits the target runs into."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from planner import aws
+from planner.model import VARIANTS, Result, Timing, Workload, arrivals_from_profile, simulate
+
+ACCOUNT_LAMBDA_CONCURRENCY = 1000
+ECS_TASKS_PER_SERVICE = 5000
+
+
+@dataclass(frozen=True)
+class Target:
+    rate_per_s: float
+    duration_s: float
+    drain_slo_s: float
+
+    def __post_init__(self) -> None:
+        if self.rate_per_s <= 0 or self.duration_s <= 0 or self.drain_slo_s < 0:
+            raise ValueError("rate and duration must be > 0 and the drain SLO >= 0")
+
+    @property
+    def arrivals(self) -> list[float]:
+        return arrivals_from_profile([(self.rate_per_s, self.duration_s)])
+
+
+@dataclass(frozen=True)
+class Sizing:
+    variant: str
+    workload: Workload | None  # None: no size within the variant's ceiling meets the target
+    result: Result | None
+    knob: str
+    ceiling: int
+    note: str = ""
+
+
+def _search(lo: int, hi: int, meets: Callable[[int], bool]) -> int | None:
+    """The smallest n in [lo, hi] for which ``meets`` holds (monotone), or None: doubling, then bisection."""
+    probe = lo
+    while not meets(probe):
+        if probe >= hi:
+            return None
+        lo, probe = probe + 1, min(hi, probe * 2)
+    hi = probe
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if meets(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def size(variant: str, base: Workload, target: Target, timing: Timing | None = None) -> Sizing:
+    """Grow the variant's worker ceiling until the simulated drain meets the SLO."""
+    timing = timing or Timing.aws()
+    arrivals = target.arrivals
+    results: dict[int, Result] = {}
+
+    def build(n: int) -> Workload:
+        if variant == "ecs":
+            return replace(
+                base,
+                variant=variant,
+                max_tasks=n,
+                min_tasks=min(base.min_tasks, n),
+                worker_concurrency=max(base.worker_concurrency, base.payment_slots),
+            )
+        if variant == "lambda-sqs":
+            return replace(base, variant=variant, max_concurrency=n, reserved_concurrency=max(n, 2))
+        return replace(base, variant=variant, reserved_concurrency=n)
+
+    def meets(n: int) -> bool:
+        r = results.get(n) or simulate(build(n), arrivals, timing, horizon_s=target.duration_s + 4 * 3600)
+        results[n] = r
+        return r.drain_seconds is not None and r.drain_seconds <= target.drain_slo_s
+
+    knob, lo, ceiling = {
+        "ecs": ("maxTasks", 1, ECS_TASKS_PER_SERVICE),
+        "lambda-sqs": ("maxConcurrency", 2, aws.LAMBDA_SQS_MAX_CONCURRENCY),
+        "lambda-sns": ("reservedConcurrency", 1, ACCOUNT_LAMBDA_CONCURRENCY * 10),
+    }[variant]
+    # No size can pay the sale's orders faster than its slots allow: start the search there.
+    per_worker = build(lo).worker_capacity_per_s
+    floor = math.ceil(target.rate_per_s * target.duration_s / ((target.duration_s + target.drain_slo_s) * per_worker))
+    n = _search(min(max(lo, floor), ceiling), ceiling, meets)
+    if n is None:
+        return Sizing(variant, None, None, knob, ceiling, f"no {knob} up to {ceiling} meets the drain SLO")
+    return Sizing(variant, build(n), results[n], knob, n)
+
+
+@dataclass(frozen=True)
+class Limit:
+    name: str
+    limit: float
+    unit: str
+    demand: float  # at the target
+    adjustable: str
+    source: str
+
+    @property
+    def headroom(self) -> float:
+        """How many times the target's rate this limit allows (< 1: the target is over it)."""
+        return self.limit / self.demand if self.demand else float("inf")
+
+
+def limits(target: Target, sizing: Sizing, *, api_rate_limit: int, api_ms: float = 60.0) -> list[Limit]:
+    """The AWS quotas and this deployment's own limits the target meets, tightest first (figures: Nov 2026)."""
+    rate = target.rate_per_s
+    w = sizing.workload
+    peak_workers = sizing.result.peak_workers if sizing.result else 0
+    out = [
+        Limit(
+            "HTTP API stage throttle (apiThrottleRateLimit)",
+            api_rate_limit,
+            "requests/s",
+            rate,
+            "yes: -c apiThrottleRateLimit=...",
+            "this project's cdk.json; API Gateway answers 429 above it",
+        ),
+        Limit(
+            "API Gateway account throttle",
+            10_000,
+            "requests/s",
+            rate,
+            "yes (Service Quotas)",
+            "Amazon API Gateway quotas: throttle quota per account, per Region",
+        ),
+        Limit(
+            "SNS publishes (us-east-1)",
+            30_000,
+            "messages/s",
+            2 * rate,
+            "yes (Service Quotas)",
+            "Amazon SNS endpoints and quotas: Publish API, us-east-1",
+        ),
+        Limit(
+            "DynamoDB on-demand table throughput",
+            40_000,
+            "write units/s",
+            5 * rate,
+            "yes (Service Quotas)",
+            "Amazon DynamoDB quotas: per-table throughput for on-demand tables",
+        ),
+        Limit(
+            "DynamoDB new on-demand table, instant capacity",
+            4_000,
+            "write units/s",
+            5 * rate,
+            "grows to 2x the previous peak within 30 min; pre-warm (warm throughput)",
+            "Amazon DynamoDB Developer Guide: on-demand capacity mode, initial throughput",
+        ),
+        Limit(
+            "Payment processor account rate (e.g. Stripe live mode)",
+            100,
+            "requests/s",
+            rate,
+            "ask the processor",
+            "Stripe API docs: rate limits (100 read + 100 write operations/s in live mode)",
+        ),
+        Limit(
+            "Lambda account concurrency (API + workers)",
+            ACCOUNT_LAMBDA_CONCURRENCY,
+            "concurrent executions",
+            rate * api_ms / 1000 + (peak_workers if w and w.variant != "ecs" else 0),
+            "yes (Service Quotas)",
+            "AWS Lambda quotas: concurrent executions",
+        ),
+    ]
+    if w is not None and w.variant == "lambda-sqs":
+        held = peak_workers * w.batch_size
+        out.append(
+            Limit(
+                "SQS event source mapping maximum concurrency",
+                aws.LAMBDA_SQS_MAX_CONCURRENCY,
+                "concurrent batches",
+                peak_workers,
+                "no (provisioned mode raises polling, not this ceiling)",
+                "AWS Lambda Developer Guide: maximum concurrency for SQS event sources (2-1000)",
+            )
+        )
+        out.append(
+            Limit(
+                "SQS in-flight messages per standard queue",
+                120_000,
+                "messages",
+                held,
+                "yes (AWS Support)",
+                "Amazon SQS quotas: in-flight messages per standard queue (~120,000)",
+            )
+        )
+    if w is not None and w.variant == "ecs":
+        held = peak_workers * (w.worker_concurrency + min(10, w.worker_concurrency))
+        out += [
+            Limit(
+                "ECS tasks per service",
+                ECS_TASKS_PER_SERVICE,
+                "tasks",
+                peak_workers,
+                "no",
+                "Amazon ECS service quotas: tasks per service",
+            ),
+            Limit(
+                "Fargate vCPU (On-Demand or Spot resource count)",
+                4_000,
+                "vCPU",
+                peak_workers * w.task_cpu / 1024,
+                "yes (Service Quotas; the default is account-specific, often lower on new accounts)",
+                "AWS Fargate service quotas: Fargate On-Demand / Spot vCPU resource count",
+            ),
+            Limit(
+                "SQS in-flight messages per standard queue",
+                120_000,
+                "messages",
+                held,
+                "yes (AWS Support)",
+                "Amazon SQS quotas: in-flight messages per standard queue (~120,000)",
+            ),
+        ]
+    if w is not None and w.variant == "lambda-sns":
+        out.append(
+            Limit(
+                "Lambda scaling rate per function",
+                aws.LAMBDA_SCALE_PER_10S / 10,
+                "new environments/s",
+                peak_workers / 10,
+                "no",
+                "AWS Lambda Developer Guide: Lambda scaling behavior (1,000 per 10 s)",
+            )
+        )
+    return sorted(out, key=lambda lim: lim.headroom)
+
+
+def plan(
+    base: Workload, target: Target, *, api_rate_limit: int, timing: Timing | None = None
+) -> dict[str, dict[str, Any]]:
+    """Per variant: the smallest sizing that meets the target, its simulated figures and its limits."""
+    out: dict[str, dict[str, Any]] = {}
+    for variant in VARIANTS:
+        sizing = size(variant, base, target, timing)
+        out[variant] = {"sizing": sizing, "limits": limits(target, sizing, api_rate_limit=api_rate_limit)}
+    return out

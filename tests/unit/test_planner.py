@@ -1,0 +1,172 @@
+"""The planner's model against answers computed by hand (no AWS, no sandbox)."""
+
+import math
+
+import pytest
+
+from planner import aws
+from planner.__main__ import main
+from planner.cost import Assumptions, Prices, break_even, monthly_cost
+from planner.model import Timing, Workload, arrivals_from_profile, simulate
+from planner.plan import Target, size
+
+NO_LAG = Timing.aws(metric_lag_s=0.0, task_start_s=0.0, cold_start_s=0.0)
+
+
+def test_constant_arrival_into_a_fixed_pool_drains_at_the_slots_limit():
+    # GIVEN 2 always-on tasks of 5 slots at 1 s per payment (10 orders/s) and 20 orders/s for 10 s
+    w = Workload(variant="ecs", min_tasks=2, max_tasks=2, worker_concurrency=5, payment_slots=5, payment_latency_s=1.0)
+    r = simulate(w, arrivals_from_profile([(20, 10)]), NO_LAG)
+    # THEN by hand: 200 arrive, ~100 are paid during the sale, the other ~100 drain at 10/s in ~10 s
+    assert r.backlog_at_load_end == pytest.approx(100, abs=12)
+    assert r.drain_seconds == pytest.approx(10, abs=1.2)
+    assert r.peak_workers == 2 and len(r.waits) == 200
+
+
+def test_a_worker_twice_too_slow_doubles_the_predicted_drain():
+    fast = Workload(variant="ecs", min_tasks=2, max_tasks=2, worker_concurrency=5, payment_latency_s=1.0)
+    slow = Workload(variant="ecs", min_tasks=2, max_tasks=2, worker_concurrency=5, payment_latency_s=2.0)
+    arrivals = arrivals_from_profile([(30, 10)])
+    d_fast = simulate(fast, arrivals, NO_LAG).drain_seconds
+    d_slow = simulate(slow, arrivals, NO_LAG).drain_seconds
+    assert d_fast and d_slow and d_slow == pytest.approx(2 * d_fast + 10, rel=0.1)  # (300-50)/5 vs (300-100)/10
+
+
+def test_step_arrival_into_target_tracking_scales_out_after_three_datapoints():
+    # GIVEN one always-on task (5/3 orders/s), target 10 per task, and 5 orders/s from t=0
+    w = Workload(
+        variant="ecs",
+        min_tasks=1,
+        max_tasks=10,
+        worker_concurrency=5,
+        payment_latency_s=3.0,
+        backlog_per_task_target=10,
+        scale_out_cooldown_s=0,
+    )
+    r = simulate(w, arrivals_from_profile([(5, 600)]), NO_LAG)
+    # THEN the high alarm needs 3 one-minute datapoints above the target: evaluations at 60, 120, 180 s
+    first = r.scaling[0]
+    assert first[0] == pytest.approx(180, abs=0.5)
+    # AND it sets ceil(backlog / target) (backlog ~ (5 - 5/3) x 180 = 600 -> 60 tasks), capped at maxTasks
+    assert first[2] == 10
+
+
+def test_wake_from_zero_sets_the_implied_count_at_the_first_period_that_sees_the_backlog():
+    w = Workload(variant="ecs", min_tasks=0, max_tasks=8, worker_concurrency=5, backlog_per_task_target=50)
+    r = simulate(w, arrivals_from_profile([(5, 30)]), Timing.aws(metric_lag_s=60))
+    # the first period (0, 60] is read at 120 s with a 60 s lag; 150 visible -> ceil(150 / 50) = 3 tasks
+    assert r.first_scale_out_s == pytest.approx(120, abs=0.5)
+    assert r.scaling[0][2] == 3
+
+
+def test_target_tracking_scales_in_only_after_fifteen_low_datapoints():
+    tt = aws.TargetTracking(target=10, min_tasks=0, max_tasks=10, scale_out_cooldown_s=0, scale_in_cooldown_s=0)
+    decisions = [tt.evaluate(60.0 * n, backlog=0, running=4) for n in range(1, 16)]
+    assert decisions[:14] == [None] * 14 and decisions[14] == 0
+
+
+def test_lambda_sqs_scaling_starts_at_five_and_adds_300_a_minute():
+    assert aws.lambda_sqs_concurrency(0, 1000) == 5
+    assert aws.lambda_sqs_concurrency(60, 1000) == 305
+    assert aws.lambda_sqs_concurrency(600, 1000) == 1000
+    assert aws.lambda_sqs_concurrency(600, 50) == 50
+
+
+def test_per_worker_capacity_follows_slots_batch_and_how_a_batch_is_paid():
+    assert aws.ecs_task_capacity_per_s(worker_concurrency=100, payment_slots=5, payment_latency_s=3) == 5 / 3
+    assert aws.lambda_env_capacity_per_s(batch_size=10, payment_slots=5, payment_latency_s=3) == 10 / 6
+    assert aws.lambda_env_capacity_per_s(batch_size=10, payment_slots=5, payment_latency_s=3, concurrent=False) == 1 / 3
+    assert Workload(variant="lambda-sns").worker_capacity_per_s == pytest.approx(1 / 3)
+
+
+def test_lambda_sns_is_capped_at_reserved_concurrency_over_latency():
+    w = Workload(variant="lambda-sns", reserved_concurrency=10, payment_latency_s=1.0)
+    r = simulate(w, arrivals_from_profile([(20, 10)]), NO_LAG)
+    assert r.peak_workers == 10
+    assert r.drain_seconds == pytest.approx(10, abs=1.2)  # 200 orders at 10/s: 100 left at the end
+
+
+@pytest.fixture(scope="module")
+def prices():
+    return Prices.load()
+
+
+def test_seed_lambda_row_500k_orders_is_5_83_not_8_33(prices):
+    # 500,000 orders x 3 s x 0.5 GB = 750,000 GB-s - 400,000 free = 350,000 GB-s x $0.0000166667 (x86)
+    w = Workload(variant="lambda-sns", lambda_memory_mb=512, payment_latency_s=3.0)
+    a = Assumptions(architecture="x86", cold_start_share=0, flash_share=0, api_ms=0, invocation_overhead_ms=0)
+    cost = monthly_cost(w, 500_000, prices, a)
+    assert cost["lambda_gb_seconds"] == pytest.approx(750_000)
+    assert cost["by_service_usd"]["lambda_compute"] == pytest.approx(5.83, abs=0.01)
+
+
+def test_seed_fargate_task_is_9_01_a_month_not_10_20(prices):
+    # 0.25 vCPU x $0.04048 + 0.5 GB x $0.004445 = $0.0123425 per hour x 730 h
+    w = Workload(variant="ecs", min_tasks=1, task_cpu=256, task_memory_mb=512)
+    a = Assumptions(spot=False, flash_share=0, public_ipv4_per_task=False)
+    cost = monthly_cost(w, 1, prices, a)  # one order: the always-on task is the cost
+    assert cost["by_service_usd"]["fargate"] == pytest.approx(9.01, abs=0.01)
+
+
+def test_switches_move_the_figures_the_way_they_should(prices):
+    w = Workload(variant="lambda-sqs")
+    base = monthly_cost(w, 5_000_000, prices, Assumptions())["total_usd"]
+    assert monthly_cost(w, 5_000_000, prices, Assumptions(architecture="x86"))["total_usd"] > base
+    assert monthly_cost(w, 5_000_000, prices, Assumptions(free_tier=False))["total_usd"] > base
+    assert monthly_cost(w, 5_000_000, prices, Assumptions(cold_start_share=0.5))["total_usd"] > base
+    e = Workload(variant="ecs")
+    assert (
+        monthly_cost(e, 5_000_000, prices, Assumptions(spot=False))["total_usd"]
+        > monthly_cost(e, 5_000_000, prices, Assumptions())["total_usd"]
+    )
+    with pytest.raises(ValueError, match="x86 tasks only"):
+        Assumptions(spot=True, ecs_architecture="arm")
+
+
+def test_break_even_is_computed_where_the_costs_cross():
+    n = break_even(lambda x: 2e-5 * x, lambda x: 10 + 1e-5 * x)
+    assert n == pytest.approx(1_000_000, rel=1e-6)
+    assert break_even(lambda x: 1.0, lambda x: 2.0) is None
+
+
+def test_planner_returns_the_smallest_size_that_meets_the_slo():
+    target = Target(rate_per_s=60, duration_s=60, drain_slo_s=300)
+    sizing = size("ecs", Workload(variant="ecs"), target)
+    assert sizing.workload is not None and sizing.result is not None
+    assert sizing.result.drain_seconds is not None and sizing.result.drain_seconds <= 300
+    smaller = simulate(
+        Workload(variant="ecs", max_tasks=sizing.workload.max_tasks - 1, worker_concurrency=10), target.arrivals
+    )
+    assert smaller.drain_seconds is None or smaller.drain_seconds > 300
+
+
+def test_ten_thousand_orders_a_second_gets_an_answer_not_a_crash(capsys):
+    assert main(["plan", "--rate", "10000", "--duration", "10", "--drain-slo", "120"]) == 0
+    out = capsys.readouterr().out
+    assert "OVER" in out and "HTTP API stage throttle" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "names"),
+    [
+        (["plan", "--rate", "-5", "--duration", "60", "--drain-slo", "300"], "--rate"),
+        (["plan", "--rate", "x", "--duration", "60", "--drain-slo", "300"], "--rate"),
+        (["cost", "--orders", "nan"], "--orders"),
+        (["cost", "--orders", "1000", "-c", "maxTasks=0"], "maxTasks"),
+        (["cost", "--orders", "1000", "-c", "noequals"], "-c"),
+        (["cost", "--orders", "1000", "--cold-start-share", "2"], "cold-start-share"),
+    ],
+)
+def test_bad_arguments_are_one_line_naming_the_argument_and_exit_2(capsys, argv, names):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and names in err
+
+
+def test_context_overrides_change_the_prediction_before_a_deploy(capsys):
+    main(["plan", "--rate", "60", "--duration", "60", "--drain-slo", "300"])
+    default = capsys.readouterr().out
+    main(["plan", "--rate", "60", "--duration", "60", "--drain-slo", "300", "-c", "maxTasks=5"])
+    fewer = capsys.readouterr().out
+    assert "5 x 1.67/s = 8.3/s" in fewer and "25 x 1.67/s = 41.7/s" in default
+    assert math.isfinite(len(fewer))
