@@ -10,7 +10,6 @@ effect of ``-c backlogPerTaskTarget=20`` on drain time and cost shows before a d
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -35,17 +34,16 @@ class _Parser(argparse.ArgumentParser):
 
 def load_app_config(overrides: list[str]) -> Any:
     """The same frozen config ``app.py`` builds: cdk.json's context merged with ``-c key=value``."""
-    sys.path.insert(0, str(ROOT))
-    from stacks.config import ConfigError, load_config
+    from planner.config import ConfigError, resolve
 
-    context = dict(json.loads((ROOT / "cdk.json").read_text())["context"])
+    context: dict[str, str] = {}
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise UsageError(f"argument -c: expected KEY=VALUE, got {item!r}")
         context[key] = value
     try:
-        return load_config(context)
+        return resolve(context)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
 

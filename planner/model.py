@@ -253,6 +253,8 @@ def simulate(
     steps: list[aws.StepAdjustment] = []
     period = timing.metric_period_s
     next_eval = timing.first_evaluation_s if timing.first_evaluation_s is not None else period
+    while next_eval < 0:  # the evaluation schedule started before the arrival log
+        next_eval += period
     samples: deque[tuple[float, int, int]] = deque()  # (t, visible, inflight) for the metric periods
     if workload.variant == "ecs":
         policy = aws.TargetTracking(

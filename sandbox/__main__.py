@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
 
-    from sandbox.report import headline
+    from sandbox.report import headline, model_rows
     from sandbox.run import Options, SandboxError, run
 
     opts = Options(
@@ -60,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for key, value in headline(result["summary"]):
         print(f"{key:<{width}}  {value}")
+    print("\nmeasured vs the model (planner/, from the arrival log and the deployed config)")
+    rows = model_rows(result["summary"])
+    width = max(len(r[0]) for r in rows)
+    for label, measured, model, off in rows:
+        print(f"  {label:<{width}}  {measured:>8}  model {model:>8}  {off}")
     print("\nbars")
     bars = result["summary"]["bars"]
     width = max(len(b["bar"]) for b in bars)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import signal
 import subprocess
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from planner import aws
 from sandbox.deploy import Deployment
 
 log = logging.getLogger("sandbox")
@@ -226,21 +226,39 @@ class LambdaPool:
             result = json.loads(line) if line else {"ok": False, "error": "environment died"}
             done.set()
 
-        env.proc.stdin.write(json.dumps(event) + "\n")
-        env.proc.stdin.flush()
+        try:
+            env.proc.stdin.write(json.dumps(event) + "\n")
+            env.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            self._discard(env)
+            return {"ok": False, "error": "environment died"}
         threading.Thread(target=read, daemon=True).start()
         if not done.wait(self.timeout_s):
             env.proc.kill()  # a timed-out environment is discarded, as Lambda does
-            with self._lock:
-                self._envs.remove(env)
-                self._lock.notify_all()
+            self._discard(env)
             return {"ok": False, "error": "Task timed out"}
+        if result.get("error") == "environment died":
+            self._discard(env)  # Lambda replaces a crashed environment with a fresh one on the next invoke
         return result
+
+    def _discard(self, env: Environment) -> None:
+        with self._lock:
+            if env in self._envs:
+                self._envs.remove(env)
+            self._lock.notify_all()
 
     def release(self, env: Environment) -> None:
         with self._lock:
             env.busy = False
             self._lock.notify_all()
+
+    def kill(self, count: int) -> int:
+        """kill -9 up to ``count`` busy environments (chaos); the pool replaces them on demand."""
+        with self._lock:
+            victims = [e for e in self._envs if e is not None and e.busy][:count]
+        for e in victims:
+            e.proc.kill()
+        return len(victims)
 
     @property
     def active(self) -> int:
@@ -280,13 +298,31 @@ class SqsEventSource(PollerGroup):
         batch_size: int,
         visibility_s: int,
         wait_s: int,
+        scale: Scale,
+        max_concurrency: int,
     ) -> None:
         self.sqs, self.queue_url, self.queue_arn, self.pool = sqs, queue_url, queue_arn, pool
         self.batch_size, self.visibility_s, self.wait_s = batch_size, visibility_s, wait_s
+        self.scale, self.max_concurrency = scale, max_concurrency
+        self.first_message_at: float | None = None
+        self._next_index = 0
+        self._index_lock = threading.Lock()
         super().__init__()
 
+    def allowed(self) -> int:
+        """Concurrent batches the mapping runs now: 5, then +300 a minute of real time (``planner.aws``)."""
+        if self.first_message_at is None:
+            return aws.LAMBDA_SQS_INITIAL_CONCURRENCY
+        real_s = (time.monotonic() - self.first_message_at) * self.scale.k
+        return aws.lambda_sqs_concurrency(real_s, self.max_concurrency)
+
     def _poll(self) -> None:
+        with self._index_lock:
+            index, self._next_index = self._next_index, self._next_index + 1
         while not self.stop.is_set():
+            if index >= self.allowed():
+                self.stop.wait(0.05)
+                continue
             env = self.pool.acquire(self.stop)
             if env is None:
                 return
@@ -300,6 +336,8 @@ class SqsEventSource(PollerGroup):
                 ).get("Messages", [])
                 if not msgs:
                     continue
+                if self.first_message_at is None:
+                    self.first_message_at = time.monotonic()
                 event = {
                     "Records": [
                         {
@@ -444,21 +482,18 @@ class ScalingPolicy:
             ],
         )
 
-    def wake_tasks(self, visible: int) -> int | None:
-        """The wake step's exact capacity for this many visible messages (none below the alarm threshold)."""
-        if visible < self.wake_depth:
-            return None
-        breach = visible - self.wake_depth
-        for lower, upper, tasks in self.wake_steps:
-            if lower <= breach and (upper is None or breach < upper):
-                return tasks
-        return None
+    def steps(self) -> list[aws.StepAdjustment]:
+        return [aws.StepAdjustment(lo, up, n) for lo, up, n in self.wake_steps]
 
-    def desired(self, *, visible: int, inflight: int, running: int) -> int:
-        """Target tracking on backlog per task: ceil(backlog / target), within min..max."""
-        backlog = visible + inflight
-        want = math.ceil(backlog / self.target) if backlog else 0
-        return max(self.min_tasks, min(self.max_tasks, want))
+    def target_tracking(self, scale: Scale) -> aws.TargetTracking:
+        """Application Auto Scaling's target tracking for this policy, with the sandbox's time scale."""
+        return aws.TargetTracking(
+            target=self.target,
+            min_tasks=self.min_tasks,
+            max_tasks=self.max_tasks,
+            scale_out_cooldown_s=self.scale_out_cooldown_s / scale.k,
+            scale_in_cooldown_s=self.scale_in_cooldown_s / scale.k,
+        )
 
 
 class EcsService:
@@ -484,9 +519,10 @@ class EcsService:
         self.desired = policy.min_tasks
         self.peak = 0
         self.activities: list[tuple[float, int, int, str]] = []
-        self._last_out = -1e9
-        self._last_in = -1e9
+        self._tracking = policy.target_tracking(scale)
+        self._steps = policy.steps()
         self._period_max = (0, 0)
+        self.started_at = 0.0  # when the evaluation schedule began (monotonic)
         self.peak_backlog_seen = 0
         self._thread: threading.Thread | None = None
         self._started = 0
@@ -533,28 +569,30 @@ class EcsService:
         return visible, inflight
 
     def evaluate(self, at: float | None = None) -> None:
-        """One evaluation of the policy; ``at`` is the scheduled time (cooldowns count in periods, not jitter)."""
+        """One evaluation of the deployed policies, as ``planner.aws`` says AWS evaluates them.
+
+        ``at`` is the scheduled time (cooldowns count in periods, not jitter). The wake step's alarm
+        reads visible messages while no task runs; target tracking reads (visible + in flight) per task.
+        """
         self.observe()
         (visible, inflight), self._period_max = self._period_max, (0, 0)
         running, now, p = self.running(), (time.monotonic() if at is None else at), self.policy
-        wake = p.wake_tasks(visible) if running == 0 else None
-        if wake:
+        wake = aws.step_scaling_exact_capacity(visible if running == 0 else 0, p.wake_depth, self._steps)
+        if running == 0 and wake:
             self._set(min(p.max_tasks, wake), f"wake: {visible} visible, no task running")
-            self._last_out = now
+            self._tracking.note_scale_out(now)
             return
-        want = p.desired(visible=visible, inflight=inflight, running=running)
-        if want > running and now - self._last_out >= self.scale.seconds(p.scale_out_cooldown_s, 0):
+        want = self._tracking.evaluate(now, backlog=visible + inflight, running=running)
+        if want is not None and want != running:
             self._set(want, f"target tracking: backlog {visible + inflight} / target {p.target:g}")
-            self._last_out = now
-        elif want < running and now - max(self._last_in, self._last_out) >= self.scale.seconds(
-            p.scale_in_cooldown_s, 0
-        ):
-            self._set(want, f"target tracking: backlog {visible + inflight} / target {p.target:g}")
-            self._last_in = now
+
+    @property
+    def period(self) -> float:
+        return max(0.5, aws.METRIC_PERIOD_S / self.scale.k)  # CloudWatch's 1-minute metric period, scaled
 
     def _loop(self) -> None:
-        period = self.scale.seconds(60, 0.5)  # CloudWatch's 1-minute metric period
-        next_evaluation = time.monotonic() + period
+        period = self.period
+        next_evaluation = self.started_at + period
         while not self.stop.wait(min(0.5, period)):
             try:
                 self.observe()
@@ -565,6 +603,7 @@ class EcsService:
                 log.exception("autoscaler evaluation failed")
 
     def start(self) -> None:
+        self.started_at = time.monotonic()
         if self.policy.min_tasks:
             self._set(self.policy.min_tasks, "minTasks")
         self._thread = threading.Thread(target=self._loop, name="autoscaler", daemon=True)

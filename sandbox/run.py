@@ -13,13 +13,16 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sandbox import control, report
-from sandbox.deploy import aws_env, deploy, wait_for
+from planner.config import AppConfig, context_of, resolve
+from planner.model import Timing, Workload, simulate
+from sandbox import control, metrics, report
+from sandbox.deploy import Deployment, aws_env, deploy, wait_for
 
 log = logging.getLogger("sandbox")
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,6 +47,7 @@ class Options:
     port: int = 0
     context: dict[str, str] | None = None
     reports: Path = ROOT / "reports"
+    label: str = ""  # appended to the report folder's name (e.g. "-sns")
 
 
 def free_port(port: int) -> int:
@@ -78,11 +82,11 @@ class ApiStats:
 class Sampler:
     """Samples queue depth, workers and accepted orders twice a second for the report."""
 
-    def __init__(self, probe: Any) -> None:
+    def __init__(self, probe: Any, t0: float) -> None:
         self.probe = probe
         self.rows: list[dict[str, float]] = []
         self.stop = threading.Event()
-        self.t0 = time.monotonic()
+        self.t0 = t0
         self._thread = threading.Thread(target=self._loop, name="sampler", daemon=True)
 
     def _loop(self) -> None:
@@ -154,45 +158,24 @@ def _orders(ddb: Any, table: str) -> list[dict[str, Any]]:
         kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
 
-def _dlq_order_ids(sqs: Any, url: str) -> set[str]:
+def _dlq_order_ids(sqs: Any, url: str) -> tuple[set[str], int]:
+    """Order ids of what the DLQ holds, and how many of its messages name no order (poison)."""
     ids: set[str] = set()
     seen: set[str] = set()
-    for _ in range(200):
+    unnamed = 0
+    for _ in range(500):
         msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30).get("Messages", [])
         fresh = [m for m in msgs if m["MessageId"] not in seen]
         if not fresh:
             break
         for m in fresh:
             seen.add(m["MessageId"])
-            body = json.loads(m["Body"])
-            if "requestPayload" in body:  # Lambda on-failure destination record
-                body = json.loads(body["requestPayload"]["Records"][0]["Sns"]["Message"])
-            ids.add(str(body.get("order_id")))
-    return ids
-
-
-def _seconds(stamp: str) -> float:
-    return datetime.fromisoformat(stamp).timestamp()
-
-
-def rate_between(stamps: list[str]) -> float:
-    """Events per second of a steady stream, from the first to the last ISO timestamp (n - 1 intervals)."""
-    times = sorted(_seconds(t) for t in stamps)
-    if len(times) < 2 or times[-1] <= times[0]:
-        return 0.0
-    return (len(times) - 1) / (times[-1] - times[0])
-
-
-def completion_rate(orders: list[dict[str, Any]]) -> float:
-    """Orders completed per second, from the first order's start to the last one's end.
-
-    Payments finish in waves of ``slots`` every ``latency``: timed from the first completion, the
-    first wave's latency would be missing and the rate would read high by one wave.
-    """
-    if not orders:
-        return 0.0
-    span = max(_seconds(o["updated_at"]) for o in orders) - min(_seconds(o["created_at"]) for o in orders)
-    return len(orders) / span if span > 0 else 0.0
+            order_id = metrics.dlq_order_id(m["Body"])
+            if order_id is None:
+                unnamed += 1
+            else:
+                ids.add(order_id)
+    return ids, unnamed
 
 
 def _emulator(port: int, log_path: Path) -> subprocess.Popen[bytes]:
@@ -232,174 +215,291 @@ def mirror_tables(deployed: Any, data_plane: Any) -> list[str]:
     return names
 
 
-def run(opts: Options, progress: Any = print) -> dict[str, Any]:
-    if shutil.which("node") is None or shutil.which("npx") is None:
-        raise SandboxError("node/npx not found: install Node.js 20+ (the CDK CLI runs on it)")
-    port = free_port(opts.port)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    label = opts.compute
-    workdir = opts.reports / f"{stamp}-{label}"
-    (workdir / "logs").mkdir(parents=True, exist_ok=True)
-    k = control.Scale(opts.time_scale)
-    users, real_seconds = SCENARIOS[opts.scenario]
-    users = opts.users or users
-    real_seconds = opts.duration_s or real_seconds
-    phase_s = k.seconds(real_seconds, 1.0)
+@dataclass
+class Pipeline:
+    """The deployed stacks as the control plane sees them: endpoints, clients, resource names, config."""
 
+    deployment: Deployment
+    endpoint: str
+    data_endpoint: str
+    clients: dict[str, Any]
+    queue_url: str
+    queue_arn: str
+    dlq_url: str
+    orders_table: str
+    subscriptions: dict[str, Any]
+    penv: control.ProcessEnv
+    api_env: dict[str, str]
+    front: ApiStats
+    config: AppConfig
+    ledger_path: Path
+
+    def client(self, name: str) -> Any:
+        return self.clients[name]
+
+
+def _stop_process(proc: subprocess.Popen[Any], timeout: float = 10) -> None:
+    if proc.stdin:
+        proc.stdin.close()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def start_pipeline(opts: Options, workdir: Path, stack: ExitStack, progress: Any, k: control.Scale) -> Pipeline:
+    """Emulators, the real `cdk deploy`, the data-plane mirror, subscriptions and the API process."""
+    port = free_port(opts.port)
     endpoint = f"http://localhost:{port}"
     emulator = _emulator(port, workdir / "logs" / "emulator.log")
+    stack.callback(_stop_process, emulator)
     # DynamoDB's data plane in a second emulator process: one moto process is bound to one
     # core by the GIL, and the table calls are most of a flash sale's requests.
     data_port = free_port(0)
     data_endpoint = f"http://localhost:{data_port}"
     data_emulator = _emulator(data_port, workdir / "logs" / "emulator-dynamodb.log")
-    cleanup: list[Any] = []
-    try:
-        wait_for(endpoint)
-        wait_for(data_endpoint)
-        progress(f"emulator up on {endpoint}; deploying with the CDK CLI ...")
-        context = {"compute": opts.compute, "retainData": "false", **SANDBOX_CONTEXT, **(opts.context or {})}
-        t_deploy = time.monotonic()
-        deployment = deploy(endpoint, context, workdir)
-        progress(f"deployed {', '.join(deployment.outputs)} in {time.monotonic() - t_deploy:.0f} s")
-        import boto3
-        from botocore.config import Config
+    stack.callback(_stop_process, data_emulator)
+    wait_for(endpoint)
+    wait_for(data_endpoint)
+    progress(f"emulator up on {endpoint}; deploying with the CDK CLI ...")
+    context = {"compute": opts.compute, "retainData": "false", **SANDBOX_CONTEXT, **(opts.context or {})}
+    config = resolve(context)  # what synth will validate and deploy, read the same way
+    t_deploy = time.monotonic()
+    deployment = deploy(endpoint, context, workdir)
+    progress(f"deployed {', '.join(deployment.outputs)} in {time.monotonic() - t_deploy:.0f} s")
+    import boto3
+    from botocore.config import Config
 
-        os.environ.update(aws_env(endpoint))
-        mirror_tables(boto3.client("dynamodb"), boto3.client("dynamodb", endpoint_url=data_endpoint))
-        os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = data_endpoint
-        many = Config(max_pool_connections=128)
-        clients: dict[str, Any] = {s: boto3.client(s, config=many) for s in ("sqs", "sns", "dynamodb", "lambda", "ecs")}  # type: ignore[call-overload]
-        sqs, sns, ddb, lam, ecs = (clients[s] for s in ("sqs", "sns", "dynamodb", "lambda", "ecs"))
-        data = list(deployment.outputs[next(n for n in deployment.outputs if n.endswith("-data"))].values())
+    os.environ.update(aws_env(endpoint))
+    mirror_tables(boto3.client("dynamodb"), boto3.client("dynamodb", endpoint_url=data_endpoint))
+    os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = data_endpoint
+    many = Config(max_pool_connections=128)
+    clients: dict[str, Any] = {s: boto3.client(s, config=many) for s in ("sqs", "sns", "dynamodb", "lambda", "ecs")}  # type: ignore[call-overload]
+    data = list(deployment.outputs[next(n for n in deployment.outputs if n.endswith("-data"))].values())
 
-        def find(prefix: str, needle: str, exclude: str = "\0") -> str:
-            return next(v for v in data if v.startswith(prefix) and needle in v and exclude not in v)
+    def find(prefix: str, needle: str, exclude: str = "\0") -> str:
+        return next(v for v in data if v.startswith(prefix) and needle in v and exclude not in v)
 
-        queue_url = find("https://", "OrdersQueue")
-        queue_arn = find("arn:aws:sqs", "OrdersQueue")
-        dlq_url = find("https://", "OrdersDeadLetterQueue")
-        orders_table = find("", "TablesOrders", "arn:")
-        subs = control.wire_subscriptions(deployment, sns, sqs)
+    subs = control.wire_subscriptions(deployment, clients["sns"], clients["sqs"])
+    ledger_path = workdir / "payment-ledger.sqlite"
+    base = {
+        "PATH": os.environ.get("PATH", ""),
+        **aws_env(endpoint),
+        "AWS_ENDPOINT_URL_DYNAMODB": data_endpoint,
+        # Every worker and the API are clients of one simulated processor: one ledger for all.
+        "PAYMENT_LEDGER_PATH": str(ledger_path),
+    }
+    penv = control.ProcessEnv(base=base, scale=k)
+    api_cfg = clients["lambda"].get_function_configuration(
+        FunctionName=deployment.output("-service", "ApiFunctionName")
+    )
+    api_env = dict(api_cfg["Environment"]["Variables"])
+    api_log = stack.enter_context((workdir / "logs" / "api.log").open("w"))
+    api_proc = subprocess.Popen(
+        [sys.executable, "-m", "sandbox.api_front"],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=api_log,
+        text=True,
+        env=penv.for_runtime(api_env, sandbox_host=True),
+    )
+    stack.callback(_stop_process, api_proc)
+    assert api_proc.stdout is not None
+    first = api_proc.stdout.readline()
+    if not first:
+        raise SandboxError(f"the API process did not start (see {api_log.name})")
+    return Pipeline(
+        deployment=deployment,
+        endpoint=endpoint,
+        data_endpoint=data_endpoint,
+        clients=clients,
+        queue_url=find("https://", "OrdersQueue"),
+        queue_arn=find("arn:aws:sqs", "OrdersQueue"),
+        dlq_url=find("https://", "OrdersDeadLetterQueue"),
+        orders_table=find("", "TablesOrders", "arn:"),
+        subscriptions=subs,
+        penv=penv,
+        api_env=api_env,
+        front=ApiStats(f"http://127.0.0.1:{int(json.loads(first)['port'])}"),
+        config=config,
+        ledger_path=ledger_path,
+    )
 
-        base = {"PATH": os.environ.get("PATH", ""), **aws_env(endpoint), "AWS_ENDPOINT_URL_DYNAMODB": data_endpoint}
-        penv = control.ProcessEnv(base=base, scale=k)
-        api_cfg = lam.get_function_configuration(FunctionName=deployment.output("-service", "ApiFunctionName"))
-        api_log = (workdir / "logs" / "api.log").open("w")
-        api_proc = subprocess.Popen(
-            [sys.executable, "-m", "sandbox.api_front"],
-            cwd=ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=api_log,
-            text=True,
-            env=penv.for_runtime(api_cfg["Environment"]["Variables"], sandbox_host=True),
+
+@dataclass
+class Workers:
+    """One variant's workers as the run sees them."""
+
+    compute: str
+    busy: Any  # () -> number of tasks running / environments in use
+    backlog_queue: str  # whose depth is the backlog (the orders queue, or the async-invoke queue)
+    workload: Workload  # the model of this deployment, in sandbox time
+    timing: Timing
+    details: Any  # () -> variant-specific summary fields
+    pool: control.LambdaPool | None = None
+    service: control.EcsService | None = None
+
+
+def _sandbox_workload(config: AppConfig, compute: str, k: control.Scale, env: dict[str, str]) -> Workload:
+    """The model of the deployed config, with the payment latency the processes really run (scaled)."""
+    from dataclasses import replace
+
+    latency_ms = int(control.ProcessEnv(base={}, scale=k).for_runtime(env)["PAYMENT_LATENCY_MS"])
+    return replace(Workload.from_config(config, compute), payment_latency_s=latency_ms / 1000)
+
+
+def start_lambda(p: Pipeline, workdir: Path, stack: ExitStack, k: control.Scale, progress: Any) -> Workers:
+    lam, sqs = p.client("lambda"), p.client("sqs")
+    compute = p.deployment.output("-service", "Compute")
+    fn = lam.get_function_configuration(FunctionName=p.deployment.output("-service", "WorkerFunctionName"))
+    reserved = lam.get_function_concurrency(FunctionName=fn["FunctionName"]).get("ReservedConcurrentExecutions")
+    mappings = lam.list_event_source_mappings(FunctionName=fn["FunctionName"])["EventSourceMappings"]
+    for m in mappings:  # moto would try to run the function itself; the control plane does
+        lam.update_event_source_mapping(UUID=m["UUID"], Enabled=False)
+    max_envs = int(reserved or 1000)
+    if mappings:
+        max_envs = min(max_envs, int(mappings[0].get("ScalingConfig", {}).get("MaximumConcurrency", max_envs)))
+    env = fn["Environment"]["Variables"]
+    pool = control.LambdaPool(
+        handler=fn["Handler"],
+        name=fn["FunctionName"],
+        env=p.penv.for_runtime(env, sandbox_host=True),
+        # Not time-scaled: the timeout guards CPU work (imports, clients), which the scale does not shorten.
+        timeout_s=float(fn["Timeout"]),
+        memory_mb=fn["MemorySize"],
+        max_envs=max_envs,
+        log_dir=workdir / "logs",
+    )
+    stack.callback(pool.close)
+    backlog_queue = p.queue_url
+    if mappings:
+        visibility = int(
+            sqs.get_queue_attributes(QueueUrl=p.queue_url, AttributeNames=["VisibilityTimeout"])["Attributes"][
+                "VisibilityTimeout"
+            ]
         )
-        assert api_proc.stdout is not None and api_proc.stdin is not None
-        first = api_proc.stdout.readline()
-        if not first:
-            raise SandboxError(f"the API process did not start (see {api_log.name})")
-        api_port = int(json.loads(first)["port"])
-        cleanup.append(lambda: (api_proc.stdin.close(), api_proc.wait(timeout=10)))  # type: ignore[union-attr]
-        front = ApiStats(f"http://127.0.0.1:{api_port}")
+        poller: control.PollerGroup = control.SqsEventSource(
+            sqs=sqs,
+            queue_url=p.queue_url,
+            queue_arn=p.queue_arn,
+            pool=pool,
+            batch_size=int(mappings[0]["BatchSize"]),
+            visibility_s=max(2, int(visibility / k.k)),
+            wait_s=1,
+            scale=k,
+            max_concurrency=max_envs,
+        )
+    else:
+        [invoke_cfg] = control.resources(p.deployment.template("-service"), "AWS::Lambda::EventInvokeConfig")
+        backlog_queue = p.subscriptions["lambda"]["tap_url"]
+        poller = control.SnsAsyncInvoker(
+            sqs=sqs,
+            tap_url=backlog_queue,
+            pool=pool,
+            retries=int(invoke_cfg["MaximumRetryAttempts"]),
+            max_age_s=k.seconds(float(invoke_cfg["MaximumEventAgeInSeconds"])),
+            dlq_url=p.dlq_url,
+            scale=k,
+        )
+    poller.start(max_envs)
+    stack.callback(poller.close)
+    progress(f"lambda: up to {max_envs} environments ({compute})")
+    return Workers(
+        compute=compute,
+        busy=lambda: pool.busy,
+        backlog_queue=backlog_queue,
+        workload=_sandbox_workload(p.config, compute, k, env),
+        timing=Timing.sandbox(k.k),
+        details=lambda: {
+            "cold_starts": len(pool.cold_starts),
+            "init_ms": {
+                "p50": statistics.median(pool.cold_starts) if pool.cold_starts else 0.0,
+                "max": max(pool.cold_starts, default=0.0),
+            },
+            "concurrency_limit": pool.max_envs,
+        },
+        pool=pool,
+    )
 
-        pool = None
-        service = None
-        tap_url = None
-        compute = deployment.output("-service", "Compute")
-        if compute.startswith("lambda"):
-            fn = lam.get_function_configuration(FunctionName=deployment.output("-service", "WorkerFunctionName"))
-            reserved = lam.get_function_concurrency(FunctionName=fn["FunctionName"]).get("ReservedConcurrentExecutions")
-            mappings = lam.list_event_source_mappings(FunctionName=fn["FunctionName"])["EventSourceMappings"]
-            for m in mappings:  # moto would try to run the function itself; the control plane does
-                lam.update_event_source_mapping(UUID=m["UUID"], Enabled=False)
-            max_envs = int(reserved or 1000)
-            if mappings:
-                max_envs = min(max_envs, int(mappings[0].get("ScalingConfig", {}).get("MaximumConcurrency", max_envs)))
-            pool = control.LambdaPool(
-                handler=fn["Handler"],
-                name=fn["FunctionName"],
-                env=penv.for_runtime(fn["Environment"]["Variables"], sandbox_host=True),
-                # Not time-scaled: the timeout guards CPU work (imports, clients), which the scale does not shorten.
-                timeout_s=float(fn["Timeout"]),
-                memory_mb=fn["MemorySize"],
-                max_envs=max_envs,
-                log_dir=workdir / "logs",
-            )
-            cleanup.append(pool.close)
-            if mappings:
-                visibility = int(
-                    sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["VisibilityTimeout"])["Attributes"][
-                        "VisibilityTimeout"
-                    ]
-                )
-                esm = control.SqsEventSource(
-                    sqs=sqs,
-                    queue_url=queue_url,
-                    queue_arn=queue_arn,
-                    pool=pool,
-                    batch_size=int(mappings[0]["BatchSize"]),
-                    visibility_s=max(2, int(visibility / k.k)),
-                    wait_s=1,
-                )
-                esm.start(max_envs)
-                cleanup.insert(0, esm.close)
-            else:
-                [invoke_cfg] = control.resources(deployment.template("-service"), "AWS::Lambda::EventInvokeConfig")
-                tap_url = subs["lambda"]["tap_url"]
-                invoker = control.SnsAsyncInvoker(
-                    sqs=sqs,
-                    tap_url=tap_url,
-                    pool=pool,
-                    retries=int(invoke_cfg["MaximumRetryAttempts"]),
-                    max_age_s=k.seconds(float(invoke_cfg["MaximumEventAgeInSeconds"])),
-                    dlq_url=dlq_url,
-                    scale=k,
-                )
-                invoker.start(max_envs)
-                cleanup.insert(0, invoker.close)
-            workers_probe = lambda: pool.busy  # noqa: E731
-            payments_per_worker = 1  # an invocation pays its batch's records one after another
-            progress(f"lambda: up to {max_envs} environments ({compute})")
+
+def start_ecs(p: Pipeline, workdir: Path, stack: ExitStack, k: control.Scale, progress: Any, t0: float) -> Workers:
+    env, command, stop_timeout = control.task_definition(p.client("ecs"), p.deployment)
+    policy = control.ScalingPolicy.from_template(p.deployment.template("-service"))
+    service = control.EcsService(
+        env=p.penv.for_runtime(env),
+        command=command,
+        stop_timeout_s=stop_timeout,
+        policy=policy,
+        sqs=p.client("sqs"),
+        queue_url=p.queue_url,
+        scale=k,
+        log_dir=workdir / "logs",
+    )
+    service.start()
+    stack.callback(service.close)
+    progress(
+        f"ecs: tasks {policy.min_tasks}..{policy.max_tasks}, target backlog/task {policy.target:g}, "
+        f"wake at {policy.wake_depth} visible"
+    )
+    return Workers(
+        compute="ecs",
+        busy=service.running,
+        backlog_queue=p.queue_url,
+        workload=_sandbox_workload(p.config, "ecs", k, env),
+        timing=Timing.sandbox(k.k, first_evaluation_s=service.started_at - t0),
+        details=lambda: {
+            "scaling": {
+                "min_tasks": policy.min_tasks,
+                "max_tasks": policy.max_tasks,
+                "target_backlog_per_task": policy.target,
+                "peak_backlog_seen_by_autoscaler": service.peak_backlog_seen,
+                "activities": [
+                    {"t": round(a[0] - t0, 2), "from": a[1], "to": a[2], "why": a[3]} for a in service.activities
+                ],
+            }
+        },
+        service=service,
+    )
+
+
+def run(opts: Options, progress: Any = print) -> dict[str, Any]:
+    if shutil.which("node") is None or shutil.which("npx") is None:
+        raise SandboxError("node/npx not found: install Node.js 20+ (the CDK CLI runs on it)")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    workdir = opts.reports / f"{stamp}-{opts.compute}{opts.label}"
+    (workdir / "logs").mkdir(parents=True, exist_ok=True)
+    k = control.Scale(opts.time_scale)
+    users, real_seconds = SCENARIOS[opts.scenario]
+    users = opts.users or users
+    phase_s = k.seconds(opts.duration_s or real_seconds, 1.0)
+
+    with ExitStack() as stack:
+        p = start_pipeline(opts, workdir, stack, progress, k)
+        t0, t0_wall = time.monotonic(), time.time()
+        if p.deployment.output("-service", "Compute").startswith("lambda"):
+            workers = start_lambda(p, workdir, stack, k, progress)
         else:
-            env, command, stop_timeout = control.task_definition(ecs, deployment)
-            payments_per_worker = min(int(env["WORKER_CONCURRENCY"]), int(env["PAYMENT_SLOTS"]))
-            policy = control.ScalingPolicy.from_template(deployment.template("-service"))
-            service = control.EcsService(
-                env=penv.for_runtime(env),
-                command=command,
-                stop_timeout_s=stop_timeout,
-                policy=policy,
-                sqs=sqs,
-                queue_url=queue_url,
-                scale=k,
-                log_dir=workdir / "logs",
-            )
-            service.start()
-            cleanup.insert(0, service.close)
-            workers_probe = service.running
-            progress(
-                f"ecs: tasks {policy.min_tasks}..{policy.max_tasks}, target backlog/task {policy.target:g}, "
-                f"wake at {policy.wake_depth} visible"
-            )
+            workers = start_ecs(p, workdir, stack, k, progress, t0)
+        sqs = p.client("sqs")
 
         def backlog() -> tuple[int, int]:
             attrs = sqs.get_queue_attributes(
-                QueueUrl=tap_url or queue_url,
+                QueueUrl=workers.backlog_queue,
                 AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
             )["Attributes"]
             visible, inflight = (
                 int(attrs["ApproximateNumberOfMessages"]),
                 int(attrs["ApproximateNumberOfMessagesNotVisible"]),
             )
-            if pool is not None and tap_url:
-                inflight += pool.busy
+            if workers.pool is not None and workers.backlog_queue != p.queue_url:
+                inflight += workers.pool.busy  # async invokes taken off the tap are in flight
             return visible, inflight
 
         def probe() -> dict[str, float]:
             visible, inflight = backlog()
             dlq = int(
-                sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["ApproximateNumberOfMessages"])[
+                sqs.get_queue_attributes(QueueUrl=p.dlq_url, AttributeNames=["ApproximateNumberOfMessages"])[
                     "Attributes"
                 ]["ApproximateNumberOfMessages"]
             )
@@ -407,28 +507,27 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
                 "visible": visible,
                 "inflight": inflight,
                 "dlq": dlq,
-                "workers": float(workers_probe()),
-                "accepted": float(front.accepted),
+                "workers": float(workers.busy()),
+                "accepted": float(p.front.accepted),
             }
 
-        sampler = Sampler(probe)
+        sampler = Sampler(probe, t0)
         sampler.start()
-        cleanup.insert(0, sampler.close)
-        host = f"http://127.0.0.1:{front.port}"
+        stack.callback(sampler.close)
+        host = p.front.base
 
         progress(f"sync checkout: {users} users for {phase_s:.0f} s (time scale {k.k:g}) ...")
-        t_sync = time.monotonic() - sampler.t0
+        t_sync = time.monotonic() - t0
         sync_stats = run_locust("SyncBuyer", users, phase_s, host, workdir / "logs")
-        sync_end = time.monotonic() - sampler.t0
+        t_sync_end = time.monotonic() - t0
         progress(f"async checkout: {users} users for {phase_s:.0f} s ...")
         async_start_wall = datetime.now(UTC).isoformat(timespec="milliseconds")
-        t_async = time.monotonic() - sampler.t0
-        accepted_before = front.accepted
+        t_async = time.monotonic() - t0
+        accepted_before = p.front.accepted
         async_stats = run_locust("AsyncBuyer", users, phase_s, host, workdir / "logs")
-        t_load_end = time.monotonic() - sampler.t0
-        accepted = front.accepted - accepted_before
-        end_visible, end_inflight = backlog()
-        end_backlog = end_visible + end_inflight
+        t_load_end = time.monotonic() - t0
+        accepted = p.front.accepted - accepted_before
+        end_backlog = sum(backlog())
         progress(f"accepted {accepted} orders; backlog {end_backlog}; draining ...")
         deadline = time.monotonic() + opts.drain_timeout_s
         last = 0.0
@@ -437,136 +536,188 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
             if v + i == 0:
                 break
             if time.monotonic() - last > 5:
-                progress(f"  backlog {v + i} ({v} waiting, {i} in flight), workers {workers_probe()}")
+                progress(f"  backlog {v + i} ({v} waiting, {i} in flight), workers {workers.busy()}")
                 last = time.monotonic()
             time.sleep(0.25)
-        t_drained = time.monotonic() - sampler.t0
+        t_drained = time.monotonic() - t0
         drained = sum(backlog()) == 0
         time.sleep(0.5)
         sampler.close()
 
-        orders = _orders(ddb, orders_table)
-        async_orders = [o for o in orders if o["created_at"] >= async_start_wall]
-        sync_orders = [o for o in orders if o["created_at"] < async_start_wall]
-        dead = _dlq_order_ids(sqs, dlq_url)
-        terminal = {"PAID", "PAYMENT_FAILED"}
-        lost = [o for o in async_orders if o["status"] not in terminal and o["order_id"] not in dead]
-        rows = sampler.rows
-
-        # Measured processing capacity: orders finished per second (accepted - waiting - in flight -
-        # dead, from the queue counts) after the load stopped, while the most workers ran and orders
-        # still waited, so no worker was idle. The prediction spends that capacity, per worker, over the
-        # workers that actually ran after the load (a scale-up still under way counts); a longer drain
-        # means time lost to stragglers, retries or stalls.
-        def finished(r: dict[str, float]) -> float:
-            return r["accepted"] - r["visible"] - r["inflight"] - r["dlq"]
-
-        busy = [r for r in rows if t_load_end <= r["t"] <= t_drained and r["visible"] > 0]
-        peak_workers = max((r["workers"] for r in busy), default=0)
-        at_peak = [r for r in busy if r["workers"] == peak_workers]
-        if len(at_peak) > 1 and at_peak[-1]["t"] > at_peak[0]["t"]:
-            window = (at_peak[0]["t"], at_peak[-1]["t"])
-            # Least-squares slope over every sample: workers finish in bursts (a Lambda batch, a wave of
-            # payments), so a difference of the two end samples depends on where they fall in a burst.
-            capacity = statistics.linear_regression([r["t"] for r in at_peak], [finished(r) for r in at_peak]).slope
-        else:
-            window, capacity = (t_load_end, t_drained), 0.0
-        drain_s = t_drained - t_load_end if end_backlog else 0.0
-        slots = int(api_cfg["Environment"]["Variables"].get("PAYMENT_SLOTS", "5"))
-        latency_s = int(api_cfg["Environment"]["Variables"].get("PAYMENT_LATENCY_MS", "3000")) / 1000
-        worker_limit = payments_per_worker / (latency_s / k.k)  # what one worker's payment slots allow
-        sync_paid = [o for o in sync_orders if o["status"] in terminal]
-        # Rates over the time the load actually ran (from the orders table), so Locust's start-up
-        # and shutdown are not counted as time the processor or the API was idle.
-        sync_rate = completion_rate(sync_paid)
-        accept_rate = rate_between([o["created_at"] for o in async_orders])
-        summary: dict[str, Any] = {
-            "compute": compute,
-            "scenario": opts.scenario,
-            "time_scale": k.k,
-            "users": users,
-            "phase_seconds": phase_s,
-            "accepted": accepted,
-            "rejected": async_stats["failures"],
-            "processed": sum(1 for o in async_orders if o["status"] in terminal),
-            "paid": sum(1 for o in async_orders if o["status"] == "PAID"),
-            "payment_failed": sum(1 for o in async_orders if o["status"] == "PAYMENT_FAILED"),
-            "dead_lettered": len(dead),
-            "lost": len(lost),
-            "accept_latency_ms": {"p50": async_stats["p50_ms"], "p99": async_stats["p99_ms"]},
-            "sync": {
-                "orders": len(sync_paid),
-                "throughput_per_s": sync_rate,
-                "throughput_per_s_real": sync_rate / k.k,
-                "latency_ms": {"p50": sync_stats["p50_ms"], "p99": sync_stats["p99_ms"]},
-                "latency_ms_real": {"p50": sync_stats["p50_ms"] * k.k, "p99": sync_stats["p99_ms"] * k.k},
-                "limit_per_s": slots / (latency_s / k.k),
+        orders = _orders(p.client("dynamodb"), p.orders_table)
+        dead, poison = _dlq_order_ids(sqs, p.dlq_url)
+        details = workers.details()
+        peak_workers = max([r["workers"] for r in sampler.rows] + [workers.pool.peak if workers.pool else 0])
+        summary = summarize(
+            compute=workers.compute,
+            opts=opts,
+            k=k,
+            users=users,
+            phase_s=phase_s,
+            config=p.config,
+            orders=orders,
+            async_start_wall=async_start_wall,
+            t0_wall=t0_wall,
+            timeline={
+                "sync_start": t_sync,
+                "sync_end": t_sync_end,
+                "async_start": t_async,
+                "load_end": t_load_end,
+                "drained": t_drained,
             },
-            "async_accept_rate_per_s": accept_rate,
-            "async_to_sync_ratio_real": None,
-            "peak_queue_depth": int(max((r["visible"] for r in rows), default=0)),
-            "backlog_at_load_end": end_backlog,
-            "processing_capacity_per_s": capacity,
-            "capacity_workers": peak_workers,
-            "worker_limit_per_s": worker_limit,
-            "capacity_window_s": list(window),
-            "predicted_drain_seconds": report.predict_drain(
-                rows,
-                start=t_load_end,
-                backlog=end_backlog,
-                capacity=capacity,
-                worker_limit=worker_limit,
-            ),
-            "predicted_drain_seconds_at_peak": end_backlog / capacity if capacity > 0 else None,
-            "drain_seconds": drain_s,
-            "drain_seconds_real": drain_s * k.k,
-            "drained": drained,
-            "max_workers": int(max((r["workers"] for r in rows), default=0)),
-        }
-        sync_real = summary["sync"]["throughput_per_s_real"]
-        summary["async_to_sync_ratio_real"] = summary["async_accept_rate_per_s"] / sync_real if sync_real else None
-        if pool is not None:
-            summary["cold_starts"] = len(pool.cold_starts)
-            summary["init_ms"] = {
-                "p50": statistics.median(pool.cold_starts) if pool.cold_starts else 0.0,
-                "max": max(pool.cold_starts, default=0.0),
-            }
-            summary["max_workers"] = max(summary["max_workers"], pool.peak)
-            summary["concurrency_limit"] = pool.max_envs
-        if service is not None:
-            summary["scaling"] = {
-                "min_tasks": service.policy.min_tasks,
-                "max_tasks": service.policy.max_tasks,
-                "target_backlog_per_task": service.policy.target,
-                "peak_backlog_seen_by_autoscaler": service.peak_backlog_seen,
-                "tasks_implied_by_peak_backlog": service.policy.desired(
-                    visible=service.peak_backlog_seen, inflight=0, running=1
-                ),
-                "activities": [
-                    {"t": round(a[0] - sampler.t0, 2), "from": a[1], "to": a[2], "why": a[3]}
-                    for a in service.activities
-                ],
-            }
-        summary["timeline"] = {
-            "sync_start": t_sync,
-            "sync_end": sync_end,
-            "async_start": t_async,
-            "load_end": t_load_end,
-            "drained": t_drained,
-        }
-        report.write(workdir, summary, rows)
+            rows=sampler.rows,
+            accepted=accepted,
+            rejected=async_stats["failures"],
+            async_stats=async_stats,
+            sync_stats=sync_stats,
+            dead=dead,
+            poison_in_dlq=poison,
+            end_backlog=end_backlog,
+            drained=drained,
+            peak_workers=int(peak_workers),
+            ledger=_ledger(p.ledger_path),
+            workload=workers.workload,
+            timing=workers.timing,
+            slots=int(p.api_env.get("PAYMENT_SLOTS", "5")),
+            sync_latency_s=int(p.api_env.get("PAYMENT_LATENCY_MS", "3000")) / 1000 / k.k,
+        )
+        summary.update(details)
+        report.write(workdir, summary, sampler.rows)
         return {"summary": summary, "dir": workdir}
-    finally:
-        for close in cleanup:
-            try:
-                close()
-            except Exception:
-                log.exception("cleanup failed")
-        for proc in (emulator, data_emulator):
-            if proc.stdin:
-                proc.stdin.close()
-        for proc in (emulator, data_emulator):
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+
+
+def _ledger(path: Path) -> dict[str, int]:
+    from orders.adapters.ledger import SqliteLedger, summarize
+
+    if not path.exists():
+        return {"charges": 0, "declines": 0, "replays": 0, "double_charges": 0}
+    return summarize(SqliteLedger(path).entries()).to_dict()
+
+
+def summarize(
+    *,
+    compute: str,
+    opts: Options,
+    k: control.Scale,
+    users: int,
+    phase_s: float,
+    config: AppConfig,
+    orders: list[dict[str, Any]],
+    async_start_wall: str,
+    t0_wall: float,
+    timeline: dict[str, float],
+    rows: list[dict[str, float]],
+    accepted: int,
+    rejected: int,
+    async_stats: dict[str, Any],
+    sync_stats: dict[str, Any],
+    dead: set[str],
+    poison_in_dlq: int,
+    end_backlog: int,
+    drained: bool,
+    peak_workers: int,
+    ledger: dict[str, int],
+    workload: Workload,
+    timing: Timing,
+    slots: int,
+    sync_latency_s: float,
+) -> dict[str, Any]:
+    """The run's figures, the model's prediction of it from its arrival log, side by side."""
+    placed = [o for o in orders if o.get("status") != "REJECTED"]  # REJECTED: the client was told 5xx
+    async_orders = [o for o in placed if str(o.get("created_at", "")) >= async_start_wall]
+    sync_orders = [o for o in placed if str(o.get("created_at", "")) < async_start_wall]
+    lost = [o for o in async_orders if o["status"] not in metrics.TERMINAL and o["order_id"] not in dead]
+    t_load_end, t_drained = timeline["load_end"], timeline["drained"]
+    drain_s = t_drained - t_load_end if end_backlog else 0.0
+    sync_done = [o for o in sync_orders if o["status"] in metrics.TERMINAL]
+    sync_rate = metrics.completion_rate(sync_done)
+    accept_rate = metrics.rate_between([o["created_at"] for o in async_orders])
+    waits = sorted(
+        e - s
+        for o in async_orders
+        if o["status"] == "PAID"
+        for s, e in [(metrics.seconds(o["created_at"]), metrics.seconds(o["updated_at"]))]
+        if s is not None and e is not None
+    )
+    # The model sees only the arrival log and the deployed config, never the drain it predicts.
+    arrivals = [t - t0_wall for t in (metrics.seconds(o["created_at"]) for o in async_orders) if t is not None]
+    predicted = simulate(workload, arrivals, timing, load_end_s=t_load_end) if arrivals else None
+    efficiency = metrics.worker_efficiency(
+        rows, start=t_load_end, end=t_drained, worker_capacity=workload.worker_capacity_per_s
+    )
+    first_out = _first_scale_out(rows, timeline["async_start"])
+    model: dict[str, Any] = {
+        "peak_backlog": predicted.peak_backlog if predicted else 0,
+        "backlog_at_load_end": predicted.backlog_at_load_end if predicted else 0,
+        "drain_seconds": predicted.drain_seconds if predicted else 0.0,
+        "peak_workers": predicted.peak_workers if predicted else 0,
+        "first_scale_out_s": (
+            predicted.first_scale_out_s - timeline["async_start"]
+            if predicted and predicted.first_scale_out_s is not None
+            else None
+        ),
+        "wait_p50_s": predicted.wait_percentile(50) if predicted else 0.0,
+        "wait_p99_s": predicted.wait_percentile(99) if predicted else 0.0,
+        "worker_capacity_per_s": workload.worker_capacity_per_s,
+        "inputs": {
+            "arrivals": len(arrivals),
+            "workload": workload.__dict__,
+            "timing": timing.__dict__,
+        },
+    }
+    summary: dict[str, Any] = {
+        "compute": compute,
+        "scenario": opts.scenario,
+        "time_scale": k.k,
+        "users": users,
+        "phase_seconds": phase_s,
+        "config": context_of(config),
+        "accepted": accepted,
+        "rejected": rejected,
+        "processed": sum(1 for o in async_orders if o["status"] in metrics.TERMINAL),
+        "paid": sum(1 for o in async_orders if o["status"] == "PAID"),
+        "payment_failed": sum(1 for o in async_orders if o["status"] == "PAYMENT_FAILED"),
+        "dead_lettered": len(dead),
+        "dlq_messages_without_order": poison_in_dlq,
+        "lost": len(lost),
+        "charges": ledger["charges"],
+        "double_charges": ledger["double_charges"],
+        "charge_replays": ledger["replays"],
+        "accept_latency_ms": {"p50": async_stats["p50_ms"], "p99": async_stats["p99_ms"]},
+        "sync": {
+            "orders": len(sync_done),
+            "throughput_per_s": sync_rate,
+            "throughput_per_s_real": sync_rate / k.k,
+            "latency_ms": {"p50": sync_stats["p50_ms"], "p99": sync_stats["p99_ms"]},
+            "latency_ms_real": {"p50": sync_stats["p50_ms"] * k.k, "p99": sync_stats["p99_ms"] * k.k},
+            "limit_per_s": slots / sync_latency_s,
+        },
+        "async_accept_rate_per_s": accept_rate,
+        "async_to_sync_ratio_real": accept_rate / (sync_rate / k.k) if sync_rate else None,
+        "peak_queue_depth": int(max((r["visible"] for r in rows), default=0)),
+        "backlog_at_load_end": end_backlog,
+        "drain_seconds": drain_s,
+        "drain_seconds_real": drain_s * k.k,
+        "drained": drained,
+        "max_workers": peak_workers,
+        "first_scale_out_s": first_out,
+        "wait_s": {
+            "p50": waits[len(waits) // 2] if waits else 0.0,
+            "p99": waits[min(len(waits) - 1, int(0.99 * len(waits)))] if waits else 0.0,
+        },
+        "worker_efficiency": efficiency,
+        "model": model,
+        "arrivals_s": [round(a, 3) for a in sorted(arrivals)],
+        "timeline": timeline,
+    }
+    return summary
+
+
+def _first_scale_out(rows: list[dict[str, float]], since: float) -> float | None:
+    """Seconds from the start of the async load to the first sample with more workers than before it."""
+    before = [r["workers"] for r in rows if r["t"] <= since]
+    base = before[-1] if before else 0.0
+    for r in rows:
+        if r["t"] > since and r["workers"] > base:
+            return r["t"] - since
+    return None
