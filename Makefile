@@ -12,7 +12,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup test lint typecheck synth deploy bench sandbox clean
+.PHONY: setup test lint typecheck synth deploy bench sandbox compare plan cost clean
 
 $(PY_STAMP): requirements.txt requirements-dev.txt runtime/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,15 @@ bench: setup ## measured figures: worker efficiency, cold start, synth time, emu
 
 sandbox: setup ## deploy onto a local emulator and run a flash sale (COMPUTE=lambda|ecs, SANDBOX_ARGS=...)
 	$(PY) -m sandbox --compute $(COMPUTE) $(SANDBOX_ARGS)
+
+compare: setup ## ecs, lambda-sqs and lambda-sns on one scenario: measured vs model, AWS at the source's scale, cost (COMPARE_ARGS=...)
+	$(PY) -m sandbox.compare $(COMPARE_ARGS)
+
+plan: setup ## what a flash sale does to each variant on AWS, and the smallest setting that meets it (PLAN_ARGS=...)
+	$(PY) -m planner plan $(or $(PLAN_ARGS),--rate 60 --duration 60 --drain-slo 300) $(CDK_ARGS)
+
+cost: setup ## monthly cost by volume and service for each variant, and the break-even (COST_ARGS=...)
+	$(PY) -m planner cost $(or $(COST_ARGS),--orders 1000000) $(CDK_ARGS)
 
 clean:
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -213,3 +213,43 @@ def assumptions_table(a: Assumptions) -> dict[str, Any]:
 
 def with_switches(a: Assumptions, **changes: Any) -> Assumptions:
     return replace(a, **changes)
+
+
+def sale_cost(workload: Workload, result: Any, orders: int, prices: Prices, a: Assumptions = Assumptions()) -> float:
+    """USD one flash sale adds: the workers it ran (task-seconds or busy environment GB-s) and each order's requests.
+
+    Free tiers are left out: a sale is priced as the marginal cost on top of a month's other traffic.
+    """
+    p = prices
+    per_order = (
+        (1 + a.polls_per_order) * p["http_api_request_per_million"] / 1e6
+        + SNS_PUBLISHES_PER_ORDER * p["sns_publish_per_million"] / 1e6
+        + WRU_PER_ORDER * p["dynamodb_wru_per_million"] / 1e6
+        + RRU_PER_ORDER * p["dynamodb_rru_per_million"] / 1e6
+        + (1 + a.polls_per_order) * (p["lambda_request_per_million"] / 1e6)
+    )
+    lam_gbs = p["lambda_gb_second_arm"] if a.architecture == "arm" else p["lambda_gb_second_x86"]
+    api = orders * (1 + a.polls_per_order) * a.api_ms / 1000 * a.api_memory_mb / 1024 * lam_gbs
+    if workload.variant == "ecs":
+        vcpu, gb = workload.task_cpu / 1024, workload.task_memory_mb / 1024
+        if a.ecs_architecture == "arm":
+            rate = vcpu * p["fargate_vcpu_hour_arm"] + gb * p["fargate_gb_hour_arm"]
+        else:
+            rate = vcpu * p["fargate_vcpu_hour_x86"] + gb * p["fargate_gb_hour_x86"]
+        if a.spot:
+            rate *= 1 - p["fargate_spot_discount"]
+        ipv4 = p["public_ipv4_hour"] if a.public_ipv4_per_task else 0.0
+        # Tasks bill from start to stop: add the scale-in tail after the drain.
+        task_hours = result.worker_seconds / 3600 + result.peak_workers * a.scale_in_tail_min / 60
+        workers = task_hours * (rate + ipv4)
+        sqs = orders * (1 + 2 / 10) * p["sqs_request_per_million"] / 1e6
+    else:
+        mem = workload.lambda_memory_mb / 1024
+        gbs = (result.worker_seconds + result.cold_starts * a.init_s) * mem
+        workers = gbs * lam_gbs + result.invocations * p["lambda_request_per_million"] / 1e6
+        sqs = (
+            (orders + 2 * result.invocations) * p["sqs_request_per_million"] / 1e6
+            if workload.variant == "lambda-sqs"
+            else 0.0
+        )
+    return orders * per_order + api + workers + sqs
