@@ -26,7 +26,13 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from constructs_lib.nag import acknowledge
-from constructs_lib.order_runtime import RUNTIME_DIR, PipelineData, grant_worker, subscribe_order_queue
+from constructs_lib.order_runtime import (
+    PYTHON_VERSION,
+    RUNTIME_DIR,
+    PipelineData,
+    grant_worker,
+    subscribe_order_queue,
+)
 from constructs_lib.pipeline_monitoring import WorkerSignals
 from planner.policy import wake_steps
 
@@ -138,7 +144,11 @@ class EcsQueueWorkers(Construct):
         image = (
             ecs.ContainerImage.from_registry(image_uri)
             if image_uri
-            else ecs.ContainerImage.from_asset(str(RUNTIME_DIR), platform=ecr_assets.Platform.LINUX_AMD64)
+            else ecs.ContainerImage.from_asset(
+                str(RUNTIME_DIR),
+                platform=ecr_assets.Platform.LINUX_AMD64,
+                build_args={"PYTHON_VERSION": PYTHON_VERSION},
+            )
         )
         self.container = self.task_definition.add_container(
             "worker",

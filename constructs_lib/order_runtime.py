@@ -6,6 +6,7 @@ the least-privilege grants are written once.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,9 +24,12 @@ from constructs import Construct
 from constructs_lib.nag import acknowledge
 
 RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
-LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_13
+PLATFORM = json.loads((RUNTIME_DIR / "platform.json").read_text())  # Python minor and Powertools: one place
+PYTHON_VERSION: str = PLATFORM["python"]
+LAMBDA_RUNTIME = lambda_.Runtime(f"python{PYTHON_VERSION}", lambda_.RuntimeFamily.PYTHON)
+POWERTOOLS_LAYER_NAME = f"AWSLambdaPowertoolsPythonV3-python{PYTHON_VERSION.replace('.', '')}-arm64"
 POWERTOOLS_ACCOUNT = "017000801446"  # publisher of the official Powertools layers (commercial partition)
-_ASSET_EXCLUDE = ["Dockerfile", ".dockerignore", "requirements.txt", "**/__pycache__", "**/*.pyc"]
+_ASSET_EXCLUDE = ["Dockerfile", ".dockerignore", "requirements.txt", "platform.json", "**/__pycache__", "**/*.pyc"]
 
 
 @dataclass(frozen=True)
@@ -164,8 +168,7 @@ def lambda_code() -> lambda_.Code:
 def powertools_layer(scope: Construct, construct_id: str, *, layer_arn: str, version: int) -> lambda_.ILayerVersion:
     """The official Powertools layer for our runtime and ARM64 (or the ARN given in context)."""
     arn = layer_arn or (
-        f"arn:{Aws.PARTITION}:lambda:{Aws.REGION}:{POWERTOOLS_ACCOUNT}:layer:"
-        f"AWSLambdaPowertoolsPythonV3-python313-arm64:{version}"
+        f"arn:{Aws.PARTITION}:lambda:{Aws.REGION}:{POWERTOOLS_ACCOUNT}:layer:{POWERTOOLS_LAYER_NAME}:{version}"
     )
     return lambda_.LayerVersion.from_layer_version_arn(scope, construct_id, arn)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import uuid
@@ -129,18 +130,61 @@ class ApiFront:
 STATS_PATH = "/__sandbox/stats"
 
 
+class EnvironmentPool:
+    """The API function as Lambda runs it: each request in an environment of its own, one at a time.
+
+    Environments are local processes of the real handler (``sandbox.lambda_env``), reused while warm;
+    a threaded server sharing one handler would share Powertools' router state between requests.
+    """
+
+    def __init__(self, *, max_envs: int, log_dir: str) -> None:
+        from pathlib import Path
+
+        from sandbox.control import LambdaPool
+
+        self.pool = LambdaPool(
+            handler="orders.entrypoints.api.handler",
+            name="api",
+            env=dict(os.environ),
+            timeout_s=29.0,
+            memory_mb=512,
+            max_envs=max_envs,
+            log_dir=Path(log_dir),
+        )
+        self._stop = threading.Event()
+
+    def __call__(self, event: dict[str, Any], _context: Any) -> dict[str, Any]:
+        env = self.pool.acquire(self._stop)
+        if env is None:
+            raise RuntimeError("the API is shutting down")
+        try:
+            out = self.pool.invoke(env, event)
+        finally:
+            self.pool.release(env)
+        if not out.get("ok"):
+            raise RuntimeError(str(out.get("error")))
+        return dict(out["result"])
+
+    def close(self) -> None:
+        self._stop.set()
+        self.pool.close()
+
+
 def main() -> int:
-    """Serve the real API handler in its own process (its own 'Lambda environment' and stdout)."""
+    """Serve the real API handler through a pool of environments (``SANDBOX_API_ENVS``, warmed at start)."""
     import sys
 
-    from orders.entrypoints import api
-
-    front = ApiFront(api.handler)
+    envs = EnvironmentPool(
+        max_envs=int(os.environ.get("SANDBOX_API_ENVS", "20")), log_dir=os.environ.get("SANDBOX_LOG_DIR", ".")
+    )
+    envs.pool.warm(int(os.environ.get("SANDBOX_API_WARM", "0")))
+    front = ApiFront(envs)
     front.start()
     print(json.dumps({"port": front.port}), flush=True)
     sys.stdout = sys.stderr  # the handler's logs and metrics go to the log file
     sys.stdin.read()  # serve until the sandbox closes the pipe
     front.close()
+    envs.close()
     return 0
 
 

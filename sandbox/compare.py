@@ -24,6 +24,7 @@ from sandbox import metrics, report
 
 ROOT = Path(__file__).resolve().parents[1]
 VOLUMES = (10_000, 100_000, 1_000_000, 10_000_000)
+COLORS = {"ecs": "tab:blue", "lambda-sqs": "tab:orange", "lambda-sns": "tab:green"}
 RUNS = {
     "ecs": ("ecs", {}),
     "lambda-sqs": ("lambda", {"lambdaTrigger": "sqs"}),
@@ -198,7 +199,7 @@ def charts(
                 ys = [metrics.finished(r) - base for r in rows]
             else:
                 ys = [value(r) for r in rows]
-            ax.plot([r["t"] for r in rows], ys, label=variant)
+            ax.plot([r["t"] for r in rows], ys, label=variant, color=COLORS[variant])
         ax.set_xlabel("sandbox seconds since the async load started")
         ax.set_ylabel(ylabel)
         ax.set_title(title)
@@ -212,11 +213,11 @@ def charts(
     grid = [10 ** (3 + i / 20) for i in range(101)]
     for variant in VARIANTS:
         w = Workload.from_config(cfg, variant)
-        ax.plot(grid, [monthly_cost(w, n, prices, a)["total_usd"] for n in grid], label=variant)
-    for name, n in even.items():
+        ax.plot(grid, [monthly_cost(w, n, prices, a)["total_usd"] for n in grid], label=variant, color=COLORS[variant])
+    for height, (name, n) in zip((0.3, 0.03), even.items(), strict=False):
         if n is not None:
-            ax.axvline(n, color="grey", linestyle=":", linewidth=1)
-            ax.text(n, ax.get_ylim()[1] * 0.9, f" {name.replace('_vs_ecs', '')} = ecs\n {n:,.0f}/month", fontsize=7)
+            ax.axvline(n, color=COLORS[name.replace("_vs_ecs", "")], linestyle=":", linewidth=1)
+            ax.text(n, ax.get_ylim()[1] * height, f" {name.replace('_vs_ecs', '')} = ecs\n {n:,.0f}/month", fontsize=7)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("orders per month")

@@ -161,7 +161,7 @@ class LambdaPool:
 
     def _spawn(self) -> Environment:
         n = len(self.cold_starts)
-        stderr = (self.log_dir / f"lambda-env-{n}.log").open("w")
+        stderr = (self.log_dir / f"lambda-{self.name}-{n}.log").open("w")
         proc = subprocess.Popen(
             [
                 sys.executable,
@@ -187,6 +187,14 @@ class LambdaPool:
         env = Environment(proc=proc, init_ms=float(json.loads(first)["init_ms"]))
         self.cold_starts.append(env.init_ms)
         return env
+
+    def warm(self, count: int) -> None:
+        """Start ``count`` environments before any traffic (as a burst of invokes would)."""
+        for _ in range(min(count, self.max_envs) - self.active):
+            env = self._spawn()
+            with self._lock:
+                self._envs.append(env)
+                self._lock.notify_all()
 
     def acquire(self, stop: threading.Event) -> Environment | None:
         with self._lock:

@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 QUALIFIER = "hnb659fds"
-LAYER_NAME = "AWSLambdaPowertoolsPythonV3-python313-arm64"
+PLATFORM = json.loads((ROOT / "runtime" / "platform.json").read_text())
+LAYER_NAME = f"AWSLambdaPowertoolsPythonV3-python{PLATFORM['python'].replace('.', '')}-arm64"
 
 
 class DeployError(RuntimeError):
@@ -76,7 +77,7 @@ def publish_powertools_layer(endpoint: str) -> str:
             zf.write(path, f"python/aws_lambda_powertools/{path.relative_to(package)}")
     client = _clients(endpoint)("lambda")
     resp = client.publish_layer_version(
-        LayerName=LAYER_NAME, Content={"ZipFile": buf.getvalue()}, CompatibleRuntimes=["python3.13"]
+        LayerName=LAYER_NAME, Content={"ZipFile": buf.getvalue()}, CompatibleRuntimes=[f"python{PLATFORM['python']}"]
     )
     return str(resp["LayerVersionArn"])
 

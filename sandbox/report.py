@@ -90,7 +90,7 @@ def headline(summary: dict[str, Any]) -> list[tuple[str, str]]:
         (
             "sync orders (same run)",
             f"{sync['orders']} at {sync['throughput_per_s']:.2f}/s sandbox "
-            f"(slots/latency {sync['limit_per_s']:.2f}/s) = {sync['throughput_per_s_real']:.2f}/s real",
+            f"(users in flight / latency {sync['limit_per_s']:.2f}/s) = {sync['throughput_per_s_real']:.2f}/s real",
         ),
         (
             "sync latency p50 / p99 (real)",

@@ -244,12 +244,15 @@ class AppConfig:
                 f"workerConcurrency={self.worker_concurrency}, paymentSlots={self.payment_slots}, "
                 f"paymentLatencyMs={self.payment_latency_ms})",
             )
-        batch_ms = self.batch_size * self.payment_latency_ms
+        # The worker pays a batch's records concurrently, up to paymentSlots at once.
+        waves = math.ceil(self.batch_size / self.payment_slots)
+        batch_ms = waves * self.payment_latency_ms
         if self.lambda_timeout_s * 1000 < batch_ms:
             raise _fail(
                 "lambdaTimeoutSeconds",
                 self.lambda_timeout_s,
-                f"room for a whole batch paid in turn (batchSize x paymentLatencyMs = {batch_ms} ms)",
+                f"room for a whole batch paid in waves of paymentSlots "
+                f"(ceil(batchSize / paymentSlots) x paymentLatencyMs = {batch_ms} ms)",
             )
         if self.min_tasks > self.max_tasks:
             raise _fail("minTasks", self.min_tasks, f"at most maxTasks ({self.max_tasks})")
