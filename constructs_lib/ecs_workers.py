@@ -27,16 +27,16 @@ from constructs import Construct
 
 from constructs_lib.nag import acknowledge
 from constructs_lib.order_runtime import (
+    ECS_WORKER_SERVICE,
     PYTHON_VERSION,
     RUNTIME_DIR,
     PipelineData,
     grant_worker,
+    records_failed,
     subscribe_order_queue,
 )
 from constructs_lib.pipeline_monitoring import WorkerSignals
 from planner.policy import wake_steps
-
-FAILURE_METRIC_NAMESPACE = "FlashSaleOrders"
 
 _TT = appscaling.CfnScalingPolicy
 
@@ -118,19 +118,6 @@ class EcsQueueWorkers(Construct):
         )
         self.logs = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=removal_policy)
         self.max_tasks = max_tasks
-        self.failures = logs.MetricFilter(
-            self,
-            "FailedMessages",
-            log_group=self.logs,
-            filter_pattern=logs.FilterPattern.all(
-                logs.FilterPattern.string_value("$.level", "=", "WARNING"),
-                logs.FilterPattern.string_value("$.message", "=", "message failed*"),
-            ),
-            metric_namespace=FAILURE_METRIC_NAMESPACE,
-            metric_name="WorkerFailures",
-            metric_value="1",
-            default_value=0,
-        )
         self.task_definition = ecs.FargateTaskDefinition(
             self,
             "TaskDefinition",
@@ -310,7 +297,7 @@ class EcsQueueWorkers(Construct):
 
     def signals(self) -> WorkerSignals:
         return WorkerSignals(
-            errors=self.failures.metric(statistic="Sum", period=Duration.minutes(1)),
+            errors=records_failed(ECS_WORKER_SERVICE),  # Powertools (EMF) metrics from the worker's stdout
             saturation=self.running_tasks,
             saturation_threshold=self.max_tasks,
             saturation_description="The service runs at maxTasks: the backlog may outgrow the workers",

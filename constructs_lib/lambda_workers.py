@@ -12,9 +12,11 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from constructs_lib.order_runtime import (
+    LAMBDA_WORKER_SERVICE,
     PipelineData,
     grant_worker,
     order_placed_filter,
+    records_failed,
     runtime_function,
     subscribe_order_queue,
 )
@@ -55,6 +57,8 @@ class LambdaWorkers(Construct):
         self.trigger = trigger
         self.logs = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=removal_policy)
         async_options: dict[str, object] = {}
+        # The most environments that can run: the mapping's maxConcurrency (sqs) or the reserved concurrency.
+        self.concurrency_cap = min(max_concurrency, reserved_concurrency) if trigger == "sqs" else reserved_concurrency
         if trigger == "sns":
             async_options = {
                 "retry_attempts": retry_attempts,
@@ -105,11 +109,15 @@ class LambdaWorkers(Construct):
 
     def signals(self) -> WorkerSignals:
         minute = Duration.minutes(1)
+        concurrent = self.function.metric("ConcurrentExecutions", statistic="Maximum", period=minute)
         return WorkerSignals(
-            errors=self.function.metric_errors(statistic="Sum", period=minute),
-            saturation=self.function.metric_throttles(statistic="Sum", period=minute),
-            saturation_threshold=1,
-            saturation_description="Worker invocations are throttled at the reserved concurrency",
-            workers=self.function.metric("ConcurrentExecutions", statistic="Maximum", period=minute),
+            # Partial batch failures are no function error: the worker counts failed records itself.
+            errors=records_failed(LAMBDA_WORKER_SERVICE),
+            # Throttles cannot fire while the mapping's maxConcurrency <= reserved: watch the cap itself.
+            saturation=concurrent,
+            saturation_threshold=self.concurrency_cap,
+            saturation_description=f"The worker runs at its concurrency cap ({self.concurrency_cap}): "
+            "the backlog may outgrow it",
+            workers=concurrent,
             workers_label="Concurrent executions",
         )

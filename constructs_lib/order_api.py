@@ -14,6 +14,7 @@ from constructs import Construct
 
 from constructs_lib.nag import acknowledge
 from constructs_lib.order_runtime import PipelineData, grant_api, runtime_function
+from constructs_lib.pipeline_monitoring import ApiSignals
 
 
 @jsii.implements(apigw.IAccessLogSettings)
@@ -105,6 +106,14 @@ class OrderApi(Construct):
                 "AwsSolutions-APIG4",
                 "apiAuth=none was chosen in context for a public demo; the default is IAM auth.",
             )
+
+    def signals(self, *, latency_p99_ms: int) -> ApiSignals:
+        minute = Duration.minutes(1)
+        return ApiSignals(
+            server_errors=self.http_api.metric_server_error(statistic="Sum", period=minute),
+            latency_p99=self.http_api.metric_latency(statistic="p99", period=minute),
+            latency_p99_threshold_ms=latency_p99_ms,
+        )
 
     @property
     def url(self) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from aws_cdk import Aws, Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -28,6 +29,11 @@ PLATFORM = json.loads((RUNTIME_DIR / "platform.json").read_text())  # Python min
 PYTHON_VERSION: str = PLATFORM["python"]
 LAMBDA_RUNTIME = lambda_.Runtime(f"python{PYTHON_VERSION}", lambda_.RuntimeFamily.PYTHON)
 POWERTOOLS_LAYER_NAME = f"AWSLambdaPowertoolsPythonV3-python{PYTHON_VERSION.replace('.', '')}-arm64"
+# The metrics the runtime emits (runtime/orders/entrypoints/observability.py; an infra test checks they agree).
+METRICS_NAMESPACE = "FlashSaleOrders"
+LAMBDA_WORKER_SERVICE = "orders-worker"
+ECS_WORKER_SERVICE = "orders-worker-ecs"
+RECORDS_FAILED = "RecordsFailed"
 POWERTOOLS_ACCOUNT = "017000801446"  # publisher of the official Powertools layers (commercial partition)
 _ASSET_EXCLUDE = ["Dockerfile", ".dockerignore", "requirements.txt", "platform.json", "**/__pycache__", "**/*.pyc"]
 
@@ -194,4 +200,15 @@ def subscribe_order_queue(scope: Construct, construct_id: str, data: PipelineDat
         raw_message_delivery=True,
         filter_policy=order_placed_filter(),
         dead_letter_queue=data.dlq,
+    )
+
+
+def records_failed(service: str) -> cloudwatch.Metric:
+    """Records a worker could not finish, from its Powertools (EMF) metrics, per minute."""
+    return cloudwatch.Metric(
+        namespace=METRICS_NAMESPACE,
+        metric_name=RECORDS_FAILED,
+        dimensions_map={"service": service},
+        statistic="Sum",
+        period=Duration.minutes(1),
     )

@@ -28,6 +28,15 @@ class WorkerSignals:
     workers_label: str
 
 
+@dataclass(frozen=True)
+class ApiSignals:
+    """What the HTTP API reports: server errors (5xx) and latency."""
+
+    server_errors: cloudwatch.IMetric
+    latency_p99: cloudwatch.IMetric
+    latency_p99_threshold_ms: float
+
+
 class PipelineMonitoring(Construct):
     """Attributes: ``alarm_topic``, ``alarms`` (name -> Alarm), ``dashboard``."""
 
@@ -38,6 +47,7 @@ class PipelineMonitoring(Construct):
         *,
         data: PipelineData,
         workers: WorkerSignals,
+        api: ApiSignals,
         oldest_message_age: Duration,
         alarm_email: str,
         dashboard_name: str,
@@ -80,6 +90,13 @@ class PipelineMonitoring(Construct):
             ),
             "WorkerErrors": (workers.errors, 1, "Workers are failing orders (retries in progress)", 5),
             "WorkerSaturation": (workers.saturation, workers.saturation_threshold, workers.saturation_description, 15),
+            "ApiServerErrors": (api.server_errors, 1, "The API answers 5xx: orders are being turned away", 3),
+            "ApiLatencyP99": (
+                api.latency_p99,
+                api.latency_p99_threshold_ms,
+                "The API's p99 latency is above the agreed accept time",
+                5,
+            ),
         }
         self.alarms: dict[str, cloudwatch.Alarm] = {}
         for name, (metric, threshold, description, periods) in specs.items():

@@ -135,6 +135,7 @@ SPEC: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "idempotencyTtlSeconds": ("idempotency_ttl_s", _int(60, 2_592_000)),
     "logRetentionDays": ("log_retention_days", _retention),
     "alarmOldestMessageAgeSeconds": ("alarm_oldest_age_s", _int(60, 1_209_600)),
+    "alarmApiLatencyP99Ms": ("alarm_api_latency_p99_ms", _int(50, 30_000)),
     "alarmEmail": ("alarm_email", _pattern(r"|[^@\s]+@[^@\s]+\.[^@\s]+", "an e-mail address or empty")),
     "lambdaMemoryMb": ("lambda_memory_mb", _int(128, 10_240)),
     "lambdaTimeoutSeconds": ("lambda_timeout_s", _int(1, 900)),
@@ -190,6 +191,7 @@ class AppConfig:
     idempotency_ttl_s: int
     log_retention_days: int
     alarm_oldest_age_s: int
+    alarm_api_latency_p99_ms: int
     alarm_email: str
     lambda_memory_mb: int
     lambda_timeout_s: int

@@ -130,6 +130,7 @@ class ServiceStack(Stack):
             "Monitoring",
             data=imported,
             workers=self.workers.signals(),
+            api=self.api.signals(latency_p99_ms=cfg.alarm_api_latency_p99_ms),
             oldest_message_age=Duration.seconds(cfg.alarm_oldest_age_s),
             alarm_email=cfg.alarm_email,
             dashboard_name=f"{cfg.stack_prefix}-orders",

@@ -143,8 +143,10 @@ def test_alarms_and_one_dashboard(variant):
     assert {
         "ApproximateNumberOfMessagesVisible",
         "ApproximateAgeOfOldestMessage",
-        "Errors",
-        "Throttles",
+        "RecordsFailed",
+        "ConcurrentExecutions",
+        "5xx",
+        "Latency",
     } <= metric_names
     assert all(a["Properties"]["AlarmActions"] for a in alarms.values())
     assert len(resources(t, "AWS::CloudWatch::Dashboard")) == 1

@@ -31,6 +31,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from orders.entrypoints.observability import ECS_WORKER_SERVICE, RECORDS_FAILED, EmfCounters
+
 log = logging.getLogger("orders.worker_ecs")
 
 
@@ -124,8 +126,10 @@ class QueueWorker:
         max_backoff_s: int | None = None,
         on_stop: Callable[[], None] | None = None,
         protection: TaskProtection | None = None,
+        counters: EmfCounters | None = None,
     ) -> None:
         self.sqs = sqs
+        self.counters = counters
         self.queue_url = queue_url
         self.handle = handle
         self.concurrency = concurrency
@@ -210,6 +214,8 @@ class QueueWorker:
             except Exception as exc:
                 with self._lock:
                     self.stats.failed += 1
+                if self.counters is not None:
+                    self.counters.add(RECORDS_FAILED)
                 backoff = 0 if self.stopping.is_set() else min(self.max_backoff_s, 2 ** min(msg.receive_count, 10))
                 log.warning("message failed (receive %d): %s; visible again in %ds", msg.receive_count, exc, backoff)
                 self._release(msg, backoff)
@@ -337,6 +343,7 @@ def main() -> int:
     cfg.require("queue_url", "topic_arn", "orders_table", "idempotency_table")
     c = container()
     c.payments.register_lambda_context(FixedBudget(cfg.visibility_timeout_s * 1000))
+    counters = EmfCounters(ECS_WORKER_SERVICE)
     worker = QueueWorker(
         sqs=aws.client("sqs"),
         queue_url=cfg.queue_url,
@@ -348,6 +355,7 @@ def main() -> int:
         protection=TaskProtection(
             os.environ.get("ECS_AGENT_URI") if os.environ.get("ECS_TASK_PROTECTION") == "true" else None
         ),
+        counters=counters,
     )
     for service in ("dynamodb", "sns"):  # a long-running worker builds its clients before its first message
         aws.client(service)
@@ -357,10 +365,16 @@ def main() -> int:
     worker.start()
     log.info("worker started: concurrency=%d slots=%d", cfg.worker_concurrency, cfg.payment_slots)
     stats_every = float(os.environ.get("WORKER_STATS_INTERVAL_S", "60"))
-    while not stop_requested.wait(stats_every):
-        s = worker.stats
-        log.info("stats received=%d succeeded=%d failed=%d held=%d", s.received, s.succeeded, s.failed, worker.held)
+    flush_every = min(stats_every, 60.0)  # metrics in one-minute periods, as the alarms read them
+    last_stats = time.monotonic()
+    while not stop_requested.wait(flush_every):
+        counters.flush()
+        if time.monotonic() - last_stats >= stats_every:
+            last_stats = time.monotonic()
+            s = worker.stats
+            log.info("stats received=%d succeeded=%d failed=%d held=%d", s.received, s.succeeded, s.failed, worker.held)
     clean = worker.stop(timeout_s=float(os.environ.get("WORKER_STOP_TIMEOUT_S", "25")))
+    counters.flush()
     s = worker.stats
     log.info("stopped clean=%s succeeded=%d failed=%d released=%d", clean, s.succeeded, s.failed, s.released)
     return 0

@@ -18,15 +18,17 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import AsyncBatchProcessor, EventType, async_process_partial_response
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from orders.bootstrap import container
 from orders.domain.service import Outcome
+from orders.entrypoints.observability import LAMBDA_WORKER_SERVICE, NAMESPACE, RECORDS_FAILED
 from orders.entrypoints.records import process_message
 
-logger = Logger(service="orders-worker")
-metrics = Metrics(namespace="FlashSaleOrders", service="orders-worker")
+logger = Logger(service=LAMBDA_WORKER_SERVICE)
+metrics = Metrics(namespace=NAMESPACE, service=LAMBDA_WORKER_SERVICE)
 processor = AsyncBatchProcessor(event_type=EventType.SQS)
 _pool: ThreadPoolExecutor | None = None
 
@@ -59,9 +61,18 @@ async def record_handler(record: SQSRecord) -> str:
     return outcome.value if outcome else "ignored"
 
 
+def _failed(count: int) -> None:
+    """Records not finished: a partial batch failure is no function error, so it gets a metric of its own."""
+    metrics.add_metric(name=RECORDS_FAILED, unit=MetricUnit.Count, value=count)
+
+
 def _handle_sns(records: list[dict[str, Any]]) -> dict[str, Any]:
     for record in records:
-        _handle(record["Sns"]["Message"])
+        try:
+            _handle(record["Sns"]["Message"])
+        except Exception:
+            _failed(1)
+            raise
     return {"processed": len(records)}
 
 
@@ -72,6 +83,12 @@ def handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse |
     records = event.get("Records") or []
     if records and records[0].get("EventSource") == "aws:sns":
         return _handle_sns(records)
-    return async_process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
+    try:
+        response = async_process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
+    except BatchProcessingError:
+        _failed(len(records))  # every record failed: a function error, and the whole batch is retried
+        raise
+    _failed(len(response.get("batchItemFailures", [])))
+    return response
