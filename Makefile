@@ -5,6 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 COMPUTE ?= lambda
 CDK_ARGS ?=
 
@@ -20,12 +22,17 @@ $(PY_STAMP): requirements.txt requirements-dev.txt runtime/requirements.txt
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@
 
+$(CHECKOV_STAMP): requirements-checkov.txt
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q -r requirements-checkov.txt
+	touch $@
+
 $(NODE_STAMP): package.json package-lock.json
 	@command -v npm >/dev/null || { echo "error: node/npm not found; install Node.js 20+ to run the CDK CLI" >&2; exit 1; }
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-setup: $(PY_STAMP) $(NODE_STAMP) ## install Python and npm dependencies
+setup: $(PY_STAMP) $(NODE_STAMP) $(CHECKOV_STAMP) ## install Python and npm dependencies (and checkov in its own venv)
 
 lint: $(PY_STAMP)
 	$(VENV)/bin/ruff check .
@@ -34,7 +41,7 @@ lint: $(PY_STAMP)
 typecheck: $(PY_STAMP)
 	$(VENV)/bin/mypy
 
-test: $(PY_STAMP) $(NODE_STAMP) lint typecheck ## lint, typecheck, unit, infra, integration and e2e (sandbox) tests
+test: $(PY_STAMP) $(NODE_STAMP) $(CHECKOV_STAMP) lint typecheck ## lint, typecheck, unit, infra, integration and e2e (sandbox) tests
 	$(PY) -m pytest
 
 synth: setup ## synthesize both stacks (COMPUTE=lambda|ecs, CDK_ARGS='-c key=value ...')

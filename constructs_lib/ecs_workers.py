@@ -5,9 +5,20 @@ Better than ``QueueProcessingFargateService``'s fixed steps on visible messages:
 * target tracking on (visible + in-flight) / running tasks: capacity follows
   the backlog each task must work off, and in-flight messages keep busy tasks
   counted, so scale-in does not start while work is held;
-* a wake step that, when messages are visible and none run, sets the task
+* a wake step that, when messages are visible and none run, adds the task
   count the backlog implies (target tracking alone cannot leave zero, and
   waking one task and waiting for tracking costs the flash sale's first minutes);
+  it adds (ChangeInCapacity) rather than sets, so a late RunningTaskCount
+  datapoint that makes a busy service look idle can never lower its capacity;
+* a missing RunningTaskCount datapoint gives target tracking no datapoint (no
+  action), never a backlog divided by one task that would drive it to maxTasks;
+* with Fargate Spot, the first ``on_demand_base`` tasks run on on-demand Fargate,
+  so a Spot reclaim mid-sale cannot take every worker.
+
+Three units, each buildable on its own: ``WorkerNetwork`` (VPC, security group,
+flow log), ``QueueWorkerService`` (cluster, task definition, service, grants) and
+``BacklogScaling`` (scalable target, target tracking, wake step); ``EcsQueueWorkers``
+wires them.
 * tasks protect themselves from scale-in while they hold messages (ECS task
   scale-in protection), and on SIGTERM finish or release what they hold.
 """
@@ -23,6 +34,7 @@ from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from constructs_lib.nag import acknowledge
@@ -56,39 +68,16 @@ def _sqs_metric(query_id: str, queue_name: str, metric_name: str) -> _TT.TargetT
     )
 
 
-class EcsQueueWorkers(Construct):
-    """Attributes: ``vpc``, ``cluster``, ``task_definition``, ``container``, ``service``,
-    ``scalable_target``, ``backlog_policy``, ``wake_alarm``, ``logs``, ``running_tasks`` (metric).
+class WorkerNetwork(Construct):
+    """Public subnets, no NAT gateway, no inbound rules: tasks only call AWS APIs out.
+
+    Attributes: ``vpc``, ``security_group``, ``flow_logs``.
     """
 
-    BACKLOG_EXPRESSION = "(visible + inflight) / IF(FILL(running, 0) > 0, FILL(running, 0), 1)"
-
     def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        data: PipelineData,
-        environment: dict[str, str],
-        image_uri: str,
-        worker_concurrency: int,
-        cpu: int,
-        memory_mb: int,
-        spot: bool,
-        min_tasks: int,
-        max_tasks: int,
-        backlog_per_task_target: int,
-        wake_queue_depth: int,
-        scale_out_cooldown: Duration,
-        scale_in_cooldown: Duration,
-        stop_timeout: Duration,
-        log_retention: logs.RetentionDays,
-        removal_policy: RemovalPolicy,
+        self, scope: Construct, construct_id: str, *, log_retention: logs.RetentionDays, removal_policy: RemovalPolicy
     ) -> None:
         super().__init__(scope, construct_id)
-        stack = Stack.of(self)
-
-        # Public subnets, no NAT gateway, no inbound rules: tasks only call AWS APIs out.
         self.vpc = ec2.Vpc(
             self,
             "Vpc",
@@ -99,25 +88,62 @@ class EcsQueueWorkers(Construct):
                 ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24)
             ],
         )
-        flow_logs = logs.LogGroup(self, "FlowLogs", retention=log_retention, removal_policy=removal_policy)
+        self.flow_logs = logs.LogGroup(self, "FlowLogs", retention=log_retention, removal_policy=removal_policy)
         self.vpc.add_flow_log(
             "RejectedTraffic",
-            destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs),
+            destination=ec2.FlowLogDestination.to_cloud_watch_logs(self.flow_logs),
             traffic_type=ec2.FlowLogTrafficType.REJECT,
         )
         self.security_group = ec2.SecurityGroup(
             self, "TaskSecurityGroup", vpc=self.vpc, description="Order workers: no inbound", allow_all_outbound=True
         )
 
+
+def capacity_strategy(*, spot: bool, on_demand_base: int) -> list[ecs.CapacityProviderStrategy]:
+    """Spot for the bulk, with the first ``on_demand_base`` tasks on on-demand Fargate; on-demand only otherwise."""
+    if not spot:
+        return [ecs.CapacityProviderStrategy(capacity_provider="FARGATE", weight=1)]
+    strategy = [ecs.CapacityProviderStrategy(capacity_provider="FARGATE_SPOT", weight=1)]
+    if on_demand_base:
+        strategy.insert(0, ecs.CapacityProviderStrategy(capacity_provider="FARGATE", base=on_demand_base, weight=0))
+    return strategy
+
+
+class QueueWorkerService(Construct):
+    """The Fargate service running the worker entry point, with its grants and logs.
+
+    Attributes: ``cluster``, ``logs``, ``task_definition``, ``container``, ``service``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        vpc: ec2.IVpc,
+        security_group: ec2.ISecurityGroup,
+        data: PipelineData,
+        environment: dict[str, str],
+        image_uri: str,
+        worker_concurrency: int,
+        cpu: int,
+        memory_mb: int,
+        spot: bool,
+        on_demand_base: int,
+        stop_timeout: Duration,
+        log_retention: logs.RetentionDays,
+        removal_policy: RemovalPolicy,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
         self.cluster = ecs.Cluster(
             self,
             "Cluster",
-            vpc=self.vpc,
+            vpc=vpc,
             container_insights_v2=ecs.ContainerInsights.ENABLED,
             enable_fargate_capacity_providers=True,
         )
         self.logs = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=removal_policy)
-        self.max_tasks = max_tasks
         self.task_definition = ecs.FargateTaskDefinition(
             self,
             "TaskDefinition",
@@ -161,7 +187,6 @@ class EcsQueueWorkers(Construct):
                 ],
             )
         )
-
         self.service = ecs.FargateService(
             self,
             "Service",
@@ -169,114 +194,12 @@ class EcsQueueWorkers(Construct):
             task_definition=self.task_definition,
             assign_public_ip=True,
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC),
-            security_groups=[self.security_group],
+            security_groups=[security_group],
             min_healthy_percent=100,
             max_healthy_percent=200,
             circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
-            capacity_provider_strategies=[
-                ecs.CapacityProviderStrategy(capacity_provider="FARGATE_SPOT" if spot else "FARGATE", weight=1)
-            ],
+            capacity_provider_strategies=capacity_strategy(spot=spot, on_demand_base=on_demand_base),
         )
-        self.subscription = subscribe_order_queue(self, "QueueSubscription", data)
-
-        self.scalable_target = appscaling.ScalableTarget(
-            self,
-            "ScalableTarget",
-            service_namespace=appscaling.ServiceNamespace.ECS,
-            resource_id=f"service/{self.cluster.cluster_name}/{self.service.service_name}",
-            scalable_dimension="ecs:service:DesiredCount",
-            min_capacity=min_tasks,
-            max_capacity=max_tasks,
-        )
-        queue_name = data.queue.queue_name
-        self.running_tasks = cloudwatch.Metric(
-            namespace="ECS/ContainerInsights",
-            metric_name="RunningTaskCount",
-            dimensions_map={"ClusterName": self.cluster.cluster_name, "ServiceName": self.service.service_name},
-            statistic="Average",
-            period=Duration.minutes(1),
-        )
-        self.backlog_policy = _TT(
-            self,
-            "BacklogPerTaskTracking",
-            policy_name=f"{stack.stack_name}-backlog-per-task",
-            policy_type="TargetTrackingScaling",
-            scaling_target_id=self.scalable_target.scalable_target_id,
-            target_tracking_scaling_policy_configuration=_TT.TargetTrackingScalingPolicyConfigurationProperty(
-                target_value=backlog_per_task_target,
-                scale_out_cooldown=int(scale_out_cooldown.to_seconds()),
-                scale_in_cooldown=int(scale_in_cooldown.to_seconds()),
-                customized_metric_specification=_TT.CustomizedMetricSpecificationProperty(
-                    metrics=[
-                        _sqs_metric("visible", queue_name, "ApproximateNumberOfMessagesVisible"),
-                        _sqs_metric("inflight", queue_name, "ApproximateNumberOfMessagesNotVisible"),
-                        _TT.TargetTrackingMetricDataQueryProperty(
-                            id="running",
-                            return_data=False,
-                            metric_stat=_TT.TargetTrackingMetricStatProperty(
-                                stat="Average",
-                                metric=_TT.TargetTrackingMetricProperty(
-                                    namespace="ECS/ContainerInsights",
-                                    metric_name="RunningTaskCount",
-                                    dimensions=[
-                                        _TT.TargetTrackingMetricDimensionProperty(
-                                            name="ClusterName", value=self.cluster.cluster_name
-                                        ),
-                                        _TT.TargetTrackingMetricDimensionProperty(
-                                            name="ServiceName", value=self.service.service_name
-                                        ),
-                                    ],
-                                ),
-                            ),
-                        ),
-                        _TT.TargetTrackingMetricDataQueryProperty(
-                            id="backlog_per_task",
-                            label="Backlog per running task",
-                            expression=self.BACKLOG_EXPRESSION,
-                            return_data=True,
-                        ),
-                    ]
-                ),
-            ),
-        )
-
-        visible = data.queue.metric_approximate_number_of_messages_visible(
-            statistic="Maximum", period=Duration.minutes(1)
-        )
-        self.wake_alarm = cloudwatch.Alarm(
-            self,
-            "WakeFromZero",
-            alarm_description=f"{wake_queue_depth}+ messages visible and no task running: start the tasks they imply",
-            metric=cloudwatch.MathExpression(
-                expression="IF(FILL(running, 0) == 0, visible, 0)",
-                using_metrics={"running": self.running_tasks, "visible": visible},
-                period=Duration.minutes(1),
-                label="Visible messages while no task runs",
-            ),
-            threshold=wake_queue_depth,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
-        self.wake_action = appscaling.StepScalingAction(
-            self,
-            "WakeAction",
-            scaling_target=self.scalable_target,
-            adjustment_type=appscaling.AdjustmentType.EXACT_CAPACITY,
-            metric_aggregation_type=appscaling.MetricAggregationType.MAXIMUM,
-            cooldown=scale_out_cooldown,
-        )
-        # Step bounds are relative to the alarm threshold.
-        for lowest, above, tasks in wake_steps(
-            min_tasks=min_tasks, max_tasks=max_tasks, target=backlog_per_task_target, wake_depth=wake_queue_depth
-        ):
-            self.wake_action.add_adjustment(
-                adjustment=tasks,
-                lower_bound=lowest - wake_queue_depth,
-                upper_bound=None if above is None else above - wake_queue_depth,
-            )
-        self.wake_alarm.add_alarm_action(cw_actions.ApplicationScalingAction(self.wake_action))
-
         cluster_id = stack.resolve(stack.get_logical_id(self.cluster.node.default_child))  # type: ignore[arg-type]
         acknowledge(
             self.task_definition.task_role,
@@ -294,6 +217,204 @@ class EcsQueueWorkers(Construct):
             "AwsSolutions-ECS2",
             "The environment holds only resource names and tuning values, never secrets.",
         )
+
+
+class BacklogScaling(Construct):
+    """Target tracking on backlog per running task, plus the wake step for a service at zero.
+
+    Attributes: ``scalable_target``, ``running_tasks`` (metric), ``backlog_policy``, ``wake_alarm``, ``wake_action``.
+    """
+
+    # No datapoint where RunningTaskCount is missing or zero: target tracking then does nothing,
+    # rather than reading the whole backlog as one task's and scaling to maxTasks.
+    BACKLOG_EXPRESSION = "(visible + inflight) / running"
+    WAKE_EXPRESSION = "IF(FILL(running, 0) == 0, visible, 0)"
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        cluster_name: str,
+        service_name: str,
+        queue: sqs.IQueue,
+        min_tasks: int,
+        max_tasks: int,
+        backlog_per_task_target: int,
+        wake_queue_depth: int,
+        scale_out_cooldown: Duration,
+        scale_in_cooldown: Duration,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self.scalable_target = appscaling.ScalableTarget(
+            self,
+            "ScalableTarget",
+            service_namespace=appscaling.ServiceNamespace.ECS,
+            resource_id=f"service/{cluster_name}/{service_name}",
+            scalable_dimension="ecs:service:DesiredCount",
+            min_capacity=min_tasks,
+            max_capacity=max_tasks,
+        )
+        dimensions = {"ClusterName": cluster_name, "ServiceName": service_name}
+        self.running_tasks = cloudwatch.Metric(
+            namespace="ECS/ContainerInsights",
+            metric_name="RunningTaskCount",
+            dimensions_map=dimensions,
+            statistic="Average",
+            period=Duration.minutes(1),
+        )
+        self.backlog_policy = _TT(
+            self,
+            "BacklogPerTaskTracking",
+            policy_name=f"{stack.stack_name}-backlog-per-task",
+            policy_type="TargetTrackingScaling",
+            scaling_target_id=self.scalable_target.scalable_target_id,
+            target_tracking_scaling_policy_configuration=_TT.TargetTrackingScalingPolicyConfigurationProperty(
+                target_value=backlog_per_task_target,
+                scale_out_cooldown=int(scale_out_cooldown.to_seconds()),
+                scale_in_cooldown=int(scale_in_cooldown.to_seconds()),
+                customized_metric_specification=_TT.CustomizedMetricSpecificationProperty(
+                    metrics=[
+                        _sqs_metric("visible", queue.queue_name, "ApproximateNumberOfMessagesVisible"),
+                        _sqs_metric("inflight", queue.queue_name, "ApproximateNumberOfMessagesNotVisible"),
+                        _TT.TargetTrackingMetricDataQueryProperty(
+                            id="running",
+                            return_data=False,
+                            metric_stat=_TT.TargetTrackingMetricStatProperty(
+                                stat="Average",
+                                metric=_TT.TargetTrackingMetricProperty(
+                                    namespace="ECS/ContainerInsights",
+                                    metric_name="RunningTaskCount",
+                                    dimensions=[
+                                        _TT.TargetTrackingMetricDimensionProperty(name=k, value=v)
+                                        for k, v in dimensions.items()
+                                    ],
+                                ),
+                            ),
+                        ),
+                        _TT.TargetTrackingMetricDataQueryProperty(
+                            id="backlog_per_task",
+                            label="Backlog per running task",
+                            expression=self.BACKLOG_EXPRESSION,
+                            return_data=True,
+                        ),
+                    ]
+                ),
+            ),
+        )
+        visible = queue.metric_approximate_number_of_messages_visible(statistic="Maximum", period=Duration.minutes(1))
+        self.wake_alarm = cloudwatch.Alarm(
+            self,
+            "WakeFromZero",
+            alarm_description=f"{wake_queue_depth}+ messages visible and no task running: start the tasks they imply",
+            metric=cloudwatch.MathExpression(
+                expression=self.WAKE_EXPRESSION,
+                using_metrics={"running": self.running_tasks, "visible": visible},
+                period=Duration.minutes(1),
+                label="Visible messages while no task runs",
+            ),
+            threshold=wake_queue_depth,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        # Adds the implied count: from zero that is the count itself; on a busy service that only looks idle
+        # (a late datapoint) it can add tasks, never take them away.
+        self.wake_action = appscaling.StepScalingAction(
+            self,
+            "WakeAction",
+            scaling_target=self.scalable_target,
+            adjustment_type=appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
+            metric_aggregation_type=appscaling.MetricAggregationType.MAXIMUM,
+            cooldown=scale_out_cooldown,
+        )
+        # Step bounds are relative to the alarm threshold.
+        for lowest, above, tasks in wake_steps(
+            min_tasks=min_tasks, max_tasks=max_tasks, target=backlog_per_task_target, wake_depth=wake_queue_depth
+        ):
+            self.wake_action.add_adjustment(
+                adjustment=tasks,
+                lower_bound=lowest - wake_queue_depth,
+                upper_bound=None if above is None else above - wake_queue_depth,
+            )
+        self.wake_alarm.add_alarm_action(cw_actions.ApplicationScalingAction(self.wake_action))
+
+
+class EcsQueueWorkers(Construct):
+    """The ECS variant: network, service and backlog scaling wired to the orders queue.
+
+    Attributes: ``network``, ``workers``, ``scaling`` (the three units), and for convenience ``vpc``,
+    ``cluster``, ``task_definition``, ``container``, ``service``, ``logs``, ``scalable_target``,
+    ``backlog_policy``, ``wake_alarm``, ``running_tasks``, ``subscription``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        data: PipelineData,
+        environment: dict[str, str],
+        image_uri: str,
+        worker_concurrency: int,
+        cpu: int,
+        memory_mb: int,
+        spot: bool,
+        on_demand_base: int,
+        min_tasks: int,
+        max_tasks: int,
+        backlog_per_task_target: int,
+        wake_queue_depth: int,
+        scale_out_cooldown: Duration,
+        scale_in_cooldown: Duration,
+        stop_timeout: Duration,
+        log_retention: logs.RetentionDays,
+        removal_policy: RemovalPolicy,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.network = WorkerNetwork(self, "Network", log_retention=log_retention, removal_policy=removal_policy)
+        self.workers = QueueWorkerService(
+            self,
+            "Workers",
+            vpc=self.network.vpc,
+            security_group=self.network.security_group,
+            data=data,
+            environment=environment,
+            image_uri=image_uri,
+            worker_concurrency=worker_concurrency,
+            cpu=cpu,
+            memory_mb=memory_mb,
+            spot=spot,
+            on_demand_base=on_demand_base,
+            stop_timeout=stop_timeout,
+            log_retention=log_retention,
+            removal_policy=removal_policy,
+        )
+        self.subscription = subscribe_order_queue(self, "QueueSubscription", data)
+        self.scaling = BacklogScaling(
+            self,
+            "Scaling",
+            cluster_name=self.workers.cluster.cluster_name,
+            service_name=self.workers.service.service_name,
+            queue=data.queue,
+            min_tasks=min_tasks,
+            max_tasks=max_tasks,
+            backlog_per_task_target=backlog_per_task_target,
+            wake_queue_depth=wake_queue_depth,
+            scale_out_cooldown=scale_out_cooldown,
+            scale_in_cooldown=scale_in_cooldown,
+        )
+        self.max_tasks = max_tasks
+        self.vpc, self.security_group = self.network.vpc, self.network.security_group
+        self.cluster, self.logs = self.workers.cluster, self.workers.logs
+        self.task_definition, self.container, self.service = (
+            self.workers.task_definition,
+            self.workers.container,
+            self.workers.service,
+        )
+        self.scalable_target, self.backlog_policy = self.scaling.scalable_target, self.scaling.backlog_policy
+        self.wake_alarm, self.running_tasks = self.scaling.wake_alarm, self.scaling.running_tasks
 
     def signals(self) -> WorkerSignals:
         return WorkerSignals(

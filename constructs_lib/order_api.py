@@ -59,6 +59,7 @@ class OrderApi(Construct):
         iam_auth: bool,
         throttle_rate: int,
         throttle_burst: int,
+        reserved_concurrency: int,
         log_retention: logs.RetentionDays,
         removal_policy: RemovalPolicy,
     ) -> None:
@@ -74,6 +75,8 @@ class OrderApi(Construct):
             log_group=self.function_logs,
             memory_mb=512,
             timeout=Duration.seconds(29),
+            # A flood of requests must not take the account's concurrency from the workers.
+            reserved_concurrent_executions=reserved_concurrency,
         )
         grant_api(data, self.function)
 

@@ -58,14 +58,16 @@ class StepAdjustment:
 
     lower: float | None
     upper: float | None
-    exact_capacity: int
+    adjustment: int
 
 
-def step_scaling_exact_capacity(metric: float, threshold: float, steps: Sequence[StepAdjustment]) -> int | None:
-    """The capacity an ExactCapacity step policy sets when its alarm (metric >= threshold) fires, else None.
+def step_scaling_adjustment(metric: float, threshold: float, steps: Sequence[StepAdjustment]) -> int | None:
+    """The adjustment a step policy applies when its alarm (metric >= threshold) fires, else None.
 
-    Source: Application Auto Scaling User Guide, "Step scaling policies" (step adjustments are relative to the
-    alarm threshold; lower bound inclusive, upper bound exclusive).
+    This project's wake step is ChangeInCapacity (it adds, so it never lowers a busy service's count).
+    Source: Application Auto Scaling User Guide, "Step scaling policies" (step adjustments are relative to
+    the alarm threshold; lower bound inclusive, upper bound exclusive; ChangeInCapacity adds to the current
+    capacity, within the scalable target's min and max).
     """
     if metric < threshold:
         return None
@@ -74,7 +76,7 @@ def step_scaling_exact_capacity(metric: float, threshold: float, steps: Sequence
         lower = -math.inf if step.lower is None else step.lower
         upper = math.inf if step.upper is None else step.upper
         if lower <= breach < upper:
-            return step.exact_capacity
+            return step.adjustment
     return None
 
 

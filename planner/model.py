@@ -331,9 +331,11 @@ def simulate(
                 inf = max((s[2] for s in window), default=0)
                 running = sum(1 for w in workers if not w.retiring)
                 assert policy is not None
-                wake = aws.step_scaling_exact_capacity(vis if running == 0 else 0, workload.wake_queue_depth, steps)
+                wake = aws.step_scaling_adjustment(vis if running == 0 else 0, workload.wake_queue_depth, steps)
                 if running == 0 and wake:
-                    set_tasks(next_eval, min(workload.max_tasks, wake), f"wake: {vis} visible, no task running")
+                    set_tasks(
+                        next_eval, min(workload.max_tasks, running + wake), f"wake: {vis} visible, no task running"
+                    )
                     policy.note_scale_out(next_eval)
                 else:
                     want = policy.evaluate(next_eval, backlog=vis + inf, running=running)

@@ -458,7 +458,7 @@ class ScalingPolicy:
     scale_out_cooldown_s: float
     scale_in_cooldown_s: float
     wake_depth: int
-    wake_steps: list[tuple[float, float | None, int]]  # (lower, upper) relative to wake_depth, exact tasks
+    wake_steps: list[tuple[float, float | None, int]]  # (lower, upper) relative to wake_depth, tasks to add
 
     @classmethod
     def from_template(cls, template: dict[str, Any]) -> ScalingPolicy:
@@ -466,7 +466,7 @@ class ScalingPolicy:
         policies = {p["PolicyType"]: p for p in resources(template, "AWS::ApplicationAutoScaling::ScalingPolicy")}
         tt = policies["TargetTrackingScaling"]["TargetTrackingScalingPolicyConfiguration"]
         step = policies["StepScaling"]["StepScalingPolicyConfiguration"]
-        assert step["AdjustmentType"] == "ExactCapacity", step
+        assert step["AdjustmentType"] == "ChangeInCapacity", step
         [wake] = [
             a
             for a in resources(template, "AWS::CloudWatch::Alarm")
@@ -585,9 +585,9 @@ class EcsService:
         self.observe()
         (visible, inflight), self._period_max = self._period_max, (0, 0)
         running, now, p = self.running(), (time.monotonic() if at is None else at), self.policy
-        wake = aws.step_scaling_exact_capacity(visible if running == 0 else 0, p.wake_depth, self._steps)
+        wake = aws.step_scaling_adjustment(visible if running == 0 else 0, p.wake_depth, self._steps)
         if running == 0 and wake:
-            self._set(min(p.max_tasks, wake), f"wake: {visible} visible, no task running")
+            self._set(min(p.max_tasks, running + wake), f"wake: {visible} visible, no task running")
             self._tracking.note_scale_out(now)
             return
         want = self._tracking.evaluate(now, backlog=visible + inflight, running=running)

@@ -238,6 +238,14 @@ class Pipeline:
         return self.clients[name]
 
 
+def _restore_environ(saved: dict[str, str | None]) -> None:
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 def _stop_process(proc: subprocess.Popen[Any], timeout: float = 10) -> None:
     if proc.stdin:
         proc.stdin.close()
@@ -272,9 +280,14 @@ def start_pipeline(
     import boto3
     from botocore.config import Config
 
+    # This process's clients talk to this run's emulators; the variables are restored when the run ends
+    # (`make compare` runs several sandboxes in one process).
+    names = (*aws_env(endpoint), "AWS_ENDPOINT_URL_DYNAMODB")
+    saved = {name: os.environ.get(name) for name in names}
+    stack.callback(_restore_environ, saved)
     os.environ.update(aws_env(endpoint))
-    mirror_tables(boto3.client("dynamodb"), boto3.client("dynamodb", endpoint_url=data_endpoint))
     os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = data_endpoint
+    mirror_tables(boto3.client("dynamodb", endpoint_url=endpoint), boto3.client("dynamodb", endpoint_url=data_endpoint))
     many = Config(max_pool_connections=128)
     clients: dict[str, Any] = {s: boto3.client(s, config=many) for s in ("sqs", "sns", "dynamodb", "lambda", "ecs")}  # type: ignore[call-overload]
     data = list(deployment.outputs[next(n for n in deployment.outputs if n.endswith("-data"))].values())

@@ -15,6 +15,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 _OUR_KEY = re.compile(r"^[a-z][A-Za-z0-9]*$")
+ACCOUNT_RESERVABLE_CONCURRENCY = 900  # Lambda's default 1,000 per account, less the 100 it keeps unreserved
 
 
 class ConfigError(ValueError):
@@ -125,6 +126,7 @@ SPEC: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "apiAuth": ("api_auth", _enum("iam", "none")),
     "apiThrottleRateLimit": ("api_throttle_rate", _int(1, 10000)),
     "apiThrottleBurstLimit": ("api_throttle_burst", _int(1, 5000)),
+    "apiReservedConcurrency": ("api_reserved_concurrency", _int(1, 1000)),
     "backpressureMaxQueueDepth": ("backpressure_max_queue_depth", _int(0, 10_000_000)),
     "paymentSlots": ("payment_slots", _int(1, 1000)),
     "paymentLatencyMs": ("payment_latency_ms", _int(0, 60_000)),
@@ -162,6 +164,7 @@ SPEC: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "taskCpu": ("task_cpu", _enum("256", "512", "1024", "2048", "4096")),
     "taskMemoryMb": ("task_memory_mb", _int(512, 30_720)),
     "fargateCapacity": ("fargate_capacity", _enum("spot", "ondemand")),
+    "fargateOnDemandBase": ("fargate_on_demand_base", _int(0, 1000)),
     "containerImage": (
         "container_image",
         _pattern(
@@ -181,6 +184,7 @@ class AppConfig:
     api_auth: str
     api_throttle_rate: int
     api_throttle_burst: int
+    api_reserved_concurrency: int
     backpressure_max_queue_depth: int
     payment_slots: int
     payment_latency_ms: int
@@ -213,6 +217,7 @@ class AppConfig:
     task_cpu: str
     task_memory_mb: int
     fargate_capacity: str
+    fargate_on_demand_base: int
     container_image: str
     task_stop_timeout_s: int
 
@@ -256,6 +261,16 @@ class AppConfig:
                 f"room for a whole batch paid in waves of paymentSlots "
                 f"(ceil(batchSize / paymentSlots) x paymentLatencyMs = {batch_ms} ms)",
             )
+        reserved = self.api_reserved_concurrency + (self.reserved_concurrency if self.compute == "lambda" else 0)
+        if reserved > ACCOUNT_RESERVABLE_CONCURRENCY:
+            raise _fail(
+                "apiReservedConcurrency",
+                self.api_reserved_concurrency,
+                f"with the worker's reservedConcurrency at most {ACCOUNT_RESERVABLE_CONCURRENCY} in all "
+                "(Lambda keeps 100 of an account's default 1,000 unreserved)",
+            )
+        if self.fargate_on_demand_base > self.max_tasks:
+            raise _fail("fargateOnDemandBase", self.fargate_on_demand_base, f"at most maxTasks ({self.max_tasks})")
         if self.min_tasks > self.max_tasks:
             raise _fail("minTasks", self.min_tasks, f"at most maxTasks ({self.max_tasks})")
         cpu_memory = {

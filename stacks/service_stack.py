@@ -79,6 +79,7 @@ class ServiceStack(Stack):
             iam_auth=cfg.api_auth == "iam",
             throttle_rate=cfg.api_throttle_rate,
             throttle_burst=cfg.api_throttle_burst,
+            reserved_concurrency=cfg.api_reserved_concurrency,
             log_retention=retention,
             removal_policy=removal,
         )
@@ -114,6 +115,7 @@ class ServiceStack(Stack):
                 cpu=int(cfg.task_cpu),
                 memory_mb=cfg.task_memory_mb,
                 spot=cfg.fargate_capacity == "spot",
+                on_demand_base=cfg.fargate_on_demand_base,
                 min_tasks=cfg.min_tasks,
                 max_tasks=cfg.max_tasks,
                 backlog_per_task_target=cfg.backlog_per_task_target,

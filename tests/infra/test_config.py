@@ -49,6 +49,8 @@ def test_defaults_are_valid_and_typed():
         ({"lambdaTimeoutSeconds": "2"}, "lambdaTimeoutSeconds", "room for a whole batch"),
         ({"batchSize": "10", "lambdaTimeoutSeconds": "5"}, "lambdaTimeoutSeconds", "= 6000 ms"),
         ({"batchSize": "11"}, "batchSize", "an integer from 1 to 10"),
+        ({"apiReservedConcurrency": "900"}, "apiReservedConcurrency", "at most 900 in all"),
+        ({"fargateOnDemandBase": "30"}, "fargateOnDemandBase", "at most maxTasks (25)"),
         ({"snsRetryAttempts": "3"}, "snsRetryAttempts", "an integer from 0 to 2"),
         ({"retainData": "yes"}, "retainData", "true or false"),
         ({"paymentFailureRate": "1.5"}, "paymentFailureRate", "a number from 0.0 to 1.0"),

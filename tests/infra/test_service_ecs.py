@@ -35,7 +35,8 @@ def test_target_tracking_on_backlog_per_task_follows_context(variant, name, lo, 
     assert queries["inflight"]["MetricStat"]["Metric"]["MetricName"] == "ApproximateNumberOfMessagesNotVisible"
     assert queries["running"]["MetricStat"]["Metric"]["MetricName"] == "RunningTaskCount"
     expr = queries["backlog_per_task"]
-    assert expr["ReturnData"] is True and "(visible + inflight)" in expr["Expression"]
+    # A missing or zero running count yields no datapoint (no action), never backlog / 1 (a jump to maxTasks).
+    assert expr["ReturnData"] is True and expr["Expression"] == "(visible + inflight) / running"
     assert [q["Id"] for q in queries.values() if q.get("ReturnData")] == ["backlog_per_task"]
 
 
@@ -49,13 +50,14 @@ def wake_of(t):
     return step, alarm
 
 
-def test_wake_sets_the_task_count_the_backlog_implies(variant):
+def test_wake_adds_the_task_count_the_backlog_implies(variant):
     """ecs-tuned: tasks 2..7, 20 per task, wake at 20 visible; bounds are relative to the threshold."""
     # GIVEN the tuned ECS variant
     # WHEN the service is idle and v messages are visible
-    # THEN the wake sets ceil(v / 20) tasks within 2..7
+    # THEN the wake adds ceil(v / 20) tasks within 2..7 (from zero: sets it); it never lowers capacity
     step, alarm = wake_of(variant("ecs-tuned").service_json)
-    assert step["AdjustmentType"] == "ExactCapacity"
+    assert step["AdjustmentType"] == "ChangeInCapacity"
+    assert all(a["ScalingAdjustment"] > 0 for a in step["StepAdjustments"])
     assert alarm["Threshold"] == 20 and alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
     assert alarm["AlarmActions"]
     expression = next(m["Expression"] for m in alarm["Metrics"] if "Expression" in m)
@@ -91,12 +93,24 @@ def test_wake_steps_stay_within_the_quota_and_cover_every_backlog(variant):
 
 
 @pytest.mark.parametrize(
-    ("name", "provider", "concurrency"), [("ecs", "FARGATE_SPOT", "10"), ("ecs-tuned", "FARGATE", "25")]
+    ("name", "strategy", "concurrency"),
+    [
+        (
+            "ecs",
+            [
+                {"CapacityProvider": "FARGATE", "Base": 1, "Weight": 0},
+                {"CapacityProvider": "FARGATE_SPOT", "Weight": 1},
+            ],
+            "10",
+        ),
+        ("ecs-tuned", [{"CapacityProvider": "FARGATE", "Weight": 1}], "25"),
+    ],
 )
-def test_service_runs_the_worker_entry_point_with_context_settings(variant, name, provider, concurrency):
+def test_service_runs_the_worker_entry_point_with_context_settings(variant, name, strategy, concurrency):
     t = variant(name).service_json
     service = only(t, "AWS::ECS::Service")
-    assert service["CapacityProviderStrategy"] == [{"CapacityProvider": provider, "Weight": 1}]
+    # Spot keeps an on-demand base (fargateOnDemandBase=1): a reclaim mid-sale cannot take every worker.
+    assert service["CapacityProviderStrategy"] == strategy
     assert service["NetworkConfiguration"]["AwsvpcConfiguration"]["AssignPublicIp"] == "ENABLED"
     assert service["DeploymentConfiguration"]["DeploymentCircuitBreaker"] == {"Enable": True, "Rollback": True}
     [container] = only(t, "AWS::ECS::TaskDefinition")["ContainerDefinitions"]
