@@ -16,6 +16,10 @@ class ValidationError(OrderError):
         self.message = message
 
 
+class PayloadTooLargeError(OrderError):
+    """The request body is larger than an order can be."""
+
+
 class OrderNotFoundError(OrderError):
     """No order with this id exists in the read model."""
 

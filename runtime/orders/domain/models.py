@@ -5,16 +5,15 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from typing import Any
 
-from orders.domain.errors import InvalidTransitionError, ValidationError
+from orders.domain.errors import InvalidTransitionError, PayloadTooLargeError, ValidationError
 
 CURRENCIES = frozenset({"USD", "EUR", "GBP", "INR", "JPY", "AUD", "CAD"})
 MAX_ITEMS = 50
 MAX_QTY = 1000
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}$")
 DEFAULT_PAYMENT_TOKEN = "tok_visa"
 
 
@@ -114,60 +113,115 @@ class Order:
         return out
 
 
-def _require_str(data: Mapping[str, Any], key: str, path: str) -> str:
-    value = data.get(key)
-    if value is None:
-        raise ValidationError(path, "is required")
-    if not isinstance(value, str) or not _ID_RE.match(value):
-        raise ValidationError(path, "must be 1-64 characters of letters, digits and _.:@-")
-    return value
+_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}\Z"  # ASCII only; \Z: no trailing newline slips through
+_PRICE_RE = re.compile(r"\d{1,8}(\.\d{1,2})?", re.ASCII)  # plain ASCII digits, no sign, no exponent
+MAX_BODY_BYTES = 16 * 1024
+_ID_MESSAGE = "must be 1-64 characters of letters, digits and _.:@-"
 
 
-def _parse_item(raw: Any, path: str) -> OrderItem:
-    if not isinstance(raw, Mapping):
-        raise ValidationError(path, "must be an object")
-    unknown = set(raw) - {"sku", "qty", "price"}
-    if unknown:
-        raise ValidationError(f"{path}.{sorted(unknown)[0]}", "is not a known field")
-    sku = _require_str(raw, "sku", f"{path}.sku")
-    qty = raw.get("qty")
-    if isinstance(qty, bool) or not isinstance(qty, int):
-        raise ValidationError(f"{path}.qty", "must be an integer")
-    if not 1 <= qty <= MAX_QTY:
-        raise ValidationError(f"{path}.qty", f"must be between 1 and {MAX_QTY}")
-    price_raw = raw.get("price")
-    if isinstance(price_raw, bool) or not isinstance(price_raw, (int, float, str)):
-        raise ValidationError(f"{path}.price", "must be a number")
+def _price(value: Any) -> Decimal:
+    """A price as the customer sent it: a JSON number or string of ASCII digits, at most 2 decimals."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError("must be a number")
+    text = repr(value) if isinstance(value, float) else str(value)
+    if not _PRICE_RE.fullmatch(text):
+        raise ValueError("must be a non-negative amount of up to 8 digits with at most 2 decimals")
+    return Decimal(text)
+
+
+def _request_models() -> tuple[Any, Any]:
+    """The pydantic models, built on first use (the API's cold start does not pay for them)."""
+    global _MODELS
+    if _MODELS is None:
+        from typing import Annotated, Literal
+
+        from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StringConstraints
+
+        Id = Annotated[str, StringConstraints(pattern=_ID_PATTERN, strict=True)]
+        Price = Annotated[Decimal, BeforeValidator(_price)]
+        strict = ConfigDict(extra="forbid", regex_engine="python-re", frozen=True)
+
+        class Item(BaseModel):
+            model_config = strict
+            sku: Id
+            qty: Annotated[StrictInt, Field(ge=1, le=MAX_QTY)]
+            price: Price
+
+        class Request(BaseModel):
+            model_config = strict
+            customer_id: Id
+            items: Annotated[list[Item], Field(min_length=1, max_length=MAX_ITEMS)]
+            currency: Literal[tuple(sorted(CURRENCIES))]  # type: ignore[valid-type]
+            payment_token: Id = DEFAULT_PAYMENT_TOKEN
+
+        _MODELS = (Request, Item)
+    return _MODELS
+
+
+_MODELS: tuple[Any, Any] | None = None
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "body"
+
+
+def _message(error: dict[str, Any]) -> str:
+    kind = error.get("type", "")
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        return "is not a known field"
+    if kind in ("string_pattern_mismatch", "string_type") and error["loc"] and error["loc"][-1] != "currency":
+        return _ID_MESSAGE
+    if kind == "literal_error":
+        return f"must be one of {', '.join(sorted(CURRENCIES))}"
+    if kind in ("json_invalid", "json_type"):
+        return "is not valid JSON"
+    if kind == "model_type":
+        return "must be a JSON object"
+    msg = str(error.get("msg", "is invalid"))
+    return msg.removeprefix("Value error, ")
+
+
+def _to_request(model: Any) -> OrderRequest:
+    return OrderRequest(
+        customer_id=model.customer_id,
+        items=tuple(OrderItem(sku=i.sku, qty=i.qty, price=i.price) for i in model.items),
+        currency=model.currency,
+        payment_token=model.payment_token,
+    )
+
+
+def _validated(parse: Any) -> OrderRequest:
+    from pydantic import ValidationError as PydanticError
+
     try:
-        price = Decimal(str(price_raw))
-    except InvalidOperation:
-        raise ValidationError(f"{path}.price", "must be a number") from None
-    if not price.is_finite() or price < 0 or price.as_tuple().exponent < -2:  # type: ignore[operator]
-        raise ValidationError(f"{path}.price", "must be a non-negative amount with at most 2 decimals")
-    return OrderItem(sku=sku, qty=qty, price=price)
+        return _to_request(parse())
+    except PydanticError as exc:
+        first = exc.errors(include_url=False)[0]
+        loc = tuple(first.get("loc", ()))
+        if first.get("type") in ("json_invalid", "json_type"):
+            loc = ()
+        raise ValidationError(_field(loc), _message(dict(first))) from None
+    except RecursionError:
+        raise ValidationError("body", "is nested too deeply") from None
 
 
 def parse_order_request(data: Any) -> OrderRequest:
-    """Validate a customer's order payload; the first problem found is raised."""
-    if not isinstance(data, Mapping):
-        raise ValidationError("body", "must be a JSON object")
-    unknown = set(data) - {"customer_id", "items", "currency", "payment_token"}
-    if unknown:
-        raise ValidationError(sorted(unknown)[0], "is not a known field")
-    customer_id = _require_str(data, "customer_id", "customer_id")
-    items_raw = data.get("items")
-    if not isinstance(items_raw, list) or not items_raw:
-        raise ValidationError("items", "must be a non-empty list")
-    if len(items_raw) > MAX_ITEMS:
-        raise ValidationError("items", f"must hold at most {MAX_ITEMS} entries")
-    items = tuple(_parse_item(raw, f"items[{n}]") for n, raw in enumerate(items_raw))
-    currency = data.get("currency")
-    if currency not in CURRENCIES:
-        raise ValidationError("currency", f"must be one of {', '.join(sorted(CURRENCIES))}")
-    token = data.get("payment_token", DEFAULT_PAYMENT_TOKEN)
-    if not isinstance(token, str) or not _ID_RE.match(token):
-        raise ValidationError("payment_token", "must be 1-64 characters of letters, digits and _.:@-")
-    return OrderRequest(customer_id=customer_id, items=items, currency=currency, payment_token=token)
+    """Validate a customer's order payload (already decoded); the first problem found is raised."""
+    request_model, _ = _request_models()
+    return _validated(lambda: request_model.model_validate(data))
+
+
+def parse_order_json(raw: str | bytes) -> OrderRequest:
+    """Validate a request body as sent: size bound, JSON parsed by pydantic (depth-bounded), strict types."""
+    if len(raw) > MAX_BODY_BYTES:
+        raise PayloadTooLargeError(f"body is larger than {MAX_BODY_BYTES} bytes")
+    request_model, _ = _request_models()
+    return _validated(lambda: request_model.model_validate_json(raw))
 
 
 def order_from_dict(data: Mapping[str, Any]) -> Order:

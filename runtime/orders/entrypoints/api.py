@@ -10,8 +10,14 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 
 from orders.bootstrap import container
-from orders.domain.errors import OrderNotFoundError, PublishError, TransientPaymentError, ValidationError
-from orders.domain.models import OrderStatus, parse_order_request
+from orders.domain.errors import (
+    OrderNotFoundError,
+    PayloadTooLargeError,
+    PublishError,
+    TransientPaymentError,
+    ValidationError,
+)
+from orders.domain.models import OrderStatus, parse_order_json
 from orders.domain.service import Overloaded
 
 logger = Logger(service="orders-api")
@@ -28,25 +34,47 @@ def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = No
     )
 
 
+class UnsupportedMediaType(Exception):
+    """The request body is not declared as JSON."""
+
+
 def _request() -> Any:
-    raw = app.current_event.body
+    """The order in the body: declared JSON, bounded in size, parsed and validated strictly (never a 5xx)."""
+    content_type = (app.current_event.headers or {}).get("content-type", "")
+    if content_type.split(";", 1)[0].strip().lower() != "application/json":
+        raise UnsupportedMediaType(content_type)
+    raw: str | bytes | None = app.current_event.body
     if not raw:
         raise ValidationError("body", "is required")
     if app.current_event.is_base64_encoded:
         import base64
+        import binascii
 
-        raw = base64.b64decode(raw).decode("utf-8", errors="replace")
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        raise ValidationError("body", "is not valid JSON") from None
-    return parse_order_request(data)
+        try:
+            raw = base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValidationError("body", "is not valid base64") from None
+    return parse_order_json(raw)
 
 
 @app.exception_handler(ValidationError)
 def _invalid(exc: ValidationError) -> Response:
     metrics.add_metric(name="OrdersRejected", unit=MetricUnit.Count, value=1)
     return _json(400, {"error": "invalid_order", "field": exc.field, "message": exc.message})
+
+
+@app.exception_handler(UnsupportedMediaType)
+def _unsupported(exc: UnsupportedMediaType) -> Response:
+    metrics.add_metric(name="OrdersRejected", unit=MetricUnit.Count, value=1)
+    return _json(
+        415, {"error": "unsupported_media_type", "message": "send the order as Content-Type: application/json"}
+    )
+
+
+@app.exception_handler(PayloadTooLargeError)
+def _too_large(exc: PayloadTooLargeError) -> Response:
+    metrics.add_metric(name="OrdersRejected", unit=MetricUnit.Count, value=1)
+    return _json(413, {"error": "payload_too_large", "message": str(exc)})
 
 
 @app.exception_handler(Overloaded)
