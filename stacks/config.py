@@ -14,7 +14,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-_OUR_KEY = re.compile(r"^[a-z][A-Za-z0-9]*$")
 ACCOUNT_RESERVABLE_CONCURRENCY = 900  # Lambda's default 1,000 per account, less the 100 it keeps unreserved
 
 
@@ -26,14 +25,22 @@ def _fail(key: str, value: Any, allowed: str) -> ConfigError:
     return ConfigError(f"context key '{key}' = {value!r}: expected {allowed}")
 
 
+_DIGITS = re.compile(r"-?[0-9]+", re.ASCII)
+
+
 def _int(lo: int, hi: int) -> Callable[[str, Any], int]:
     def parse(key: str, raw: Any) -> int:
         allowed = f"an integer from {lo} to {hi}"
         if isinstance(raw, bool):
             raise _fail(key, raw, allowed)
-        try:
-            value = int(raw) if not isinstance(raw, float) or raw.is_integer() else None
-        except (TypeError, ValueError):
+        value: int | None
+        if isinstance(raw, str):  # plain ASCII digits only: no spaces, underscores or other scripts' digits
+            value = int(raw) if _DIGITS.fullmatch(raw) else None
+        elif isinstance(raw, int):
+            value = raw
+        elif isinstance(raw, float) and raw.is_integer():
+            value = int(raw)
+        else:
             value = None
         if value is None or not lo <= value <= hi:
             raise _fail(key, raw, allowed)
@@ -271,6 +278,30 @@ class AppConfig:
             )
         if self.fargate_on_demand_base > self.max_tasks:
             raise _fail("fargateOnDemandBase", self.fargate_on_demand_base, f"at most maxTasks ({self.max_tasks})")
+        if self.idempotency_ttl_s < self.visibility_timeout_s:
+            raise ConfigError(
+                f"context key 'idempotencyTtlSeconds' = {self.idempotency_ttl_s}: expected at least "
+                f"queueVisibilityTimeoutSeconds ({self.visibility_timeout_s}): a payment's record must outlive "
+                "the redelivery it guards against"
+            )
+        if self.alarm_oldest_age_s >= self.queue_retention_days * 86400:
+            raise ConfigError(
+                f"context key 'alarmOldestMessageAgeSeconds' = {self.alarm_oldest_age_s}: expected less than "
+                f"queueRetentionDays ({self.queue_retention_days} d = {self.queue_retention_days * 86400} s): "
+                "orders would expire before the alarm could fire"
+            )
+        one_payment_s = math.ceil(self.payment_latency_ms / 1000) + 5
+        if self.task_stop_timeout_s < one_payment_s:
+            raise ConfigError(
+                f"context key 'taskStopTimeoutSeconds' = {self.task_stop_timeout_s}: expected at least "
+                f"{one_payment_s} s for paymentLatencyMs={self.payment_latency_ms}: a stopping task must finish "
+                "the payment it is making"
+            )
+        if self.compute == "ecs" and self.lambda_trigger != "sqs":
+            raise ConfigError(
+                f"context key 'lambdaTrigger' = {self.lambda_trigger!r}: has no effect with compute='ecs' "
+                "(ECS workers always read the queue); drop it or use compute=lambda"
+            )
         if self.min_tasks > self.max_tasks:
             raise _fail("minTasks", self.min_tasks, f"at most maxTasks ({self.max_tasks})")
         cpu_memory = {
@@ -285,14 +316,24 @@ class AppConfig:
             raise _fail("taskMemoryMb", self.task_memory_mb, f"{lo}-{hi} MiB for taskCpu={self.task_cpu}")
 
 
+# Context the CDK itself owns: feature flags (``@aws-cdk/...``) and the CLI's own keys (``aws:cdk:...``).
+_CDK_OWNED = ("@", "aws:", "aws-cdk:", "cdk-")
+
+
+def _normalized(key: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", key.lower())
+
+
 def load_config(context: Mapping[str, Any]) -> AppConfig:
     """Build the config from a context mapping (cdk.json defaults merged with -c overrides)."""
-    unknown = [k for k in context if _OUR_KEY.match(k) and k not in SPEC]
+    unknown = [k for k in context if k not in SPEC and not k.startswith(_CDK_OWNED)]
     if unknown:
         key = sorted(unknown)[0]
-        near = difflib.get_close_matches(key, SPEC, n=1)
+        by_shape = {_normalized(k): k for k in SPEC}
+        near = [by_shape[_normalized(key)]] if _normalized(key) in by_shape else []
+        near = near or difflib.get_close_matches(key, SPEC, n=1)
         hint = f" (did you mean '{near[0]}'?)" if near else ""
-        raise ConfigError(f"context key '{key}' is not known{hint}")
+        raise ConfigError(f"context key {key!r} is not known{hint}")
     values: dict[str, Any] = {}
     for key, (name, parse) in SPEC.items():
         if key not in context:

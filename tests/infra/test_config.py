@@ -49,6 +49,18 @@ def test_defaults_are_valid_and_typed():
         ({"lambdaTimeoutSeconds": "2"}, "lambdaTimeoutSeconds", "room for a whole batch"),
         ({"batchSize": "10", "lambdaTimeoutSeconds": "5"}, "lambdaTimeoutSeconds", "= 6000 ms"),
         ({"batchSize": "11"}, "batchSize", "an integer from 1 to 10"),
+        ({"maxTasks": " 7 "}, "maxTasks", "an integer from 1 to 1000"),
+        ({"maxTasks": "1_0"}, "maxTasks", "an integer from 1 to 1000"),
+        ({"maxTasks": "١٢"}, "maxTasks", "an integer from 1 to 1000"),
+        ({"maxTasks": 7.5}, "maxTasks", "an integer from 1 to 1000"),
+        ({"idempotencyTtlSeconds": "120"}, "idempotencyTtlSeconds", "at least queueVisibilityTimeoutSeconds (180)"),
+        (
+            {"queueRetentionDays": "1", "alarmOldestMessageAgeSeconds": "86400"},
+            "alarmOldestMessageAgeSeconds",
+            "less than queueRetentionDays (1 d",
+        ),
+        ({"taskStopTimeoutSeconds": "10", "paymentLatencyMs": "9000"}, "taskStopTimeoutSeconds", "at least 14 s"),
+        ({"compute": "ecs", "lambdaTrigger": "sns"}, "lambdaTrigger", "no effect with compute='ecs'"),
         ({"apiReservedConcurrency": "900"}, "apiReservedConcurrency", "at most 900 in all"),
         ({"fargateOnDemandBase": "30"}, "fargateOnDemandBase", "at most maxTasks (25)"),
         ({"snsRetryAttempts": "3"}, "snsRetryAttempts", "an integer from 0 to 2"),
@@ -74,9 +86,11 @@ def test_bad_values_name_key_value_and_allowed(overrides, key, allowed):
     assert allowed in message
 
 
-def test_unknown_key_suggests_the_known_one():
-    with pytest.raises(ConfigError, match="context key 'maxTask' is not known \\(did you mean 'maxTasks'\\?\\)"):
-        config_with(maxTask="5")
+@pytest.mark.parametrize("spelling", ["maxTask", "max_tasks", "MaxTasks", "maxTasks ", "MAX-TASKS"])
+def test_unknown_key_in_any_spelling_suggests_the_known_one(spelling):
+    with pytest.raises(ConfigError) as info:
+        config_with(**{spelling: "5"})
+    assert str(info.value) == f"context key {spelling!r} is not known (did you mean 'maxTasks'?)"
 
 
 def test_cdk_feature_flags_and_cli_keys_are_not_mistaken_for_typos():
