@@ -14,7 +14,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup test lint typecheck synth deploy bench sandbox compare plan cost clean
+.PHONY: setup test lint typecheck synth deploy bench sandbox chaos compare plan cost clean
 
 $(PY_STAMP): requirements.txt requirements-dev.txt runtime/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -61,6 +61,9 @@ bench: setup ## measured figures: worker efficiency, cold start, synth time, emu
 
 sandbox: setup ## deploy onto a local emulator and run a flash sale (COMPUTE=lambda|ecs, SANDBOX_ARGS=...)
 	$(PY) -m sandbox --compute $(COMPUTE) $(SANDBOX_ARGS)
+
+chaos: setup ## the flash sale under kills, payment faults, declines and poison (COMPUTE=lambda|ecs, SANDBOX_ARGS=...)
+	$(PY) -m sandbox --chaos --compute $(COMPUTE) $(SANDBOX_ARGS)
 
 compare: setup ## ecs, lambda-sqs and lambda-sns on one scenario: measured vs model, AWS at the source's scale, cost (COMPARE_ARGS=...)
 	$(PY) -m sandbox.compare $(COMPARE_ARGS)

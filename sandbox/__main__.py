@@ -22,6 +22,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="emulator port on 127.0.0.1 (default: a free one)")
     parser.add_argument("-c", "--context", action="append", default=[], metavar="KEY=VALUE", help="CDK context")
     parser.add_argument("--reports", type=Path, default=Path("reports"))
+    parser.add_argument(
+        "--chaos",
+        action="store_true",
+        help="kill workers mid-payment, fail/decline payments, send poison (see sandbox/chaos.py)",
+    )
     args = parser.parse_args(argv)
     if args.time_scale < 1:
         parser.error("--time-scale must be >= 1")
@@ -34,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
 
+    from sandbox.chaos import ChaosPlan
     from sandbox.report import headline, model_rows
     from sandbox.run import Options, SandboxError, run
 
@@ -47,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         port=args.port,
         context=context,
         reports=args.reports.resolve(),
+        chaos=ChaosPlan() if args.chaos else None,
     )
     try:
         result = run(opts, progress=lambda msg: print(f"[sandbox] {msg}", flush=True))

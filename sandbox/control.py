@@ -7,6 +7,8 @@ second copy of the configuration.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import json
 import logging
 import os
@@ -394,10 +396,13 @@ class SnsAsyncInvoker(PollerGroup):
     ) -> None:
         self.sqs, self.tap_url, self.pool, self.retries = sqs, tap_url, pool, retries
         self.max_age_s, self.dlq_url, self.scale = max_age_s, dlq_url, scale
+        self._retries: list[tuple[float, int, str, float, int]] = []  # (due, order, body, received, attempt)
+        self._retry_lock = threading.Lock()
+        self._order = itertools.count()
         super().__init__()
 
-    def _deliver(self, body: str, received_at: float) -> None:
-        event = {
+    def _event(self, body: str) -> dict[str, Any]:
+        return {
             "Records": [
                 {
                     "EventSource": "aws:sns",
@@ -412,39 +417,66 @@ class SnsAsyncInvoker(PollerGroup):
                 }
             ]
         }
-        error = ""
-        for attempt in range(self.retries + 1):
-            if time.monotonic() - received_at > self.max_age_s:
-                error = "event expired (max event age)"
-                break
-            env = self.pool.acquire(self.stop)
-            if env is None:
-                return
-            try:
-                out = self.pool.invoke(env, event)
-            finally:
-                self.pool.release(env)
-            if out.get("ok"):
-                return
-            error = out.get("error", "")
-            if attempt < self.retries:
-                self.stop.wait(self.scale.seconds(60 * (attempt + 1)))  # Lambda waits ~1 min, then ~2 min
+
+    @property
+    def pending(self) -> int:
+        """Events waiting for a retry (Lambda's internal async queue holds them meanwhile)."""
+        with self._retry_lock:
+            return len(self._retries)
+
+    def _attempt(self, body: str, received_at: float, attempt: int) -> None:
+        """One invoke; a failure is retried later (~1 min, then ~2 min, scaled) without holding a poller."""
+        if time.monotonic() - received_at > self.max_age_s:
+            self._dead_letter(body, attempt, "event expired (max event age)")
+            return
+        env = self.pool.acquire(self.stop)
+        if env is None:
+            return
+        try:
+            out = self.pool.invoke(env, self._event(body))
+        finally:
+            self.pool.release(env)
+        if out.get("ok"):
+            return
+        if attempt < self.retries:
+            due = time.monotonic() + self.scale.seconds(60 * (attempt + 1))
+            with self._retry_lock:
+                heapq.heappush(self._retries, (due, next(self._order), body, received_at, attempt + 1))
+            return
+        self._dead_letter(body, attempt + 1, str(out.get("error", "")))
+
+    def _dead_letter(self, body: str, attempts: int, error: str) -> None:
         record = {
-            "requestContext": {"condition": "RetriesExhausted", "approximateInvokeCount": self.retries + 1},
-            "requestPayload": event,
+            "requestContext": {"condition": "RetriesExhausted", "approximateInvokeCount": attempts},
+            "requestPayload": self._event(body),
             "responsePayload": {"errorMessage": error},
         }
         self.sqs.send_message(QueueUrl=self.dlq_url, MessageBody=json.dumps(record))
 
+    def _due_retry(self) -> tuple[str, float, int] | None:
+        with self._retry_lock:
+            if self._retries and self._retries[0][0] <= time.monotonic():
+                _, _, body, received_at, attempt = heapq.heappop(self._retries)
+                return body, received_at, attempt
+        return None
+
     def _poll(self) -> None:
         while not self.stop.is_set():
-            msgs = self.sqs.receive_message(
-                QueueUrl=self.tap_url, MaxNumberOfMessages=1, WaitTimeSeconds=1, VisibilityTimeout=3600
-            ).get("Messages", [])
-            for m in msgs:
-                # Lambda's async queue owns the event once accepted: take it off the tap queue now.
-                self.sqs.delete_message(QueueUrl=self.tap_url, ReceiptHandle=m["ReceiptHandle"])
-                self._deliver(m["Body"], time.monotonic())
+            try:
+                retry = self._due_retry()
+                if retry is not None:
+                    self._attempt(*retry)
+                    continue
+                msgs = self.sqs.receive_message(
+                    QueueUrl=self.tap_url, MaxNumberOfMessages=1, WaitTimeSeconds=1, VisibilityTimeout=3600
+                ).get("Messages", [])
+                for m in msgs:
+                    # Lambda's async queue owns the event once accepted: take it off the tap queue now.
+                    self.sqs.delete_message(QueueUrl=self.tap_url, ReceiptHandle=m["ReceiptHandle"])
+                    self._attempt(m["Body"], time.monotonic(), 0)
+            except Exception:  # an invoker never dies with an environment or a failed call
+                log.exception("async invoke poll failed")
+                self.stop.wait(0.5)
 
 
 # ----------------------------------------------------------------------------- ECS
@@ -531,6 +563,7 @@ class EcsService:
         self._steps = policy.steps()
         self._period_max = (0, 0)
         self.started_at = 0.0  # when the evaluation schedule began (monotonic)
+        self.replaced = 0  # tasks started to replace ones that stopped on their own
         self.peak_backlog_seen = 0
         self._thread: threading.Thread | None = None
         self._started = 0
@@ -545,6 +578,22 @@ class EcsService:
         task = self.tasks.pop()
         task.send_signal(signal.SIGTERM)  # the worker finishes or releases what it holds
         self.stopping.append(task)
+
+    def kill(self, count: int) -> int:
+        """kill -9 up to ``count`` running tasks (chaos); the service scheduler replaces them."""
+        victims = [t for t in self.tasks if t.poll() is None][:count]
+        for t in victims:
+            t.kill()
+        return len(victims)
+
+    def replace_stopped(self) -> int:
+        """What the ECS service scheduler does: start tasks until the running count is the desired count."""
+        started = 0
+        while not self.stop.is_set() and self.running() < self.desired:
+            self._start_task()
+            started += 1
+        self.replaced += started
+        return started
 
     def running(self) -> int:
         self.tasks = [t for t in self.tasks if t.poll() is None]
@@ -603,6 +652,7 @@ class EcsService:
         next_evaluation = self.started_at + period
         while not self.stop.wait(min(0.5, period)):
             try:
+                self.replace_stopped()
                 self.observe()
                 if time.monotonic() >= next_evaluation:
                     self.evaluate(at=next_evaluation)

@@ -176,6 +176,8 @@ def bars(summary: dict[str, Any]) -> list[dict[str, Any]]:
                 "met": s["dead_lettered"] == 0,
             }
         )
+    if "chaos" in s:
+        return out + chaos_bars(s)
     for label, measured_key, model_key, fmt in MODEL_FIGURES:
         model = m.get(model_key)
         if model_key == "first_scale_out_s" and s["compute"] != "ecs":
@@ -199,6 +201,38 @@ def bars(summary: dict[str, Any]) -> list[dict[str, Any]]:
         }
     )
     return out
+
+
+def chaos_bars(s: dict[str, Any]) -> list[dict[str, Any]]:
+    """Under faults the model's timing does not apply; what must hold is that nothing is lost or paid twice."""
+    c = s["chaos"]
+    landed, bound = c["poison_in_dlq_after_s"], c["poison_bound_s"]
+    return [
+        {
+            "bar": "poison messages in the DLQ",
+            "target": str(c["poison_sent"]),
+            "measured": str(c["poison_dead_lettered"]),
+            "met": c["poison_dead_lettered"] == c["poison_sent"],
+        },
+        {
+            "bar": "poison in the DLQ within its retries' bound (sandbox s)",
+            "target": f"<= {bound:.0f}",
+            "measured": _f(landed),
+            "met": landed is not None and landed <= bound,
+        },
+        {
+            "bar": "good orders stuck (not terminal, not in the DLQ)",
+            "target": "0",
+            "measured": str(c["good_orders_stuck"]),
+            "met": c["good_orders_stuck"] == 0,
+        },
+        {
+            "bar": "workers killed mid-payment",
+            "target": ">= 1",
+            "measured": str(c["kills"]),
+            "met": c["kills"] >= 1,
+        },
+    ]
 
 
 def write(workdir: Path, summary: dict[str, Any], rows: list[dict[str, float]]) -> None:
@@ -227,6 +261,20 @@ def write(workdir: Path, summary: dict[str, Any], rows: list[dict[str, float]]) 
         f"| {b['bar']} | {b['target']} | {b['measured']} | {'met' if b['met'] else 'MISSED'} |" for b in summary["bars"]
     ]
     lines += [""]
+    if "chaos" in summary:
+        c = summary["chaos"]
+        lines += [
+            "## Chaos",
+            "",
+            f"- kills: {c['kills']} workers in {len(c['kill_waves'])} waves at "
+            + ", ".join(f"t={w['t']:.1f}s ({w['killed']})" for w in c["kill_waves"]),
+            f"- transient payment failures: {c['payment_failure_rate']:.0%}; declined cards: {c['decline_share']:.0%}",
+            f"- poison sent: {c['poison_sent']} ({c['poison_sent_to']}); in the DLQ: {c['poison_dead_lettered']}, "
+            f"all there after {_f(c['poison_in_dlq_after_s'])} s (bound {c['poison_bound_s']:.0f} s)",
+            f"- charges / double charges at the processor: {summary['charges']} / {summary['double_charges']}",
+            f"- recovery (last fault to empty backlog): {_f(c['recovery_seconds'])} s",
+            "",
+        ]
     if "scaling" in summary:
         lines += (
             ["## Scaling activities", ""]

@@ -22,6 +22,7 @@ from typing import Any
 from planner.config import AppConfig, context_of, resolve
 from planner.model import Timing, Workload, simulate
 from sandbox import control, metrics, report
+from sandbox.chaos import ChaosMonkey, ChaosPlan, is_poison
 from sandbox.deploy import Deployment, aws_env, deploy, wait_for
 
 log = logging.getLogger("sandbox")
@@ -48,6 +49,7 @@ class Options:
     context: dict[str, str] | None = None
     reports: Path = ROOT / "reports"
     label: str = ""  # appended to the report folder's name (e.g. "-sns")
+    chaos: ChaosPlan | None = None  # the flash sale under faults (`make chaos`)
 
 
 def free_port(port: int) -> int:
@@ -104,7 +106,9 @@ class Sampler:
         self._thread.join(timeout=5)
 
 
-def run_locust(user_class: str, users: int, seconds: float, host: str, out: Path) -> dict[str, Any]:
+def run_locust(
+    user_class: str, users: int, seconds: float, host: str, out: Path, decline_share: str = "0"
+) -> dict[str, Any]:
     prefix = out / user_class.lower()
     cmd = [
         sys.executable,
@@ -131,7 +135,8 @@ def run_locust(user_class: str, users: int, seconds: float, host: str, out: Path
         user_class,
     ]
     started = time.monotonic()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 120)
+    env = {**os.environ, "SANDBOX_DECLINE_SHARE": decline_share}
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 120, env=env)
     elapsed = time.monotonic() - started
     stats_file = Path(f"{prefix}_stats.csv")
     if not stats_file.exists():
@@ -158,11 +163,12 @@ def _orders(ddb: Any, table: str) -> list[dict[str, Any]]:
         kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
 
-def _dlq_order_ids(sqs: Any, url: str) -> tuple[set[str], int]:
-    """Order ids of what the DLQ holds, and how many of its messages name no order (poison)."""
+def _dlq_order_ids(sqs: Any, url: str) -> tuple[set[str], int, int]:
+    """Order ids of the good orders the DLQ holds, the chaos poison it holds, and other messages naming no order."""
     ids: set[str] = set()
     seen: set[str] = set()
     unnamed = 0
+    poison = 0
     for _ in range(500):
         msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30).get("Messages", [])
         fresh = [m for m in msgs if m["MessageId"] not in seen]
@@ -170,12 +176,15 @@ def _dlq_order_ids(sqs: Any, url: str) -> tuple[set[str], int]:
             break
         for m in fresh:
             seen.add(m["MessageId"])
+            if is_poison(m["Body"]):
+                poison += 1
+                continue
             order_id = metrics.dlq_order_id(m["Body"])
             if order_id is None:
                 unnamed += 1
             else:
                 ids.add(order_id)
-    return ids, unnamed
+    return ids, poison, unnamed
 
 
 def _emulator(port: int, log_path: Path) -> subprocess.Popen[bytes]:
@@ -223,6 +232,7 @@ class Pipeline:
     endpoint: str
     data_endpoint: str
     clients: dict[str, Any]
+    topic_arn: str
     queue_url: str
     queue_arn: str
     dlq_url: str
@@ -272,7 +282,14 @@ def start_pipeline(
     wait_for(endpoint)
     wait_for(data_endpoint)
     progress(f"emulator up on {endpoint}; deploying with the CDK CLI ...")
-    context = {"compute": opts.compute, "retainData": "false", **SANDBOX_CONTEXT, **(opts.context or {})}
+    chaos_context = opts.chaos.context() if opts.chaos else {}
+    context = {
+        "compute": opts.compute,
+        "retainData": "false",
+        **SANDBOX_CONTEXT,
+        **chaos_context,
+        **(opts.context or {}),
+    }
     config = resolve(context)  # what synth will validate and deploy, read the same way
     t_deploy = time.monotonic()
     deployment = deploy(endpoint, context, workdir)
@@ -335,6 +352,7 @@ def start_pipeline(
         endpoint=endpoint,
         data_endpoint=data_endpoint,
         clients=clients,
+        topic_arn=find("arn:aws:sns", "OrderEventsTopic"),
         queue_url=find("https://", "OrdersQueue"),
         queue_arn=find("arn:aws:sqs", "OrdersQueue"),
         dlq_url=find("https://", "OrdersDeadLetterQueue"),
@@ -360,6 +378,14 @@ class Workers:
     details: Any  # () -> variant-specific summary fields
     pool: control.LambdaPool | None = None
     service: control.EcsService | None = None
+    invoker: control.SnsAsyncInvoker | None = None
+
+    def kill(self, count: int) -> int:
+        """kill -9 ``count`` busy workers: Lambda environments mid-invoke, or running ECS tasks."""
+        if self.pool is not None:
+            return self.pool.kill(count)
+        assert self.service is not None
+        return self.service.kill(count)
 
 
 def _sandbox_workload(config: AppConfig, compute: str, k: control.Scale, env: dict[str, str]) -> Workload:
@@ -425,6 +451,7 @@ def start_lambda(p: Pipeline, workdir: Path, stack: ExitStack, k: control.Scale,
         )
     poller.start(max_envs)
     stack.callback(poller.close)
+    invoker = poller if isinstance(poller, control.SnsAsyncInvoker) else None
     progress(f"lambda: up to {max_envs} environments ({compute})")
     return Workers(
         compute=compute,
@@ -441,6 +468,7 @@ def start_lambda(p: Pipeline, workdir: Path, stack: ExitStack, k: control.Scale,
             "concurrency_limit": pool.max_envs,
         },
         pool=pool,
+        invoker=invoker,
     )
 
 
@@ -515,6 +543,8 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
             )
             if workers.pool is not None and workers.backlog_queue != p.queue_url:
                 inflight += workers.pool.busy  # async invokes taken off the tap are in flight
+            if workers.invoker is not None:
+                inflight += workers.invoker.pending  # events waiting for an async retry
             return visible, inflight
 
         def probe() -> dict[str, float]:
@@ -545,7 +575,23 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
         async_start_wall = datetime.now(UTC).isoformat(timespec="milliseconds")
         t_async = time.monotonic() - t0
         accepted_before = p.front.accepted
-        async_stats = run_locust("AsyncBuyer", users, phase_s, host, workdir / "logs")
+        monkey = None
+        if opts.chaos:
+            monkey = ChaosMonkey(
+                opts.chaos,
+                sqs=sqs,
+                sns=p.client("sns"),
+                queue_url=p.queue_url if workers.backlog_queue == p.queue_url else None,
+                topic_arn=p.topic_arn,
+                api_base=host,
+                busy=workers.busy,
+                kill=workers.kill,
+                t0=t0,
+            )
+            monkey.start()
+            stack.callback(monkey.close)
+        decline = str(opts.chaos.decline_share) if opts.chaos else "0"
+        async_stats = run_locust("AsyncBuyer", users, phase_s, host, workdir / "logs", decline_share=decline)
         t_load_end = time.monotonic() - t0
         accepted = p.front.accepted - accepted_before
         end_backlog = sum(backlog())
@@ -566,7 +612,7 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
         sampler.close()
 
         orders = _orders(p.client("dynamodb"), p.orders_table)
-        dead, poison = _dlq_order_ids(sqs, p.dlq_url)
+        dead, poison_in_dlq, unnamed = _dlq_order_ids(sqs, p.dlq_url)
         details = workers.details()
         peak_workers = max([r["workers"] for r in sampler.rows] + [workers.pool.peak if workers.pool else 0])
         summary = summarize(
@@ -592,7 +638,7 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
             async_stats=async_stats,
             sync_stats=sync_stats,
             dead=dead,
-            poison_in_dlq=poison,
+            poison_in_dlq=unnamed,
             end_backlog=end_backlog,
             drained=drained,
             peak_workers=int(peak_workers),
@@ -603,6 +649,11 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
             sync_latency_s=int(p.api_env.get("PAYMENT_LATENCY_MS", "3000")) / 1000 / k.k,
         )
         summary.update(details)
+        if monkey is not None:
+            monkey.close()
+            summary["chaos"] = chaos_summary(
+                monkey, summary, sampler.rows, poison_in_dlq=poison_in_dlq, config=p.config, compute=workers.compute
+            )
         report.write(workdir, summary, sampler.rows)
         return {"summary": summary, "dir": workdir}
 
@@ -744,3 +795,47 @@ def _first_scale_out(rows: list[dict[str, float]], since: float) -> float | None
         if r["t"] > since and r["workers"] > base:
             return r["t"] - since
     return None
+
+
+def chaos_summary(
+    monkey: ChaosMonkey,
+    summary: dict[str, Any],
+    rows: list[dict[str, float]],
+    *,
+    poison_in_dlq: int,
+    config: AppConfig,
+    compute: str,
+) -> dict[str, Any]:
+    """What the faults did: kills, poison sent and where it ended, good orders stuck, time to recover."""
+    rec = monkey.record
+    sent = sum(rec.poison_sent.values())
+    # SQS moves a message to the DLQ at the receive after its maxReceiveCount-th visibility expiry; Lambda's
+    # async invoke after its retries (~1 and ~2 minutes apart). Both scaled by the run's time scale.
+    k = summary["time_scale"]
+    if compute == "lambda-sns":
+        bound = sum(60.0 * (n + 1) for n in range(config.sns_retry_attempts)) / k + 10.0
+    else:
+        bound = (config.max_receive_count + 1) * max(2.0, config.visibility_timeout_s / k)
+    landed = None
+    if rec.poison_sent_at is not None:
+        good_dead = summary["dead_lettered"]
+        for r in rows:
+            if r["t"] >= rec.poison_sent_at and r["dlq"] >= sent + good_dead:
+                landed = r["t"] - rec.poison_sent_at
+                break
+    last_fault = rec.last_fault_at
+    drained = summary["timeline"]["drained"]
+    return {
+        "kills": rec.killed,
+        "kill_waves": [{"t": round(t, 2), "killed": n} for t, n in rec.kills],
+        "poison_sent": sent,
+        "poison_sent_to": rec.poison_sent,
+        "poison_dead_lettered": poison_in_dlq,
+        "poison_in_dlq_after_s": landed,
+        "poison_bound_s": bound,
+        "good_orders_stuck": summary["lost"],
+        "recovery_seconds": drained - last_fault if last_fault is not None else None,
+        "payment_failure_rate": config.payment_failure_rate,
+        "decline_share": monkey.plan.decline_share,
+        "errors": rec.errors,
+    }
