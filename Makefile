@@ -14,7 +14,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup test lint typecheck synth deploy bench sandbox chaos compare plan cost clean
+.PHONY: setup test lint typecheck synth deploy bench sandbox chaos compare plan cost redrive clean
 
 $(PY_STAMP): requirements.txt requirements-dev.txt runtime/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -64,6 +64,9 @@ sandbox: setup ## deploy onto a local emulator and run a flash sale (COMPUTE=lam
 
 chaos: setup ## the flash sale under kills, payment faults, declines and poison (COMPUTE=lambda|ecs, SANDBOX_ARGS=...)
 	$(PY) -m sandbox --chaos --compute $(COMPUTE) $(SANDBOX_ARGS)
+
+redrive: setup ## the DLQ by reason, then what can succeed sent back (REDRIVE_ARGS='redrive --rate 5'; env: ORDERS_DLQ_URL ...)
+	PYTHONPATH=runtime $(PY) -m orders.redrive $(or $(REDRIVE_ARGS),show)
 
 compare: setup ## ecs, lambda-sqs and lambda-sns on one scenario: measured vs model, AWS at the source's scale, cost (COMPARE_ARGS=...)
 	$(PY) -m sandbox.compare $(COMPARE_ARGS)

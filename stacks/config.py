@@ -179,6 +179,13 @@ SPEC: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
         ),
     ),
     "taskStopTimeoutSeconds": ("task_stop_timeout_s", _int(10, 120)),
+    "chaos": ("chaos", _bool),
+    "fisLambdaExtensionArn": (
+        "fis_lambda_extension_arn",
+        _pattern(
+            r"|arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:layer:[A-Za-z0-9_-]+:\d+", "a Lambda layer version ARN or empty"
+        ),
+    ),
 }
 
 
@@ -227,6 +234,8 @@ class AppConfig:
     fargate_on_demand_base: int
     container_image: str
     task_stop_timeout_s: int
+    chaos: bool
+    fis_lambda_extension_arn: str
 
     @property
     def ecs_prefetch(self) -> int:
@@ -301,6 +310,11 @@ class AppConfig:
             raise ConfigError(
                 f"context key 'lambdaTrigger' = {self.lambda_trigger!r}: has no effect with compute='ecs' "
                 "(ECS workers always read the queue); drop it or use compute=lambda"
+            )
+        if self.chaos and self.compute == "lambda" and not self.fis_lambda_extension_arn:
+            raise ConfigError(
+                "context key 'fisLambdaExtensionArn' = '': expected the AWS FIS Lambda extension layer ARN for your "
+                "region when chaos=true with compute=lambda (FIS user guide: versions of the FIS extension for Lambda)"
             )
         if self.min_tasks > self.max_tasks:
             raise _fail("minTasks", self.min_tasks, f"at most maxTasks ({self.max_tasks})")

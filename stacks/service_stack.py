@@ -11,6 +11,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from constructs_lib.ecs_workers import EcsQueueWorkers
+from constructs_lib.fault_injection import FaultInjection
 from constructs_lib.lambda_workers import LambdaWorkers
 from constructs_lib.nag import acknowledge
 from constructs_lib.order_api import OrderApi
@@ -138,6 +139,34 @@ class ServiceStack(Stack):
             dashboard_name=f"{cfg.stack_prefix}-orders",
             removal_policy=removal,
         )
+
+        self.fault_injection: FaultInjection | None = None
+        if cfg.chaos:
+            stop = [self.monitoring.alarms["DeadLetters"], self.monitoring.alarms["OldestMessageAge"]]
+            if isinstance(self.workers, LambdaWorkers):
+                self.fault_injection = FaultInjection(
+                    self,
+                    "FaultInjection",
+                    stop_alarms=stop,
+                    function=self.workers.function,
+                    extension_layer_arn=cfg.fis_lambda_extension_arn,
+                    removal_policy=removal,
+                )
+            else:
+                self.fault_injection = FaultInjection(
+                    self,
+                    "FaultInjection",
+                    stop_alarms=stop,
+                    cluster=self.workers.cluster,
+                    service_name=self.workers.service.service_name,
+                    removal_policy=removal,
+                )
+            CfnOutput(
+                self,
+                "ExperimentTemplateId",
+                value=self.fault_injection.template.attr_id,
+                description="aws fis start-experiment --experiment-template-id <this>",
+            )
 
         for role in [self.api.function.role, *worker_roles]:
             if role is not None:

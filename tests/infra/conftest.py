@@ -44,6 +44,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "fargateCapacity": "ondemand",
         "containerImage": "123456789012.dkr.ecr.us-east-1.amazonaws.com/orders-worker:1.4.2",
     },
+    # The AWS FIS experiments (off by default).
+    "ecs-chaos": {"compute": "ecs", "chaos": "true"},
+    "lambda-chaos": {
+        "compute": "lambda",
+        "chaos": "true",
+        "fisLambdaExtensionArn": "arn:aws:lambda:us-east-1:123456789012:layer:aws-fis-extension-arm64:9",
+    },
 }
 
 
