@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 import time
 import traceback
@@ -29,11 +30,15 @@ class Context:
 
 def main() -> int:
     handler_path, name, timeout_ms, memory_mb = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    # The protocol gets a file descriptor of its own; fd 1 is pointed at the log before the handler is
+    # imported, so nothing the function writes to stdout (a logger holding sys.stdout, EMF metrics, print)
+    # can be read as a response, or shift every later response by a line.
+    out = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     started = time.perf_counter()
     module_name, func_name = handler_path.rsplit(".", 1)
     handler = getattr(importlib.import_module(module_name), func_name)
-    out = sys.stdout
-    sys.stdout = sys.stderr  # the function's own prints and logs go to the log, not the protocol
     out.write(json.dumps({"init_ms": (time.perf_counter() - started) * 1000}) + "\n")
     out.flush()
     for line in sys.stdin:

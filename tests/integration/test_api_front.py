@@ -31,6 +31,8 @@ def front(tmp_path):
             "AWS_DEFAULT_REGION": "us-east-1",
             "PYTHONPATH": f"{ROOT / 'runtime'}{os.pathsep}{ROOT}",
             "PAYMENT_LATENCY_MS": "50",
+            # Failed sync payments make the handler log warnings: they must never be read as responses.
+            "PAYMENT_FAILURE_RATE": "0.3",
             "POWERTOOLS_METRICS_DISABLED": "true",
             "SANDBOX_API_ENVS": "4",
             "SANDBOX_API_WARM": "4",
@@ -68,21 +70,20 @@ def _request(method: str, url: str, body: dict | None = None) -> tuple[int, dict
 
 def test_concurrent_requests_with_different_bodies_each_get_their_own(front):
     # GIVEN 40 orders from 40 customers, sent 16 at a time to 4 environments (sync ones hold theirs while paying)
-    def place(n: int) -> tuple[str, str]:
-        path = "/orders/sync" if n % 4 == 0 else "/orders"
-        body = {
-            "customer_id": f"cust-{n}",
-            "items": [{"sku": f"SKU-{n}", "qty": 1, "price": "1.00"}],
-            "currency": "USD",
-        }
-        status, out = _request("POST", front + path, body)
-        assert status in (201, 202), out
-        return f"cust-{n}", out["order_id"]
+    def place(n: int) -> tuple[str, str | None]:
+        sync = n % 4 == 0
+        item = {"sku": f"SKU-{n}", "qty": 1, "price": "1.00"}
+        body = {"customer_id": f"cust-{n}", "items": [item], "currency": "USD"}
+        status, out = _request("POST", front + ("/orders/sync" if sync else "/orders"), body)
+        # THEN each request gets its own route's answer: async 202; sync 201, or 502 when the processor failed
+        assert status in ((201, 502) if sync else (202,)), (n, status, out)
+        return f"cust-{n}", out.get("order_id")
 
     with ThreadPoolExecutor(16) as pool:
         placed = list(pool.map(place, range(40)))
-    # THEN every order holds the body its own request sent
-    for customer, order_id in placed:
+    # AND every order holds the body its own request sent
+    accepted = [(c, o) for c, o in placed if o]
+    for customer, order_id in accepted:
         status, order = _request("GET", f"{front}/orders/{order_id}")
         assert status == 200 and order["customer_id"] == customer
-    assert len({order_id for _, order_id in placed}) == 40
+    assert len({order_id for _, order_id in accepted}) == len(accepted) >= 30
