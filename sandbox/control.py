@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from planner import aws
+from sandbox.chaos import is_poison
 from sandbox.deploy import Deployment
 
 log = logging.getLogger("sandbox")
@@ -399,6 +400,9 @@ class SnsAsyncInvoker(PollerGroup):
         self._retries: list[tuple[float, int, str, float, int]] = []  # (due, order, body, received, attempt)
         self._retry_lock = threading.Lock()
         self._order = itertools.count()
+        # Chaos instrumentation: when each poison event was first invoked and when it was dead-lettered.
+        self.poison_first_attempt: dict[int, float] = {}
+        self.poison_dead_lettered: dict[int, float] = {}
         super().__init__()
 
     def _event(self, body: str) -> dict[str, Any]:
@@ -429,6 +433,8 @@ class SnsAsyncInvoker(PollerGroup):
         if time.monotonic() - received_at > self.max_age_s:
             self._dead_letter(body, attempt, "event expired (max event age)")
             return
+        if attempt == 0 and is_poison(body):
+            self.poison_first_attempt.setdefault(hash(body), time.monotonic())
         env = self.pool.acquire(self.stop)
         if env is None:
             return
@@ -446,6 +452,8 @@ class SnsAsyncInvoker(PollerGroup):
         self._dead_letter(body, attempt + 1, str(out.get("error", "")))
 
     def _dead_letter(self, body: str, attempts: int, error: str) -> None:
+        if is_poison(body):
+            self.poison_dead_lettered[hash(body)] = time.monotonic()
         record = {
             "requestContext": {"condition": "RetriesExhausted", "approximateInvokeCount": attempts},
             "requestPayload": self._event(body),

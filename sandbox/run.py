@@ -652,7 +652,13 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
         if monkey is not None:
             monkey.close()
             summary["chaos"] = chaos_summary(
-                monkey, summary, sampler.rows, poison_in_dlq=poison_in_dlq, config=p.config, compute=workers.compute
+                monkey,
+                summary,
+                sampler.rows,
+                poison_in_dlq=poison_in_dlq,
+                config=p.config,
+                compute=workers.compute,
+                invoker=workers.invoker,
             )
         report.write(workdir, summary, sampler.rows)
         return {"summary": summary, "dir": workdir}
@@ -805,6 +811,7 @@ def chaos_summary(
     poison_in_dlq: int,
     config: AppConfig,
     compute: str,
+    invoker: control.SnsAsyncInvoker | None = None,
 ) -> dict[str, Any]:
     """What the faults did: kills, poison sent and where it ended, good orders stuck, time to recover."""
     rec = monkey.record
@@ -812,12 +819,21 @@ def chaos_summary(
     # SQS moves a message to the DLQ at the receive after its maxReceiveCount-th visibility expiry; Lambda's
     # async invoke after its retries (~1 and ~2 minutes apart). Both scaled by the run's time scale.
     k = summary["time_scale"]
-    if compute == "lambda-sns":
-        bound = sum(60.0 * (n + 1) for n in range(config.sns_retry_attempts)) / k + 10.0
+    landed = None
+    if invoker is not None:
+        # Async invokes: from each poison event's first attempt (it may wait its turn in the async queue
+        # behind the sale's orders, as on AWS) to its dead-lettering, after the retries' delays.
+        bound = sum(60.0 * (n + 1) for n in range(config.sns_retry_attempts)) / k + 5.0
+        spans = [
+            invoker.poison_dead_lettered[h] - first
+            for h, first in invoker.poison_first_attempt.items()
+            if h in invoker.poison_dead_lettered
+        ]
+        if spans and len(spans) == len(invoker.poison_first_attempt):
+            landed = max(spans)
     else:
         bound = (config.max_receive_count + 1) * max(2.0, config.visibility_timeout_s / k)
-    landed = None
-    if rec.poison_sent_at is not None:
+    if invoker is None and rec.poison_sent_at is not None:
         good_dead = summary["dead_lettered"]
         for r in rows:
             if r["t"] >= rec.poison_sent_at and r["dlq"] >= sent + good_dead:
