@@ -34,14 +34,12 @@ class _Parser(argparse.ArgumentParser):
 
 def load_app_config(overrides: list[str]) -> Any:
     """The same frozen config ``app.py`` builds: cdk.json's context merged with ``-c key=value``."""
-    from planner.config import ConfigError, resolve
+    from planner.config import ConfigError, parse_context_args, resolve
 
-    context: dict[str, str] = {}
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"argument -c: expected KEY=VALUE, got {item!r}")
-        context[key] = value
+    try:
+        context = parse_context_args(overrides)
+    except ValueError as exc:
+        raise UsageError(f"argument {exc}") from None
     try:
         return resolve(context)
     except ConfigError as exc:

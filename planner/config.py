@@ -14,7 +14,18 @@ if str(ROOT) not in sys.path:
 
 from stacks.config import SPEC, AppConfig, ConfigError, load_config  # noqa: E402
 
-__all__ = ["AppConfig", "ConfigError", "context_of", "resolve"]
+__all__ = ["AppConfig", "ConfigError", "context_of", "parse_context_args", "resolve"]
+
+
+def parse_context_args(items: list[str]) -> dict[str, str]:
+    """``-c KEY=VALUE`` arguments as a mapping; a malformed one raises ValueError naming it."""
+    context: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"-c expects KEY=VALUE, got {item!r}")
+        context[key] = value
+    return context
 
 
 def resolve(overrides: Mapping[str, Any] | None = None) -> AppConfig:

@@ -89,6 +89,14 @@ def _billable(amount: float, free: float, use_free: bool) -> float:
     return max(0.0, amount - free) if use_free else amount
 
 
+def task_hour_price(workload: Workload, p: Prices, a: Assumptions) -> float:
+    """USD per Fargate task-hour for the task size, architecture and capacity (Spot as its discount)."""
+    vcpu, gb = workload.task_cpu / 1024, workload.task_memory_mb / 1024
+    arch = "arm" if a.ecs_architecture == "arm" else "x86"
+    rate = vcpu * p[f"fargate_vcpu_hour_{arch}"] + gb * p[f"fargate_gb_hour_{arch}"]
+    return rate * (1 - p["fargate_spot_discount"]) if a.spot else rate
+
+
 def monthly_cost(workload: Workload, orders: float, prices: Prices, a: Assumptions = Assumptions()) -> dict[str, Any]:
     """USD per month by service for ``orders`` orders a month on ``workload``'s variant."""
     p, free = prices, a.free_tier
@@ -146,13 +154,7 @@ def monthly_cost(workload: Workload, orders: float, prices: Prices, a: Assumptio
         )
         tails = a.sales_per_month * sale_tasks * tail_h if orders * a.flash_share else 0.0
         task_hours = floor_hours + busy_hours + tails
-        vcpu, gb = workload.task_cpu / 1024, workload.task_memory_mb / 1024
-        if a.ecs_architecture == "arm":
-            rate = vcpu * p["fargate_vcpu_hour_arm"] + gb * p["fargate_gb_hour_arm"]
-        else:
-            rate = vcpu * p["fargate_vcpu_hour_x86"] + gb * p["fargate_gb_hour_x86"]
-        if a.spot:
-            rate *= 1 - p["fargate_spot_discount"]
+        rate = task_hour_price(workload, p, a)
         lines["fargate"] = task_hours * rate
         lines["public_ipv4"] = task_hours * p["public_ipv4_hour"] if a.public_ipv4_per_task else 0.0
         # SNS delivery, receive and delete in batches of up to 10, and the receiver's empty long polls
@@ -231,13 +233,7 @@ def sale_cost(workload: Workload, result: Any, orders: int, prices: Prices, a: A
     lam_gbs = p["lambda_gb_second_arm"] if a.architecture == "arm" else p["lambda_gb_second_x86"]
     api = orders * (1 + a.polls_per_order) * a.api_ms / 1000 * a.api_memory_mb / 1024 * lam_gbs
     if workload.variant == "ecs":
-        vcpu, gb = workload.task_cpu / 1024, workload.task_memory_mb / 1024
-        if a.ecs_architecture == "arm":
-            rate = vcpu * p["fargate_vcpu_hour_arm"] + gb * p["fargate_gb_hour_arm"]
-        else:
-            rate = vcpu * p["fargate_vcpu_hour_x86"] + gb * p["fargate_gb_hour_x86"]
-        if a.spot:
-            rate *= 1 - p["fargate_spot_discount"]
+        rate = task_hour_price(workload, p, a)
         ipv4 = p["public_ipv4_hour"] if a.public_ipv4_per_task else 0.0
         # Tasks bill from start to stop: add the scale-in tail after the drain.
         task_hours = result.worker_seconds / 3600 + result.peak_workers * a.scale_in_tail_min / 60

@@ -109,6 +109,17 @@ class Limit:
         return self.limit / self.demand if self.demand else float("inf")
 
 
+def _in_flight(held: float) -> Limit:
+    return Limit(
+        "SQS in-flight messages per standard queue",
+        120_000,
+        "messages",
+        held,
+        "yes (AWS Support)",
+        "Amazon SQS quotas: in-flight messages per standard queue (~120,000)",
+    )
+
+
 def limits(target: Target, sizing: Sizing, *, api_rate_limit: int, api_ms: float = 60.0) -> list[Limit]:
     """The AWS quotas and this deployment's own limits the target meets, tightest first (figures: Nov 2026)."""
     rate = target.rate_per_s
@@ -184,16 +195,7 @@ def limits(target: Target, sizing: Sizing, *, api_rate_limit: int, api_ms: float
                 "AWS Lambda Developer Guide: maximum concurrency for SQS event sources (2-1000)",
             )
         )
-        out.append(
-            Limit(
-                "SQS in-flight messages per standard queue",
-                120_000,
-                "messages",
-                held,
-                "yes (AWS Support)",
-                "Amazon SQS quotas: in-flight messages per standard queue (~120,000)",
-            )
-        )
+        out.append(_in_flight(held))
     if w is not None and w.variant == "ecs":
         held = peak_workers * (w.worker_concurrency + min(10, w.worker_concurrency))
         out += [
@@ -213,14 +215,7 @@ def limits(target: Target, sizing: Sizing, *, api_rate_limit: int, api_ms: float
                 "yes (Service Quotas; the default is account-specific, often lower on new accounts)",
                 "AWS Fargate service quotas: Fargate On-Demand / Spot vCPU resource count",
             ),
-            Limit(
-                "SQS in-flight messages per standard queue",
-                120_000,
-                "messages",
-                held,
-                "yes (AWS Support)",
-                "Amazon SQS quotas: in-flight messages per standard queue (~120,000)",
-            ),
+            _in_flight(held),
         ]
     if w is not None and w.variant == "lambda-sns":
         out.append(

@@ -8,6 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
+from planner.config import parse_context_args
 from sandbox.deploy import DeployError
 
 
@@ -30,12 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.time_scale < 1:
         parser.error("--time-scale must be >= 1")
-    context = {}
-    for item in args.context:
-        key, sep, value = item.partition("=")
-        if not sep:
-            parser.error(f"-c expects KEY=VALUE, got {item!r}")
-        context[key] = value
+    try:
+        context = parse_context_args(args.context)
+    except ValueError as exc:
+        parser.error(str(exc))
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
 

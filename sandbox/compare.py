@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from planner import aws
-from planner.config import resolve
+from planner.config import parse_context_args, resolve
 from planner.cost import Assumptions, Prices, assumptions_table, break_even, monthly_cost, sale_cost
 from planner.model import VARIANTS, Timing, Workload, arrivals_from_profile, simulate
 from planner.plan import Target, size
@@ -519,12 +519,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reports", type=Path, default=Path("reports"))
     parser.add_argument("--no-worker-table", dest="worker_table", action="store_false")
     args = parser.parse_args(argv)
-    context = {}
-    for item in args.context:
-        key, sep, value = item.partition("=")
-        if not sep:
-            parser.error(f"-c expects KEY=VALUE, got {item!r}")
-        context[key] = value
+    try:
+        context = parse_context_args(args.context)
+    except ValueError as exc:
+        parser.error(str(exc))
     args.context = context
     args.reports = args.reports.resolve()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
