@@ -273,6 +273,8 @@ def write(workdir: Path, summary: dict[str, Any], rows: list[dict[str, float]]) 
             f"all there after {_f(c['poison_in_dlq_after_s'])} s (bound {c['poison_bound_s']:.0f} s)",
             f"- charges / double charges at the processor: {summary['charges']} / {summary['double_charges']}",
             f"- recovery (last fault to empty backlog): {_f(c['recovery_seconds'])} s",
+            "- `python -m orders.redrive show` on the DLQ: "
+            + ", ".join(f"{reason}: {n}" for reason, n in c.get("redrive_show", {}).items()),
             "",
         ]
     if "scaling" in summary:

@@ -660,6 +660,7 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
                 compute=workers.compute,
                 invoker=workers.invoker,
             )
+            summary["chaos"]["redrive_show"] = redrive_show(p)
         report.write(workdir, summary, sampler.rows)
         return {"summary": summary, "dir": workdir}
 
@@ -855,3 +856,19 @@ def chaos_summary(
         "decline_share": monkey.plan.decline_share,
         "errors": rec.errors,
     }
+
+
+def redrive_show(p: Pipeline) -> dict[str, int]:
+    """What the runbook's first step (``python -m orders.redrive show``) says of this run's DLQ."""
+    from orders.redrive import Redrive
+
+    tool = Redrive(
+        sqs=p.client("sqs"),
+        ddb=p.client("dynamodb"),
+        sns=p.client("sns"),
+        dlq_url=p.dlq_url,
+        queue_url=p.queue_url,
+        table=p.orders_table,
+        topic_arn=p.topic_arn,
+    )
+    return dict(tool.show())

@@ -25,8 +25,11 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from orders.adapters.dynamodb import DynamoOrderRepository
 from orders.domain.errors import MalformedEventError
 from orders.domain.events import EventType, OrderEvent
+from orders.domain.models import Order, OrderStatus
+from orders.domain.service import check_event_matches
 
 CAN_SUCCEED = "can succeed (order PLACED or PAYING)"
 SPENT = "spent duplicate (order already terminal)"
@@ -56,8 +59,8 @@ def unwrap(body: str) -> str:
     return body
 
 
-def classify(body: str, order_status: Any) -> Verdict:
-    """Why a message is in the DLQ. ``order_status(order_id)`` is the stored status or None."""
+def classify(body: str, lookup: Any) -> Verdict:
+    """Why a message is in the DLQ. ``lookup(order_id)`` is the stored ``Order`` or None."""
     inner = unwrap(body)
     try:
         event = OrderEvent.from_message(inner)
@@ -65,13 +68,17 @@ def classify(body: str, order_status: Any) -> Verdict:
         return Verdict(f"poison: {str(exc).split(':')[0]}", None)
     if event.event_type is not EventType.ORDER_PLACED:
         return Verdict(f"not for the workers: {event.event_type.value}", None)
-    status = order_status(event.order_id)
-    if status is None:
+    order = lookup(event.order_id)
+    if order is None:
         return Verdict("poison: order does not exist", None)
-    if status in ("PAID", "PAYMENT_FAILED"):
-        return Verdict(SPENT, None)
-    if status == "REJECTED":
+    try:
+        check_event_matches(event, order)
+    except MalformedEventError:
+        return Verdict("poison: fields disagree with the order", None)
+    if order.status is OrderStatus.REJECTED:
         return Verdict("poison: order was rejected (its client got 5xx)", None)
+    if order.status.terminal:
+        return Verdict(SPENT, None)
     return Verdict(CAN_SUCCEED, inner)
 
 
@@ -79,11 +86,10 @@ class Redrive:
     def __init__(self, *, sqs: Any, ddb: Any, sns: Any, dlq_url: str, queue_url: str, table: str, topic_arn: str):
         self.sqs, self.ddb, self.sns = sqs, ddb, sns
         self.dlq_url, self.queue_url, self.table, self.topic_arn = dlq_url, queue_url, table, topic_arn
+        self._orders = DynamoOrderRepository(table, lambda: ddb)
 
-    def status(self, order_id: str) -> str | None:
-        item = self.ddb.get_item(TableName=self.table, Key={"order_id": {"S": order_id}}, ConsistentRead=True)
-        found = item.get("Item")
-        return str(found["status"]["S"]) if found else None
+    def order(self, order_id: str) -> Order | None:
+        return self._orders.get(order_id)
 
     def _messages(self, visibility_s: int) -> Any:
         seen: set[str] = set()
@@ -110,7 +116,7 @@ class Redrive:
         """Counts by reason; every message read becomes visible again at once (nothing is changed)."""
         counts: Counter[str] = Counter()
         for m in self._messages(visibility_s=30):
-            counts[classify(m["Body"], self.status).reason] += 1
+            counts[classify(m["Body"], self.order).reason] += 1
             self.sqs.change_message_visibility(
                 QueueUrl=self.dlq_url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0
             )
@@ -121,7 +127,7 @@ class Redrive:
         done: Counter[str] = Counter()
         interval = 1.0 / rate
         for m in self._messages(visibility_s=300):
-            verdict = classify(m["Body"], self.status)
+            verdict = classify(m["Body"], self.order)
             if dry_run:  # count what would happen, change nothing
                 self.sqs.change_message_visibility(
                     QueueUrl=self.dlq_url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0

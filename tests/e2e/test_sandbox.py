@@ -27,13 +27,11 @@ def run_sandbox(tmp_path: Path, *args: str, users: int = 10, duration: int = 20)
             str(users),
             "--duration",
             str(duration),
-            "--time-scale",
-            "2",
             "--drain-timeout",
             "300",
             "--reports",
             str(tmp_path),
-            *args,
+            *(args if "--time-scale" in args else ("--time-scale", "2", *args)),
         ],
         cwd=ROOT,
         capture_output=True,
@@ -115,3 +113,18 @@ def test_port_in_use_is_one_clear_line(tmp_path):
         )
     assert proc.returncode == 1
     assert proc.stderr.strip() == f"error: port {port} on 127.0.0.1 is in use; pass --port with a free one"
+
+
+def test_chaos_loses_nothing_charges_nothing_twice_and_dead_letters_every_poison(tmp_path):
+    # GIVEN the ECS variant under kill waves, 10% transient payment faults, declines and poison
+    s = run_sandbox(tmp_path, "--compute", "ecs", "--chaos", "--time-scale", "5", users=5, duration=15)
+    c = s["chaos"]
+    # THEN nothing is lost or charged twice, and every order the API accepted ended somewhere
+    assert s["lost"] == 0 and s["double_charges"] == 0 and c["good_orders_stuck"] == 0
+    assert s["paid"] + s["payment_failed"] + s["dead_lettered"] == s["accepted"]
+    assert c["kills"] >= 1 and s["payment_failed"] >= 1  # the faults really happened (declines at least)
+    # AND every poison message is in the DLQ, and the runbook's tool reads it all as poison, nothing to redrive
+    assert c["poison_dead_lettered"] == c["poison_sent"] == 10
+    show = c["redrive_show"]
+    assert sum(n for reason, n in show.items() if reason.startswith("poison")) == c["poison_sent"]
+    assert not any(reason.startswith("can succeed") for reason in show)

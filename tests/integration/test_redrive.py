@@ -46,6 +46,7 @@ def test_show_groups_by_reason_and_redrive_sends_back_only_what_can_succeed(aws,
         "not json",
         json.dumps({"event_type": "order_teleported", "order_id": "x", "order": {}}),
         json.dumps({"event_type": "order_placed", "order_id": "no-such-order", "order": {}}),
+        json.dumps({"event_type": "order_placed", "order_id": pending, "order": {"total": "0.01"}}),  # forged
     ]
     for body in dlq:
         aws.sqs.send_message(QueueUrl=aws.dlq_url, MessageBody=body)
@@ -54,15 +55,15 @@ def test_show_groups_by_reason_and_redrive_sends_back_only_what_can_succeed(aws,
     # WHEN an operator looks THEN every message is counted under its reason, and nothing moved
     counts = tool.show()
     assert counts[CAN_SUCCEED] == 2 and counts[SPENT] == 1
-    assert counts["poison: order does not exist"] == 1 and sum(counts.values()) == 6
-    assert aws.depth(aws.dlq_url)[0] == 6
+    assert counts["poison: order does not exist"] == 1 and counts["poison: fields disagree with the order"] == 1
+    assert sum(counts.values()) == 7 and aws.depth(aws.dlq_url)[0] == 7
 
     # WHEN they redrive THEN the two that can succeed go back, the spent one is dropped, poison stays
     done = tool.redrive(rate=100, limit=100, target="queue", dry_run=False, drop_spent=True)
     assert done["redriven"] == 2 and done["spent duplicates dropped"] == 1
     back = [m["Body"] for m in aws.queue_messages()]
     assert sorted(json.loads(b)["order_id"] for b in back) == sorted([pending, wrapped])
-    assert aws.depth(aws.dlq_url)[0] == 3
+    assert aws.depth(aws.dlq_url)[0] == 4
 
     # AND paying what came back charges each order once, the already paid one is not charged again
     for body in back:

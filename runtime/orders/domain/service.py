@@ -128,7 +128,7 @@ class OrderService:
         order = self.repository.get(event.order_id)
         if order is None:
             raise MalformedEventError(f"order {event.order_id} does not exist")
-        _check_event_matches(event, order)
+        check_event_matches(event, order)
         if order.status is OrderStatus.REJECTED:
             return Outcome.REJECTED
         if order.status.terminal:
@@ -228,7 +228,7 @@ class OrderService:
         return OrderEvent(event_type=kind, order_id=order.order_id, occurred_at=self.clock(), order=body)
 
 
-def _check_event_matches(event: OrderEvent, order: Order) -> None:
+def check_event_matches(event: OrderEvent, order: Order) -> None:
     """An event whose fields disagree with the stored order is forged or corrupt: poison."""
     from decimal import Decimal, InvalidOperation
 
