@@ -13,6 +13,7 @@ Bar: the concurrent handler sustains >= 0.95 x min(batch, slots) / latency.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -20,6 +21,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "runtime"))
+os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"  # no EMF lines between the figures
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "bench")
 
 
 class _Context:
@@ -34,10 +37,6 @@ class _Context:
 
 def _install(slots: int, latency_ms: int) -> Any:
     """Put an in-memory container where the handler looks for its composition root."""
-    import os
-
-    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "bench")
-    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"  # no EMF lines on stdout
     os.environ["PAYMENT_SLOTS"] = str(slots)
     from orders import bootstrap
     from orders.adapters.memory import InMemoryOrderRepository, InMemoryPublisher, in_memory_persistence

@@ -129,36 +129,47 @@ def _price(value: Any) -> Decimal:
     return Decimal(text)
 
 
-def _request_models() -> tuple[Any, Any]:
-    """The pydantic models, built on first use (the API's cold start does not pay for them)."""
-    global _MODELS
-    if _MODELS is None:
-        from typing import Annotated, Literal
+def _validator() -> Any:
+    """The request schema as pydantic's core validator, built on first use.
 
-        from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StringConstraints
+    pydantic-core is pydantic v2's validation engine; using its schema directly rather than
+    ``BaseModel`` classes validates the same way at a third of the import and build cost,
+    which a Lambda cold start pays on its first order.
+    """
+    global _VALIDATOR
+    if _VALIDATOR is None:
+        from pydantic_core import SchemaValidator, core_schema
 
-        Id = Annotated[str, StringConstraints(pattern=_ID_PATTERN, strict=True)]
-        Price = Annotated[Decimal, BeforeValidator(_price)]
-        strict = ConfigDict(extra="forbid", regex_engine="python-re", frozen=True)
+        def ident() -> Any:
+            return core_schema.str_schema(pattern=_ID_PATTERN, strict=True, regex_engine="python-re")
 
-        class Item(BaseModel):
-            model_config = strict
-            sku: Id
-            qty: Annotated[StrictInt, Field(ge=1, le=MAX_QTY)]
-            price: Price
+        def field(schema: Any, required: bool = True) -> Any:
+            return core_schema.typed_dict_field(schema, required=required)
 
-        class Request(BaseModel):
-            model_config = strict
-            customer_id: Id
-            items: Annotated[list[Item], Field(min_length=1, max_length=MAX_ITEMS)]
-            currency: Literal[tuple(sorted(CURRENCIES))]  # type: ignore[valid-type]
-            payment_token: Id = DEFAULT_PAYMENT_TOKEN
+        item = core_schema.typed_dict_schema(
+            {
+                "sku": field(ident()),
+                "qty": field(core_schema.int_schema(ge=1, le=MAX_QTY, strict=True)),
+                "price": field(core_schema.no_info_plain_validator_function(_price)),
+            },
+            extra_behavior="forbid",
+        )
+        request = core_schema.typed_dict_schema(
+            {
+                "customer_id": field(ident()),
+                "items": field(core_schema.list_schema(item, min_length=1, max_length=MAX_ITEMS)),
+                "currency": field(core_schema.literal_schema(sorted(CURRENCIES))),
+                "payment_token": field(
+                    core_schema.with_default_schema(ident(), default=DEFAULT_PAYMENT_TOKEN), required=False
+                ),
+            },
+            extra_behavior="forbid",
+        )
+        _VALIDATOR = SchemaValidator(request)
+    return _VALIDATOR
 
-        _MODELS = (Request, Item)
-    return _MODELS
 
-
-_MODELS: tuple[Any, Any] | None = None
+_VALIDATOR: Any = None
 
 
 def _field(loc: tuple[Any, ...]) -> str:
@@ -180,23 +191,23 @@ def _message(error: dict[str, Any]) -> str:
         return f"must be one of {', '.join(sorted(CURRENCIES))}"
     if kind in ("json_invalid", "json_type"):
         return "is not valid JSON"
-    if kind == "model_type":
+    if kind in ("model_type", "dict_type"):
         return "must be a JSON object"
     msg = str(error.get("msg", "is invalid"))
     return msg.removeprefix("Value error, ")
 
 
-def _to_request(model: Any) -> OrderRequest:
+def _to_request(data: dict[str, Any]) -> OrderRequest:
     return OrderRequest(
-        customer_id=model.customer_id,
-        items=tuple(OrderItem(sku=i.sku, qty=i.qty, price=i.price) for i in model.items),
-        currency=model.currency,
-        payment_token=model.payment_token,
+        customer_id=data["customer_id"],
+        items=tuple(OrderItem(sku=i["sku"], qty=i["qty"], price=i["price"]) for i in data["items"]),
+        currency=data["currency"],
+        payment_token=data.get("payment_token", DEFAULT_PAYMENT_TOKEN),
     )
 
 
 def _validated(parse: Any) -> OrderRequest:
-    from pydantic import ValidationError as PydanticError
+    from pydantic_core import ValidationError as PydanticError
 
     try:
         return _to_request(parse())
@@ -212,16 +223,14 @@ def _validated(parse: Any) -> OrderRequest:
 
 def parse_order_request(data: Any) -> OrderRequest:
     """Validate a customer's order payload (already decoded); the first problem found is raised."""
-    request_model, _ = _request_models()
-    return _validated(lambda: request_model.model_validate(data))
+    return _validated(lambda: _validator().validate_python(data))
 
 
 def parse_order_json(raw: str | bytes) -> OrderRequest:
     """Validate a request body as sent: size bound, JSON parsed by pydantic (depth-bounded), strict types."""
     if len(raw) > MAX_BODY_BYTES:
         raise PayloadTooLargeError(f"body is larger than {MAX_BODY_BYTES} bytes")
-    request_model, _ = _request_models()
-    return _validated(lambda: request_model.model_validate_json(raw))
+    return _validated(lambda: _validator().validate_json(raw))
 
 
 def order_from_dict(data: Mapping[str, Any]) -> Order:
