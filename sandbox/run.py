@@ -612,6 +612,8 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
         sampler.close()
 
         orders = _orders(p.client("dynamodb"), p.orders_table)
+        # The runbook's first look at the DLQ comes before the accounting reads it (and hides it for a while).
+        dlq_by_reason = redrive_show(p) if opts.chaos else {}
         dead, poison_in_dlq, unnamed = _dlq_order_ids(sqs, p.dlq_url)
         details = workers.details()
         peak_workers = max([r["workers"] for r in sampler.rows] + [workers.pool.peak if workers.pool else 0])
@@ -660,7 +662,7 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
                 compute=workers.compute,
                 invoker=workers.invoker,
             )
-            summary["chaos"]["redrive_show"] = redrive_show(p)
+            summary["chaos"]["redrive_show"] = dlq_by_reason
         report.write(workdir, summary, sampler.rows)
         return {"summary": summary, "dir": workdir}
 
