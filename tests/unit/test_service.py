@@ -219,6 +219,7 @@ def test_sync_path_pays_inline_and_closes_order_on_processor_failure(valid_order
         svc.place_and_pay(parse_order_request(valid_order))
     states = sorted(o.status.value for o in svc.repository.all())
     assert states == ["PAID", "PAYMENT_FAILED"]  # nothing left PLACED without a worker
+    assert svc.publisher.events[-1].event_type is EventType.PAYMENT_FAILED  # and consumers hear of it
 
 
 def test_backpressure_rejects_above_limit_only(valid_order):
@@ -264,3 +265,27 @@ def test_without_the_lookup_an_expired_key_would_charge_twice(valid_order):
     now[0] += 2 * 86400
     processor.charge(request)
     assert summarize(processor.ledger.entries()).double_charges == 1
+
+
+def test_every_published_event_follows_the_documented_contract(valid_order):
+    # GIVEN the published contract (docs/events.schema.json)
+    import json
+    from pathlib import Path
+
+    import jsonschema
+
+    schema = json.loads((Path(__file__).resolve().parents[2] / "docs" / "events.schema.json").read_text())
+    checker = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    # WHEN orders are placed, paid and declined
+    svc, _ = make_service()
+    for token in ("tok_visa", "tok_declined"):
+        _order, event = placed_event(svc, valid_order, payment_token=token)
+        svc.process_placed(event)
+    # THEN every event the service published validates, each type at least once
+    messages = [json.loads(e.to_message()) for e in svc.publisher.events]
+    for message in messages:
+        checker.validate(message)
+    assert {m["event_type"] for m in messages} == {"order_placed", "payment_confirmed", "payment_failed"}
+    # AND the schema would refuse an event carrying the payment token
+    leaked = {**messages[0], "order": {**messages[0]["order"], "payment_token": "tok_visa"}}
+    assert not checker.is_valid(leaked)

@@ -16,6 +16,7 @@ from typing import Any
 from orders.domain.errors import MalformedEventError
 
 EVENT_TYPE_ATTRIBUTE = "event_type"
+SCHEMA_VERSION = 1  # docs/events.md: the contract every consumer relies on
 
 
 class EventType(StrEnum):
@@ -39,6 +40,7 @@ class OrderEvent:
     def to_message(self) -> str:
         return json.dumps(
             {
+                "schema_version": SCHEMA_VERSION,
                 "event_id": self.event_id,
                 "event_type": self.event_type.value,
                 "order_id": self.order_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -145,14 +146,17 @@ class OrderService:
         try:
             _, final = self._pay(order)
         except TransientPaymentError:
-            # No worker will ever see this order: close it rather than leave it PAYING.
-            self.repository.transition(
+            # No worker will ever see this order: close it rather than leave it PAYING, and say so.
+            closed = self.repository.transition(
                 order.order_id,
                 expected=OrderStatus.PAYING,
                 target=OrderStatus.PAYMENT_FAILED,
                 at=self.clock(),
                 attrs={"failure_reason": "processor_unavailable"},
             )
+            if closed is not None:
+                with contextlib.suppress(PublishError):  # the state is recorded; the client hears 502 either way
+                    self._publish_outcome(closed)
             raise
         return final
 
