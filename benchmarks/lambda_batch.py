@@ -21,18 +21,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "runtime"))
+sys.path.insert(0, str(ROOT))
 os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"  # no EMF lines between the figures
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "bench")
-
-
-class _Context:
-    function_name = "orders-worker"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:orders-worker"
-    aws_request_id = "bench"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
 
 
 def _install(slots: int, latency_ms: int) -> Any:
@@ -91,7 +82,9 @@ def run(*, concurrent: bool, batches: int, batch_size: int, slots: int, latency_
 
     container = _install(slots, latency_ms)
     events = _batches(container.service, batches, batch_size)
-    ctx = _Context()
+    from tests.helpers import FakeLambdaContext
+
+    ctx = FakeLambdaContext()
     serial = BatchProcessor(event_type=EventType.SQS)
 
     def serial_record(record: Any) -> str:

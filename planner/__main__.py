@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from planner.cost import Assumptions, Prices, break_even, monthly_cost
-from planner.model import VARIANTS, Timing, Workload, simulate
+from planner.model import VARIANTS, Timing, Workload, duration_text, simulate
 from planner.plan import Target, limits, size
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,12 +73,6 @@ def _money(x: float) -> str:
     return f"${x:,.2f}" if x >= 0.01 or x == 0 else f"${x:.4f}"
 
 
-def _secs(x: float | None) -> str:
-    if x is None:
-        return "not drained"
-    return f"{x:,.0f} s" if x < 120 else f"{x / 60:,.1f} min"
-
-
 def _table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()  # noqa: E731
@@ -115,10 +109,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
                 variant,
                 f"{w.max_workers} x {w.worker_capacity_per_s:.2f}/s = {w.capacity_per_s:.1f}/s",
                 f"{r.peak_backlog:,}",
-                _secs(r.drain_seconds),
-                _secs(r.wait_percentile(99)),
+                duration_text(r.drain_seconds),
+                duration_text(r.wait_percentile(99)),
                 str(r.peak_workers),
-                _secs(r.first_scale_out_s),
+                duration_text(r.first_scale_out_s),
                 _money(cost["total_usd"]),
             ]
         )
@@ -142,8 +136,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
                 [
                     variant,
                     f"{sizing.knob}={sizing.ceiling}",
-                    _secs(r.drain_seconds),
-                    _secs(r.wait_percentile(99)),
+                    duration_text(r.drain_seconds),
+                    duration_text(r.wait_percentile(99)),
                     str(r.peak_workers),
                     _money(cost["total_usd"]),
                 ]

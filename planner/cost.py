@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -211,10 +211,6 @@ def break_even(
 
 def assumptions_table(a: Assumptions) -> dict[str, Any]:
     return asdict(a)
-
-
-def with_switches(a: Assumptions, **changes: Any) -> Assumptions:
-    return replace(a, **changes)
 
 
 def sale_cost(workload: Workload, result: Any, orders: int, prices: Prices, a: Assumptions = Assumptions()) -> float:

@@ -203,6 +203,13 @@ class Result:
         }
 
 
+def duration_text(seconds: float | None) -> str:
+    """A drain or a wait as people read it: seconds under two minutes, minutes above; None is not drained."""
+    if seconds is None:
+        return "not drained"
+    return f"{seconds:,.0f} s" if seconds < 120 else f"{seconds / 60:,.1f} min"
+
+
 def arrivals_from_profile(segments: Iterable[tuple[float, float]], start_s: float = 0.0) -> list[float]:
     """Evenly spaced arrival times for (orders per second, seconds) segments, one after another."""
     out: list[float] = []

@@ -18,9 +18,10 @@ from typing import Any
 from planner import aws
 from planner.config import parse_context_args, resolve
 from planner.cost import Assumptions, Prices, assumptions_table, break_even, monthly_cost, sale_cost
-from planner.model import VARIANTS, Timing, Workload, arrivals_from_profile, simulate
+from planner.model import VARIANTS, Timing, Workload, arrivals_from_profile, duration_text, simulate
 from planner.plan import Target, size
 from sandbox import metrics, report
+from sandbox.report import fmt_or_na
 
 ROOT = Path(__file__).resolve().parents[1]
 VOLUMES = (10_000, 100_000, 1_000_000, 10_000_000)
@@ -40,14 +41,6 @@ def _md_table(header: list[str], rows: list[list[Any]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
         "| " + " | ".join(str(c) for c in r) + " |" for r in rows
     ]
-
-
-def _f(x: float | None, fmt: str = "{:.1f}") -> str:
-    return "n/a" if x is None else fmt.format(x)
-
-
-def _minutes(s: float | None) -> str:
-    return "not drained" if s is None else (f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min")
 
 
 def run_variants(args: argparse.Namespace, progress: Any) -> tuple[dict[str, dict[str, Any]], dict[str, Path]]:
@@ -329,7 +322,9 @@ def write(
     for label, mk, modk, fmt in report.MODEL_FIGURES:
         row(
             f"{label}: measured / model",
-            lambda s, mk=mk, modk=modk, fmt=fmt: f"{_f(s.get(mk), fmt)} / {_f(s['model'].get(modk), fmt)}",
+            lambda s, mk=mk, modk=modk, fmt=fmt: (
+                f"{fmt_or_na(s.get(mk), fmt)} / {fmt_or_na(s['model'].get(modk), fmt)}"
+            ),
         )
     row(
         "order wait p99 (sandbox s): measured / model",
@@ -361,8 +356,8 @@ def write(
             [
                 f"{p['rate']:g}/s {p['variant']} ({p['config']})",
                 p["setting"],
-                _minutes(p["drain_seconds"]),
-                _minutes(p["wait_p99_s"]),
+                duration_text(p["drain_seconds"]),
+                duration_text(p["wait_p99_s"]),
                 p["peak_workers"],
                 f"${p['sale_usd']:.3f}",
                 f"${p['month_usd']:.2f}",
@@ -403,7 +398,7 @@ def write(
     )
     srows.append(
         ["async : sync", "30.4x"]
-        + [_f(runs[v]["async_to_sync_ratio_real"], "{:.1f}x") for v in VARIANTS if v in runs][:1]
+        + [fmt_or_na(runs[v]["async_to_sync_ratio_real"], "{:.1f}x") for v in VARIANTS if v in runs][:1]
         + ["ratio of the two rates above"]
     )
     md += _md_table(["figure", "source", "ours", "why"], srows) + [""]
@@ -453,7 +448,7 @@ def write(
             [
                 "1 consumer, 48/s for 60 s (model)",
                 "-",
-                f"backlog {backlog_run.backlog_at_load_end:,}, drain {_minutes(backlog_run.drain_seconds)}",
+                f"backlog {backlog_run.backlog_at_load_end:,}, drain {duration_text(backlog_run.drain_seconds)}",
                 "one consumer pays one order per 3 s",
             ],
         ],
@@ -487,7 +482,8 @@ def write(
     basis = Assumptions(architecture="x86", cold_start_share=0, flash_share=0, api_ms=0, invocation_overhead_ms=0)
     for n, (src_lambda, src_ecs) in SOURCE_COST_ROWS.items():
         c = monthly_cost(lam, n, prices, basis)
-        ours = c["by_service_usd"]["lambda_compute"] + max(0.0, (n - 1e6)) * 0.2 / 1e6
+        requests = max(0.0, n - prices.free["lambda_requests"]) * prices["lambda_request_per_million"] / 1e6
+        ours = c["by_service_usd"]["lambda_compute"] + requests
         ecs_full = monthly_cost(Workload.from_config(resolve({}), "ecs"), n, prices, a)["total_usd"]
         crows.append(
             [

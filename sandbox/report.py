@@ -73,7 +73,7 @@ def _charts(workdir: Path, summary: dict[str, Any], rows: list[dict[str, float]]
     return names
 
 
-def _f(x: float | None, fmt: str = "{:.1f}") -> str:
+def fmt_or_na(x: float | None, fmt: str = "{:.1f}") -> str:
     return "n/a" if x is None else fmt.format(x)
 
 
@@ -96,7 +96,7 @@ def headline(summary: dict[str, Any]) -> list[tuple[str, str]]:
             "sync latency p50 / p99 (real)",
             f"{sync['latency_ms_real']['p50']:.0f} / {sync['latency_ms_real']['p99']:.0f} ms",
         ),
-        ("async : sync throughput (real time)", _f(s["async_to_sync_ratio_real"], "{:.1f}x")),
+        ("async : sync throughput (real time)", fmt_or_na(s["async_to_sync_ratio_real"], "{:.1f}x")),
         ("paid / payment failed / dead-lettered", f"{s['paid']} / {s['payment_failed']} / {s['dead_lettered']}"),
         ("lost", str(s["lost"])),
         ("charges / double charges (processor ledger)", f"{s['charges']} / {s['double_charges']}"),
@@ -136,9 +136,9 @@ def model_rows(summary: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     for label, measured_key, model_key, fmt in MODEL_FIGURES:
         measured, model = summary.get(measured_key), m.get(model_key)
         off = metrics.off_by(measured, model)
-        out.append((label, _f(measured, fmt), _f(model, fmt), _f(off, "{:.1%}")))
-    out.append(("order wait p50 (sandbox s)", _f(summary["wait_s"]["p50"]), _f(m["wait_p50_s"]), ""))
-    out.append(("order wait p99 (sandbox s)", _f(summary["wait_s"]["p99"]), _f(m["wait_p99_s"]), ""))
+        out.append((label, fmt_or_na(measured, fmt), fmt_or_na(model, fmt), fmt_or_na(off, "{:.1%}")))
+    out.append(("order wait p50 (sandbox s)", fmt_or_na(summary["wait_s"]["p50"]), fmt_or_na(m["wait_p50_s"]), ""))
+    out.append(("order wait p99 (sandbox s)", fmt_or_na(summary["wait_s"]["p99"]), fmt_or_na(m["wait_p99_s"]), ""))
     return out
 
 
@@ -186,8 +186,8 @@ def bars(summary: dict[str, Any]) -> list[dict[str, Any]]:
         out.append(
             {
                 "bar": f"{label} vs the model",
-                "target": f"within {MODEL_TOLERANCE:.0%} of {_f(model, fmt)}",
-                "measured": f"{_f(s.get(measured_key), fmt)} ({_f(off, '{:.1%}')} off)",
+                "target": f"within {MODEL_TOLERANCE:.0%} of {fmt_or_na(model, fmt)}",
+                "measured": f"{fmt_or_na(s.get(measured_key), fmt)} ({fmt_or_na(off, '{:.1%}')} off)",
                 "met": off is not None and off <= MODEL_TOLERANCE,
             }
         )
@@ -217,7 +217,7 @@ def chaos_bars(s: dict[str, Any]) -> list[dict[str, Any]]:
         {
             "bar": "poison in the DLQ within its retries' bound (sandbox s)",
             "target": f"<= {bound:.0f}",
-            "measured": _f(landed),
+            "measured": fmt_or_na(landed),
             "met": landed is not None and landed <= bound,
         },
         {
@@ -270,9 +270,9 @@ def write(workdir: Path, summary: dict[str, Any], rows: list[dict[str, float]]) 
             + ", ".join(f"t={w['t']:.1f}s ({w['killed']})" for w in c["kill_waves"]),
             f"- transient payment failures: {c['payment_failure_rate']:.0%}; declined cards: {c['decline_share']:.0%}",
             f"- poison sent: {c['poison_sent']} ({c['poison_sent_to']}); in the DLQ: {c['poison_dead_lettered']}, "
-            f"all there after {_f(c['poison_in_dlq_after_s'])} s (bound {c['poison_bound_s']:.0f} s)",
+            f"all there after {fmt_or_na(c['poison_in_dlq_after_s'])} s (bound {c['poison_bound_s']:.0f} s)",
             f"- charges / double charges at the processor: {summary['charges']} / {summary['double_charges']}",
-            f"- recovery (last fault to empty backlog): {_f(c['recovery_seconds'])} s",
+            f"- recovery (last fault to empty backlog): {fmt_or_na(c['recovery_seconds'])} s",
             "- `python -m orders.redrive show` on the DLQ: "
             + ", ".join(f"{reason}: {n}" for reason, n in c.get("redrive_show", {}).items()),
             "",
