@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import signal
 import sys
 from pathlib import Path
 
+from orders.cli import OneLineParser
 from planner.config import parse_context_args
 from sandbox.deploy import DeployError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
+    parser = OneLineParser(prog="python -m sandbox", description=__doc__)
     parser.add_argument("--compute", choices=["lambda", "ecs"], default="lambda")
     parser.add_argument("--scenario", choices=["normal", "flash"], default="flash")
     parser.add_argument("--time-scale", type=float, default=2.0, help="make waits this many times shorter (default 2)")

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from orders.cli import OneLineParser
 from planner import aws
 from planner.config import parse_context_args, resolve
 from planner.cost import Assumptions, Prices, assumptions_table, break_even, monthly_cost, sale_cost
@@ -505,7 +506,7 @@ def write(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sandbox.compare", description=__doc__)
+    parser = OneLineParser(prog="python -m sandbox.compare", description=__doc__)
     parser.add_argument("--users", type=int, default=10)
     parser.add_argument("--duration", type=float, default=20.0, help="real seconds per checkout path")
     parser.add_argument("--time-scale", type=float, default=2.0)

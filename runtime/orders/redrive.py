@@ -16,7 +16,6 @@ makes safe: a redriven order is never charged twice.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orders.adapters.dynamodb import DynamoOrderRepository
+from orders.cli import OneLineParser
 from orders.domain.errors import MalformedEventError
 from orders.domain.events import EventType, OrderEvent
 from orders.domain.models import Order, OrderStatus
@@ -163,7 +163,7 @@ class Redrive:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m orders.redrive", description=__doc__)
+    parser = OneLineParser(prog="python -m orders.redrive", description=__doc__)
     parser.add_argument("command", choices=["show", "redrive"])
     parser.add_argument("--dlq-url", default=os.environ.get("ORDERS_DLQ_URL", ""))
     parser.add_argument("--queue-url", default=os.environ.get("ORDERS_QUEUE_URL", ""))
