@@ -15,7 +15,7 @@ from sandbox.deploy import DeployError
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m sandbox", description=__doc__)
     parser.add_argument("--compute", choices=["lambda", "ecs"], default="lambda")
-    parser.add_argument("--scenario", choices=["normal", "flash"], default="flash")
+    parser.add_argument("--scenario", choices=["normal", "flash", "source"], default="flash")
     parser.add_argument("--time-scale", type=float, default=2.0, help="make waits this many times shorter (default 2)")
     parser.add_argument("--users", type=int, help="override the scenario's users per checkout path")
     parser.add_argument("--duration", type=float, help="override the scenario's real seconds per checkout path")
