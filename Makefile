@@ -9,12 +9,14 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 COMPUTE ?= lambda
 CDK_ARGS ?=
+SCENARIO ?= flash
+LOCUST_WEB ?=
 
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup test lint typecheck synth deploy bench sandbox chaos compare plan cost redrive clean
+.PHONY: setup test lint typecheck synth deploy bench sandbox chaos compare plan cost redrive up down deploy-local load watch clean
 
 $(PY_STAMP): requirements.txt requirements-dev.txt runtime/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -76,6 +78,21 @@ plan: setup ## what a flash sale does to each variant on AWS, and the smallest s
 
 cost: setup ## monthly cost by volume and service for each variant, and the break-even (COST_ARGS=...)
 	$(PY) -m planner cost $(or $(COST_ARGS),--orders 1000000) $(CDK_ARGS)
+
+up: setup ## deploy onto a local AWS and keep it running until Ctrl-C or `make down` (COMPUTE=, CDK_ARGS=, UP_ARGS=)
+	$(PY) -m sandbox up --compute $(COMPUTE) $(CDK_ARGS) $(UP_ARGS)
+
+down: setup ## stop the stack `make up` started, and every process it started
+	$(PY) -m sandbox down
+
+deploy-local: setup ## cdk deploy onto the running local stack: its context plus CDK_ARGS (COMPUTE= switches the workers)
+	$(PY) -m sandbox deploy-local $(if $(filter command line environment,$(origin COMPUTE)),--compute $(COMPUTE)) $(CDK_ARGS)
+
+load: setup ## Locust against the running local stack (SCENARIO=normal|flash|source; LOCUST_WEB=1 for Locust's web UI)
+	$(PY) -m sandbox load --scenario $(SCENARIO) $(if $(LOCUST_WEB),--web)
+
+watch: setup ## the running local stack, refreshed each second
+	$(PY) -m sandbox watch
 
 clean:
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -118,7 +118,18 @@ class TargetTracking:
 
     def note_scale_out(self, now: float) -> None:
         """Another policy (the wake step) scaled out: the cooldown counts from it too."""
-        self._last_out = now
+        self._last_out = max(self._last_out, now)
+
+    def note_scale_in(self, now: float) -> None:
+        self._last_in = max(self._last_in, now)
+
+    @property
+    def last_scale_out(self) -> float:
+        return self._last_out
+
+    @property
+    def last_scale_in(self) -> float:
+        return self._last_in
 
     def evaluate(self, now: float, *, backlog: float, running: int) -> int | None:
         metric = backlog / running if running else (math.inf if backlog else 0.0)

@@ -103,7 +103,8 @@ class ApiFront:
                 return
 
         ThreadingHTTPServer.request_queue_size = 256  # a flash sale opens many connections at once
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        ThreadingHTTPServer.allow_reuse_address = True  # a live stack's API restarts on the port it printed
+        self.server = ThreadingHTTPServer(("127.0.0.1", int(os.environ.get("SANDBOX_API_PORT", "0"))), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, name="api-front", daemon=True)

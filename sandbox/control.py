@@ -78,33 +78,58 @@ class ProcessEnv:
 
 
 # ----------------------------------------------------------------------------- subscriptions
-def wire_subscriptions(deployment: Deployment, sns: Any, sqs: Any) -> dict[str, Any]:
-    """Create the template's SNS subscriptions in moto (it ignores AWS::SNS::Subscription).
+class Subscriptions:
+    """The template's SNS subscriptions, created in moto (it ignores AWS::SNS::Subscription).
 
-    A Lambda-protocol subscription is delivered to an internal queue instead,
-    from which the async-invoke emulation takes events.
+    A Lambda-protocol subscription is delivered to an internal queue instead, from which the
+    async-invoke emulation takes events. ``reconcile`` follows a redeployed template: it subscribes
+    what is new before it unsubscribes what is gone, so no event published meanwhile is dropped.
     """
-    made: dict[str, Any] = {}
-    for sub in resources(deployment.template("-service"), "AWS::SNS::Subscription"):
-        topic = resolve(sub["TopicArn"], deployment)
-        attrs = {"FilterPolicy": json.dumps(sub["FilterPolicy"])} if "FilterPolicy" in sub else {}
-        if sub["Protocol"] == "sqs":
-            if sub.get("RawMessageDelivery"):
-                attrs["RawMessageDelivery"] = "true"
-            sns.subscribe(
-                TopicArn=topic, Protocol="sqs", Endpoint=resolve(sub["Endpoint"], deployment), Attributes=attrs
-            )
-            made["sqs"] = sub
-        elif sub["Protocol"] == "lambda":
-            tap = sqs.create_queue(QueueName="sandbox-lambda-async-invoke")["QueueUrl"]
-            tap_arn = sqs.get_queue_attributes(QueueUrl=tap, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-            sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=tap_arn, Attributes=attrs)
-            made["lambda"] = {
-                **sub,
-                "tap_url": tap,
-                "dlq_arn": resolve(sub["RedrivePolicy"]["deadLetterTargetArn"], deployment),
-            }
-    return made
+
+    TAP_QUEUE = "sandbox-lambda-async-invoke"
+
+    def __init__(self, sns: Any, sqs: Any) -> None:
+        self.sns, self.sqs = sns, sqs
+        self.active: dict[tuple[str, str], str] = {}  # (protocol, endpoint) -> subscription ARN
+        self.made: dict[str, Any] = {}
+
+    def reconcile(self, deployment: Deployment) -> dict[str, Any]:
+        wanted: dict[tuple[str, str], tuple[str, str, dict[str, str]]] = {}
+        made: dict[str, Any] = {}
+        for sub in resources(deployment.template("-service"), "AWS::SNS::Subscription"):
+            topic = resolve(sub["TopicArn"], deployment)
+            attrs = {"FilterPolicy": json.dumps(sub["FilterPolicy"])} if "FilterPolicy" in sub else {}
+            if sub["Protocol"] == "sqs":
+                if sub.get("RawMessageDelivery"):
+                    attrs["RawMessageDelivery"] = "true"
+                endpoint = resolve(sub["Endpoint"], deployment)
+                made["sqs"] = sub
+            elif sub["Protocol"] == "lambda":
+                tap = self.sqs.create_queue(QueueName=self.TAP_QUEUE)["QueueUrl"]
+                endpoint = self.sqs.get_queue_attributes(QueueUrl=tap, AttributeNames=["QueueArn"])["Attributes"][
+                    "QueueArn"
+                ]
+                made["lambda"] = {
+                    **sub,
+                    "tap_url": tap,
+                    "dlq_arn": resolve(sub["RedrivePolicy"]["deadLetterTargetArn"], deployment),
+                }
+            else:
+                continue
+            wanted[(sub["Protocol"], endpoint)] = (topic, endpoint, attrs)
+        for key, (topic, endpoint, attrs) in wanted.items():
+            if key not in self.active:
+                arn = self.sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=endpoint, Attributes=attrs)
+                self.active[key] = arn["SubscriptionArn"]
+        for key in [k for k in self.active if k not in wanted]:
+            self.sns.unsubscribe(SubscriptionArn=self.active.pop(key))
+        self.made = made
+        return made
+
+
+def wire_subscriptions(deployment: Deployment, sns: Any, sqs: Any) -> dict[str, Any]:
+    """Create the template's SNS subscriptions in moto once (see ``Subscriptions``)."""
+    return Subscriptions(sns, sqs).reconcile(deployment)
 
 
 class PollerGroup:
@@ -530,6 +555,24 @@ class ScalingPolicy:
             ],
         )
 
+    # The context key ops set for each deployed number (stacks/config.py), for the control plane's log.
+    KEYS = {
+        "target": "backlogPerTaskTarget",
+        "min_tasks": "minTasks",
+        "max_tasks": "maxTasks",
+        "scale_out_cooldown_s": "scaleOutCooldownSeconds",
+        "scale_in_cooldown_s": "scaleInCooldownSeconds",
+        "wake_depth": "wakeQueueDepth",
+    }
+
+    def changes(self, new: ScalingPolicy) -> list[str]:
+        """What a deploy changed, named by context key: ``backlogPerTaskTarget 100 -> 20``."""
+        return [
+            f"{key} {getattr(self, field):g} -> {getattr(new, field):g}"
+            for field, key in self.KEYS.items()
+            if getattr(self, field) != getattr(new, field)
+        ]
+
     def steps(self) -> list[aws.StepAdjustment]:
         return [aws.StepAdjustment(lo, up, n) for lo, up, n in self.wake_steps]
 
@@ -576,6 +619,31 @@ class EcsService:
         self._thread: threading.Thread | None = None
         self._started = 0
 
+    def update_policy(self, policy: ScalingPolicy) -> list[str]:
+        """Adopt a redeployed scaling policy (PutScalingPolicy recreates its alarms: the datapoints start over)."""
+        changes = self.policy.changes(policy)
+        if not changes and policy.wake_steps == self.policy.wake_steps:
+            return []
+        old = self._tracking
+        self.policy, self._steps = policy, policy.steps()
+        self._tracking = policy.target_tracking(self.scale)
+        self._tracking.note_scale_out(old.last_scale_out)  # cooldowns belong to the scalable target
+        self._tracking.note_scale_in(old.last_scale_in)
+        clamped = min(max(self.desired, policy.min_tasks), policy.max_tasks)
+        if clamped != self.desired:  # the scalable target's new bounds apply at once
+            self._set(clamped, f"scalable target: tasks {policy.min_tasks}..{policy.max_tasks}")
+        return changes
+
+    def redeploy(self, env: dict[str, str], command: list[str], stop_timeout_s: float) -> bool:
+        """A new task definition: running tasks get SIGTERM and the scheduler starts new ones (a rolling update)."""
+        if (env, command, stop_timeout_s) == (self.env, self.command, self.stop_timeout_s):
+            return False
+        self.env, self.command, self.stop_timeout_s = env, command, stop_timeout_s
+        while self.tasks:
+            self._stop_task()
+        self.replace_stopped()
+        return True
+
     def _start_task(self) -> None:
         out = (self.log_dir / f"ecs-task-{self._started}.log").open("w")
         self._started += 1
@@ -586,6 +654,14 @@ class EcsService:
         task = self.tasks.pop()
         task.send_signal(signal.SIGTERM)  # the worker finishes or releases what it holds
         self.stopping.append(task)
+        timer = threading.Timer(self.stop_timeout_s, self._kill_if_running, args=(task,))
+        timer.daemon = True
+        timer.start()
+
+    @staticmethod
+    def _kill_if_running(task: subprocess.Popen[bytes]) -> None:
+        if task.poll() is None:
+            task.kill()  # ECS sends SIGKILL after the container's stop timeout
 
     def kill(self, count: int) -> int:
         """kill -9 up to ``count`` running tasks (chaos); the service scheduler replaces them."""

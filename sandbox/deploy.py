@@ -43,6 +43,11 @@ def aws_env(endpoint: str) -> dict[str, str]:
 class Deployment:
     outputs: dict[str, dict[str, str]]
     templates: dict[str, dict[str, Any]]
+    layer_arn: str = ""
+
+    def fingerprint(self) -> str:
+        """Changes whenever any stack's template does (moto keeps no LastUpdatedTime)."""
+        return hashlib.sha256(json.dumps(self.templates, sort_keys=True).encode()).hexdigest()
 
     def output(self, stack_suffix: str, key: str) -> str:
         for name, values in self.outputs.items():
@@ -107,7 +112,10 @@ def seed_image_assets(endpoint: str, assembly: Path) -> int:
                         "layers": [],
                     }
                 )
-                ecr.put_image(repositoryName=repo, imageManifest=body, imageTag=tag)
+                try:
+                    ecr.put_image(repositoryName=repo, imageManifest=body, imageTag=tag)
+                except ecr.exceptions.ImageAlreadyExistsException:
+                    continue  # seeded by an earlier deploy of the same code
                 seeded += 1
     return seeded
 
@@ -124,19 +132,31 @@ def _cdk(args: list[str], env: dict[str, str], log: Path) -> None:
         raise DeployError(f"cdk {args[0]} failed: " + " | ".join(tail))
 
 
-def deploy(endpoint: str, context: dict[str, str], workdir: Path) -> Deployment:
-    """bootstrap -> synth -> seed image assets -> deploy; returns outputs and templates."""
-    env = {
+def _cli_env(endpoint: str) -> dict[str, str]:
+    return {
         **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
         **aws_env(endpoint),
         "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
         "CDK_DISABLE_CLI_TELEMETRY": "true",
     }
+
+
+def bootstrap(endpoint: str, workdir: Path) -> str:
+    """``cdk bootstrap`` into the emulator and the Powertools layer published there; returns the layer's ARN."""
+    _cdk(["bootstrap", f"aws://{ACCOUNT}/{REGION}", "--no-notices"], _cli_env(endpoint), workdir / "cdk.log")
+    return publish_powertools_layer(endpoint)
+
+
+def deploy(endpoint: str, context: dict[str, str], workdir: Path, layer_arn: str | None = None) -> Deployment:
+    """(bootstrap ->) synth -> seed image assets -> deploy; returns outputs and templates.
+
+    ``layer_arn``: the stack is already bootstrapped (a live stack being updated); skip that step.
+    """
+    env = _cli_env(endpoint)
     log = workdir / "cdk.log"
     assembly = workdir / "cdk.out"
     ctx_args = [arg for key, value in context.items() for arg in ("-c", f"{key}={value}")]
-    _cdk(["bootstrap", f"aws://{ACCOUNT}/{REGION}", "--no-notices"], env, log)
-    layer = publish_powertools_layer(endpoint)
+    layer = layer_arn or bootstrap(endpoint, workdir)
     ctx_args += ["-c", f"powertoolsLayerArn={layer}"]
     _cdk(["synth", "--quiet", "--no-notices", "--output", str(assembly), *ctx_args], env, log)
     seed_image_assets(endpoint, assembly)
@@ -153,6 +173,9 @@ def deploy(endpoint: str, context: dict[str, str], workdir: Path) -> Deployment:
             str(assembly),
             "--outputs-file",
             str(outputs_file),
+            # moto cannot update a stack that leaves the parameter at its previous value: name it every time.
+            "--parameters",
+            f"BootstrapVersion=/cdk-bootstrap/{QUALIFIER}/version",
         ],
         env,
         log,
@@ -160,7 +183,26 @@ def deploy(endpoint: str, context: dict[str, str], workdir: Path) -> Deployment:
     templates = {
         p.name.removesuffix(".template.json"): json.loads(p.read_text()) for p in assembly.glob("*.template.json")
     }
-    return Deployment(outputs=json.loads(outputs_file.read_text()), templates=templates)
+    return Deployment(outputs=json.loads(outputs_file.read_text()), templates=templates, layer_arn=layer)
+
+
+def live_deployment(cloudformation: Any) -> Deployment | None:
+    """The stacks as CloudFormation holds them now, whoever deployed them; None while one is changing."""
+    outputs: dict[str, dict[str, str]] = {}
+    templates: dict[str, dict[str, Any]] = {}
+    for stack in cloudformation.describe_stacks()["Stacks"]:
+        name = stack["StackName"]
+        if name == "CDKToolkit":
+            continue
+        if not stack["StackStatus"].endswith("_COMPLETE") or "ROLLBACK" in stack["StackStatus"]:
+            return None
+        outputs[name] = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+        body = cloudformation.get_template(StackName=name)["TemplateBody"]
+        templates[name] = json.loads(body) if isinstance(body, str) else dict(body)
+        literal = {k: o["Value"] for k, o in templates[name].get("Outputs", {}).items() if isinstance(o["Value"], str)}
+        if any(outputs[name].get(k) != v for k, v in literal.items()):
+            return None  # the template is new, the outputs are not yet: an update is under way
+    return Deployment(outputs=outputs, templates=templates)
 
 
 def wait_for(endpoint: str, timeout_s: float = 30) -> None:

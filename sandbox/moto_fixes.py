@@ -43,6 +43,23 @@ def fix_kms_cloudformation_tags() -> None:
     Key.create_from_cloudformation_json = classmethod(create)  # type: ignore[method-assign,assignment]
 
 
+def fix_cloudformation_update_removing_unmodelled() -> None:
+    """A stack update that removes a resource type moto has no model for (it created nothing for it, e.g.
+    ``AWS::ApplicationAutoScaling::ScalingPolicy`` when ``compute`` goes from ecs to lambda) fails in moto
+    5.2.5 with an AttributeError on None; there is nothing to delete, so the removal is a no-op."""
+    from moto.cloudformation.parsing import ResourceMap
+
+    original = ResourceMap._delete_resource
+
+    def delete(self: Any, parsed_resource: Any, resource_json: dict[str, Any]) -> None:
+        if parsed_resource is None or isinstance(parsed_resource, str):
+            return
+        original(self, parsed_resource, resource_json)
+
+    ResourceMap._delete_resource = delete  # type: ignore[method-assign]
+
+
 def apply() -> None:
     check_version()
     fix_kms_cloudformation_tags()
+    fix_cloudformation_update_removing_unmodelled()

@@ -206,7 +206,10 @@ def mirror_tables(deployed: Any, data_plane: Any) -> list[str]:
     names: list[str] = []
     for page in deployed.get_paginator("list_tables").paginate():
         names += page["TableNames"]
+    existing = set(data_plane.list_tables()["TableNames"])
     for name in names:
+        if name in existing:  # a live stack's redeploy: the data plane keeps the items it holds
+            continue
         table = deployed.describe_table(TableName=name)["Table"]
         spec: dict[str, Any] = {
             "TableName": name,
@@ -241,11 +244,13 @@ class Pipeline:
     dlq_url: str
     orders_table: str
     subscriptions: dict[str, Any]
+    subs: control.Subscriptions
     penv: control.ProcessEnv
     api_env: dict[str, str]
     front: ApiStats
     config: AppConfig
     ledger_path: Path
+    context: dict[str, str]
 
     def client(self, name: str) -> Any:
         return self.clients[name]
@@ -268,8 +273,52 @@ def _stop_process(proc: subprocess.Popen[Any], timeout: float = 10) -> None:
         proc.kill()
 
 
+def start_api(
+    penv: control.ProcessEnv,
+    api_env: dict[str, str],
+    workdir: Path,
+    stack: ExitStack,
+    *,
+    envs: int,
+    warm: int,
+    port: int = 0,
+) -> tuple[subprocess.Popen[str], int]:
+    """The API process: the real handler behind a local HTTP front; returns it and its port."""
+    api_log = stack.enter_context((workdir / "logs" / "api.log").open("a"))
+    api_proc = subprocess.Popen(
+        [sys.executable, "-m", "sandbox.api_front"],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=api_log,
+        text=True,
+        env={
+            **penv.for_runtime(api_env, sandbox_host=True),
+            # One environment per request in flight (Lambda), warmed before the load: at most one per user.
+            "SANDBOX_API_ENVS": str(envs),
+            "SANDBOX_API_WARM": str(warm),
+            "SANDBOX_API_PORT": str(port),
+            "SANDBOX_LOG_DIR": str(workdir / "logs"),
+        },
+    )
+    stack.callback(_stop_process, api_proc)
+    assert api_proc.stdout is not None
+    first = api_proc.stdout.readline()
+    if not first:
+        raise SandboxError(f"the API process did not start (see {api_log.name})")
+    return api_proc, int(json.loads(first)["port"])
+
+
 def start_pipeline(
-    opts: Options, workdir: Path, stack: ExitStack, progress: Any, k: control.Scale, api_envs: int
+    opts: Options,
+    workdir: Path,
+    stack: ExitStack,
+    progress: Any,
+    k: control.Scale,
+    api_envs: int,
+    *,
+    api_warm: int | None = None,
+    api_start: bool = True,
 ) -> Pipeline:
     """Emulators, the real `cdk deploy`, the data-plane mirror, subscriptions and the API process."""
     port = free_port(opts.port)
@@ -307,15 +356,19 @@ def start_pipeline(
     stack.callback(_restore_environ, saved)
     os.environ.update(aws_env(endpoint))
     os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = data_endpoint
-    mirror_tables(boto3.client("dynamodb", endpoint_url=endpoint), boto3.client("dynamodb", endpoint_url=data_endpoint))
     many = Config(max_pool_connections=128)
-    clients: dict[str, Any] = {s: boto3.client(s, config=many) for s in ("sqs", "sns", "dynamodb", "lambda", "ecs")}  # type: ignore[call-overload]
+    services = ("sqs", "sns", "dynamodb", "lambda", "ecs", "cloudformation")
+    clients: dict[str, Any] = {s: boto3.client(s, config=many) for s in services}  # type: ignore[call-overload]
+    # The tables as CloudFormation made them (control plane), beside the data plane's "dynamodb".
+    clients["dynamodb_control"] = boto3.client("dynamodb", endpoint_url=endpoint)
+    mirror_tables(clients["dynamodb_control"], clients["dynamodb"])
     data = list(deployment.outputs[next(n for n in deployment.outputs if n.endswith("-data"))].values())
 
     def find(prefix: str, needle: str, exclude: str = "\0") -> str:
         return next(v for v in data if v.startswith(prefix) and needle in v and exclude not in v)
 
-    subs = control.wire_subscriptions(deployment, clients["sns"], clients["sqs"])
+    subs = control.Subscriptions(clients["sns"], clients["sqs"])
+    subs.reconcile(deployment)
     ledger_path = workdir / "payment-ledger.sqlite"
     base = {
         "PATH": os.environ.get("PATH", ""),
@@ -329,27 +382,10 @@ def start_pipeline(
         FunctionName=deployment.output("-service", "ApiFunctionName")
     )
     api_env = dict(api_cfg["Environment"]["Variables"])
-    api_log = stack.enter_context((workdir / "logs" / "api.log").open("w"))
-    api_proc = subprocess.Popen(
-        [sys.executable, "-m", "sandbox.api_front"],
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=api_log,
-        text=True,
-        env={
-            **penv.for_runtime(api_env, sandbox_host=True),
-            # One environment per request in flight (Lambda), warmed before the load: at most one per user.
-            "SANDBOX_API_ENVS": str(api_envs),
-            "SANDBOX_API_WARM": str(api_envs),
-            "SANDBOX_LOG_DIR": str(workdir / "logs"),
-        },
-    )
-    stack.callback(_stop_process, api_proc)
-    assert api_proc.stdout is not None
-    first = api_proc.stdout.readline()
-    if not first:
-        raise SandboxError(f"the API process did not start (see {api_log.name})")
+    port = 0
+    if api_start:
+        warm = api_envs if api_warm is None else api_warm
+        _, port = start_api(penv, api_env, workdir, stack, envs=api_envs, warm=warm)
     return Pipeline(
         deployment=deployment,
         endpoint=endpoint,
@@ -360,12 +396,14 @@ def start_pipeline(
         queue_arn=find("arn:aws:sqs", "OrdersQueue"),
         dlq_url=find("https://", "OrdersDeadLetterQueue"),
         orders_table=find("", "TablesOrders", "arn:"),
-        subscriptions=subs,
+        subscriptions=subs.made,
+        subs=subs,
         penv=penv,
         api_env=api_env,
-        front=ApiStats(f"http://127.0.0.1:{int(json.loads(first)['port'])}"),
+        front=ApiStats(f"http://127.0.0.1:{port}"),
         config=config,
         ledger_path=ledger_path,
+        context=context,
     )
 
 

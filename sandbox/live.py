@@ -1,0 +1,605 @@
+"""A local stack that stays up: ``up``, ``down``, ``deploy-local``, ``load`` and the status ``watch`` reads.
+
+``up`` deploys the real stacks onto the emulator once, starts the control plane and keeps it running;
+it follows CloudFormation, so a later deploy (``deploy-local`` or the user's own ``npx cdk deploy``
+against the printed endpoint) is adopted: new scaling numbers, concurrency, batch size, trigger or
+``compute``. The files it shares with the other commands live in the state directory (``.sandbox/``,
+or ``SANDBOX_STATE_DIR``): ``stack.json`` (endpoints, names, context), ``env.sh`` (exports for the
+AWS CLI and boto3), ``status.json`` (rewritten every second) and ``up.lock`` (held while it runs).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from sandbox import control
+from sandbox.deploy import Deployment, aws_env, deploy, live_deployment
+from sandbox.run import (
+    ROOT,
+    SCENARIOS,
+    Options,
+    Pipeline,
+    SandboxError,
+    Workers,
+    _ledger,
+    _orders,
+    _stop_process,
+    mirror_tables,
+    run_locust,
+    start_api,
+    start_ecs,
+    start_lambda,
+    start_pipeline,
+)
+
+log = logging.getLogger("sandbox")
+API_ENVS = 20  # the largest scenario's users: one API environment per request in flight
+API_WARM = 2  # started before `up` says ready; more start on demand, one at a time
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("SANDBOX_STATE_DIR") or ROOT / ".sandbox").resolve()
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """Atomically, so a reader never sees half a file."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=str))
+    tmp.replace(path)
+
+
+class UpLock:
+    """One live stack per state directory: ``up`` holds an exclusive lock on ``up.lock`` while it runs."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / "up.lock"
+        self._file: TextIO | None = None
+
+    def acquire(self) -> bool:
+        f = self.path.open("a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.close()
+            return False
+        self._file = f
+        return True
+
+    def release(self) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+
+    def held_elsewhere(self) -> bool:
+        if not self.acquire():
+            return True
+        self.release()
+        return False
+
+
+def read_state() -> dict[str, Any] | None:
+    """The running stack's ``stack.json`` (with the last deployed context), or None if none is up."""
+    directory = state_dir()
+    if not UpLock(directory).held_elsewhere():
+        return None
+    try:
+        state = dict(json.loads((directory / "stack.json").read_text()))
+        state["context"] = json.loads((directory / "context.json").read_text())
+    except (OSError, ValueError):
+        return None  # starting: the lock is held, the files are not written yet
+    return state
+
+
+def read_status() -> dict[str, Any] | None:
+    try:
+        return dict(json.loads((state_dir() / "status.json").read_text()))
+    except (OSError, ValueError):
+        return None
+
+
+def require_state() -> dict[str, Any]:
+    state = read_state()
+    if state is None:
+        raise SandboxError("no local stack is up: `make up` starts one")
+    return state
+
+
+@dataclass
+class UpOptions:
+    compute: str = "lambda"
+    context: dict[str, str] = field(default_factory=dict)
+    time_scale: float = 2.0
+    port: int = 0
+    api_port: int = 0
+    reports: Path = ROOT / "reports"
+
+
+class LiveStack:
+    """The control plane of a stack that stays up: it follows CloudFormation and adopts each deploy."""
+
+    def __init__(self, p: Pipeline, workdir: Path, k: control.Scale, progress: Any) -> None:
+        self.p, self.workdir, self.k, self.progress = p, workdir, k, progress
+        self.workers: Workers | None = None
+        self._workers_stack = ExitStack()
+        self.fingerprint = p.deployment.fingerprint()
+        self._failed = ""
+        self._seen = ""
+        self.adopted_at = time.time()
+        self.generation = 0
+        self.changes: deque[dict[str, Any]] = deque(maxlen=30)
+        self._lambda_settings: dict[str, Any] = {}
+        self._api: tuple[subprocess.Popen[str], dict[str, str]] | None = None
+        self._api_stack = ExitStack()
+        self._paid: deque[tuple[float, int]] = deque(maxlen=6)
+
+    # ------------------------------------------------------------------ workers
+    def note(self, message: str) -> None:
+        self.changes.append({"at": time.time(), "message": message})
+        self.progress(message)
+
+    def start_workers(self) -> Workers:
+        stack = ExitStack()
+        compute = self.p.deployment.output("-service", "Compute")
+        if compute.startswith("lambda"):
+            workers = start_lambda(self.p, self.workdir, stack, self.k, self.progress)
+            self._lambda_settings = self.lambda_settings()
+        else:
+            workers = start_ecs(self.p, self.workdir, stack, self.k, self.progress, time.monotonic())
+        self.workers, self._workers_stack = workers, stack
+        return workers
+
+    def stop_workers(self, workers: Workers, stack: ExitStack, drain_timeout_s: float = 120.0) -> None:
+        """Stop a generation of workers as AWS would: ECS tasks get SIGTERM and finish what they hold; the
+        event source mapping stops polling and its batches in flight finish; async invokes already accepted
+        (the subscription is gone) are still run before the invoker stops."""
+        if workers.invoker is not None:
+            deadline = time.monotonic() + drain_timeout_s
+            tap = workers.backlog_queue
+            while time.monotonic() < deadline:
+                attrs = self.p.client("sqs").get_queue_attributes(
+                    QueueUrl=tap, AttributeNames=["ApproximateNumberOfMessages"]
+                )["Attributes"]
+                if int(attrs["ApproximateNumberOfMessages"]) + workers.invoker.pending + workers.busy() == 0:
+                    break
+                time.sleep(0.5)
+        stack.close()
+
+    def lambda_settings(self) -> dict[str, Any]:
+        """The deployed numbers the Lambda variant runs on, by context key."""
+        lam = self.p.client("lambda")
+        name = self.p.deployment.output("-service", "WorkerFunctionName")
+        fn = lam.get_function_configuration(FunctionName=name)
+        settings: dict[str, Any] = {
+            "reservedConcurrency": lam.get_function_concurrency(FunctionName=name).get("ReservedConcurrentExecutions"),
+            "lambdaTimeoutSeconds": fn["Timeout"],
+            "lambdaMemoryMb": fn["MemorySize"],
+            "environment": fn["Environment"]["Variables"],
+        }
+        mappings = lam.list_event_source_mappings(FunctionName=name)["EventSourceMappings"]
+        settings["lambdaTrigger"] = "sqs" if mappings else "sns"
+        for m in mappings:
+            settings["batchSize"] = m["BatchSize"]
+            settings["maxConcurrency"] = m.get("ScalingConfig", {}).get("MaximumConcurrency")
+            settings["maxBatchingWindowSeconds"] = m.get("MaximumBatchingWindowInSeconds", 0)
+        return settings
+
+    # ------------------------------------------------------------------ following CloudFormation
+    def poll(self) -> bool:
+        """Adopt the deployed stacks if they changed since the last look; True if they did."""
+        deployment = live_deployment(self.p.client("cloudformation"))
+        if deployment is None or deployment.fingerprint() in (self.fingerprint, self._failed):
+            return False
+        # A stack update is many emulator calls: adopt what two looks a poll apart agree on.
+        seen, self._seen = self._seen, deployment.fingerprint()
+        if seen != self._seen:
+            return False
+        try:
+            self.adopt(deployment)
+        except Exception as exc:  # keep running what runs; a later deploy is tried afresh
+            self._failed = deployment.fingerprint()
+            log.exception("adopting the deployed stacks failed")
+            self.note(f"could not adopt the deployed stacks ({type(exc).__name__}: {exc}); still running the last")
+            return False
+        return True
+
+    def adopt(self, deployment: Deployment) -> None:
+        assert self.workers is not None
+        deployment.layer_arn = self.p.deployment.layer_arn
+        self.p.deployment = deployment
+        mirror_tables(self.p.client("dynamodb_control"), self.p.client("dynamodb"))
+        self.p.subscriptions = self.p.subs.reconcile(deployment)
+        compute = deployment.output("-service", "Compute")
+        if compute != self.workers.compute:
+            old, old_stack = self.workers, self._workers_stack
+            self.note(f"compute: {old.compute} -> {compute}: starting the new workers, draining the old")
+            self.start_workers()
+            t = time.monotonic()
+            self.stop_workers(old, old_stack)
+            self.note(f"compute: {old.compute} workers stopped after {time.monotonic() - t:.1f} s")
+        elif self.workers.service is not None:
+            service = self.workers.service
+            policy = control.ScalingPolicy.from_template(deployment.template("-service"))
+            for change in service.update_policy(policy):
+                self.note(f"target tracking: {change}")
+            env, command, stop_timeout = control.task_definition(self.p.client("ecs"), deployment)
+            if service.redeploy(self.p.penv.for_runtime(env), command, stop_timeout):
+                self.note("task definition changed: running tasks replaced (SIGTERM, then new tasks)")
+        else:
+            settings = self.lambda_settings()
+            changed = [
+                f"{key} {self._lambda_settings.get(key)} -> {value}"
+                for key, value in settings.items()
+                if key != "environment" and self._lambda_settings.get(key) != value
+            ]
+            if settings["environment"] != self._lambda_settings.get("environment"):
+                changed.append("environment changed")
+            if changed:
+                old, old_stack = self.workers, self._workers_stack
+                self.note(f"lambda: {', '.join(changed)}: new environments take over")
+                self.start_workers()
+                self.stop_workers(old, old_stack)
+        self._restart_api_if_changed()
+        self.fingerprint = deployment.fingerprint()
+        self.adopted_at = time.time()
+        self.generation += 1
+
+    def start_api(self, port: int) -> int:
+        env = self._api_environment()
+        proc, port = start_api(self.p.penv, env, self.workdir, self._api_stack, envs=API_ENVS, warm=API_WARM, port=port)
+        self._api = (proc, env)
+        return port
+
+    def _api_environment(self) -> dict[str, str]:
+        fn = self.p.client("lambda").get_function_configuration(
+            FunctionName=self.p.deployment.output("-service", "ApiFunctionName")
+        )
+        return dict(fn["Environment"]["Variables"])
+
+    def _restart_api_if_changed(self) -> None:
+        if self._api is None:
+            return
+        env = self._api_environment()
+        if env == self._api[1]:
+            return
+        proc, _ = self._api
+        _stop_process(proc)
+        self.start_api(self.p.front.port)
+        self.note("API function configuration changed: API environments replaced")
+
+    # ------------------------------------------------------------------ status
+    def status(self) -> dict[str, Any]:
+        assert self.workers is not None
+        sqs, w = self.p.client("sqs"), self.workers
+
+        def depth(url: str) -> tuple[int, int]:
+            a = sqs.get_queue_attributes(
+                QueueUrl=url,
+                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+            )["Attributes"]
+            return int(a["ApproximateNumberOfMessages"]), int(a["ApproximateNumberOfMessagesNotVisible"])
+
+        visible, inflight = depth(w.backlog_queue)
+        if w.invoker is not None:
+            inflight += w.invoker.pending + w.busy()
+        charges = _ledger(self.p.ledger_path)
+        now = time.time()
+        self._paid.append((now, charges["charges"]))
+        (t_a, c_a), (t_b, c_b) = self._paid[0], self._paid[-1]
+        params: dict[str, Any]
+        if w.service is not None:
+            pol = w.service.policy
+            params = {key: getattr(pol, f) for f, key in control.ScalingPolicy.KEYS.items()}
+            params["desiredTasks"] = w.service.desired
+        else:
+            params = {k: v for k, v in self._lambda_settings.items() if k != "environment"}
+        return {
+            "at": now,
+            "pid": os.getpid(),
+            "compute": w.compute,
+            "time_scale": self.k.k,
+            "visible": visible,
+            "in_flight": inflight,
+            "dlq": depth(self.p.dlq_url)[0],
+            "workers": w.busy(),
+            "charges": charges["charges"],
+            "double_charges": charges["double_charges"],
+            "paid_per_s": (c_b - c_a) / (t_b - t_a) if t_b > t_a else 0.0,
+            "accepted": self.p.front.accepted,
+            "params": params,
+            "generation": self.generation,
+            "fingerprint": self.fingerprint,
+            "adopted_at": self.adopted_at,
+            "changes": list(self.changes),
+            "activities": (
+                [{"from": a[1], "to": a[2], "why": a[3]} for a in w.service.activities[-10:]] if w.service else []
+            ),
+        }
+
+    def close(self) -> None:
+        if self.workers is not None:
+            self._workers_stack.close()
+        self._api_stack.close()
+
+
+def env_exports(state: dict[str, Any]) -> str:
+    lines = [f"export {k}={v}" for k, v in state["env"].items()]
+    lines += [f"export {k}={v}" for k, v in state["names"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def up(opts: UpOptions, progress: Any = print) -> int:
+    """Deploy and run the stack until interrupted (Ctrl-C, SIGTERM or ``down``)."""
+    directory = state_dir()
+    lock = UpLock(directory)
+    if not lock.acquire():
+        state = read_state()
+        where = f" (pid {state['pid']}, API {state['api_url']})" if state else ""
+        raise SandboxError(f"a local stack is already up{where}: `make down` stops it")
+    started = time.monotonic()
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    workdir = opts.reports.resolve() / f"{stamp}-live-{opts.compute}"
+    (workdir / "logs").mkdir(parents=True, exist_ok=True)
+    k = control.Scale(opts.time_scale)
+    try:
+        with ExitStack() as stack:
+            for name in ("stack.json", "status.json", "context.json", "env.sh"):
+                stack.callback((directory / name).unlink, missing_ok=True)
+            run_opts = Options(compute=opts.compute, time_scale=opts.time_scale, port=opts.port, context=opts.context)
+            p = start_pipeline(run_opts, workdir, stack, progress, k, api_envs=API_ENVS, api_start=False)
+            live = LiveStack(p, workdir, k, progress)
+            stack.callback(live.close)
+            api_port = live.start_api(opts.api_port)
+            p.front = type(p.front)(f"http://127.0.0.1:{api_port}")
+            live.start_workers()
+            names = {
+                "ORDER_EVENTS_TOPIC_ARN": p.topic_arn,
+                "ORDERS_QUEUE_URL": p.queue_url,
+                "ORDERS_DLQ_URL": p.dlq_url,
+                "ORDERS_TABLE_NAME": p.orders_table,
+                "API_URL": p.front.base,
+            }
+            state = {
+                "pid": os.getpid(),
+                "api_url": p.front.base,
+                "endpoint": p.endpoint,
+                "dynamodb_endpoint": p.data_endpoint,
+                "env": {
+                    **{k_: v for k_, v in aws_env(p.endpoint).items() if not k_.startswith("AWS_CONFIG")},
+                    "AWS_ENDPOINT_URL_DYNAMODB": p.data_endpoint,
+                },
+                "names": names,
+                "layer_arn": p.deployment.layer_arn,
+                "workdir": str(workdir),
+                "ledger": str(p.ledger_path),
+                "time_scale": k.k,
+                "started_at": time.time(),
+            }
+            state["env"].pop("AWS_SHARED_CREDENTIALS_FILE", None)
+            _write_json(directory / "context.json", p.context)
+            _write_json(directory / "status.json", live.status())
+            _write_json(directory / "stack.json", state)
+            (directory / "env.sh").write_text(env_exports(state))
+            ready_s = time.monotonic() - started
+            state["ready_seconds"] = ready_s
+            _write_json(directory / "stack.json", state)
+            progress(f"ready in {ready_s:.1f} s ({p.deployment.output('-service', 'Compute')})")
+            print(banner(state, directory), flush=True)
+            while True:
+                try:
+                    live.poll()
+                except Exception:
+                    log.exception("following the deployed stacks failed")
+                try:
+                    _write_json(directory / "status.json", live.status())
+                except Exception:
+                    log.exception("status failed")
+                time.sleep(1.0)
+    except KeyboardInterrupt:
+        progress("stopping: every process this stack started is being stopped")
+        return 0
+    finally:
+        lock.release()
+
+
+def banner(state: dict[str, Any], directory: Path) -> str:
+    rel = os.path.relpath(directory)
+    return "\n".join(
+        [
+            "",
+            f"  API            {state['api_url']}   (POST /orders, GET /orders/{{id}})",
+            f"  AWS endpoint   {state['endpoint']}   (DynamoDB: {state['dynamodb_endpoint']})",
+            f"  environment    source {rel}/env.sh",
+            *(f"  {k:<14} {v}" for k, v in state["names"].items() if k != "API_URL"),
+            "",
+            "  make watch | make load SCENARIO=flash | make deploy-local CDK_ARGS='-c key=value' | make down",
+            "  Ctrl-C stops it.",
+            "",
+        ]
+    )
+
+
+def down(timeout_s: float = 180.0, progress: Any = print) -> int:
+    directory = state_dir()
+    lock = UpLock(directory)
+    if not lock.held_elsewhere():
+        progress("no local stack is up")
+        return 0
+    state = read_state()
+    if state is None:
+        raise SandboxError("a local stack is starting; stop it with Ctrl-C in its terminal, or retry when it is up")
+    pid = int(state["pid"])
+    started = time.monotonic()
+    os.kill(pid, signal.SIGTERM)
+    while lock.held_elsewhere():
+        if time.monotonic() - started > timeout_s:
+            os.kill(pid, signal.SIGKILL)
+            raise SandboxError(f"the stack (pid {pid}) did not stop within {timeout_s:.0f} s; killed")
+        time.sleep(0.2)
+    progress(f"stopped the local stack (pid {pid}) in {time.monotonic() - started:.1f} s")
+    return 0
+
+
+def deploy_local(overrides: dict[str, str], progress: Any = print, timeout_s: float = 120.0) -> dict[str, Any]:
+    """``cdk deploy`` onto the running stack with its context plus ``overrides``; waits for the control plane."""
+    import boto3
+
+    from planner.config import resolve
+
+    state = require_state()
+    context = {**state["context"], **overrides}
+    resolve(context)  # a bad value stops here with synth's one line, before the CLI runs
+    directory = state_dir()
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    workdir = Path(state["workdir"]) / f"deploy-{stamp}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    changed = {k: v for k, v in overrides.items() if state["context"].get(k) != v}
+    progress(f"deploying to the local stack: {', '.join(f'{k}={v}' for k, v in changed.items()) or 'no changes'}")
+    t0 = time.time()
+    deploy(state["endpoint"], context, workdir, layer_arn=state["layer_arn"])
+    deployed_at = time.time()
+    _write_json(directory / "context.json", context)
+    cf = boto3.client("cloudformation", **_client_kwargs(state))
+    expected = live_deployment(cf)
+    assert expected is not None
+    fingerprint = expected.fingerprint()
+    while True:
+        status = read_status()
+        if status and status.get("fingerprint") == fingerprint:
+            break
+        if time.time() - deployed_at > timeout_s:
+            raise SandboxError(f"the control plane did not adopt the deploy within {timeout_s:.0f} s")
+        time.sleep(0.2)
+    # The control plane follows CloudFormation, not the CLI: it often adopts the stacks before the CLI has
+    # written its outputs and returned (a negative figure).
+    adopted_after = float(status["adopted_at"]) - deployed_at
+    news = [c["message"] for c in status.get("changes", []) if c["at"] >= t0]
+    for message in news:
+        progress(f"  control plane: {message}")
+    when = (
+        f"{adopted_after:.1f} s after the CLI returned"
+        if adopted_after >= 0
+        else (f"{-adopted_after:.1f} s before the CLI returned")
+    )
+    progress(
+        f"deployed in {deployed_at - t0:.1f} s; the control plane adopted it "
+        f"{float(status['adopted_at']) - t0:.1f} s after the deploy started ({when})"
+    )
+    return {
+        "deploy_seconds": deployed_at - t0,
+        "adopted_seconds_from_deploy_start": float(status["adopted_at"]) - t0,
+        "adopted_after_cli_seconds": adopted_after,
+        "changes": news,
+    }
+
+
+def _client_kwargs(state: dict[str, Any]) -> dict[str, Any]:
+    env = state["env"]
+    return {
+        "endpoint_url": state["endpoint"],
+        "region_name": env["AWS_DEFAULT_REGION"],
+        "aws_access_key_id": env["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
+    }
+
+
+def load(scenario: str, *, web: bool = False, web_port: int = 8089, progress: Any = print) -> dict[str, Any]:
+    """Locust against the running stack: headless with a report of its own, or Locust's web UI."""
+    state = require_state()
+    users, real_s = SCENARIOS[scenario]
+    k = control.Scale(float(state["time_scale"]))
+    seconds = k.seconds(real_s, 1.0)
+    if web:
+        progress(f"Locust's web UI on http://127.0.0.1:{web_port} (Ctrl-C stops it)")
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "locust",
+                "-f",
+                str(ROOT / "sandbox" / "locustfile.py"),
+                "--host",
+                state["api_url"],
+                "--web-host",
+                "127.0.0.1",
+                "--web-port",
+                str(web_port),
+                "-u",
+                str(users),
+                "-r",
+                str(users),
+                "AsyncBuyer",
+                "SyncBuyer",
+            ],
+            cwd=ROOT,
+            check=False,
+        )
+        return {}
+    import boto3
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = ROOT / "reports" / f"{stamp}-load-{scenario}"
+    (out / "logs").mkdir(parents=True, exist_ok=True)
+    started_wall = datetime.now(UTC).isoformat(timespec="milliseconds")
+    before = read_status() or {}
+    progress(f"{scenario}: {users} users for {seconds:.0f} s against {state['api_url']} ...")
+    stats = run_locust("AsyncBuyer", users, seconds, state["api_url"], out / "logs")
+    t_end = time.monotonic()
+    progress("load over; waiting for the backlog to drain ...")
+    drained = False
+    while time.monotonic() - t_end < 300:
+        status = read_status() or {}
+        if status and status["visible"] + status["in_flight"] == 0:
+            drained = True
+            break
+        time.sleep(0.5)
+    drain_s = time.monotonic() - t_end
+    ddb = boto3.client("dynamodb", **{**_client_kwargs(state), "endpoint_url": state["dynamodb_endpoint"]})
+    orders = [o for o in _orders(ddb, state["names"]["ORDERS_TABLE_NAME"]) if str(o["created_at"]) >= started_wall]
+    by_status: dict[str, int] = {}
+    for o in orders:
+        by_status[str(o["status"])] = by_status.get(str(o["status"]), 0) + 1
+    after = read_status() or {}
+    summary = {
+        "scenario": scenario,
+        "users": users,
+        "seconds": seconds,
+        "time_scale": k.k,
+        "compute": after.get("compute"),
+        "params": after.get("params"),
+        "requests": stats["requests"],
+        "failures": stats["failures"],
+        "accept_latency_ms": {"p50": stats["p50_ms"], "p99": stats["p99_ms"]},
+        "requests_per_s": stats["rps"],
+        "orders": len(orders),
+        "orders_by_status": by_status,
+        "drained": drained,
+        "drain_seconds": drain_s,
+        "charges": after.get("charges", 0) - before.get("charges", 0),
+        "double_charges": after.get("double_charges", 0),
+    }
+    _write_json(out / "summary.json", summary)
+    rows = [f"| {k_} | {v} |" for k_, v in summary.items()]
+    header = "# Load on the live stack\n\n| figure | value |\n|---|---|\n"
+    (out / "report.md").write_text(header + "\n".join(rows) + "\n")
+    progress(
+        f"{summary['orders']} orders ({by_status}); accept p50 {stats['p50_ms']:.0f} ms, "
+        f"p99 {stats['p99_ms']:.0f} ms; drained {'in ' + format(drain_s, '.1f') + ' s' if drained else 'NO'}; "
+        f"double charges {summary['double_charges']}"
+    )
+    progress(f"report: {os.path.relpath(out)}/report.md")
+    return summary
