@@ -59,7 +59,28 @@ def fix_cloudformation_update_removing_unmodelled() -> None:
     ResourceMap._delete_resource = delete  # type: ignore[method-assign]
 
 
+def fix_cloudformation_route_table_removal() -> None:
+    """moto 5.2.5 keeps an ``AWS::EC2::RouteTable`` a stack update removes (it has no CloudFormation delete),
+    so removing a VPC from a stack (``compute`` from ecs to lambda) fails with DependencyViolation. The
+    route table is deleted with its subnet associations, as CloudFormation does."""
+    from moto.ec2.models import ec2_backends
+    from moto.ec2.models.route_tables import RouteTable
+
+    def delete_from_cloudformation_json(
+        cls: Any, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
+    ) -> None:
+        backend = ec2_backends[account_id][region_name]
+        table = backend.route_tables.get(resource_name)
+        if table is None:
+            return
+        table._associations.clear()
+        backend.delete_route_table(resource_name)
+
+    RouteTable.delete_from_cloudformation_json = classmethod(delete_from_cloudformation_json)  # type: ignore[assignment]
+
+
 def apply() -> None:
     check_version()
     fix_kms_cloudformation_tags()
     fix_cloudformation_update_removing_unmodelled()
+    fix_cloudformation_route_table_removal()
