@@ -11,7 +11,7 @@ from orders.cli import OneLineParser
 from planner.config import parse_context_args
 from sandbox.deploy import DeployError
 
-LIVE_COMMANDS = ("up", "down", "deploy-local", "load", "watch")
+LIVE_COMMANDS = ("up", "down", "deploy-local", "load", "watch", "context")
 
 
 def live_main(argv: list[str]) -> int:
@@ -33,6 +33,7 @@ def live_main(argv: list[str]) -> int:
     load.add_argument("--web-port", type=int, default=8089)
     watch = sub.add_parser("watch", help="the running stack, refreshed each second")
     watch.add_argument("--once", action="store_true", help="print one frame and exit")
+    sub.add_parser("context", help="the running stack's context as -c arguments, for your own `npx cdk deploy`")
     for p in (up, dl):
         p.add_argument("-c", "--context", action="append", default=[], metavar="KEY=VALUE", help="CDK context")
     args = parser.parse_args(argv)
@@ -72,6 +73,11 @@ def live_main(argv: list[str]) -> int:
             return 0
         if args.command == "load":
             live.load(args.scenario, web=args.web, web_port=args.web_port, progress=say)
+            return 0
+        if args.command == "context":
+            state = live.require_state()
+            pairs = {**state["context"], "powertoolsLayerArn": state["layer_arn"]}
+            print(" ".join(f"-c {k}={v}" for k, v in pairs.items()))
             return 0
         from sandbox.watch import watch as run_watch
 

@@ -552,7 +552,7 @@ def load(scenario: str, *, web: bool = False, web_port: int = 8089, progress: An
     import boto3
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = ROOT / "reports" / f"{stamp}-load-{scenario}"
+    out = Path(state["workdir"]).parent / f"{stamp}-load-{scenario}"  # beside the stack's own folder
     (out / "logs").mkdir(parents=True, exist_ok=True)
     started_wall = datetime.now(UTC).isoformat(timespec="milliseconds")
     before = read_status() or {}

@@ -79,8 +79,31 @@ def fix_cloudformation_route_table_removal() -> None:
     RouteTable.delete_from_cloudformation_json = classmethod(delete_from_cloudformation_json)  # type: ignore[assignment]
 
 
+def fix_cloudformation_lambda_reserved_concurrency_update() -> None:
+    """moto 5.2.5 applies ``ReservedConcurrentExecutions`` when CloudFormation creates a function, not when
+    a stack update changes it; the control plane reads it back to cap the function's environments."""
+    from moto.awslambda.models import LambdaFunction
+
+    original = LambdaFunction.update_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+
+    def update(
+        cls: Any,
+        original_resource: Any,
+        new_resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+    ) -> Any:
+        fn = original(cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name)
+        fn.reserved_concurrency = cloudformation_json["Properties"].get("ReservedConcurrentExecutions")
+        return fn
+
+    LambdaFunction.update_from_cloudformation_json = classmethod(update)  # type: ignore[method-assign,assignment]
+
+
 def apply() -> None:
     check_version()
     fix_kms_cloudformation_tags()
     fix_cloudformation_update_removing_unmodelled()
     fix_cloudformation_route_table_removal()
+    fix_cloudformation_lambda_reserved_concurrency_update()
