@@ -461,7 +461,10 @@ def deploy_local(overrides: dict[str, str], progress: Any = print, timeout_s: fl
     from planner.config import resolve
 
     state = require_state()
-    context = {**state["context"], **overrides}
+    carried = dict(state["context"])
+    if overrides.get("compute") == "ecs" and "lambdaTrigger" not in overrides and carried.pop("lambdaTrigger", None):
+        progress("compute=ecs: the carried lambdaTrigger is dropped (ECS workers always read the queue)")
+    context = {**carried, **overrides}
     resolve(context)  # a bad value stops here with synth's one line, before the CLI runs
     directory = state_dir()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
