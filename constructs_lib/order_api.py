@@ -1,4 +1,4 @@
-"""The HTTP API: POST /orders, POST /orders/sync, GET /orders/{order_id} on one thin function."""
+"""The HTTP API: POST /orders, POST /orders/sync, GET /orders/{order_id}[/events] on one thin function."""
 
 from __future__ import annotations
 
@@ -92,6 +92,9 @@ class OrderApi(Construct):
         self.http_api.add_routes(path="/orders", methods=[apigw.HttpMethod.POST], integration=integration)
         self.http_api.add_routes(path="/orders/sync", methods=[apigw.HttpMethod.POST], integration=integration)
         self.http_api.add_routes(path="/orders/{order_id}", methods=[apigw.HttpMethod.GET], integration=integration)
+        self.http_api.add_routes(
+            path="/orders/{order_id}/events", methods=[apigw.HttpMethod.GET], integration=integration
+        )
 
         self.access_logs = logs.LogGroup(self, "AccessLogs", retention=log_retention, removal_policy=removal_policy)
         self.stage = apigw.HttpStage(

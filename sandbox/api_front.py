@@ -28,15 +28,19 @@ class _Context:
 ROUTES = (("POST", "/orders/sync", "POST /orders/sync"), ("POST", "/orders", "POST /orders"))
 
 
-def to_event(method: str, path: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
+def to_event(method: str, path: str, headers: dict[str, str], body: bytes, query: str = "") -> dict[str, Any]:
+    from urllib.parse import parse_qsl
+
     route = next((key for m, p, key in ROUTES if m == method and p == path), None)
     if route is None and method == "GET" and path.startswith("/orders/"):
-        route = "GET /orders/{order_id}"
+        route = "GET /orders/{order_id}/events" if path.endswith("/events") else "GET /orders/{order_id}"
+    params = dict(parse_qsl(query, keep_blank_values=True))
     return {
         "version": "2.0",
         "routeKey": route or "$default",
         "rawPath": path,
-        "rawQueryString": "",
+        "rawQueryString": query,
+        **({"queryStringParameters": params} if params else {}),
         "headers": {k.lower(): v for k, v in headers.items()},
         "requestContext": {
             "accountId": "123456789012",
@@ -82,7 +86,8 @@ class ApiFront:
                     return
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                event = to_event(self.command, self.path.split("?")[0], dict(self.headers), body)
+                path, _, query = self.path.partition("?")
+                event = to_event(self.command, path, dict(self.headers), body, query)
                 try:
                     resp = front.handler(event, _Context())
                 except Exception as exc:  # an unhandled error is a 500, as API Gateway reports it

@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from orders.domain.errors import OrderError
-from orders.domain.models import Order, OrderStatus, order_from_dict
+from orders.domain.models import Order, OrderStatus, log_entry, order_from_dict
 
 
 class DuplicateOrderError(OrderError):
@@ -49,7 +49,9 @@ def _from_av(av: dict[str, Any]) -> Any:
 
 def _item(order: Order) -> dict[str, Any]:
     data = order.to_dict()
+    data.pop("seq")  # the log's length is the sequence: one source of truth
     data["payment_token"] = order.payment_token
+    data["log"] = [e.stored() for e in order.log]
     return {k: _to_av(v) for k, v in data.items()}
 
 
@@ -84,9 +86,18 @@ class DynamoOrderRepository:
     def transition(
         self, order_id: str, *, expected: OrderStatus, target: OrderStatus, at: str, attrs: dict[str, Any]
     ) -> Order | None:
-        names = {"#s": "status", "#u": "updated_at"}
-        values = {":expected": {"S": expected.value}, ":target": {"S": target.value}, ":at": {"S": at}}
-        sets = ["#s = :target", "#u = :at"]
+        # The log entry is appended by the same conditional write that moves the state: a redelivery that
+        # finds the order moved on writes nothing, so the log has each transition once and no gaps.
+        entry = log_entry(0, target, at, attrs).stored()
+        names = {"#s": "status", "#u": "updated_at", "#log": "log"}
+        values = {
+            ":expected": {"S": expected.value},
+            ":target": {"S": target.value},
+            ":at": {"S": at},
+            ":entry": {"L": [_to_av(entry)]},
+            ":empty": {"L": []},
+        }
+        sets = ["#s = :target", "#u = :at", "#log = list_append(if_not_exists(#log, :empty), :entry)"]
         for n, (key, value) in enumerate(sorted(attrs.items())):
             if value is None:
                 continue

@@ -8,7 +8,7 @@ from typing import Any
 from orders.adapters.dynamodb import DuplicateOrderError
 from orders.domain.errors import PublishError
 from orders.domain.events import OrderEvent
-from orders.domain.models import Order, OrderStatus
+from orders.domain.models import Order, OrderStatus, log_entry
 
 
 class InMemoryOrderRepository:
@@ -35,7 +35,8 @@ class InMemoryOrderRepository:
             if order is None or order.status is not expected:
                 return None
             known = {k: v for k, v in attrs.items() if k in ("payment_id", "failure_reason", "payment_key")}
-            updated = replace(order, status=target, updated_at=at, **known)
+            entry = log_entry(order.seq + 1, target, at, attrs)
+            updated = replace(order, status=target, updated_at=at, log=(*order.log, entry), **known)
             self._orders[order_id] = updated
             return updated
 

@@ -24,6 +24,15 @@ class OrderNotFoundError(OrderError):
     """No order with this id exists in the read model."""
 
 
+class FutureSequenceError(OrderError):
+    """A client claims to have seen a sequence number the order has not reached."""
+
+    def __init__(self, order_id: str, after: int, last: int) -> None:
+        super().__init__(f"after={after} is beyond order {order_id}'s last event ({last})")
+        self.after = after
+        self.last = last
+
+
 class InvalidTransitionError(OrderError):
     """The order is not in a state that allows the requested transition."""
 

@@ -16,11 +16,12 @@ from typing import Any
 from orders.domain.errors import MalformedEventError
 
 EVENT_TYPE_ATTRIBUTE = "event_type"
-SCHEMA_VERSION = 1  # docs/events.md: the contract every consumer relies on
+SCHEMA_VERSION = 2  # docs/events.md: the contract every consumer relies on
 
 
 class EventType(StrEnum):
     ORDER_PLACED = "order_placed"
+    PAYMENT_STARTED = "payment_started"
     PAYMENT_CONFIRMED = "payment_confirmed"
     PAYMENT_FAILED = "payment_failed"
 
@@ -32,6 +33,7 @@ class OrderEvent:
     occurred_at: str
     order: Mapping[str, Any]
     event_id: str = ""
+    seq: int = 0  # the order's log sequence this event announces (0: published before the log existed)
 
     def __post_init__(self) -> None:
         if not self.event_id:
@@ -45,6 +47,7 @@ class OrderEvent:
                 "event_type": self.event_type.value,
                 "order_id": self.order_id,
                 "occurred_at": self.occurred_at,
+                "seq": self.seq,
                 "order": dict(self.order),
             },
             separators=(",", ":"),
@@ -76,4 +79,5 @@ class OrderEvent:
             occurred_at=str(data.get("occurred_at", "")),
             order=order,
             event_id=str(data.get("event_id", "")),
+            seq=data["seq"] if isinstance(data.get("seq"), int) and data["seq"] >= 0 else 0,
         )

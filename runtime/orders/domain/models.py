@@ -79,6 +79,48 @@ class OrderRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One transition in the order's event log; ``seq`` is its 1-based position (per order, gap-free)."""
+
+    seq: int
+    status: OrderStatus
+    occurred_at: str
+    detail: Mapping[str, str] = field(default_factory=dict)  # payment_id or failure_reason, where the state has one
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "status": self.status.value, "occurred_at": self.occurred_at, **self.detail}
+
+    def stored(self) -> dict[str, Any]:
+        """The stored shape: position in the list is the sequence."""
+        return {"status": self.status.value, "occurred_at": self.occurred_at, **self.detail}
+
+
+LOG_DETAIL = ("payment_id", "failure_reason")
+
+
+MAX_SEQUENCE = 1_000_000  # far beyond any order's transitions; bounds what a client may send
+
+
+def parse_after(value: Any, field_name: str = "after") -> int:
+    """A client's last seen sequence number: a non-negative integer (JSON int or ASCII digits)."""
+    if isinstance(value, bool):
+        raise ValidationError(field_name, "must be a non-negative integer")
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 7:
+        number = int(value)
+    else:
+        raise ValidationError(field_name, "must be a non-negative integer")
+    if not 0 <= number <= MAX_SEQUENCE:
+        raise ValidationError(field_name, f"must be between 0 and {MAX_SEQUENCE}")
+    return number
+
+
+def log_entry(seq: int, status: OrderStatus, at: str, attrs: Mapping[str, Any]) -> LogEntry:
+    return LogEntry(seq, status, at, {k: str(attrs[k]) for k in LOG_DETAIL if attrs.get(k)})
+
+
+@dataclass(frozen=True, slots=True)
 class Order:
     order_id: str
     customer_id: str
@@ -93,6 +135,15 @@ class Order:
     failure_reason: str | None = None
     payment_key: str | None = None  # the processor idempotency key of the attempt, from PAYING on
     extra: Mapping[str, Any] = field(default_factory=dict)
+    log: tuple[LogEntry, ...] = ()  # every transition, in order, written with it (conditionally)
+
+    @property
+    def seq(self) -> int:
+        """The sequence number of the order's last transition (0 for an order stored before the log)."""
+        return len(self.log)
+
+    def events_after(self, after: int) -> tuple[LogEntry, ...]:
+        return self.log[max(0, after) :]
 
     def to_dict(self) -> dict[str, Any]:
         """The public JSON shape (used by events and by GET /orders/{id})."""
@@ -105,6 +156,7 @@ class Order:
             "status": self.status.value,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
+            "seq": self.seq,
         }
         if self.payment_id:
             out["payment_id"] = self.payment_id
@@ -250,4 +302,13 @@ def order_from_dict(data: Mapping[str, Any]) -> Order:
         payment_id=data.get("payment_id"),
         failure_reason=data.get("failure_reason"),
         payment_key=data.get("payment_key"),
+        log=tuple(
+            LogEntry(
+                seq=n,
+                status=OrderStatus(e["status"]),
+                occurred_at=str(e["occurred_at"]),
+                detail={k: str(e[k]) for k in LOG_DETAIL if e.get(k)},
+            )
+            for n, e in enumerate(data.get("log") or (), start=1)
+        ),
     )

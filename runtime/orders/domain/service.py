@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from orders.domain.errors import (
+    FutureSequenceError,
     InvalidTransitionError,
     MalformedEventError,
     OrderNotFoundError,
@@ -17,7 +18,7 @@ from orders.domain.errors import (
     TransientPaymentError,
 )
 from orders.domain.events import EventType, OrderEvent
-from orders.domain.models import Order, OrderRequest, OrderStatus, check_transition
+from orders.domain.models import LogEntry, Order, OrderRequest, OrderStatus, check_transition, log_entry
 from orders.domain.payment import PaymentRequest, payment_key
 from orders.domain.ports import EventPublisher, OrderRepository, PaymentGateway, QueueDepthProbe
 
@@ -71,6 +72,7 @@ class OrderService:
             status=OrderStatus.PLACED,
             created_at=now,
             updated_at=now,
+            log=(log_entry(1, OrderStatus.PLACED, now, {}),),
         )
 
     def check_capacity(self) -> None:
@@ -114,6 +116,13 @@ class OrderService:
         if order is None:
             raise OrderNotFoundError(order_id)
         return order
+
+    def events(self, order_id: str, after: int = 0) -> tuple[LogEntry, ...]:
+        """The order's log after sequence ``after`` (catch-up for a client that saw up to ``after``)."""
+        order = self.get(order_id)
+        if after > order.seq:
+            raise FutureSequenceError(order_id, after, order.seq)
+        return order.events_after(after)
 
     # -- pay ------------------------------------------------------------------
     def process_placed(self, event: OrderEvent) -> Outcome:
@@ -186,6 +195,9 @@ class OrderService:
                 order = current
             else:
                 order, fresh = paying, True
+                # For trackers only: a lost publish costs a live push, never the payment (the log has it).
+                with contextlib.suppress(PublishError):
+                    self.publisher.publish(self._event(EventType.PAYMENT_STARTED, order))
         if order.status is not OrderStatus.PAYING:
             raise InvalidTransitionError(f"{order.order_id} is {order.status.value}, expected PLACED or PAYING")
         result = None if fresh else self.payments.find(key)
@@ -229,7 +241,9 @@ class OrderService:
     def _event(self, kind: EventType, order: Order) -> OrderEvent:
         # The payment token stays in the order record: events reach every subscriber of the topic.
         body = order.to_dict()
-        return OrderEvent(event_type=kind, order_id=order.order_id, occurred_at=self.clock(), order=body)
+        return OrderEvent(
+            event_type=kind, order_id=order.order_id, occurred_at=self.clock(), order=body, seq=order.seq
+        )
 
 
 def check_event_matches(event: OrderEvent, order: Order) -> None:

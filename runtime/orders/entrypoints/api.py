@@ -11,13 +11,14 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from orders.bootstrap import container
 from orders.domain.errors import (
+    FutureSequenceError,
     OrderNotFoundError,
     PayloadTooLargeError,
     PublishError,
     TransientPaymentError,
     ValidationError,
 )
-from orders.domain.models import OrderStatus, parse_order_json
+from orders.domain.models import OrderStatus, parse_after, parse_order_json
 from orders.domain.service import Overloaded
 
 logger = Logger(service="orders-api")
@@ -121,6 +122,22 @@ def get_order(order_id: str) -> Response:
     except OrderNotFoundError:
         return _json(404, {"error": "not_found", "order_id": order_id})
     return _json(200, order.to_dict())
+
+
+@app.get("/orders/<order_id>/events")
+def get_order_events(order_id: str) -> Response:
+    """The order's event log after ``?after=N`` (default 0): the HTTP form of the tracking catch-up."""
+    try:
+        after = parse_after(app.current_event.get_query_string_value("after", "0"))
+        entries = container().service.events(order_id, after)
+    except ValidationError as exc:
+        return _json(400, {"error": "bad_request", "field": exc.field, "message": exc.message})
+    except OrderNotFoundError:
+        return _json(404, {"error": "not_found", "order_id": order_id})
+    except FutureSequenceError as exc:
+        return _json(400, {"error": "future_sequence", "message": str(exc), "last_seq": exc.last})
+    last = entries[-1].seq if entries else after
+    return _json(200, {"order_id": order_id, "events": [e.to_dict() for e in entries], "last_seq": last})
 
 
 @logger.inject_lambda_context(clear_state=True)
