@@ -13,6 +13,7 @@ from orders.adapters.payment import IdempotentPayments, SimulatedPaymentProcesso
 from orders.adapters.sns import SnsEventPublisher
 from orders.adapters.sqs import SqsDepthProbe
 from orders.domain.service import OrderService
+from orders.domain.tracking import TrackingService
 from orders.settings import Settings, settings
 
 
@@ -49,8 +50,34 @@ def build(cfg: Settings, *, persistence_store: Any = None) -> Container:
     return Container(settings=cfg, service=service, processor=processor, payments=payments)
 
 
+def build_tracking(cfg: Settings) -> TrackingService:
+    """The tracking side: reads orders, keeps connections, pushes through the WebSocket API."""
+    import time
+
+    from orders.adapters.connections import ApiGatewayPusher, DynamoConnectionStore
+
+    cfg.require("orders_table", "connections_table", "websocket_endpoint")
+    dynamodb = lambda: aws.client("dynamodb")  # noqa: E731
+    return TrackingService(
+        orders=DynamoOrderRepository(cfg.orders_table, dynamodb),
+        connections=DynamoConnectionStore(cfg.connections_table, dynamodb),
+        pusher=ApiGatewayPusher(lambda: aws.client("apigatewaymanagementapi", endpoint_url=cfg.websocket_endpoint)),
+        now=time.time,
+    )
+
+
 _lock = threading.Lock()
 _container: Container | None = None
+_tracking: TrackingService | None = None
+
+
+def tracking() -> TrackingService:
+    global _tracking
+    if _tracking is None:
+        with _lock:
+            if _tracking is None:
+                _tracking = build_tracking(settings())
+    return _tracking
 
 
 def container() -> Container:
@@ -65,8 +92,9 @@ def container() -> Container:
 
 def reset() -> None:
     """Forget the container and cached settings/clients (tests change the environment)."""
-    global _container
+    global _container, _tracking
     with _lock:
         _container = None
+        _tracking = None
     settings.cache_clear()
     aws.reset()

@@ -44,6 +44,8 @@ class Settings:
     visibility_timeout_s: int
     idempotency_ttl_s: int
     payment_ledger_path: str  # simulator only: a SQLite ledger shared by processes (the local sandbox)
+    connections_table: str = ""  # order tracking: who tracks which order
+    websocket_endpoint: str = ""  # order tracking: the WebSocket API's management (callback) URL
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -63,6 +65,8 @@ class Settings:
             visibility_timeout_s=_int("QUEUE_VISIBILITY_TIMEOUT_S", 60, minimum=1),
             idempotency_ttl_s=_int("IDEMPOTENCY_TTL_S", 86400, minimum=60),
             payment_ledger_path=os.environ.get("PAYMENT_LEDGER_PATH", ""),
+            connections_table=os.environ.get("CONNECTIONS_TABLE_NAME", ""),
+            websocket_endpoint=os.environ.get("WEBSOCKET_MANAGEMENT_ENDPOINT", ""),
         )
 
     def require(self, *names: str) -> None:
@@ -72,6 +76,8 @@ class Settings:
             "queue_url": "ORDERS_QUEUE_URL",
             "orders_table": "ORDERS_TABLE_NAME",
             "idempotency_table": "IDEMPOTENCY_TABLE_NAME",
+            "connections_table": "CONNECTIONS_TABLE_NAME",
+            "websocket_endpoint": "WEBSOCKET_MANAGEMENT_ENDPOINT",
         }
         missing = [env[n] for n in names if not getattr(self, n)]
         if missing:

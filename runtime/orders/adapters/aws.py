@@ -17,21 +17,24 @@ _clients: dict[str, Any] = {}
 _session: Any = None
 
 
-def client(service: str) -> Any:
-    existing = _clients.get(service)
+def client(service: str, endpoint_url: str | None = None) -> Any:
+    """``endpoint_url``: for services reached at a per-resource URL (a WebSocket API's management endpoint)."""
+    cache_key = f"{service}@{endpoint_url}" if endpoint_url else service
+    existing = _clients.get(cache_key)
     if existing is not None:
         return existing
     global _session
     with _lock:
-        if service not in _clients:
+        if cache_key not in _clients:
             import boto3
             from botocore.config import Config
 
             # One session for every client: a session loads config, credentials and
             # endpoint data once; a new session per client repeats that work.
             _session = _session or boto3.session.Session()
-            _clients[service] = _session.client(  # type: ignore[call-overload]
+            _clients[cache_key] = _session.client(  # type: ignore[call-overload]
                 service,
+                endpoint_url=endpoint_url,
                 config=Config(
                     retries={"mode": "standard", "max_attempts": 3},
                     max_pool_connections=128,
@@ -39,7 +42,7 @@ def client(service: str) -> Any:
                     read_timeout=30,
                 ),
             )
-        return _clients[service]
+        return _clients[cache_key]
 
 
 def reset() -> None:

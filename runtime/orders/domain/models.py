@@ -98,6 +98,13 @@ class LogEntry:
 LOG_DETAIL = ("payment_id", "failure_reason")
 
 
+def validate_id(value: Any, field_name: str) -> str:
+    """An id as the API accepts it (customer ids, order ids): 1-64 ASCII letters, digits and _.:@-."""
+    if not isinstance(value, str) or not re.match(_ID_PATTERN, value):
+        raise ValidationError(field_name, _ID_MESSAGE)
+    return value
+
+
 MAX_SEQUENCE = 1_000_000  # far beyond any order's transitions; bounds what a client may send
 
 

@@ -241,9 +241,7 @@ class OrderService:
     def _event(self, kind: EventType, order: Order) -> OrderEvent:
         # The payment token stays in the order record: events reach every subscriber of the topic.
         body = order.to_dict()
-        return OrderEvent(
-            event_type=kind, order_id=order.order_id, occurred_at=self.clock(), order=body, seq=order.seq
-        )
+        return OrderEvent(event_type=kind, order_id=order.order_id, occurred_at=self.clock(), order=body, seq=order.seq)
 
 
 def check_event_matches(event: OrderEvent, order: Order) -> None:
