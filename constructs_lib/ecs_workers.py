@@ -37,6 +37,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from constructs_lib.fan_out import TopicSubscriberQueue
 from constructs_lib.nag import acknowledge
 from constructs_lib.order_runtime import (
     ECS_WORKER_SERVICE,
@@ -45,7 +46,6 @@ from constructs_lib.order_runtime import (
     PipelineData,
     grant_worker,
     records_failed,
-    subscribe_order_queue,
 )
 from constructs_lib.pipeline_monitoring import WorkerSignals
 from planner.policy import wake_steps
@@ -391,7 +391,15 @@ class EcsQueueWorkers(Construct):
             log_retention=log_retention,
             removal_policy=removal_policy,
         )
-        self.subscription = subscribe_order_queue(self, "QueueSubscription", data)
+        self.inbox = TopicSubscriberQueue(
+            self,
+            "QueueSubscription",
+            topic=data.topic,
+            event_types=["order_placed"],
+            existing=(data.queue, data.dlq),
+            removal_policy=removal_policy,
+        )
+        self.subscription = self.inbox.subscription
         self.scaling = BacklogScaling(
             self,
             "Scaling",

@@ -11,14 +11,13 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from constructs_lib.fan_out import TopicSubscriberQueue, event_type_filter
 from constructs_lib.order_runtime import (
     LAMBDA_WORKER_SERVICE,
     PipelineData,
     grant_worker,
-    order_placed_filter,
     records_failed,
     runtime_function,
-    subscribe_order_queue,
 )
 from constructs_lib.pipeline_monitoring import WorkerSignals
 
@@ -89,7 +88,15 @@ class LambdaWorkers(Construct):
                 report_batch_item_failures=True,
             )
             self.function.add_event_source(self.event_source)
-            self.subscription = subscribe_order_queue(self, "QueueSubscription", data)
+            self.inbox = TopicSubscriberQueue(
+                self,
+                "QueueSubscription",
+                topic=data.topic,
+                event_types=["order_placed"],
+                existing=(data.queue, data.dlq),
+                removal_policy=removal_policy,
+            )
+            self.subscription = self.inbox.subscription
         else:
             self.event_source = None
             self.function.add_permission(
@@ -103,7 +110,7 @@ class LambdaWorkers(Construct):
                 topic=data.topic,
                 protocol=sns.SubscriptionProtocol.LAMBDA,
                 endpoint=self.function.function_arn,
-                filter_policy=order_placed_filter(),
+                filter_policy=event_type_filter(["order_placed"]),
                 dead_letter_queue=data.dlq,
             )
 

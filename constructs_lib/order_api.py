@@ -18,7 +18,7 @@ from constructs_lib.pipeline_monitoring import ApiSignals
 
 
 @jsii.implements(apigw.IAccessLogSettings)
-class _AccessLogs:
+class JsonAccessLogs:
     def __init__(self, log_group: logs.ILogGroup) -> None:
         self._destination = apigw.LogGroupLogDestination(log_group)
 
@@ -104,7 +104,7 @@ class OrderApi(Construct):
             stage_name="$default",
             auto_deploy=True,
             throttle=apigw.ThrottleSettings(rate_limit=throttle_rate, burst_limit=throttle_burst),
-            access_log_settings=_AccessLogs(self.access_logs),
+            access_log_settings=JsonAccessLogs(self.access_logs),
         )
         if not iam_auth:
             acknowledge(

@@ -35,6 +35,7 @@ LAMBDA_WORKER_SERVICE = "orders-worker"
 ECS_WORKER_SERVICE = "orders-worker-ecs"
 RECORDS_FAILED = "RecordsFailed"
 POWERTOOLS_ACCOUNT = "017000801446"  # publisher of the official Powertools layers (commercial partition)
+_LAMBDA_BASIC_ROLE = "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
 _ASSET_EXCLUDE = ["Dockerfile", ".dockerignore", "requirements.txt", "platform.json", "**/__pycache__", "**/*.pyc"]
 
 
@@ -163,6 +164,12 @@ def runtime_function(
         **options,
     )
     pin_runtime(function)
+    if function.role is not None:
+        acknowledge(
+            function.role,
+            f"AwsSolutions-IAM4[{_LAMBDA_BASIC_ROLE}]",
+            "AWSLambdaBasicExecutionRole only lets the function write its own logs.",
+        )
     return function
 
 
@@ -177,30 +184,6 @@ def powertools_layer(scope: Construct, construct_id: str, *, layer_arn: str, ver
         f"arn:{Aws.PARTITION}:lambda:{Aws.REGION}:{POWERTOOLS_ACCOUNT}:layer:{POWERTOOLS_LAYER_NAME}:{version}"
     )
     return lambda_.LayerVersion.from_layer_version_arn(scope, construct_id, arn)
-
-
-def order_placed_filter() -> dict[str, sns.SubscriptionFilter]:
-    """Workers act on order_placed only; other event types are for other consumers."""
-    return {"event_type": sns.SubscriptionFilter.string_filter(allowlist=["order_placed"])}
-
-
-def subscribe_order_queue(scope: Construct, construct_id: str, data: PipelineData) -> sns.Subscription:
-    """Deliver order_placed events to the work queue, raw (the body is the event itself).
-
-    The queue and its DLQ already let the topic send (data stack), so this adds only the
-    subscription. Messages SNS cannot deliver (a queue policy or KMS error) go to the DLQ,
-    where its alarm sees them, instead of being dropped after SNS's retries.
-    """
-    return sns.Subscription(
-        scope,
-        construct_id,
-        topic=data.topic,
-        protocol=sns.SubscriptionProtocol.SQS,
-        endpoint=data.queue.queue_arn,
-        raw_message_delivery=True,
-        filter_policy=order_placed_filter(),
-        dead_letter_queue=data.dlq,
-    )
 
 
 def records_failed(service: str) -> cloudwatch.Metric:

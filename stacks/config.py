@@ -15,6 +15,11 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 ACCOUNT_RESERVABLE_CONCURRENCY = 900  # Lambda's default 1,000 per account, less the 100 it keeps unreserved
+# Reserved by the consumers every variant deploys: tracking routes, tracking pusher, notifications.
+TRACKING_ROUTE_CONCURRENCY = 20
+TRACKING_PUSH_CONCURRENCY = 10
+NOTIFICATIONS_CONCURRENCY = 2
+CONSUMERS_RESERVED_CONCURRENCY = TRACKING_ROUTE_CONCURRENCY + TRACKING_PUSH_CONCURRENCY + NOTIFICATIONS_CONCURRENCY
 
 
 class ConfigError(ValueError):
@@ -278,12 +283,14 @@ class AppConfig:
                 f"(ceil(batchSize / paymentSlots) x paymentLatencyMs = {batch_ms} ms)",
             )
         reserved = self.api_reserved_concurrency + (self.reserved_concurrency if self.compute == "lambda" else 0)
-        if reserved > ACCOUNT_RESERVABLE_CONCURRENCY:
+        if reserved + CONSUMERS_RESERVED_CONCURRENCY > ACCOUNT_RESERVABLE_CONCURRENCY:
             raise _fail(
                 "apiReservedConcurrency",
                 self.api_reserved_concurrency,
-                f"with the worker's reservedConcurrency at most {ACCOUNT_RESERVABLE_CONCURRENCY} in all "
-                "(Lambda keeps 100 of an account's default 1,000 unreserved)",
+                f"with the worker's reservedConcurrency at most "
+                f"{ACCOUNT_RESERVABLE_CONCURRENCY - CONSUMERS_RESERVED_CONCURRENCY} in all (Lambda keeps 100 of an "
+                f"account's default 1,000 unreserved; tracking and notifications reserve "
+                f"{CONSUMERS_RESERVED_CONCURRENCY})",
             )
         if self.fargate_on_demand_base > self.max_tasks:
             raise _fail("fargateOnDemandBase", self.fargate_on_demand_base, f"at most maxTasks ({self.max_tasks})")

@@ -13,11 +13,17 @@ from constructs import Construct
 from constructs_lib.ecs_workers import EcsQueueWorkers
 from constructs_lib.fault_injection import FaultInjection
 from constructs_lib.lambda_workers import LambdaWorkers
-from constructs_lib.nag import acknowledge
+from constructs_lib.notifications import OrderNotifications
 from constructs_lib.order_api import OrderApi
 from constructs_lib.order_runtime import PaymentSettings, PipelineData, powertools_layer, runtime_environment
+from constructs_lib.order_tracking import OrderTracking
 from constructs_lib.pipeline_monitoring import PipelineMonitoring
-from stacks.config import LOG_RETENTION_DAYS, AppConfig
+from stacks.config import (
+    LOG_RETENTION_DAYS,
+    TRACKING_PUSH_CONCURRENCY,
+    TRACKING_ROUTE_CONCURRENCY,
+    AppConfig,
+)
 from stacks.data_stack import DataStack
 
 
@@ -40,11 +46,9 @@ def _import_data(scope: Construct, data: DataStack) -> PipelineData:
     )
 
 
-_LAMBDA_BASIC_ROLE = "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
-
-
 class ServiceStack(Stack):
-    """Attributes: ``api``, ``workers`` (LambdaWorkers | EcsQueueWorkers), ``monitoring``."""
+    """Attributes: ``api``, ``workers`` (LambdaWorkers | EcsQueueWorkers), ``tracking``, ``notifications``,
+    ``monitoring``, and for further consumers ``pipeline_data`` and ``layer``."""
 
     def __init__(
         self, scope: Construct, construct_id: str, *, config: AppConfig, data: DataStack, **kwargs: object
@@ -52,6 +56,7 @@ class ServiceStack(Stack):
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
         cfg = config
         imported = _import_data(self, data)
+        self.pipeline_data = imported  # what a new consumer construct reads (the data stack, imported)
         retention = _retention(cfg.log_retention_days)
         removal = RemovalPolicy.RETAIN if cfg.retain_data else RemovalPolicy.DESTROY
         payments = PaymentSettings(
@@ -60,6 +65,7 @@ class ServiceStack(Stack):
         layer = powertools_layer(
             self, "PowertoolsLayer", layer_arn=cfg.powertools_layer_arn, version=cfg.powertools_layer_version
         )
+        self.layer = layer
 
         def environment(service: str, depth_limit: int = 0) -> dict[str, str]:
             return runtime_environment(
@@ -84,6 +90,30 @@ class ServiceStack(Stack):
             log_retention=retention,
             removal_policy=removal,
         )
+        # Consumers of the topic, each behind its own queue (constructs_lib/fan_out.py): one call each.
+        self.tracking = OrderTracking(
+            self,
+            "Tracking",
+            data=imported,
+            environment=environment("orders-tracking"),
+            layer=layer,
+            iam_auth=cfg.api_auth == "iam",
+            throttle_rate=cfg.api_throttle_rate,
+            throttle_burst=cfg.api_throttle_burst,
+            route_concurrency=TRACKING_ROUTE_CONCURRENCY,
+            push_concurrency=TRACKING_PUSH_CONCURRENCY,
+            log_retention=retention,
+            removal_policy=removal,
+        )
+        self.notifications = OrderNotifications(
+            self,
+            "Notifications",
+            data=imported,
+            environment=environment("orders-notifications"),
+            layer=layer,
+            log_retention=retention,
+            removal_policy=removal,
+        )
         self.workers: LambdaWorkers | EcsQueueWorkers
         if cfg.compute == "lambda":
             self.workers = LambdaWorkers(
@@ -104,7 +134,6 @@ class ServiceStack(Stack):
                 log_retention=retention,
                 removal_policy=removal,
             )
-            worker_roles = [self.workers.function.role]
         else:
             self.workers = EcsQueueWorkers(
                 self,
@@ -127,7 +156,6 @@ class ServiceStack(Stack):
                 log_retention=retention,
                 removal_policy=removal,
             )
-            worker_roles = []
         self.monitoring = PipelineMonitoring(
             self,
             "Monitoring",
@@ -168,19 +196,15 @@ class ServiceStack(Stack):
                 description="aws fis start-experiment --experiment-template-id <this>",
             )
 
-        for role in [self.api.function.role, *worker_roles]:
-            if role is not None:
-                acknowledge(
-                    role,
-                    f"AwsSolutions-IAM4[{_LAMBDA_BASIC_ROLE}]",
-                    "AWSLambdaBasicExecutionRole only lets the function write its own logs.",
-                )
-
         CfnOutput(self, "ApiUrl", value=self.api.url, description="Base URL of the order API")
         CfnOutput(self, "Compute", value=cfg.compute if cfg.compute == "ecs" else f"lambda-{cfg.lambda_trigger}")
         CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name)
         CfnOutput(self, "AlarmTopicArn", value=self.monitoring.alarm_topic.topic_arn)
         CfnOutput(self, "ApiFunctionName", value=self.api.function.function_name)
+        CfnOutput(self, "TrackingUrl", value=self.tracking.url, description="wss:// URL of order tracking")
+        CfnOutput(self, "TrackingFunctionName", value=self.tracking.route_function.function_name)
+        CfnOutput(self, "TrackingPushFunctionName", value=self.tracking.pusher.function.function_name)
+        CfnOutput(self, "NotificationsFunctionName", value=self.notifications.consumer.function.function_name)
         if isinstance(self.workers, LambdaWorkers):
             CfnOutput(self, "WorkerFunctionName", value=self.workers.function.function_name)
         else:

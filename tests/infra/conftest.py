@@ -98,12 +98,13 @@ def variant(synth_root: Path):
     return lambda name: synth(name, synth_root)
 
 
-def resources(template: dict[str, Any], rtype: str) -> dict[str, dict[str, Any]]:
-    return {k: v for k, v in template["Resources"].items() if v["Type"] == rtype}
+def resources(template: dict[str, Any], rtype: str, prefix: str = "") -> dict[str, dict[str, Any]]:
+    """``prefix``: the construct path's readable start of the logical id (e.g. "LambdaWorkers")."""
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == rtype and k.startswith(prefix)}
 
 
-def only(template: dict[str, Any], rtype: str) -> dict[str, Any]:
-    found = resources(template, rtype)
+def only(template: dict[str, Any], rtype: str, prefix: str = "") -> dict[str, Any]:
+    found = resources(template, rtype, prefix)
     assert len(found) == 1, f"expected one {rtype}, found {sorted(found)}"
     return next(iter(found.values()))["Properties"]
 

@@ -61,7 +61,7 @@ def test_defaults_are_valid_and_typed():
         ),
         ({"taskStopTimeoutSeconds": "10", "paymentLatencyMs": "9000"}, "taskStopTimeoutSeconds", "at least 14 s"),
         ({"compute": "ecs", "lambdaTrigger": "sns"}, "lambdaTrigger", "no effect with compute='ecs'"),
-        ({"apiReservedConcurrency": "900"}, "apiReservedConcurrency", "at most 900 in all"),
+        ({"apiReservedConcurrency": "900"}, "apiReservedConcurrency", "at most 868 in all"),
         ({"fargateOnDemandBase": "30"}, "fargateOnDemandBase", "at most maxTasks (25)"),
         ({"snsRetryAttempts": "3"}, "snsRetryAttempts", "an integer from 0 to 2"),
         ({"retainData": "yes"}, "retainData", "true or false"),

@@ -35,11 +35,11 @@ def test_sqs_trigger_follows_context(variant, name, reserved, max_conc, batch):
     fn = worker_function(t)
     assert fn["ReservedConcurrentExecutions"] == reserved
     assert fn["Architectures"] == ["arm64"]
-    esm = only(t, "AWS::Lambda::EventSourceMapping")
+    esm = only(t, "AWS::Lambda::EventSourceMapping", "LambdaWorkers")
     assert esm["ScalingConfig"]["MaximumConcurrency"] == max_conc <= reserved
     assert esm["BatchSize"] == batch
     assert esm["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    sub = only(t, "AWS::SNS::Subscription")
+    sub = only(t, "AWS::SNS::Subscription", "LambdaWorkers")
     assert sub["Protocol"] == "sqs" and sub["RawMessageDelivery"] is True
     assert sub["FilterPolicy"] == {"event_type": ["order_placed"]}
     # what SNS cannot deliver to the queue is parked in the DLQ (alarmed), not dropped
@@ -51,17 +51,17 @@ def test_tuned_memory_timeout_and_window(variant):
     t = variant("lambda-tuned").service_json
     fn = worker_function(t)
     assert fn["MemorySize"] == 1024 and fn["Timeout"] == 20
-    assert only(t, "AWS::Lambda::EventSourceMapping")["MaximumBatchingWindowInSeconds"] == 2
+    assert only(t, "AWS::Lambda::EventSourceMapping", "LambdaWorkers")["MaximumBatchingWindowInSeconds"] == 2
 
 
 def test_sns_trigger_retries_then_dead_letters(variant):
     t = variant("lambda-sns").service_json
-    assert not resources(t, "AWS::Lambda::EventSourceMapping")
+    assert not resources(t, "AWS::Lambda::EventSourceMapping", "LambdaWorkers")
     invoke = only(t, "AWS::Lambda::EventInvokeConfig")
     assert invoke["MaximumRetryAttempts"] == 2
     assert invoke["MaximumEventAgeInSeconds"] == 21600
     assert "OnFailure" in invoke["DestinationConfig"]
-    sub = only(t, "AWS::SNS::Subscription")
+    sub = only(t, "AWS::SNS::Subscription", "LambdaWorkers")
     assert sub["Protocol"] == "lambda"
     assert sub["FilterPolicy"] == {"event_type": ["order_placed"]}
     assert "deadLetterTargetArn" in sub["RedrivePolicy"]
@@ -116,21 +116,23 @@ def test_no_policy_anywhere_grants_wildcard_actions(variant):
 
 def test_api_routes_are_iam_authorized_by_default_and_open_only_on_request(variant):
     default = variant("lambda-sqs").service_json
-    routes = resources(default, "AWS::ApiGatewayV2::Route")
+    routes = resources(default, "AWS::ApiGatewayV2::Route", "ApiHttpApi")
     assert {r["Properties"]["RouteKey"] for r in routes.values()} == {
         "POST /orders",
         "POST /orders/sync",
         "GET /orders/{order_id}",
+        "GET /orders/{order_id}/events",
     }
     assert {r["Properties"]["AuthorizationType"] for r in routes.values()} == {"AWS_IAM"}
     opened = variant("lambda-tuned").service_json
     assert {
-        r["Properties"].get("AuthorizationType", "NONE") for r in resources(opened, "AWS::ApiGatewayV2::Route").values()
+        r["Properties"].get("AuthorizationType", "NONE")
+        for r in resources(opened, "AWS::ApiGatewayV2::Route", "ApiHttpApi").values()
     } == {"NONE"}
 
 
 def test_api_stage_throttles_and_logs_access(variant):
-    stage = only(variant("lambda-sqs").service_json, "AWS::ApiGatewayV2::Stage")
+    stage = only(variant("lambda-sqs").service_json, "AWS::ApiGatewayV2::Stage", "ApiDefaultStage")
     assert stage["StageName"] == "$default" and stage["AutoDeploy"] is True
     assert stage["DefaultRouteSettings"] == {"ThrottlingBurstLimit": 200, "ThrottlingRateLimit": 100}
     assert "DestinationArn" in stage["AccessLogSettings"] and "requestId" in stage["AccessLogSettings"]["Format"]

@@ -1,0 +1,169 @@
+"""Order tracking over WebSocket: the API, its connections table, the route function and the pusher.
+
+Customers connect to the WebSocket API and send ``track`` (docs/tracking.md); the route function
+answers with the order's log after the client's last sequence, and registers the connection. The
+pusher is a ``TopicConsumer`` of every order event behind its own queue: it posts each event to the
+connections tracking that order and forgets those API Gateway reports gone (410). It only consumes
+the topic, so it works with either ``compute``.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_apigatewayv2 as apigw
+from aws_cdk import aws_apigatewayv2_authorizers as authorizers
+from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from constructs_lib.fan_out import TopicConsumer
+from constructs_lib.nag import acknowledge
+from constructs_lib.order_api import JsonAccessLogs
+from constructs_lib.order_runtime import PipelineData, runtime_function
+
+TRACKED_EVENTS = ("order_placed", "payment_started", "payment_confirmed", "payment_failed")
+STAGE_NAME = "live"
+BY_ORDER_INDEX = "by_order"  # runtime/orders/adapters/connections.py queries it
+
+
+class OrderTracking(Construct):
+    """Attributes: ``api``, ``stage``, ``connections`` (table), ``route_function``, ``pusher`` (TopicConsumer).
+
+    ``iam_auth`` (the HTTP API's ``apiAuth``): $connect needs a SigV4-signed request, as the HTTP API does.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        data: PipelineData,
+        environment: dict[str, str],
+        layer: lambda_.ILayerVersion,
+        iam_auth: bool,
+        throttle_rate: int,
+        throttle_burst: int,
+        route_concurrency: int,
+        push_concurrency: int,
+        log_retention: logs.RetentionDays,
+        removal_policy: RemovalPolicy,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.connections = dynamodb.Table(
+            self,
+            "Connections",
+            partition_key=dynamodb.Attribute(name="connection_id", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="target", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            time_to_live_attribute="expires_at",
+            # Cheap at this size, and what every table here gets; the rows expire within 2 hours anyway.
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            removal_policy=RemovalPolicy.DESTROY,  # connections live two hours at most
+        )
+        self.connections.add_global_secondary_index(
+            index_name=BY_ORDER_INDEX,
+            partition_key=dynamodb.Attribute(name="order_id", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="connection_id", type=dynamodb.AttributeType.STRING),
+            projection_type=dynamodb.ProjectionType.KEYS_ONLY,
+        )
+
+        self.route_logs = logs.LogGroup(self, "RouteLogs", retention=log_retention, removal_policy=removal_policy)
+        self.route_function = runtime_function(
+            self,
+            "RouteFunction",
+            handler="orders.entrypoints.tracking.handler",
+            description="Order tracking: $connect, $disconnect, track (catch-up from the order's log)",
+            environment={**environment, "CONNECTIONS_TABLE_NAME": self.connections.table_name},
+            layer=layer,
+            log_group=self.route_logs,
+            memory_mb=256,
+            timeout=Duration.seconds(10),
+            reserved_concurrent_executions=route_concurrency,
+        )
+        integration = integrations.WebSocketLambdaIntegration("Routes", self.route_function)
+        connect_auth = authorizers.WebSocketIamAuthorizer() if iam_auth else apigw.WebSocketNoneAuthorizer()
+        self.api = apigw.WebSocketApi(
+            self,
+            "Api",
+            description="Order tracking: status pushed with catch-up",
+            connect_route_options=apigw.WebSocketRouteOptions(integration=integration, authorizer=connect_auth),
+            disconnect_route_options=apigw.WebSocketRouteOptions(integration=integration),
+            default_route_options=apigw.WebSocketRouteOptions(integration=integration),
+        )
+        self.api.add_route("track", integration=integration)
+        self.access_logs = logs.LogGroup(self, "AccessLogs", retention=log_retention, removal_policy=removal_policy)
+        self.stage = apigw.WebSocketStage(
+            self,
+            "Stage",
+            web_socket_api=self.api,
+            stage_name=STAGE_NAME,
+            auto_deploy=True,
+            throttle=apigw.ThrottleSettings(rate_limit=throttle_rate, burst_limit=throttle_burst),
+            access_log_settings=JsonAccessLogs(self.access_logs),
+        )
+        if not iam_auth:
+            acknowledge(
+                self.api,
+                "AwsSolutions-APIG4",
+                "apiAuth=none was chosen in context for a public demo; the default is IAM auth on $connect.",
+            )
+        for route in ("$disconnect-Route", "$default-Route", "track-Route"):
+            # API Gateway authorizes a WebSocket connection once, on $connect (it accepts an authorizer on
+            # no other route); every later message arrives on that authorized connection.
+            acknowledge(
+                self.api.node.find_child(route),
+                "AwsSolutions-APIG4",
+                "WebSocket routes other than $connect run on the connection $connect authorized.",
+            )
+        management = {"WEBSOCKET_MANAGEMENT_ENDPOINT": self.stage.callback_url}
+        self.route_function.add_environment("WEBSOCKET_MANAGEMENT_ENDPOINT", self.stage.callback_url)
+
+        self.pusher = TopicConsumer(
+            self,
+            "Pusher",
+            topic=data.topic,
+            event_types=TRACKED_EVENTS,
+            handler="orders.entrypoints.tracking.push_handler",
+            description="Order tracking: pushes each order event to the connections tracking it",
+            environment={**environment, "CONNECTIONS_TABLE_NAME": self.connections.table_name, **management},
+            layer=layer,
+            reserved_concurrency=push_concurrency,
+            log_retention=log_retention,
+            removal_policy=removal_policy,
+        )
+
+        data.orders_table.grant(self.route_function, "dynamodb:GetItem")
+        by_order = f"{self.connections.table_arn}/index/{BY_ORDER_INDEX}"
+        self.route_function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:PutItem", "dynamodb:Query", "dynamodb:DeleteItem"],
+                resources=[self.connections.table_arn],
+            )
+        )
+        self.pusher.function.add_to_role_policy(iam.PolicyStatement(actions=["dynamodb:Query"], resources=[by_order]))
+        self.pusher.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:Query", "dynamodb:DeleteItem"], resources=[self.connections.table_arn]
+            )
+        )
+        stack = Stack.of(self)
+        api_id = stack.resolve(stack.get_logical_id(self.api.node.default_child))  # type: ignore[arg-type]
+        for fn in (self.route_function, self.pusher.function):
+            self.stage.grant_management_api_access(fn)
+            assert fn.role is not None
+            acknowledge(
+                fn.role,
+                "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:"
+                f"<{api_id}>/{STAGE_NAME}/*/@connections/*]",
+                "Connection ids exist only at run time; the grant is this API's stage's @connections and nothing else.",
+            )
+
+    @property
+    def url(self) -> str:
+        return self.stage.url
