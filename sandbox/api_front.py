@@ -66,8 +66,10 @@ def to_event(method: str, path: str, headers: dict[str, str], body: bytes, query
 
 
 class ApiFront:
-    def __init__(self, handler: Callable[[dict[str, Any], Any], dict[str, Any]]) -> None:
+    def __init__(self, handler: Callable[[dict[str, Any], Any], dict[str, Any]], websockets: Any = None) -> None:
+        """``websockets``: a WebSocketFront whose management API (``/@connections/{id}``) this server answers."""
         self.handler = handler
+        self.websockets = websockets
         self.counts: dict[str, int] = {}
         self.accepted = 0
         self._lock = threading.Lock()
@@ -102,6 +104,19 @@ class ApiFront:
                 self.end_headers()
                 self.wfile.write(payload)
 
+            def _manage(self, connection_id: str, body: bytes) -> None:
+                from urllib.parse import unquote
+
+                status = front.websockets.post(unquote(connection_id), body) if self.command == "POST" else 400
+                payload = b"" if status == 200 else json.dumps({"message": "the connection is gone"}).encode()
+                self.send_response(status)
+                if status == 410:
+                    self.send_header("x-amzn-ErrorType", "GoneException")
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
             do_GET = do_POST = _serve
 
             def log_message(self, *args: Any) -> None:
@@ -123,7 +138,10 @@ class ApiFront:
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
-            return {"counts": dict(self.counts), "accepted": self.accepted}
+            out: dict[str, Any] = {"counts": dict(self.counts), "accepted": self.accepted}
+        if self.websockets is not None:
+            out["websocket"] = dict(self.websockets.counts)
+        return out
 
     def start(self) -> None:
         self._thread.start()
@@ -143,15 +161,23 @@ class EnvironmentPool:
     a threaded server sharing one handler would share Powertools' router state between requests.
     """
 
-    def __init__(self, *, max_envs: int, log_dir: str) -> None:
+    def __init__(
+        self,
+        *,
+        max_envs: int,
+        log_dir: str,
+        handler: str = "orders.entrypoints.api.handler",
+        name: str = "api",
+        env: dict[str, str] | None = None,
+    ) -> None:
         from pathlib import Path
 
         from sandbox.control import LambdaPool
 
         self.pool = LambdaPool(
-            handler="orders.entrypoints.api.handler",
-            name="api",
-            env=dict(os.environ),
+            handler=handler,
+            name=name,
+            env=dict(os.environ) if env is None else env,
             timeout_s=29.0,
             memory_mb=512,
             max_envs=max_envs,
@@ -184,9 +210,27 @@ def main() -> int:
         max_envs=int(os.environ.get("SANDBOX_API_ENVS", "20")), log_dir=os.environ.get("SANDBOX_LOG_DIR", ".")
     )
     envs.pool.warm(int(os.environ.get("SANDBOX_API_WARM", "0")))
-    front = ApiFront(envs)
+    front = ApiFront(envs)  # binds its port: the management endpoint the tracking handlers post to
+    ws = None
+    tracking_env = os.environ.get("SANDBOX_TRACKING_ENV")  # the tracking route function's environment
+    if tracking_env:
+        from sandbox.websocket_front import STAGE, WebSocketFront
+
+        routes = EnvironmentPool(
+            max_envs=int(os.environ.get("SANDBOX_TRACKING_ENVS", "4")),
+            log_dir=os.environ.get("SANDBOX_LOG_DIR", "."),
+            handler="orders.entrypoints.tracking.handler",
+            name="tracking",
+            env={
+                **json.loads(tracking_env),
+                "WEBSOCKET_MANAGEMENT_ENDPOINT": f"http://127.0.0.1:{front.port}/{STAGE}",
+            },
+        )
+        ws = WebSocketFront(routes)
+        ws.start()
+        front.websockets = ws
     front.start()
-    print(json.dumps({"port": front.port}), flush=True)
+    print(json.dumps({"port": front.port, "ws_port": ws.port if ws else None}), flush=True)
     sys.stdout = sys.stderr  # the handler's logs and metrics go to the log file
     sys.stdin.read()  # serve until the sandbox closes the pipe
     front.close()

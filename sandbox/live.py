@@ -37,9 +37,11 @@ from sandbox.run import (
     _ledger,
     _orders,
     _stop_process,
+    function_environment,
     mirror_tables,
     run_locust,
     start_api,
+    start_consumers,
     start_ecs,
     start_lambda,
     start_pipeline,
@@ -260,9 +262,20 @@ class LiveStack:
 
     def start_api(self, port: int) -> int:
         env = self._api_environment()
-        proc, port = start_api(self.p.penv, env, self.workdir, self._api_stack, envs=API_ENVS, warm=API_WARM, port=port)
-        self._api = (proc, env)
-        return port
+        tracking_env = function_environment(self.p.client("lambda"), self.p.deployment, "TrackingFunctionName")
+        api = start_api(
+            self.p.penv,
+            env,
+            self.workdir,
+            self._api_stack,
+            envs=API_ENVS,
+            warm=API_WARM,
+            port=port,
+            tracking_env=tracking_env,
+        )
+        self.p.api = api
+        self._api = (api.proc, env)
+        return api.port
 
     def _api_environment(self) -> dict[str, str]:
         fn = self.p.client("lambda").get_function_configuration(
@@ -366,12 +379,14 @@ def up(opts: UpOptions, progress: Any = print) -> int:
             api_port = live.start_api(opts.api_port)
             p.front = type(p.front)(f"http://127.0.0.1:{api_port}")
             live.start_workers()
+            start_consumers(p, workdir, stack, k, progress)
             names = {
                 "ORDER_EVENTS_TOPIC_ARN": p.topic_arn,
                 "ORDERS_QUEUE_URL": p.queue_url,
                 "ORDERS_DLQ_URL": p.dlq_url,
                 "ORDERS_TABLE_NAME": p.orders_table,
                 "API_URL": p.front.base,
+                **({"TRACKING_URL": p.ws_url} if p.ws_url else {}),
             }
             state = {
                 "pid": os.getpid(),

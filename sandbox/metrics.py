@@ -90,3 +90,49 @@ def off_by(measured: float | None, model: float | None) -> float | None:
     if measured is None or model is None or model == 0:
         return None
     return abs(measured / model - 1)
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """Nearest-rank percentile (0 for no values)."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(pct / 100 * len(ordered)) - 1))]
+
+
+def tracking_summary(sessions: Sequence[dict[str, Any]], final_seq: dict[str, int]) -> dict[str, Any]:
+    """What the tracking clients saw, against each order's log as the table holds it at the end.
+
+    ``missed_after_reconnect``: sequence numbers in the order's log that a client which reconnected
+    never received (the bar is 0); sessions that gave up before the order finished are counted as
+    ``timed_out`` and judged on what the log held up to the last sequence they saw. ``push_latency_ms``:
+    from the PAID transition's write (its ``occurred_at``) to a live frame arriving, never a catch-up one.
+    """
+    latencies: list[float] = []
+    missed_after = missed_all = 0
+    for s in sessions:
+        seen = set(s["seen"])
+        last = final_seq.get(s["order_id"], 0) if not s.get("timed_out") else max(seen, default=0)
+        missing = len(set(range(1, last + 1)) - seen)
+        missed_all += missing
+        if s["reconnected"]:
+            missed_after += missing
+        for f in s["frames"]:
+            written = seconds(str(f["occurred_at"]))
+            if f["live"] and f["status"] == "PAID" and written is not None:
+                latencies.append((float(f["at"]) - written) * 1000)
+    return {
+        "clients": len(sessions),
+        "reconnects": sum(int(s["reconnects"]) for s in sessions),
+        "missed_after_reconnect": missed_after,
+        "missed": missed_all,
+        "duplicates": sum(int(s["duplicates"]) for s in sessions),
+        "resyncs": sum(int(s["resyncs"]) for s in sessions),
+        "errors": sum(int(s["errors"]) for s in sessions),
+        "timed_out": sum(1 for s in sessions if s.get("timed_out")),
+        "push_latency_ms": {
+            "p50": percentile(latencies, 50),
+            "p99": percentile(latencies, 99),
+            "samples": len(latencies),
+        },
+    }

@@ -110,6 +110,21 @@ def headline(summary: dict[str, Any]) -> list[tuple[str, str]]:
             else "n/a",
         ),
     ]
+    if "tracking" in s:
+        t = s["tracking"]
+        rows.append(
+            (
+                "tracking: clients / reconnects / missed after reconnect / duplicates dropped",
+                f"{t['clients']} / {t['reconnects']} / {t['missed_after_reconnect']} / {t['duplicates']}",
+            )
+        )
+        lat = t["push_latency_ms"]
+        rows.append(
+            (
+                "tracking: PAID written -> client (live pushes)",
+                f"p50 {lat['p50']:.0f} ms, p99 {lat['p99']:.0f} ms ({lat['samples']} pushes; not time-scaled)",
+            )
+        )
     if "cold_starts" in s:
         rows.append(
             (
@@ -176,6 +191,8 @@ def bars(summary: dict[str, Any]) -> list[dict[str, Any]]:
                 "met": s["dead_lettered"] == 0,
             }
         )
+    if "tracking" in s:
+        out += tracking_bars(s)
     if "chaos" in s:
         return out + chaos_bars(s)
     for label, measured_key, model_key, fmt in MODEL_FIGURES:
@@ -201,6 +218,24 @@ def bars(summary: dict[str, Any]) -> list[dict[str, Any]]:
         }
     )
     return out
+
+
+def tracking_bars(s: dict[str, Any]) -> list[dict[str, Any]]:
+    t = s["tracking"]
+    return [
+        {
+            "bar": "tracking: events missed after a reconnect (catch-up)",
+            "target": "0",
+            "measured": str(t["missed_after_reconnect"]),
+            "met": t["missed_after_reconnect"] == 0,
+        },
+        {
+            "bar": "tracking: clients that reconnected (so the catch-up was exercised)",
+            "target": ">= 1",
+            "measured": str(t["reconnects"]),
+            "met": t["reconnects"] >= 1,
+        },
+    ]
 
 
 def chaos_bars(s: dict[str, Any]) -> list[dict[str, Any]]:

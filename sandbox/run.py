@@ -156,6 +156,65 @@ def run_locust(
     }
 
 
+TRACKER_SHARE = 5  # one tracking user per this many flash-sale users
+TRACK_TIMEOUT_REAL_S = 150.0  # how long a customer keeps watching one order
+
+
+def start_trackers(users: int, seconds: float, host: str, ws_url: str, out: Path) -> subprocess.Popen[str]:
+    """Customers who check out and follow their order over WebSocket, for the length of the async load.
+
+    Its own Locust process: a tracker holds its user until its order is paid (through the drain), which
+    the flash sale's own users must not wait for.
+    """
+    log = out / "tracking.jsonl"
+    log.unlink(missing_ok=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(ROOT / "sandbox" / "locustfile.py"),
+        "--headless",
+        "-u",
+        str(users),
+        "-r",
+        str(users),
+        "-t",
+        f"{max(1, round(seconds))}s",
+        "--host",
+        host,
+        "--only-summary",
+        "--loglevel",
+        "WARNING",
+        "--stop-timeout",
+        str(int(TRACK_TIMEOUT_REAL_S) + 10),  # let a tracker finish following its order
+        "TrackingBuyer",
+    ]
+    env = {
+        **os.environ,
+        "SANDBOX_TRACKING_LOG": str(log),
+        "SANDBOX_TRACKING_URL": ws_url,
+        "SANDBOX_TRACK_TIMEOUT_S": str(TRACK_TIMEOUT_REAL_S),
+    }
+    return subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=(out / "trackers.log").open("w"), text=True
+    )
+
+
+def _kill(proc: subprocess.Popen[Any]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+
+
+def finish_trackers(proc: subprocess.Popen[str], out: Path) -> list[dict[str, Any]]:
+    try:
+        proc.wait(timeout=TRACK_TIMEOUT_REAL_S + 60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log = out / "tracking.jsonl"
+    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
+
+
 def _orders(ddb: Any, table: str) -> list[dict[str, Any]]:
     items, kwargs = [], {"TableName": table}
     while True:
@@ -251,6 +310,11 @@ class Pipeline:
     config: AppConfig
     ledger_path: Path
     context: dict[str, str]
+    api: ApiProcess | None = None
+
+    @property
+    def ws_url(self) -> str | None:
+        return f"ws://127.0.0.1:{self.api.ws_port}" if self.api and self.api.ws_port else None
 
     def client(self, name: str) -> Any:
         return self.clients[name]
@@ -273,6 +337,20 @@ def _stop_process(proc: subprocess.Popen[Any], timeout: float = 10) -> None:
         proc.kill()
 
 
+@dataclass
+class ApiProcess:
+    proc: subprocess.Popen[str]
+    port: int
+    ws_port: int | None  # the WebSocket (tracking) API, if the stack has one
+
+    @property
+    def management_endpoint(self) -> str:
+        """What the tracking functions post frames to (API Gateway's callback URL, here on loopback)."""
+        from sandbox.websocket_front import STAGE
+
+        return f"http://127.0.0.1:{self.port}/{STAGE}"
+
+
 def start_api(
     penv: control.ProcessEnv,
     api_env: dict[str, str],
@@ -282,8 +360,9 @@ def start_api(
     envs: int,
     warm: int,
     port: int = 0,
-) -> tuple[subprocess.Popen[str], int]:
-    """The API process: the real handler behind a local HTTP front; returns it and its port."""
+    tracking_env: dict[str, str] | None = None,
+) -> ApiProcess:
+    """The API process: the real handlers behind local HTTP and WebSocket fronts."""
     api_log = stack.enter_context((workdir / "logs" / "api.log").open("a"))
     api_proc = subprocess.Popen(
         [sys.executable, "-m", "sandbox.api_front"],
@@ -299,6 +378,11 @@ def start_api(
             "SANDBOX_API_WARM": str(warm),
             "SANDBOX_API_PORT": str(port),
             "SANDBOX_LOG_DIR": str(workdir / "logs"),
+            **(
+                {"SANDBOX_TRACKING_ENV": json.dumps(penv.for_runtime(tracking_env, sandbox_host=True))}
+                if tracking_env is not None
+                else {}
+            ),
         },
     )
     stack.callback(_stop_process, api_proc)
@@ -306,7 +390,17 @@ def start_api(
     first = api_proc.stdout.readline()
     if not first:
         raise SandboxError(f"the API process did not start (see {api_log.name})")
-    return api_proc, int(json.loads(first)["port"])
+    ports = json.loads(first)
+    return ApiProcess(proc=api_proc, port=int(ports["port"]), ws_port=ports.get("ws_port"))
+
+
+def function_environment(lam: Any, deployment: Deployment, output: str) -> dict[str, str] | None:
+    """A deployed function's environment by its stack output, or None if the stack has no such function."""
+    try:
+        name = deployment.output("-service", output)
+    except KeyError:
+        return None
+    return dict(lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"])
 
 
 def start_pipeline(
@@ -382,10 +476,11 @@ def start_pipeline(
         FunctionName=deployment.output("-service", "ApiFunctionName")
     )
     api_env = dict(api_cfg["Environment"]["Variables"])
-    port = 0
+    api = None
     if api_start:
         warm = api_envs if api_warm is None else api_warm
-        _, port = start_api(penv, api_env, workdir, stack, envs=api_envs, warm=warm)
+        tracking_env = function_environment(clients["lambda"], deployment, "TrackingFunctionName")
+        api = start_api(penv, api_env, workdir, stack, envs=api_envs, warm=warm, tracking_env=tracking_env)
     return Pipeline(
         deployment=deployment,
         endpoint=endpoint,
@@ -400,10 +495,11 @@ def start_pipeline(
         subs=subs,
         penv=penv,
         api_env=api_env,
-        front=ApiStats(f"http://127.0.0.1:{port}"),
+        front=ApiStats(f"http://127.0.0.1:{api.port if api else 0}"),
         config=config,
         ledger_path=ledger_path,
         context=context,
+        api=api,
     )
 
 
@@ -513,6 +609,63 @@ def start_lambda(p: Pipeline, workdir: Path, stack: ExitStack, k: control.Scale,
     )
 
 
+CONSUMERS = ("TrackingPushFunctionName", "NotificationsFunctionName")
+
+
+def start_consumers(p: Pipeline, workdir: Path, stack: ExitStack, k: control.Scale, progress: Any) -> list[str]:
+    """The other Lambda consumers of the topic (tracking pusher, notifications), each on its own queue:
+    environments capped by the function's reserved concurrency, fed by its event source mapping."""
+    lam, sqs = p.client("lambda"), p.client("sqs")
+    started = []
+    for output in CONSUMERS:
+        try:
+            name = p.deployment.output("-service", output)
+        except KeyError:
+            continue
+        fn = lam.get_function_configuration(FunctionName=name)
+        [mapping] = lam.list_event_source_mappings(FunctionName=name)["EventSourceMappings"]
+        lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)  # the control plane runs it
+        queue_arn = mapping["EventSourceArn"]
+        queue_url = sqs.get_queue_url(QueueName=queue_arn.rsplit(":", 1)[1])["QueueUrl"]
+        visibility = int(
+            sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["VisibilityTimeout"])["Attributes"][
+                "VisibilityTimeout"
+            ]
+        )
+        reserved = lam.get_function_concurrency(FunctionName=name).get("ReservedConcurrentExecutions") or 2
+        envs = min(int(reserved), 2)  # two cores: two environments per consumer keep up with the sale here
+        env = dict(fn["Environment"]["Variables"])
+        if p.api is not None:
+            env["WEBSOCKET_MANAGEMENT_ENDPOINT"] = p.api.management_endpoint
+        pool = control.LambdaPool(
+            handler=fn["Handler"],
+            name=fn["FunctionName"],
+            env=p.penv.for_runtime(env, sandbox_host=True),
+            timeout_s=float(fn["Timeout"]),
+            memory_mb=fn["MemorySize"],
+            max_envs=envs,
+            log_dir=workdir / "logs",
+        )
+        stack.callback(pool.close)
+        poller = control.SqsEventSource(
+            sqs=sqs,
+            queue_url=queue_url,
+            queue_arn=queue_arn,
+            pool=pool,
+            batch_size=int(mapping["BatchSize"]),
+            visibility_s=max(2, int(visibility / k.k)),
+            wait_s=1,
+            scale=k,
+            max_concurrency=envs,
+        )
+        poller.start(envs)
+        stack.callback(poller.close)
+        started.append(fn["Handler"])
+    if started:
+        progress(f"consumers: {', '.join(started)}")
+    return started
+
+
 def start_ecs(p: Pipeline, workdir: Path, stack: ExitStack, k: control.Scale, progress: Any, t0: float) -> Workers:
     env, command, stop_timeout = control.task_definition(p.client("ecs"), p.deployment)
     policy = control.ScalingPolicy.from_template(p.deployment.template("-service"))
@@ -571,6 +724,7 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
             workers = start_lambda(p, workdir, stack, k, progress)
         else:
             workers = start_ecs(p, workdir, stack, k, progress, t0)
+        start_consumers(p, workdir, stack, k, progress)
         sqs = p.client("sqs")
 
         def backlog() -> tuple[int, int]:
@@ -632,6 +786,10 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
             monkey.start()
             stack.callback(monkey.close)
         decline = str(opts.chaos.decline_share) if opts.chaos else "0"
+        trackers = None
+        if p.ws_url and not opts.chaos:
+            trackers = start_trackers(max(1, users // TRACKER_SHARE), phase_s, host, p.ws_url, workdir / "logs")
+            stack.callback(_kill, trackers)
         async_stats = run_locust("AsyncBuyer", users, phase_s, host, workdir / "logs", decline_share=decline)
         t_load_end = time.monotonic() - t0
         accepted = p.front.accepted - accepted_before
@@ -651,6 +809,7 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
         drained = sum(backlog()) == 0
         time.sleep(0.5)
         sampler.close()
+        sessions = finish_trackers(trackers, workdir / "logs") if trackers is not None else None
 
         orders = _orders(p.client("dynamodb"), p.orders_table)
         # The runbook's first look at the DLQ comes before the accounting reads it (and hides it for a while).
@@ -692,6 +851,9 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
             sync_latency_s=int(p.api_env.get("PAYMENT_LATENCY_MS", "3000")) / 1000 / k.k,
         )
         summary.update(details)
+        if sessions is not None:
+            final_seq = {str(o["order_id"]): len(o.get("log") or []) for o in orders}
+            summary["tracking"] = metrics.tracking_summary(sessions, final_seq)
         if monkey is not None:
             monkey.close()
             summary["chaos"] = chaos_summary(
