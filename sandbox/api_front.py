@@ -88,6 +88,12 @@ class ApiFront:
                     return
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                from urllib.parse import unquote
+
+                if "/@connections/" in unquote(self.path) and front.websockets is not None:
+                    # botocore sends the id URL-encoded (ids may end in base64 "=")
+                    self._manage(unquote(self.path.split("?")[0]).split("/@connections/", 1)[1], body)
+                    return
                 path, _, query = self.path.partition("?")
                 event = to_event(self.command, path, dict(self.headers), body, query)
                 try:
@@ -105,9 +111,7 @@ class ApiFront:
                 self.wfile.write(payload)
 
             def _manage(self, connection_id: str, body: bytes) -> None:
-                from urllib.parse import unquote
-
-                status = front.websockets.post(unquote(connection_id), body) if self.command == "POST" else 400
+                status = front.websockets.post(connection_id, body) if self.command == "POST" else 400
                 payload = b"" if status == 200 else json.dumps({"message": "the connection is gone"}).encode()
                 self.send_response(status)
                 if status == 410:

@@ -102,7 +102,7 @@ class Subscriptions:
             if sub["Protocol"] == "sqs":
                 if sub.get("RawMessageDelivery"):
                     attrs["RawMessageDelivery"] = "true"
-                endpoint = resolve(sub["Endpoint"], deployment)
+                endpoint = self._queue_arn(resolve(sub["Endpoint"], deployment), deployment)
                 made["sqs"] = sub
             elif sub["Protocol"] == "lambda":
                 tap = self.sqs.create_queue(QueueName=self.TAP_QUEUE)["QueueUrl"]
@@ -125,6 +125,17 @@ class Subscriptions:
             self.sns.unsubscribe(SubscriptionArn=self.active.pop(key))
         self.made = made
         return made
+
+    def _queue_arn(self, endpoint: Any, deployment: Deployment) -> str:
+        """An imported queue ARN as is; a queue of the service stack's own (a consumer's inbox) looked up."""
+        if isinstance(endpoint, str):
+            return endpoint
+        logical, attribute = endpoint["Fn::GetAtt"]
+        assert attribute == "Arn", endpoint
+        stack = next(name for name in deployment.templates if name.endswith("-service"))
+        # CloudFormation names a queue it creates <stack>-<logical id>-<suffix>.
+        [url] = self.sqs.list_queues(QueueNamePrefix=f"{stack}-{logical}-").get("QueueUrls", [])
+        return str(self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"])
 
 
 def wire_subscriptions(deployment: Deployment, sns: Any, sqs: Any) -> dict[str, Any]:

@@ -83,3 +83,31 @@ def create_order_resources(
             BillingMode="PAY_PER_REQUEST",
         )
     return resources
+
+
+def create_connections_table(ddb: Any, name: str = "connections") -> str:
+    """The tracking connections table as constructs_lib/order_tracking.py declares it (keys, sparse index)."""
+    ddb.create_table(
+        TableName=name,
+        KeySchema=[
+            {"AttributeName": "connection_id", "KeyType": "HASH"},
+            {"AttributeName": "target", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "connection_id", "AttributeType": "S"},
+            {"AttributeName": "target", "AttributeType": "S"},
+            {"AttributeName": "order_id", "AttributeType": "S"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by_order",
+                "KeySchema": [
+                    {"AttributeName": "order_id", "KeyType": "HASH"},
+                    {"AttributeName": "connection_id", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return name

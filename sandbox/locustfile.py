@@ -44,7 +44,7 @@ class SyncBuyer(HttpUser):
 
 TRACKING_LOG = os.environ.get("SANDBOX_TRACKING_LOG", "")  # JSON lines, one per tracked order
 TRACKING_URL = os.environ.get("SANDBOX_TRACKING_URL", "")
-RECONNECT_SHARE = float(os.environ.get("SANDBOX_RECONNECT_SHARE", "0.3"))
+RECONNECT_EVERY = int(os.environ.get("SANDBOX_RECONNECT_EVERY", "2"))  # every 2nd tracked order drops and reconnects
 TRACK_TIMEOUT_S = float(os.environ.get("SANDBOX_TRACK_TIMEOUT_S", "120"))
 TERMINAL = ("PAID", "PAYMENT_FAILED")
 
@@ -154,16 +154,18 @@ class TrackingBuyer(HttpUser):
     """Checks out through POST /orders, then follows the order over the WebSocket API until it is paid."""
 
     wait_time = constant(0)
+    tracked = 0
 
     @task
     def checkout_and_track(self) -> None:
         import json
-        import random
 
         resp = self.client.post("/orders", json=order(), name="POST /orders")
         if resp.status_code != 202 or not TRACKING_URL:
             return
-        tracker = OrderTracker(TRACKING_URL, resp.json()["order_id"], reconnect=random.random() < RECONNECT_SHARE)
+        self.tracked += 1
+        reconnect = self.tracked % RECONNECT_EVERY == 1 % RECONNECT_EVERY  # the first, then every n-th
+        tracker = OrderTracker(TRACKING_URL, resp.json()["order_id"], reconnect=reconnect)
         try:
             tracker.follow()
         finally:

@@ -1,0 +1,195 @@
+"""Order tracking through the sandbox's WebSocket API and management endpoint, with the real handlers.
+
+The route handler runs in the API process's environments against moto server; the pusher runs here,
+posting through a real ``apigatewaymanagementapi`` client to the loopback management endpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import websocket
+
+from sandbox.local_aws import create_connections_table, create_order_resources, moto_server
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+ORDER = {"customer_id": "cust-1", "items": [{"sku": "SKU-CAP", "qty": 1, "price": "7.50"}], "currency": "USD"}
+
+
+@dataclass
+class Front:
+    http: str
+    ws: str
+    management: str
+    env: dict[str, str]
+
+
+@pytest.fixture
+def front(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Front]:
+    with moto_server() as endpoint:
+        session = boto3.Session(aws_access_key_id="test", aws_secret_access_key="test")
+        kw = {"endpoint_url": endpoint, "region_name": "us-east-1"}
+        res = create_order_resources(*(session.client(s, **kw) for s in ("sqs", "sns", "dynamodb")))  # type: ignore[call-overload]
+        table = create_connections_table(session.client("dynamodb", **kw))  # type: ignore[call-overload]
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "PYTHONPATH": f"{ROOT / 'runtime'}{os.pathsep}{ROOT}",
+            "PAYMENT_LATENCY_MS": "10",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            "CONNECTIONS_TABLE_NAME": table,
+            **res.environment(),
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sandbox.api_front"],
+            cwd=ROOT,
+            env={
+                **env,
+                "SANDBOX_API_ENVS": "2",
+                "SANDBOX_API_WARM": "1",
+                "SANDBOX_LOG_DIR": str(tmp_path),
+                "SANDBOX_TRACKING_ENV": json.dumps(env),
+                "SANDBOX_TRACKING_ENVS": "2",
+            },
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=(tmp_path / "api.log").open("w"),
+            text=True,
+        )
+        try:
+            ports = json.loads(proc.stdout.readline())  # type: ignore[union-attr]
+            management = f"http://127.0.0.1:{ports['port']}/live"
+            for key, value in {**env, "WEBSOCKET_MANAGEMENT_ENDPOINT": management}.items():
+                monkeypatch.setenv(key, value)
+            from orders import bootstrap
+
+            bootstrap.reset()
+            yield Front(f"http://127.0.0.1:{ports['port']}", f"ws://127.0.0.1:{ports['ws_port']}", management, env)
+            bootstrap.reset()
+        finally:
+            proc.stdin.close()  # type: ignore[union-attr]
+            proc.wait(timeout=30)
+
+
+def place(front: Front) -> str:
+    req = urllib.request.Request(
+        front.http + "/orders", data=json.dumps(ORDER).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return str(json.loads(resp.read())["order_id"])
+
+
+def frames_until(ws: Any, kind: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    while True:
+        frame = json.loads(ws.recv())
+        out.append(frame)
+        if frame["type"] == kind:
+            return out
+
+
+def pay_and_push(order_id: str) -> list[Any]:
+    """The worker's transitions (the real service against moto), then the pusher for each event."""
+    from orders.adapters.memory import InMemoryPublisher
+    from orders.bootstrap import container, tracking
+
+    service = container().service
+    service.publisher = InMemoryPublisher()
+    placed = service.get(order_id)
+    from orders.domain.events import EventType, OrderEvent
+
+    service.process_placed(
+        OrderEvent(EventType.ORDER_PLACED, order_id, placed.created_at, placed.to_dict(), seq=placed.seq)
+    )
+    events = list(service.publisher.events)
+    for event in events:
+        tracking().push(event)
+    return events
+
+
+def test_catch_up_then_live_pushes_then_a_gone_connection_is_forgotten(front: Front) -> None:
+    order_id = place(front)
+    ws = websocket.create_connection(front.ws, timeout=10)
+    # WHEN the client tracks from 0: the catch-up is the log so far, then caught_up
+    ws.send(json.dumps({"action": "track", "order_id": order_id, "after": 0}))
+    first = frames_until(ws, "caught_up")
+    assert [(f["seq"], f["status"]) for f in first if f["type"] == "event"] == [(1, "PLACED")]
+    # AND the order is paid: PAYING and PAID arrive live, through post_to_connection
+    events = pay_and_push(order_id)
+    live = [json.loads(ws.recv()) for _ in range(2)]
+    assert [(f["seq"], f["status"]) for f in live] == [(2, "PAYING"), (3, "PAID")]
+    assert live[1]["payment_id"]
+    # The HTTP form of the catch-up agrees
+    with urllib.request.urlopen(f"{front.http}/orders/{order_id}/events?after=1", timeout=30) as resp:
+        body = json.loads(resp.read())
+    assert [e["seq"] for e in body["events"]] == [2, 3] and body["last_seq"] == 3
+    # WHEN the client goes away, a push meets 410 and the connection is forgotten, not retried
+    ws.close()
+    from orders.bootstrap import tracking
+
+    service = tracking()
+    deadline = __import__("time").monotonic() + 10
+    while service.connections.trackers(order_id) and __import__("time").monotonic() < deadline:
+        # $disconnect may still be on its way; a push to the closed socket is answered 410 meanwhile
+        service.push(events[-1])
+    assert service.connections.trackers(order_id) == []
+
+
+def test_a_reconnecting_client_gets_exactly_the_three_it_missed_in_order(front: Front) -> None:
+    order_id = place(front)
+    pay_and_push(order_id)  # nobody tracking: placed, paying and paid happen while the client is away
+    ws = websocket.create_connection(front.ws, timeout=10)
+    ws.send(json.dumps({"action": "track", "order_id": order_id, "after": 0}))
+    got = frames_until(ws, "caught_up")
+    assert [(f["seq"], f["status"]) for f in got[:-1]] == [(1, "PLACED"), (2, "PAYING"), (3, "PAID")]
+    assert got[-1] == {"type": "caught_up", "order_id": order_id, "last_seq": 3}
+    ws.close()
+
+
+@pytest.mark.parametrize(
+    ("message", "error"),
+    [
+        ("{not json", "bad_request"),
+        (json.dumps({"action": "track"}), "bad_request"),
+        (json.dumps({"action": "track", "order_id": "no-such-order", "after": 0}), "unknown_order"),
+        (json.dumps({"action": "track", "order_id": "x", "after": 0, "pad": "p" * 4000}), "bad_request"),
+        (json.dumps({"action": "subscribe", "order_id": "x"}), "bad_request"),
+    ],
+)
+def test_bad_messages_get_an_error_frame_and_the_connection_stays_usable(
+    front: Front, message: str, error: str
+) -> None:
+    order_id = place(front)
+    ws = websocket.create_connection(front.ws, timeout=10)
+    ws.send(message)
+    frame = json.loads(ws.recv())
+    assert frame["type"] == "error" and frame["error"] == error, frame
+    ws.send(json.dumps({"action": "track", "order_id": order_id, "after": 5}))
+    future = json.loads(ws.recv())
+    assert future["error"] == "future_sequence" and future["last_seq"] == 1
+    ws.send(json.dumps({"action": "track", "order_id": order_id, "after": 0}))
+    assert [f["type"] for f in frames_until(ws, "caught_up")] == ["event", "caught_up"]
+    ws.close()
+
+
+def test_a_message_beyond_api_gateways_limit_closes_the_connection(front: Front) -> None:
+    ws = websocket.create_connection(front.ws, timeout=10)
+    ws.send("x" * (128 * 1024 + 1))
+    with pytest.raises(websocket.WebSocketConnectionClosedException):
+        ws.recv()
+        ws.recv()
+    # the server closed it with 1009 (message too big), as API Gateway does
