@@ -24,7 +24,9 @@ from constructs_lib.nag import acknowledge
 from constructs_lib.order_api import JsonAccessLogs
 from constructs_lib.order_runtime import PipelineData, runtime_function
 
-TRACKED_EVENTS = ("order_placed", "payment_started", "payment_confirmed", "payment_failed")
+# What happens to an order after a client can track it: a client tracks an order it has placed, so its
+# PLACED entry always comes by catch-up; pushing order_placed live would reach no one.
+TRACKED_EVENTS = ("payment_started", "payment_confirmed", "payment_failed")
 STAGE_NAME = "live"
 BY_ORDER_INDEX = "by_order"  # runtime/orders/adapters/connections.py queries it
 

@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m sandbox", description=__doc__)
     parser.add_argument("--compute", choices=["lambda", "ecs"], default="lambda")
     parser.add_argument("--scenario", choices=["normal", "flash", "source"], default="flash")
-    parser.add_argument("--time-scale", type=float, default=2.0, help="make waits this many times shorter (default 2)")
+    parser.add_argument("--time-scale", type=float, default=1.0, help="make waits this many times shorter (default 1)")
     parser.add_argument("--users", type=int, help="override the scenario's users per checkout path")
     parser.add_argument("--duration", type=float, help="override the scenario's real seconds per checkout path")
     parser.add_argument("--drain-timeout", type=float, default=300.0, help="sandbox seconds to wait for the backlog")

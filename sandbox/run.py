@@ -44,7 +44,7 @@ class SandboxError(RuntimeError):
 class Options:
     compute: str = "lambda"
     scenario: str = "flash"
-    time_scale: float = 2.0
+    time_scale: float = 1.0
     users: int | None = None
     duration_s: float | None = None
     drain_timeout_s: float = 300.0

@@ -15,7 +15,7 @@ from tests.infra.conftest import VARIANTS, only, policy_actions, resources
 
 pytestmark = pytest.mark.infra
 
-TRACKED = ["order_placed", "payment_started", "payment_confirmed", "payment_failed"]
+TRACKED = ["payment_started", "payment_confirmed", "payment_failed"]
 
 
 def subscriptions(t: dict[str, Any]) -> dict[str, dict[str, Any]]:
