@@ -63,6 +63,12 @@ def check_invariants(s: dict) -> None:
     assert model["peak_backlog"] > 0 and model["drain_seconds"] is not None and model["peak_workers"] > 0
     assert s["config"]["compute"] in ("lambda", "ecs") and s["config"]["paymentSlots"] == 5
     assert {b["bar"] for b in s["bars"]} >= {"lost orders", "double charges at the processor"}
+    # Customers tracking their orders over WebSocket: the ones who dropped and reconnected caught up on
+    # every event they missed; nobody saw an error or gave up waiting.
+    t = s["tracking"]
+    assert t["clients"] >= 1 and t["reconnects"] >= 1, t
+    assert t["missed_after_reconnect"] == 0 and t["missed"] == 0, t
+    assert t["errors"] == 0 and t["timed_out"] == 0, t
 
 
 @pytest.fixture(scope="module")
