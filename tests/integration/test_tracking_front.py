@@ -193,3 +193,31 @@ def test_a_message_beyond_api_gateways_limit_closes_the_connection(front: Front)
         ws.recv()
         ws.recv()
     # the server closed it with 1009 (message too big), as API Gateway does
+
+
+def test_the_push_handler_reads_its_queue_and_reports_no_failures(front: Front, lambda_context: Any) -> None:
+    from orders.entrypoints import tracking as entry
+
+    order_id = place(front)
+    ws = websocket.create_connection(front.ws, timeout=10)
+    ws.send(json.dumps({"action": "track", "order_id": order_id, "after": 0}))
+    frames_until(ws, "caught_up")
+    # GIVEN the worker's events for this order as the pusher's queue delivers them (raw), plus poison
+    from orders.adapters.memory import InMemoryPublisher
+    from orders.bootstrap import container
+
+    service = container().service
+    service.publisher = InMemoryPublisher()
+    placed = service.get(order_id)
+    from orders.domain.events import EventType, OrderEvent
+
+    service.process_placed(
+        OrderEvent(EventType.ORDER_PLACED, order_id, placed.created_at, placed.to_dict(), seq=placed.seq)
+    )
+    bodies = [e.to_message() for e in service.publisher.events] + ["{poison"]
+    base = json.loads((ROOT / "tests" / "events" / "sqs_record.json").read_text())
+    batch = {"Records": [{**base, "messageId": f"m-{n}", "body": b} for n, b in enumerate(bodies)]}
+    # WHEN the push handler runs, THEN the client gets PAYING and PAID live and no record is failed
+    assert entry.push_handler(batch, lambda_context) == {"batchItemFailures": []}
+    assert [(f["seq"], f["status"]) for f in (json.loads(ws.recv()) for _ in range(2))] == [(2, "PAYING"), (3, "PAID")]
+    ws.close()

@@ -47,3 +47,42 @@ def test_off_by_is_relative_and_undefined_without_a_model():
     assert metrics.off_by(115, 100) == pytest.approx(0.15)
     assert metrics.off_by(85, 100) == pytest.approx(0.15)
     assert metrics.off_by(5, 0) is None and metrics.off_by(None, 3) is None
+
+
+def session(order_id, seen, *, reconnected=False, timed_out=False, frames=()):
+    return {
+        "order_id": order_id,
+        "seen": list(seen),
+        "reconnected": reconnected,
+        "reconnects": int(reconnected),
+        "duplicates": 0,
+        "resyncs": 0,
+        "errors": 0,
+        "timed_out": timed_out,
+        "frames": list(frames),
+    }
+
+
+def test_a_reconnected_client_missing_one_logged_event_is_counted():
+    # GIVEN two orders whose logs end at seq 3, one client that reconnected and never got seq 2
+    sessions = [session("a", [1, 3], reconnected=True), session("b", [1, 2, 3])]
+    t = metrics.tracking_summary(sessions, {"a": 3, "b": 3})
+    assert t["missed_after_reconnect"] == 1 and t["missed"] == 1
+    # AND a client that saw everything counts nothing
+    assert metrics.tracking_summary([session("a", [1, 2, 3], reconnected=True)], {"a": 3})["missed"] == 0
+
+
+def test_a_client_that_never_got_the_final_event_is_a_miss_unless_it_gave_up_first():
+    assert metrics.tracking_summary([session("a", [1, 2], reconnected=True)], {"a": 3})["missed_after_reconnect"] == 1
+    gave_up = metrics.tracking_summary([session("a", [1, 2], reconnected=True, timed_out=True)], {"a": 3})
+    assert gave_up["missed_after_reconnect"] == 0 and gave_up["timed_out"] == 1
+
+
+def test_push_latency_counts_live_paid_frames_only():
+    frames = [
+        {"seq": 3, "status": "PAID", "at": 100.25, "occurred_at": "1970-01-01T00:01:40+00:00", "live": True},
+        {"seq": 3, "status": "PAID", "at": 109.0, "occurred_at": "1970-01-01T00:01:40+00:00", "live": False},
+        {"seq": 2, "status": "PAYING", "at": 105.0, "occurred_at": "1970-01-01T00:01:40+00:00", "live": True},
+    ]
+    t = metrics.tracking_summary([session("a", [1, 2, 3], frames=frames)], {"a": 3})
+    assert t["push_latency_ms"] == {"p50": 250.0, "p99": 250.0, "samples": 1}
