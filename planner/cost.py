@@ -3,6 +3,10 @@
 Per-order work is counted from what the code does (requests, writes, payments
 in flight); nothing is read off the source document's table. Every assumption
 is a field of ``Assumptions`` with its default, and the report prints them.
+
+Not counted: the consumers every variant deploys alike (order tracking and the notifications
+example: their queues, functions, connections table and WebSocket API). They cost the same
+whichever ``compute`` runs, so they move no break-even; the publishes they receive are counted.
 """
 
 from __future__ import annotations
@@ -78,7 +82,7 @@ class Assumptions:
 
 
 # What one order costs in requests that do not depend on the variant (read from the runtime's code):
-SNS_PUBLISHES_PER_ORDER = 2  # order_placed, then payment_confirmed or payment_failed
+SNS_PUBLISHES_PER_ORDER = 3  # order_placed, payment_started, then payment_confirmed or payment_failed
 WRU_PER_ORDER = 5  # orders: create, PAYING, terminal; idempotency: IN_PROGRESS, COMPLETED (items < 1 KB)
 RRU_PER_ORDER = 1  # the worker's strongly consistent read of the order (payment attempts read it again)
 ESM_IDLE_POLLERS = 5  # an SQS event source mapping long-polls with 5 connections while the queue is empty
