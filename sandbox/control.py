@@ -617,6 +617,10 @@ class EcsService:
         self.policy, self.sqs, self.queue_url, self.scale, self.log_dir = policy, sqs, queue_url, scale, log_dir
         self.tasks: list[subprocess.Popen[bytes]] = []
         self.stopping: list[subprocess.Popen[bytes]] = []
+        # The autoscaler, the scheduler and the samplers touch the task lists from their own threads:
+        # an unguarded filter in running() could drop a task started meanwhile, leaving it orphaned.
+        self._tasks_lock = threading.RLock()
+        self._closed = False
         self.stop = threading.Event()
         self.desired = policy.min_tasks
         self.peak = 0
@@ -649,22 +653,30 @@ class EcsService:
         """A new task definition: running tasks get SIGTERM and the scheduler starts new ones (a rolling update)."""
         if (env, command, stop_timeout_s) == (self.env, self.command, self.stop_timeout_s):
             return False
-        self.env, self.command, self.stop_timeout_s = env, command, stop_timeout_s
-        while self.tasks:
-            self._stop_task()
+        with self._tasks_lock:
+            self.env, self.command, self.stop_timeout_s = env, command, stop_timeout_s
+            while self.tasks:
+                self._stop_task()
         self.replace_stopped()
         return True
 
     def _start_task(self) -> None:
+        with self._tasks_lock:
+            if self._closed:
+                return  # the service is being deleted: nothing starts after close()
+            self._start_task_locked()
+
+    def _start_task_locked(self) -> None:
         out = (self.log_dir / f"ecs-task-{self._started}.log").open("w")
         self._started += 1
         cmd = [sys.executable if c == "python" else c for c in self.command]
         self.tasks.append(subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT))
 
     def _stop_task(self) -> None:
-        task = self.tasks.pop()
+        with self._tasks_lock:
+            task = self.tasks.pop()
+            self.stopping.append(task)
         task.send_signal(signal.SIGTERM)  # the worker finishes or releases what it holds
-        self.stopping.append(task)
         timer = threading.Timer(self.stop_timeout_s, self._kill_if_running, args=(task,))
         timer.daemon = True
         timer.start()
@@ -676,7 +688,8 @@ class EcsService:
 
     def kill(self, count: int) -> int:
         """kill -9 up to ``count`` running tasks (chaos); the service scheduler replaces them."""
-        victims = [t for t in self.tasks if t.poll() is None][:count]
+        with self._tasks_lock:
+            victims = [t for t in self.tasks if t.poll() is None][:count]
         for t in victims:
             t.kill()
         return len(victims)
@@ -691,9 +704,10 @@ class EcsService:
         return started
 
     def running(self) -> int:
-        self.tasks = [t for t in self.tasks if t.poll() is None]
-        self.stopping = [t for t in self.stopping if t.poll() is None]
-        return len(self.tasks)
+        with self._tasks_lock:
+            self.tasks = [t for t in self.tasks if t.poll() is None]
+            self.stopping = [t for t in self.stopping if t.poll() is None]
+            return len(self.tasks)
 
     def _set(self, count: int, reason: str) -> None:
         now = time.monotonic()
@@ -765,10 +779,15 @@ class EcsService:
 
     def close(self) -> None:
         self.stop.set()
-        while self.tasks:
-            self._stop_task()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        with self._tasks_lock:
+            self._closed = True
+            while self.tasks:
+                self._stop_task()
+            stopping = list(self.stopping)
         deadline = time.monotonic() + self.stop_timeout_s
-        for t in self.stopping:
+        for t in stopping:
             try:
                 t.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:

@@ -140,3 +140,34 @@ def test_the_view_shows_the_pipeline_and_the_active_settings() -> None:
     assert "47" in text and "backlogPerTaskTarget" in text and "4.5" in text
     assert "100 -> 20" in text and "1 -> 3 tasks" in text
     assert "no local stack is up" in frame(render(None, None))
+
+
+def test_a_closed_service_leaves_no_task_and_starts_none(tmp_path: Path) -> None:
+    # GIVEN a service whose scheduler keeps two tasks running and samplers reading it from other threads
+    import threading
+
+    svc = service(tmp_path, policy(min_tasks=2), visible=0)
+    svc.start()
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            svc.running()
+
+    readers = [threading.Thread(target=sample) for _ in range(3)]
+    for r in readers:
+        r.start()
+    try:
+        started = list(svc.tasks)
+        svc.kill(1)  # the scheduler replaces it while the readers filter the list
+        time.sleep(1.0)
+        started += list(svc.tasks)
+    finally:
+        stop.set()
+        for r in readers:
+            r.join()
+        svc.close()
+    # THEN every process it ever started has exited, and a late scheduler pass starts nothing
+    assert all(t.poll() is not None for t in started)
+    svc.desired = 3
+    assert svc.replace_stopped() == 0 and svc.tasks == []
