@@ -37,7 +37,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from constructs_lib.fan_out import TopicSubscriberQueue
+from constructs_lib.fan_out import workers_inbox
 from constructs_lib.nag import acknowledge
 from constructs_lib.order_runtime import (
     ECS_WORKER_SERVICE,
@@ -391,14 +391,7 @@ class EcsQueueWorkers(Construct):
             log_retention=log_retention,
             removal_policy=removal_policy,
         )
-        self.inbox = TopicSubscriberQueue(
-            self,
-            "QueueSubscription",
-            topic=data.topic,
-            event_types=["order_placed"],
-            existing=(data.queue, data.dlq),
-            removal_policy=removal_policy,
-        )
+        self.inbox = workers_inbox(self, "QueueSubscription", data=data, removal_policy=removal_policy)
         self.subscription = self.inbox.subscription
         self.scaling = BacklogScaling(
             self,

@@ -20,7 +20,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from constructs_lib.order_runtime import runtime_function
+from constructs_lib.order_runtime import PipelineData, runtime_function
 from constructs_lib.work_queue import WorkQueue
 
 
@@ -75,6 +75,23 @@ class TopicSubscriberQueue(Construct):
             filter_policy=event_type_filter(self.event_types),
             dead_letter_queue=self.dlq,
         )
+
+
+WORKER_EVENTS = ("order_placed",)  # what the payment workers act on; other event types are for other consumers
+
+
+def workers_inbox(
+    scope: Construct, construct_id: str, *, data: PipelineData, removal_policy: RemovalPolicy
+) -> TopicSubscriberQueue:
+    """The payment workers' subscription: the data stack's orders queue, fed order_placed (either compute)."""
+    return TopicSubscriberQueue(
+        scope,
+        construct_id,
+        topic=data.topic,
+        event_types=WORKER_EVENTS,
+        existing=(data.queue, data.dlq),
+        removal_policy=removal_policy,
+    )
 
 
 class TopicConsumer(Construct):

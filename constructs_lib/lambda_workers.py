@@ -11,7 +11,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from constructs_lib.fan_out import TopicSubscriberQueue, event_type_filter
+from constructs_lib.fan_out import WORKER_EVENTS, event_type_filter, workers_inbox
 from constructs_lib.order_runtime import (
     LAMBDA_WORKER_SERVICE,
     PipelineData,
@@ -88,14 +88,7 @@ class LambdaWorkers(Construct):
                 report_batch_item_failures=True,
             )
             self.function.add_event_source(self.event_source)
-            self.inbox = TopicSubscriberQueue(
-                self,
-                "QueueSubscription",
-                topic=data.topic,
-                event_types=["order_placed"],
-                existing=(data.queue, data.dlq),
-                removal_policy=removal_policy,
-            )
+            self.inbox = workers_inbox(self, "QueueSubscription", data=data, removal_policy=removal_policy)
             self.subscription = self.inbox.subscription
         else:
             self.event_source = None
@@ -110,7 +103,7 @@ class LambdaWorkers(Construct):
                 topic=data.topic,
                 protocol=sns.SubscriptionProtocol.LAMBDA,
                 endpoint=self.function.function_arn,
-                filter_policy=event_type_filter(["order_placed"]),
+                filter_policy=event_type_filter(WORKER_EVENTS),
                 dead_letter_queue=data.dlq,
             )
 

@@ -90,9 +90,10 @@ class ApiFront:
                 body = self.rfile.read(length) if length else b""
                 from urllib.parse import unquote
 
-                if "/@connections/" in unquote(self.path) and front.websockets is not None:
-                    # botocore sends the id URL-encoded (ids may end in base64 "=")
-                    self._manage(unquote(self.path.split("?")[0]).split("/@connections/", 1)[1], body)
+                # The management API: botocore sends the id URL-encoded (ids may end in base64 "=").
+                managed = unquote(self.path.split("?")[0]).partition("/@connections/")
+                if managed[1] and front.websockets is not None:
+                    self._manage(managed[2], body)
                     return
                 path, _, query = self.path.partition("?")
                 event = to_event(self.command, path, dict(self.headers), body, query)

@@ -394,7 +394,12 @@ def up(opts: UpOptions, progress: Any = print) -> int:
                 "endpoint": p.endpoint,
                 "dynamodb_endpoint": p.data_endpoint,
                 "env": {
-                    **{k_: v for k_, v in aws_env(p.endpoint).items() if not k_.startswith("AWS_CONFIG")},
+                    # What a user's shell needs; the sandbox's own processes also hide any local AWS config.
+                    **{
+                        k_: v
+                        for k_, v in aws_env(p.endpoint).items()
+                        if k_ not in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE")
+                    },
                     "AWS_ENDPOINT_URL_DYNAMODB": p.data_endpoint,
                 },
                 "names": names,
@@ -404,14 +409,12 @@ def up(opts: UpOptions, progress: Any = print) -> int:
                 "time_scale": k.k,
                 "started_at": time.time(),
             }
-            state["env"].pop("AWS_SHARED_CREDENTIALS_FILE", None)
             _write_json(directory / "context.json", p.context)
             _write_json(directory / "status.json", live.status())
-            _write_json(directory / "stack.json", state)
             (directory / "env.sh").write_text(env_exports(state))
             ready_s = time.monotonic() - started
             state["ready_seconds"] = ready_s
-            _write_json(directory / "stack.json", state)
+            _write_json(directory / "stack.json", state)  # last: its presence is what `read_state` waits for
             progress(f"ready in {ready_s:.1f} s ({p.deployment.output('-service', 'Compute')})")
             print(banner(state, directory), flush=True)
             while True:

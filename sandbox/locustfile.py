@@ -69,6 +69,12 @@ class OrderTracker:
             n += 1
         return n
 
+    def _track(self, ws: object) -> None:
+        """Ask for everything after the last contiguous seq: the first track, a reconnect, or a gap."""
+        import json
+
+        ws.send(json.dumps({"action": "track", "order_id": self.order_id, "after": self.last_contiguous}))  # type: ignore[attr-defined]
+
     def _session(self, deadline: float, drop_after_first: bool) -> bool:
         """One connection; True when the order's terminal event has been seen (or time ran out)."""
         import json
@@ -78,7 +84,7 @@ class OrderTracker:
 
         ws = websocket.create_connection(self.url, timeout=5)
         try:
-            ws.send(json.dumps({"action": "track", "order_id": self.order_id, "after": self.last_contiguous}))
+            self._track(ws)
             catching_up = True
             while time.time() < deadline:
                 try:
@@ -112,7 +118,7 @@ class OrderTracker:
                     self.terminal_seq = seq
                 if gap:  # a live push was lost: ask for what is missing
                     self.resyncs += 1
-                    ws.send(json.dumps({"action": "track", "order_id": self.order_id, "after": self.last_contiguous}))
+                    self._track(ws)
                     catching_up = True
                     continue
                 if self.terminal_seq and self.last_contiguous >= self.terminal_seq:

@@ -109,11 +109,9 @@ class Sampler:
         self._thread.join(timeout=5)
 
 
-def run_locust(
-    user_class: str, users: int, seconds: float, host: str, out: Path, decline_share: str = "0"
-) -> dict[str, Any]:
-    prefix = out / user_class.lower()
-    cmd = [
+def locust_command(user_class: str, users: int, seconds: float, host: str, *, stop_timeout_s: int) -> list[str]:
+    """A headless Locust run of one user class from sandbox/locustfile.py, all users started at once."""
+    return [
         sys.executable,
         "-m",
         "locust",
@@ -128,15 +126,20 @@ def run_locust(
         f"{max(1, round(seconds))}s",
         "--host",
         host,
-        "--csv",
-        str(prefix),
         "--only-summary",
         "--loglevel",
         "WARNING",
         "--stop-timeout",
-        "5",
+        str(stop_timeout_s),
         user_class,
     ]
+
+
+def run_locust(
+    user_class: str, users: int, seconds: float, host: str, out: Path, decline_share: str = "0"
+) -> dict[str, Any]:
+    prefix = out / user_class.lower()
+    cmd = [*locust_command(user_class, users, seconds, host, stop_timeout_s=5), "--csv", str(prefix)]
     started = time.monotonic()
     env = {**os.environ, "SANDBOX_DECLINE_SHARE": decline_share}
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 120, env=env)
@@ -168,28 +171,8 @@ def start_trackers(users: int, seconds: float, host: str, ws_url: str, out: Path
     """
     log = out / "tracking.jsonl"
     log.unlink(missing_ok=True)
-    cmd = [
-        sys.executable,
-        "-m",
-        "locust",
-        "-f",
-        str(ROOT / "sandbox" / "locustfile.py"),
-        "--headless",
-        "-u",
-        str(users),
-        "-r",
-        str(users),
-        "-t",
-        f"{max(1, round(seconds))}s",
-        "--host",
-        host,
-        "--only-summary",
-        "--loglevel",
-        "WARNING",
-        "--stop-timeout",
-        str(int(TRACK_TIMEOUT_REAL_S) + 10),  # let a tracker finish following its order
-        "TrackingBuyer",
-    ]
+    # The stop timeout lets a tracker finish following its order after the load ends.
+    cmd = locust_command("TrackingBuyer", users, seconds, host, stop_timeout_s=int(TRACK_TIMEOUT_REAL_S) + 10)
     env = {
         **os.environ,
         "SANDBOX_TRACKING_LOG": str(log),
@@ -533,18 +516,18 @@ def _sandbox_workload(config: AppConfig, compute: str, k: control.Scale, env: di
     return replace(Workload.from_config(config, compute), payment_latency_s=latency_ms / 1000)
 
 
-def start_lambda(p: Pipeline, workdir: Path, stack: ExitStack, k: control.Scale, progress: Any) -> Workers:
-    lam, sqs = p.client("lambda"), p.client("sqs")
-    compute = p.deployment.output("-service", "Compute")
-    fn = lam.get_function_configuration(FunctionName=p.deployment.output("-service", "WorkerFunctionName"))
-    reserved = lam.get_function_concurrency(FunctionName=fn["FunctionName"]).get("ReservedConcurrentExecutions")
-    mappings = lam.list_event_source_mappings(FunctionName=fn["FunctionName"])["EventSourceMappings"]
-    for m in mappings:  # moto would try to run the function itself; the control plane does
+def take_over_mappings(lam: Any, function_name: str) -> list[dict[str, Any]]:
+    """The function's event source mappings, disabled: moto would try to run the function; the control plane does."""
+    mappings: list[dict[str, Any]] = lam.list_event_source_mappings(FunctionName=function_name)["EventSourceMappings"]
+    for m in mappings:
         lam.update_event_source_mapping(UUID=m["UUID"], Enabled=False)
-    max_envs = int(reserved or 1000)
-    if mappings:
-        max_envs = min(max_envs, int(mappings[0].get("ScalingConfig", {}).get("MaximumConcurrency", max_envs)))
-    env = fn["Environment"]["Variables"]
+    return mappings
+
+
+def function_pool(
+    p: Pipeline, fn: dict[str, Any], *, max_envs: int, workdir: Path, stack: ExitStack, env: dict[str, str]
+) -> control.LambdaPool:
+    """Execution environments of a deployed function (its handler, timeout, memory), closed with the run."""
     pool = control.LambdaPool(
         handler=fn["Handler"],
         name=fn["FunctionName"],
@@ -556,23 +539,60 @@ def start_lambda(p: Pipeline, workdir: Path, stack: ExitStack, k: control.Scale,
         log_dir=workdir / "logs",
     )
     stack.callback(pool.close)
+    return pool
+
+
+def queue_event_source(
+    p: Pipeline,
+    *,
+    queue_url: str,
+    queue_arn: str,
+    pool: control.LambdaPool,
+    mapping: dict[str, Any],
+    max_concurrency: int,
+    k: control.Scale,
+) -> control.SqsEventSource:
+    """A mapping's poller on its queue, with the queue's visibility timeout time-scaled."""
+    sqs = p.client("sqs")
+    visibility = int(
+        sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["VisibilityTimeout"])["Attributes"][
+            "VisibilityTimeout"
+        ]
+    )
+    return control.SqsEventSource(
+        sqs=sqs,
+        queue_url=queue_url,
+        queue_arn=queue_arn,
+        pool=pool,
+        batch_size=int(mapping["BatchSize"]),
+        visibility_s=max(2, int(visibility / k.k)),
+        wait_s=1,
+        scale=k,
+        max_concurrency=max_concurrency,
+    )
+
+
+def start_lambda(p: Pipeline, workdir: Path, stack: ExitStack, k: control.Scale, progress: Any) -> Workers:
+    lam, sqs = p.client("lambda"), p.client("sqs")
+    compute = p.deployment.output("-service", "Compute")
+    fn = lam.get_function_configuration(FunctionName=p.deployment.output("-service", "WorkerFunctionName"))
+    reserved = lam.get_function_concurrency(FunctionName=fn["FunctionName"]).get("ReservedConcurrentExecutions")
+    mappings = take_over_mappings(lam, fn["FunctionName"])
+    max_envs = int(reserved or 1000)
+    if mappings:
+        max_envs = min(max_envs, int(mappings[0].get("ScalingConfig", {}).get("MaximumConcurrency", max_envs)))
+    env = fn["Environment"]["Variables"]
+    pool = function_pool(p, fn, max_envs=max_envs, workdir=workdir, stack=stack, env=env)
     backlog_queue = p.queue_url
     if mappings:
-        visibility = int(
-            sqs.get_queue_attributes(QueueUrl=p.queue_url, AttributeNames=["VisibilityTimeout"])["Attributes"][
-                "VisibilityTimeout"
-            ]
-        )
-        poller: control.PollerGroup = control.SqsEventSource(
-            sqs=sqs,
+        poller: control.PollerGroup = queue_event_source(
+            p,
             queue_url=p.queue_url,
             queue_arn=p.queue_arn,
             pool=pool,
-            batch_size=int(mappings[0]["BatchSize"]),
-            visibility_s=max(2, int(visibility / k.k)),
-            wait_s=1,
-            scale=k,
+            mapping=mappings[0],
             max_concurrency=max_envs,
+            k=k,
         )
     else:
         [invoke_cfg] = control.resources(p.deployment.template("-service"), "AWS::Lambda::EventInvokeConfig")
@@ -623,40 +643,17 @@ def start_consumers(p: Pipeline, workdir: Path, stack: ExitStack, k: control.Sca
         except KeyError:
             continue
         fn = lam.get_function_configuration(FunctionName=name)
-        [mapping] = lam.list_event_source_mappings(FunctionName=name)["EventSourceMappings"]
-        lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)  # the control plane runs it
+        [mapping] = take_over_mappings(lam, name)
         queue_arn = mapping["EventSourceArn"]
         queue_url = sqs.get_queue_url(QueueName=queue_arn.rsplit(":", 1)[1])["QueueUrl"]
-        visibility = int(
-            sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["VisibilityTimeout"])["Attributes"][
-                "VisibilityTimeout"
-            ]
-        )
         reserved = lam.get_function_concurrency(FunctionName=name).get("ReservedConcurrentExecutions") or 2
         envs = min(int(reserved), 2)  # two cores: two environments per consumer keep up with the sale here
         env = dict(fn["Environment"]["Variables"])
         if p.api is not None:
             env["WEBSOCKET_MANAGEMENT_ENDPOINT"] = p.api.management_endpoint
-        pool = control.LambdaPool(
-            handler=fn["Handler"],
-            name=fn["FunctionName"],
-            env=p.penv.for_runtime(env, sandbox_host=True),
-            timeout_s=float(fn["Timeout"]),
-            memory_mb=fn["MemorySize"],
-            max_envs=envs,
-            log_dir=workdir / "logs",
-        )
-        stack.callback(pool.close)
-        poller = control.SqsEventSource(
-            sqs=sqs,
-            queue_url=queue_url,
-            queue_arn=queue_arn,
-            pool=pool,
-            batch_size=int(mapping["BatchSize"]),
-            visibility_s=max(2, int(visibility / k.k)),
-            wait_s=1,
-            scale=k,
-            max_concurrency=envs,
+        pool = function_pool(p, fn, max_envs=envs, workdir=workdir, stack=stack, env=env)
+        poller = queue_event_source(
+            p, queue_url=queue_url, queue_arn=queue_arn, pool=pool, mapping=mapping, max_concurrency=envs, k=k
         )
         poller.start(envs)
         stack.callback(poller.close)
