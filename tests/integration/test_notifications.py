@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from orders.domain.events import EventType, OrderEvent
+from tests.helpers import sqs_event
 
 pytestmark = pytest.mark.integration
-EVENTS = Path(__file__).resolve().parents[1] / "events"
-
-
-def record(n: int, body: str) -> dict[str, Any]:
-    base = json.loads((EVENTS / "sqs_record.json").read_text())
-    return {**base, "messageId": f"msg-{n}", "receiptHandle": f"rh-{n}", "body": body}
 
 
 def event(kind: EventType, order_id: str, seq: int) -> str:
@@ -37,16 +30,14 @@ def test_duplicates_send_one_email_per_order_and_other_events_none(aws, lambda_c
     monkeypatch.setattr(notifications, "send_confirmation", counting)
     notifications._persistence = None
     confirmed = event(EventType.PAYMENT_CONFIRMED, "o-1", 3)
-    batch = {
-        "Records": [
-            record(1, confirmed),
-            record(2, confirmed),  # a duplicate delivery
-            record(3, event(EventType.PAYMENT_CONFIRMED, "o-1", 3)),  # a republished outcome: new event_id
-            record(4, event(EventType.PAYMENT_CONFIRMED, "o-2", 3)),
-            record(5, event(EventType.ORDER_PLACED, "o-3", 1)),  # not ours: the filter would not send it
-            record(6, "not json"),  # poison: logged and dropped, not retried forever
-        ]
-    }
+    batch = sqs_event(
+        confirmed,
+        confirmed,  # a duplicate delivery
+        event(EventType.PAYMENT_CONFIRMED, "o-1", 3),  # a republished outcome: new event_id
+        event(EventType.PAYMENT_CONFIRMED, "o-2", 3),
+        event(EventType.ORDER_PLACED, "o-3", 1),  # not ours: the filter would not send it
+        "not json",  # poison: logged and dropped, not retried forever
+    )
     result = notifications.handler(batch, lambda_context)
     assert result == {"batchItemFailures": []}
     assert sorted(sent) == ["o-1", "o-2"]

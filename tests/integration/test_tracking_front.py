@@ -21,6 +21,7 @@ import pytest
 import websocket
 
 from sandbox.local_aws import create_connections_table, create_order_resources, moto_server
+from tests.helpers import sqs_event
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -102,20 +103,26 @@ def frames_until(ws: Any, kind: str) -> list[dict[str, Any]]:
             return out
 
 
-def pay_and_push(order_id: str) -> list[Any]:
-    """The worker's transitions (the real service against moto), then the pusher for each event."""
+def pay(order_id: str) -> list[Any]:
+    """The worker's transitions (the real service against moto); returns the events it published."""
     from orders.adapters.memory import InMemoryPublisher
-    from orders.bootstrap import container, tracking
+    from orders.bootstrap import container
+    from orders.domain.events import EventType, OrderEvent
 
     service = container().service
     service.publisher = InMemoryPublisher()
     placed = service.get(order_id)
-    from orders.domain.events import EventType, OrderEvent
-
     service.process_placed(
         OrderEvent(EventType.ORDER_PLACED, order_id, placed.created_at, placed.to_dict(), seq=placed.seq)
     )
-    events = list(service.publisher.events)
+    return list(service.publisher.events)
+
+
+def pay_and_push(order_id: str) -> list[Any]:
+    """Pay, then the pusher for each event."""
+    from orders.bootstrap import tracking
+
+    events = pay(order_id)
     for event in events:
         tracking().push(event)
     return events
@@ -203,20 +210,7 @@ def test_the_push_handler_reads_its_queue_and_reports_no_failures(front: Front, 
     ws.send(json.dumps({"action": "track", "order_id": order_id, "after": 0}))
     frames_until(ws, "caught_up")
     # GIVEN the worker's events for this order as the pusher's queue delivers them (raw), plus poison
-    from orders.adapters.memory import InMemoryPublisher
-    from orders.bootstrap import container
-
-    service = container().service
-    service.publisher = InMemoryPublisher()
-    placed = service.get(order_id)
-    from orders.domain.events import EventType, OrderEvent
-
-    service.process_placed(
-        OrderEvent(EventType.ORDER_PLACED, order_id, placed.created_at, placed.to_dict(), seq=placed.seq)
-    )
-    bodies = [e.to_message() for e in service.publisher.events] + ["{poison"]
-    base = json.loads((ROOT / "tests" / "events" / "sqs_record.json").read_text())
-    batch = {"Records": [{**base, "messageId": f"m-{n}", "body": b} for n, b in enumerate(bodies)]}
+    batch = sqs_event(*(e.to_message() for e in pay(order_id)), "{poison")
     # WHEN the push handler runs, THEN the client gets PAYING and PAID live and no record is failed
     assert entry.push_handler(batch, lambda_context) == {"batchItemFailures": []}
     assert [(f["seq"], f["status"]) for f in (json.loads(ws.recv()) for _ in range(2))] == [(2, "PAYING"), (3, "PAID")]
