@@ -25,7 +25,8 @@ wires them.
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+import jsii
+from aws_cdk import Aspects, Duration, IAspect, RemovalPolicy, Stack
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
@@ -35,9 +36,8 @@ from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
-from constructs import Construct
+from constructs import Construct, IConstruct
 
-from constructs_lib.fan_out import workers_inbox
 from constructs_lib.nag import acknowledge
 from constructs_lib.order_runtime import (
     ECS_WORKER_SERVICE,
@@ -97,6 +97,24 @@ class WorkerNetwork(Construct):
         self.security_group = ec2.SecurityGroup(
             self, "TaskSecurityGroup", vpc=self.vpc, description="Order workers: no inbound", allow_all_outbound=True
         )
+
+
+@jsii.implements(IAspect)
+class _ServiceAfterCapacityProviders:
+    """Make the service wait for its cluster's capacity-provider association.
+
+    The service's strategy names FARGATE/FARGATE_SPOT, which ECS refuses ("a capacity provider that is not
+    associated with the cluster") if CloudFormation creates the service before the
+    AWS::ECS::ClusterCapacityProviderAssociations; aws-cdk-lib adds no such dependency, and creates the
+    association in an aspect of its own (at mutating priority, so this default-priority one runs after it).
+    """
+
+    def __init__(self, service: ecs.FargateService) -> None:
+        self.service = service
+
+    def visit(self, node: IConstruct) -> None:
+        if isinstance(node, ecs.CfnClusterCapacityProviderAssociations):
+            self.service.node.add_dependency(node)
 
 
 def capacity_strategy(*, spot: bool, on_demand_base: int) -> list[ecs.CapacityProviderStrategy]:
@@ -200,6 +218,7 @@ class QueueWorkerService(Construct):
             circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
             capacity_provider_strategies=capacity_strategy(spot=spot, on_demand_base=on_demand_base),
         )
+        Aspects.of(self.cluster).add(_ServiceAfterCapacityProviders(self.service))
         cluster_id = stack.resolve(stack.get_logical_id(self.cluster.node.default_child))  # type: ignore[arg-type]
         acknowledge(
             self.task_definition.task_role,
@@ -346,7 +365,8 @@ class EcsQueueWorkers(Construct):
 
     Attributes: ``network``, ``workers``, ``scaling`` (the three units), and for convenience ``vpc``,
     ``cluster``, ``task_definition``, ``container``, ``service``, ``logs``, ``scalable_target``,
-    ``backlog_policy``, ``wake_alarm``, ``running_tasks``, ``subscription``.
+    ``backlog_policy``, ``wake_alarm``, ``running_tasks``. The queue's subscription is the stack's
+    ``workers_inbox``, at one construct path whatever ``compute`` is.
     """
 
     def __init__(
@@ -391,8 +411,6 @@ class EcsQueueWorkers(Construct):
             log_retention=log_retention,
             removal_policy=removal_policy,
         )
-        self.inbox = workers_inbox(self, "QueueSubscription", data=data, removal_policy=removal_policy)
-        self.subscription = self.inbox.subscription
         self.scaling = BacklogScaling(
             self,
             "Scaling",

@@ -109,6 +109,7 @@ class TopicConsumer(Construct):
         description: str,
         environment: dict[str, str],
         layer: lambda_.ILayerVersion,
+        max_concurrency: int,
         reserved_concurrency: int,
         log_retention: logs.RetentionDays,
         removal_policy: RemovalPolicy,
@@ -116,8 +117,12 @@ class TopicConsumer(Construct):
         memory_mb: int = 256,
         batch_size: int = 10,
     ) -> None:
+        """``max_concurrency``: the mapping's cap; ``reserved_concurrency``: 0 leaves the function unreserved
+        (nothing guaranteed, nothing taken from the account), more also lowers the cap to the reserve."""
         super().__init__(scope, construct_id)
-        if reserved_concurrency < 2:
+        if reserved_concurrency:
+            max_concurrency = min(max_concurrency, reserved_concurrency)
+        if max_concurrency < 2:
             raise ValueError("an SQS event source needs a maximum concurrency of at least 2")
         self.inbox = TopicSubscriberQueue(
             self,
@@ -138,13 +143,13 @@ class TopicConsumer(Construct):
             log_group=self.logs,
             memory_mb=memory_mb,
             timeout=timeout,
-            reserved_concurrent_executions=reserved_concurrency,
+            reserved_concurrent_executions=reserved_concurrency or None,
         )
         self.function.add_event_source(
             sources.SqsEventSource(
                 self.inbox.queue,
                 batch_size=batch_size,
-                max_concurrency=reserved_concurrency,  # never above the reserve: the mapping never throttles
+                max_concurrency=max_concurrency,  # never above a reserve: the mapping never throttles itself
                 report_batch_item_failures=True,
             )
         )

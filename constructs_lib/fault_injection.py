@@ -67,14 +67,14 @@ class FaultInjection(Construct):
             self.role.add_to_policy(
                 iam.PolicyStatement(actions=["ecs:StopTask", "ecs:DescribeTasks"], resources=[task_arns])
             )
+            # ListTasks authorizes on container-instance ARNs, which a Fargate cluster has none of: FIS's own
+            # managed policy (AWSFaultInjectionSimulatorECSAccess) grants it on "*"; the ecs:cluster
+            # condition (Service Authorization Reference, ListTasks) keeps it to this cluster.
             self.role.add_to_policy(
                 iam.PolicyStatement(
                     actions=["ecs:ListTasks"],
-                    resources=[
-                        stack.format_arn(
-                            service="ecs", resource="container-instance", resource_name=f"{cluster_name}/*"
-                        )
-                    ],
+                    resources=["*"],
+                    conditions={"ArnEquals": {"ecs:cluster": cluster.cluster_arn}},
                 )
             )
             targets = {
@@ -90,12 +90,16 @@ class FaultInjection(Construct):
                 )
             }
             description = f"Stop {stop_task_percent}% of the order worker tasks"
-            for kind in ("task", "container-instance"):
-                acknowledge(
-                    self.role,
-                    f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecs:<AWS::Region>:<AWS::AccountId>:{kind}/<{cluster_id}>/*]",
-                    "Task ARNs exist only at run time; the grant covers this cluster's tasks, for these three actions.",
-                )
+            acknowledge(
+                self.role,
+                f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecs:<AWS::Region>:<AWS::AccountId>:task/<{cluster_id}>/*]",
+                "Task ARNs exist only at run time; the grant covers this cluster's tasks, for these two actions.",
+            )
+            acknowledge(
+                self.role,
+                "AwsSolutions-IAM5[Resource::*]",
+                "ecs:ListTasks has no resource a Fargate cluster can name; the ecs:cluster condition scopes it.",
+            )
         else:
             if not extension_layer_arn:
                 raise ValueError("a Lambda experiment needs the AWS FIS Lambda extension layer ARN")

@@ -11,7 +11,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from constructs_lib.fan_out import WORKER_EVENTS, event_type_filter, workers_inbox
+from constructs_lib.fan_out import WORKER_EVENTS, event_type_filter
 from constructs_lib.order_runtime import (
     LAMBDA_WORKER_SERVICE,
     PipelineData,
@@ -22,14 +22,23 @@ from constructs_lib.order_runtime import (
 from constructs_lib.pipeline_monitoring import WorkerSignals
 
 
+# What drains the orders queue when the topic invokes the function directly (trigger sns): only what an
+# earlier variant left there, or a redrive sends back; the least Lambda allows.
+DRAIN_CONCURRENCY = 2
+
+
 class LambdaWorkers(Construct):
-    """Attributes: ``function``, ``trigger`` ("sqs" | "sns"), ``subscription``, ``event_source`` (sqs only).
+    """Attributes: ``function``, ``trigger`` ("sqs" | "sns"), ``event_source`` (the orders queue's mapping),
+    ``subscription`` (sns only: the function's own; the queue's subscription is the stack's ``workers_inbox``).
 
     sqs: an event source mapping with partial batch failures and a max
     concurrency no higher than the reserved concurrency, so the mapping never
     throttles itself; the queue's redrive policy dead-letters poison messages.
     sns: a direct subscription; Lambda's async invoke retries, then the
     on-failure destination (the DLQ); SNS delivery failures go to the same DLQ.
+    The orders queue keeps its mapping (at DRAIN_CONCURRENCY) so that a switch from sqs or ecs never
+    strands what is in it; the mapping keeps its construct id, so the switch updates it in place (Lambda
+    refuses a second mapping of one function to one queue, which a new logical id would create first).
     """
 
     def __init__(
@@ -57,7 +66,11 @@ class LambdaWorkers(Construct):
         self.logs = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=removal_policy)
         async_options: dict[str, object] = {}
         # The most environments that can run: the mapping's maxConcurrency (sqs) or the reserved concurrency.
-        self.concurrency_cap = min(max_concurrency, reserved_concurrency) if trigger == "sqs" else reserved_concurrency
+        self.reserved_concurrency = reserved_concurrency
+        if trigger == "sqs":
+            self.concurrency_cap = min(max_concurrency, reserved_concurrency) if reserved_concurrency else max_concurrency
+        else:
+            self.concurrency_cap = reserved_concurrency  # 0: no cap but the account's
         if trigger == "sns":
             async_options = {
                 "retry_attempts": retry_attempts,
@@ -74,24 +87,21 @@ class LambdaWorkers(Construct):
             log_group=self.logs,
             memory_mb=memory_mb,
             timeout=timeout,
-            reserved_concurrent_executions=reserved_concurrency,
+            reserved_concurrent_executions=reserved_concurrency or None,
             **async_options,
         )
         grant_worker(data, self.function, poll_queue=False)
 
-        if trigger == "sqs":
-            self.event_source: sources.SqsEventSource | None = sources.SqsEventSource(
-                data.queue,
-                batch_size=batch_size,
-                max_batching_window=batch_window if batch_window.to_seconds() > 0 else None,
-                max_concurrency=max_concurrency,
-                report_batch_item_failures=True,
-            )
-            self.function.add_event_source(self.event_source)
-            self.inbox = workers_inbox(self, "QueueSubscription", data=data, removal_policy=removal_policy)
-            self.subscription = self.inbox.subscription
-        else:
-            self.event_source = None
+        self.event_source = sources.SqsEventSource(
+            data.queue,
+            batch_size=batch_size,
+            max_batching_window=batch_window if trigger == "sqs" and batch_window.to_seconds() > 0 else None,
+            max_concurrency=max_concurrency if trigger == "sqs" else DRAIN_CONCURRENCY,
+            report_batch_item_failures=True,
+        )
+        self.function.add_event_source(self.event_source)
+        self.subscription: sns.Subscription | None = None
+        if trigger == "sns":
             self.function.add_permission(
                 "AllowTopicInvoke",
                 principal=iam.ServicePrincipal("sns.amazonaws.com"),
@@ -110,6 +120,15 @@ class LambdaWorkers(Construct):
     def signals(self) -> WorkerSignals:
         minute = Duration.minutes(1)
         concurrent = self.function.metric("ConcurrentExecutions", statistic="Maximum", period=minute)
+        if not self.concurrency_cap:  # unreserved async invokes: the account's pool is the cap, throttles show it
+            return WorkerSignals(
+                errors=records_failed(LAMBDA_WORKER_SERVICE),
+                saturation=self.function.metric_throttles(statistic="Sum", period=minute),
+                saturation_threshold=1,
+                saturation_description="The worker is throttled: the account's unreserved concurrency is used up",
+                workers=concurrent,
+                workers_label="Concurrent executions",
+            )
         return WorkerSignals(
             # Partial batch failures are no function error: the worker counts failed records itself.
             errors=records_failed(LAMBDA_WORKER_SERVICE),

@@ -22,6 +22,8 @@ class OrderNotifications(Construct):
         data: PipelineData,
         environment: dict[str, str],
         layer: lambda_.ILayerVersion,
+        max_concurrency: int,
+        reserved_concurrency: int,
         log_retention: logs.RetentionDays,
         removal_policy: RemovalPolicy,
     ) -> None:
@@ -35,7 +37,8 @@ class OrderNotifications(Construct):
             description="Example consumer: the payment-confirmed e-mail, once per order",
             environment=environment,
             layer=layer,
-            reserved_concurrency=2,
+            max_concurrency=max_concurrency,
+            reserved_concurrency=reserved_concurrency,
             log_retention=log_retention,
             removal_policy=removal_policy,
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import jsii
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_apigateway as apigw_v1
@@ -17,10 +19,42 @@ from constructs_lib.order_runtime import PipelineData, grant_api, runtime_functi
 from constructs_lib.pipeline_monitoring import ApiSignals
 
 
+# API Gateway v2 refuses a stage whose access-log format names a variable its protocol does not have
+# ("The following context variables are not supported"); the REST-only standard fields
+# (``$context.resourcePath``) are not HTTP API variables, and WebSocket has no HTTP request line.
+# Each variable used here is in constructs_lib/data/apigw_access_log_variables.json, which the deploy rules
+# (constructs_lib/deploy_rules.py) check every stage against.
+HTTP_ACCESS_LOG = {
+    "requestId": "$context.requestId",
+    "ip": "$context.identity.sourceIp",
+    "requestTime": "$context.requestTime",
+    "httpMethod": "$context.httpMethod",
+    "routeKey": "$context.routeKey",
+    "path": "$context.path",
+    "status": "$context.status",
+    "protocol": "$context.protocol",
+    "responseLength": "$context.responseLength",
+    "integrationError": "$context.integrationErrorMessage",
+}
+WEBSOCKET_ACCESS_LOG = {
+    "requestId": "$context.requestId",
+    "ip": "$context.identity.sourceIp",
+    "requestTime": "$context.requestTime",
+    "eventType": "$context.eventType",
+    "routeKey": "$context.routeKey",
+    "connectionId": "$context.connectionId",
+    "status": "$context.status",
+    "integrationError": "$context.integrationErrorMessage",
+}
+
+
 @jsii.implements(apigw.IAccessLogSettings)
 class JsonAccessLogs:
-    def __init__(self, log_group: logs.ILogGroup) -> None:
+    """One JSON object per request, with the fields given (a protocol's own variables only)."""
+
+    def __init__(self, log_group: logs.ILogGroup, fields: dict[str, str]) -> None:
         self._destination = apigw.LogGroupLogDestination(log_group)
+        self._fields = fields
 
     @property
     def destination(self) -> apigw.IAccessLogDestination:
@@ -28,17 +62,7 @@ class JsonAccessLogs:
 
     @property
     def format(self) -> apigw_v1.AccessLogFormat:
-        return apigw_v1.AccessLogFormat.json_with_standard_fields(
-            caller=False,
-            http_method=True,
-            ip=True,
-            protocol=True,
-            request_time=True,
-            resource_path=True,
-            response_length=True,
-            status=True,
-            user=False,
-        )
+        return apigw_v1.AccessLogFormat.custom(json.dumps(self._fields, separators=(",", ":")))
 
 
 class OrderApi(Construct):
@@ -76,7 +100,7 @@ class OrderApi(Construct):
             memory_mb=512,
             timeout=Duration.seconds(29),
             # A flood of requests must not take the account's concurrency from the workers.
-            reserved_concurrent_executions=reserved_concurrency,
+            reserved_concurrent_executions=reserved_concurrency or None,
         )
         grant_api(data, self.function)
 
@@ -104,7 +128,7 @@ class OrderApi(Construct):
             stage_name="$default",
             auto_deploy=True,
             throttle=apigw.ThrottleSettings(rate_limit=throttle_rate, burst_limit=throttle_burst),
-            access_log_settings=JsonAccessLogs(self.access_logs),
+            access_log_settings=JsonAccessLogs(self.access_logs, HTTP_ACCESS_LOG),
         )
         if not iam_auth:
             acknowledge(

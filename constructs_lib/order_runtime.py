@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import Aws, Duration
+from aws_cdk import Aws, CfnCondition, CfnMapping, Duration, Fn
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
@@ -34,7 +34,17 @@ METRICS_NAMESPACE = "FlashSaleOrders"
 LAMBDA_WORKER_SERVICE = "orders-worker"
 ECS_WORKER_SERVICE = "orders-worker-ecs"
 RECORDS_FAILED = "RecordsFailed"
-POWERTOOLS_ACCOUNT = "017000801446"  # publisher of the official Powertools layers (commercial partition)
+# Who publishes the official Powertools layers, per partition (Powertools for AWS Lambda (Python), "Install":
+# https://docs.aws.amazon.com/powertools/python/latest/getting-started/install/, read Dec 2026). Commercial
+# regions share one account; China publishes in cn-north-1 only; GovCloud uses one account per region and
+# other version numbers. Where a region is not listed here, ``powertoolsLayerArn`` names the layer, and
+# ``make preflight`` checks the layer exists in the target region either way.
+POWERTOOLS_ACCOUNTS = {
+    "aws": "017000801446",
+    "aws-cn": "498634801083",  # cn-north-1
+    "aws-us-gov": {"us-gov-east-1": "165087284144", "us-gov-west-1": "165093116878"},
+}
+POWERTOOLS_ACCOUNT = str(POWERTOOLS_ACCOUNTS["aws"])
 _LAMBDA_BASIC_ROLE = "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
 _ASSET_EXCLUDE = ["Dockerfile", ".dockerignore", "requirements.txt", "platform.json", "**/__pycache__", "**/*.pyc"]
 
@@ -116,9 +126,9 @@ def grant_worker(data: PipelineData, grantee: iam.IGrantable, *, poll_queue: boo
 
 
 def grant_api(data: PipelineData, grantee: iam.IGrantable) -> None:
-    """What the API needs: accept (write + publish + discard), pay inline (sync), read, probe depth."""
+    """What the API needs: accept (write + publish), pay inline (sync), read, probe depth. It never deletes
+    an order: an accept whose publish failed is closed by a conditional update, not removed."""
     _pay(data, grantee)
-    data.orders_table.grant(grantee, "dynamodb:DeleteItem")
     _publish(data, grantee)
     data.queue.grant(grantee, "sqs:GetQueueAttributes")
 
@@ -178,11 +188,39 @@ def lambda_code() -> lambda_.Code:
     return lambda_.Code.from_asset(str(RUNTIME_DIR), exclude=_ASSET_EXCLUDE)
 
 
+def powertools_publisher(partition: str, region: str) -> str | None:
+    """The account that publishes the official layer in this partition and region, if there is one."""
+    account = POWERTOOLS_ACCOUNTS.get(partition)
+    if isinstance(account, dict):
+        return account.get(region)
+    if partition == "aws-cn" and region != "cn-north-1":
+        return None
+    return account
+
+
 def powertools_layer(scope: Construct, construct_id: str, *, layer_arn: str, version: int) -> lambda_.ILayerVersion:
-    """The official Powertools layer for our runtime and ARM64 (or the ARN given in context)."""
-    arn = layer_arn or (
-        f"arn:{Aws.PARTITION}:lambda:{Aws.REGION}:{POWERTOOLS_ACCOUNT}:layer:{POWERTOOLS_LAYER_NAME}:{version}"
-    )
+    """The official Powertools layer for our runtime and ARM64 (or the ARN given in context).
+
+    The stack is environment-agnostic, so the publisher is picked at deploy time from a mapping keyed by
+    partition and region; a region without an official layer fails at once on the missing mapping key
+    (``make preflight`` says so first, naming ``powertoolsLayerArn``).
+    """
+    if layer_arn:
+        return lambda_.LayerVersion.from_layer_version_arn(scope, construct_id, layer_arn)
+    publishers: dict[str, dict[str, Any]] = {}
+    for partition, account in POWERTOOLS_ACCOUNTS.items():
+        if isinstance(account, dict):
+            publishers.update({region: {"account": acct} for region, acct in account.items()})
+        elif partition == "aws-cn":
+            publishers["cn-north-1"] = {"account": account}
+    mapping = CfnMapping(scope, f"{construct_id}Publishers", mapping=publishers)
+    # Commercial regions are not listed one by one: AWS::Partition picks them.
+    commercial = Fn.condition_equals(Aws.PARTITION, "aws")
+    condition = CfnCondition(scope, f"{construct_id}Commercial", expression=commercial)
+    account_token = Fn.condition_if(
+        condition.logical_id, POWERTOOLS_ACCOUNT, mapping.find_in_map(Aws.REGION, "account")
+    ).to_string()
+    arn = f"arn:{Aws.PARTITION}:lambda:{Aws.REGION}:{account_token}:layer:{POWERTOOLS_LAYER_NAME}:{version}"
     return lambda_.LayerVersion.from_layer_version_arn(scope, construct_id, arn)
 
 

@@ -21,7 +21,7 @@ from constructs import Construct
 
 from constructs_lib.fan_out import TopicConsumer
 from constructs_lib.nag import acknowledge
-from constructs_lib.order_api import JsonAccessLogs
+from constructs_lib.order_api import WEBSOCKET_ACCESS_LOG, JsonAccessLogs
 from constructs_lib.order_runtime import PipelineData, runtime_function
 
 # What happens to an order after a client can track it: a client tracks an order it has placed, so its
@@ -35,6 +35,8 @@ class OrderTracking(Construct):
     """Attributes: ``api``, ``stage``, ``connections`` (table), ``route_function``, ``pusher`` (TopicConsumer).
 
     ``iam_auth`` (the HTTP API's ``apiAuth``): $connect needs a SigV4-signed request, as the HTTP API does.
+    ``account_logging``: the API Gateway account setting the logging stage waits for (``ApiGatewayAccount``),
+    or None where the account already has its CloudWatch role.
     """
 
     def __init__(
@@ -48,8 +50,9 @@ class OrderTracking(Construct):
         iam_auth: bool,
         throttle_rate: int,
         throttle_burst: int,
-        route_concurrency: int,
+        reserved_concurrency: int,
         push_concurrency: int,
+        account_logging: Construct | None,
         log_retention: logs.RetentionDays,
         removal_policy: RemovalPolicy,
     ) -> None:
@@ -86,7 +89,7 @@ class OrderTracking(Construct):
             log_group=self.route_logs,
             memory_mb=256,
             timeout=Duration.seconds(10),
-            reserved_concurrent_executions=route_concurrency,
+            reserved_concurrent_executions=reserved_concurrency or None,
         )
         integration = integrations.WebSocketLambdaIntegration("Routes", self.route_function)
         connect_auth = authorizers.WebSocketIamAuthorizer() if iam_auth else apigw.WebSocketNoneAuthorizer()
@@ -107,8 +110,17 @@ class OrderTracking(Construct):
             stage_name=STAGE_NAME,
             auto_deploy=True,
             throttle=apigw.ThrottleSettings(rate_limit=throttle_rate, burst_limit=throttle_burst),
-            access_log_settings=JsonAccessLogs(self.access_logs),
+            access_log_settings=JsonAccessLogs(self.access_logs, WEBSOCKET_ACCESS_LOG),
         )
+        if account_logging is not None:
+            self.stage.node.add_dependency(account_logging)
+        else:
+            acknowledge(
+                self.stage,
+                "Deploy-ApiGatewayAccountRole",
+                "apiGatewayCloudWatchRole=false: the account's existing API Gateway CloudWatch role is used; "
+                "make preflight refuses to deploy when the account has none.",
+            )
         if not iam_auth:
             acknowledge(
                 self.api,
@@ -135,7 +147,8 @@ class OrderTracking(Construct):
             description="Order tracking: pushes each order event to the connections tracking it",
             environment={**environment, "CONNECTIONS_TABLE_NAME": self.connections.table_name, **management},
             layer=layer,
-            reserved_concurrency=push_concurrency,
+            max_concurrency=push_concurrency,
+            reserved_concurrency=reserved_concurrency,
             log_retention=log_retention,
             removal_policy=removal_policy,
         )

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Aws, Duration, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from constructs_lib.order_runtime import PipelineData
@@ -38,7 +40,10 @@ class ApiSignals:
 
 
 class PipelineMonitoring(Construct):
-    """Attributes: ``alarm_topic``, ``alarms`` (name -> Alarm), ``dashboard``."""
+    """Attributes: ``alarm_topic``, ``alarms`` (name -> Alarm), ``dashboard``.
+
+    ``consumer_dlqs``: each fan-out consumer's own dead-letter queue, by name, alarmed like the orders DLQ.
+    """
 
     def __init__(
         self,
@@ -49,6 +54,7 @@ class PipelineMonitoring(Construct):
         workers: WorkerSignals,
         api: ApiSignals,
         oldest_message_age: Duration,
+        consumer_dlqs: Mapping[str, sqs.IQueue],
         alarm_email: str,
         dashboard_name: str,
         removal_policy: RemovalPolicy,
@@ -61,14 +67,33 @@ class PipelineMonitoring(Construct):
             description="Encrypts alarm notifications",
             removal_policy=removal_policy,
         )
+        # CloudWatch publishes the alarms of this account only (SNS developer guide, "Enable compatibility
+        # between event sources from AWS services and encrypted topics": the service principal, with
+        # aws:SourceAccount and aws:SourceArn against confused deputies).
+        from_our_alarms = {
+            "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+            "ArnLike": {"aws:SourceArn": f"arn:{Aws.PARTITION}:cloudwatch:{Aws.REGION}:{Aws.ACCOUNT_ID}:alarm:*"},
+        }
         key.add_to_resource_policy(
             iam.PolicyStatement(
                 principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
                 resources=["*"],  # in a key policy "*" means this key
+                conditions=from_our_alarms,
             )
         )
         self.alarm_topic = sns.Topic(self, "AlarmTopic", master_key=key, enforce_ssl=True)
+        # enforce_ssl writes a topic policy holding only its Deny, which replaces SNS's default policy:
+        # without this Allow CloudWatch may not publish and no alarm e-mail is ever sent.
+        self.alarm_topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchAlarms",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.alarm_topic.topic_arn],
+                conditions=from_our_alarms,
+            )
+        )
         if alarm_email:
             self.alarm_topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
 
@@ -98,6 +123,13 @@ class PipelineMonitoring(Construct):
                 5,
             ),
         }
+        for name, consumer_dlq in consumer_dlqs.items():
+            specs[f"{name}DeadLetters"] = (
+                consumer_dlq.metric_approximate_number_of_messages_visible(statistic="Maximum", period=minute),
+                1,
+                f"{name} events reached their dead-letter queue: inspect and redrive",
+                1,
+            )
         self.alarms: dict[str, cloudwatch.Alarm] = {}
         for name, (metric, threshold, description, periods) in specs.items():
             alarm = cloudwatch.Alarm(

@@ -14,12 +14,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-ACCOUNT_RESERVABLE_CONCURRENCY = 900  # Lambda's default 1,000 per account, less the 100 it keeps unreserved
-# Reserved by the consumers every variant deploys: tracking routes, tracking pusher, notifications.
-TRACKING_ROUTE_CONCURRENCY = 20
+# The most concurrent invocations the consumers every variant deploys may run (their event source mappings'
+# maxConcurrency): the tracking pusher and notifications. Whether any of it is *reserved* is
+# ``consumersReservedConcurrency``; what an account can reserve is the preflight's question (ops/preflight.py),
+# not synth's: quotas differ per account and new accounts start far below the 1,000 default.
 TRACKING_PUSH_CONCURRENCY = 10
 NOTIFICATIONS_CONCURRENCY = 2
-CONSUMERS_RESERVED_CONCURRENCY = TRACKING_ROUTE_CONCURRENCY + TRACKING_PUSH_CONCURRENCY + NOTIFICATIONS_CONCURRENCY
 
 
 class ConfigError(ValueError):
@@ -138,7 +138,9 @@ SPEC: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "apiAuth": ("api_auth", _enum("iam", "none")),
     "apiThrottleRateLimit": ("api_throttle_rate", _int(1, 10000)),
     "apiThrottleBurstLimit": ("api_throttle_burst", _int(1, 5000)),
-    "apiReservedConcurrency": ("api_reserved_concurrency", _int(1, 1000)),
+    "apiReservedConcurrency": ("api_reserved_concurrency", _int(0, 1000)),
+    "consumersReservedConcurrency": ("consumers_reserved_concurrency", _int(0, 1000)),
+    "apiGatewayCloudWatchRole": ("api_gateway_cloudwatch_role", _bool),
     "backpressureMaxQueueDepth": ("backpressure_max_queue_depth", _int(0, 10_000_000)),
     "paymentSlots": ("payment_slots", _int(1, 1000)),
     "paymentLatencyMs": ("payment_latency_ms", _int(0, 60_000)),
@@ -153,7 +155,7 @@ SPEC: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "alarmEmail": ("alarm_email", _pattern(r"|[^@\s]+@[^@\s]+\.[^@\s]+", "an e-mail address or empty")),
     "lambdaMemoryMb": ("lambda_memory_mb", _int(128, 10_240)),
     "lambdaTimeoutSeconds": ("lambda_timeout_s", _int(1, 900)),
-    "reservedConcurrency": ("reserved_concurrency", _int(1, 1000)),
+    "reservedConcurrency": ("reserved_concurrency", _int(0, 1000)),
     "maxConcurrency": ("max_concurrency", _int(2, 1000)),
     "batchSize": ("batch_size", _int(1, 10)),
     "maxBatchingWindowSeconds": ("batch_window_s", _int(0, 300)),
@@ -204,6 +206,8 @@ class AppConfig:
     api_throttle_rate: int
     api_throttle_burst: int
     api_reserved_concurrency: int
+    consumers_reserved_concurrency: int
+    api_gateway_cloudwatch_role: bool
     backpressure_max_queue_depth: int
     payment_slots: int
     payment_latency_ms: int
@@ -253,10 +257,29 @@ class AppConfig:
         held = self.worker_concurrency + self.ecs_prefetch
         return math.ceil(held / self.payment_slots) * math.ceil(self.payment_latency_ms / 1000)
 
+    @property
+    def reserved_by_function(self) -> dict[str, int]:
+        """Context key -> concurrency this deployment reserves with it (0 = unreserved), for the preflight."""
+        reserves = {"apiReservedConcurrency": self.api_reserved_concurrency}
+        if self.compute == "lambda":
+            reserves["reservedConcurrency"] = self.reserved_concurrency
+        # Route function, tracking pusher, notifications.
+        reserves["consumersReservedConcurrency"] = 3 * self.consumers_reserved_concurrency
+        return reserves
+
     def _check(self) -> None:
-        if self.max_concurrency > self.reserved_concurrency:
+        # 0 = unreserved: the mapping's maxConcurrency is then the only cap, and nothing is guaranteed.
+        if self.reserved_concurrency and self.max_concurrency > self.reserved_concurrency:
             raise _fail(
-                "maxConcurrency", self.max_concurrency, f"at most reservedConcurrency ({self.reserved_concurrency})"
+                "maxConcurrency",
+                self.max_concurrency,
+                f"at most reservedConcurrency ({self.reserved_concurrency}), or reservedConcurrency=0 (unreserved)",
+            )
+        if self.consumers_reserved_concurrency == 1:
+            raise _fail(
+                "consumersReservedConcurrency",
+                1,
+                "0 (unreserved) or at least 2 (an SQS event source needs a maximum concurrency of 2 or more)",
             )
         if self.visibility_timeout_s < 6 * self.lambda_timeout_s:
             raise _fail(
@@ -281,16 +304,6 @@ class AppConfig:
                 self.lambda_timeout_s,
                 f"room for a whole batch paid in waves of paymentSlots "
                 f"(ceil(batchSize / paymentSlots) x paymentLatencyMs = {batch_ms} ms)",
-            )
-        reserved = self.api_reserved_concurrency + (self.reserved_concurrency if self.compute == "lambda" else 0)
-        if reserved + CONSUMERS_RESERVED_CONCURRENCY > ACCOUNT_RESERVABLE_CONCURRENCY:
-            raise _fail(
-                "apiReservedConcurrency",
-                self.api_reserved_concurrency,
-                f"with the worker's reservedConcurrency at most "
-                f"{ACCOUNT_RESERVABLE_CONCURRENCY - CONSUMERS_RESERVED_CONCURRENCY} in all (Lambda keeps 100 of an "
-                f"account's default 1,000 unreserved; tracking and notifications reserve "
-                f"{CONSUMERS_RESERVED_CONCURRENCY})",
             )
         if self.fargate_on_demand_base > self.max_tasks:
             raise _fail("fargateOnDemandBase", self.fargate_on_demand_base, f"at most maxTasks ({self.max_tasks})")

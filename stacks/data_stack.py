@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
 from constructs import Construct
 
 from constructs_lib.event_topic import EventTopic
@@ -50,3 +50,11 @@ class DataStack(Stack):
             self.tables.idempotency.table_arn,
         ):
             self.export_value(value)
+        # What an operator reads (README, docs/deploying.md) and `make smoke` / `make redrive` find by name.
+        for name, value, description in (
+            ("OrderEventsTopicArn", self.events.topic.topic_arn, "The order events topic"),
+            ("OrdersQueueUrl", self.work.queue.queue_url, "The orders queue the workers read"),
+            ("OrdersDlqUrl", self.work.dlq.queue_url, "The orders dead-letter queue (make redrive)"),
+            ("OrdersTableName", self.tables.orders.table_name, "The orders read model"),
+        ):
+            CfnOutput(self, name, value=value, description=description)

@@ -10,7 +10,9 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from constructs_lib.apigw_account import ApiGatewayAccount
 from constructs_lib.ecs_workers import EcsQueueWorkers
+from constructs_lib.fan_out import TopicSubscriberQueue, workers_inbox
 from constructs_lib.fault_injection import FaultInjection
 from constructs_lib.lambda_workers import LambdaWorkers
 from constructs_lib.notifications import OrderNotifications
@@ -20,8 +22,8 @@ from constructs_lib.order_tracking import OrderTracking
 from constructs_lib.pipeline_monitoring import PipelineMonitoring
 from stacks.config import (
     LOG_RETENTION_DAYS,
+    NOTIFICATIONS_CONCURRENCY,
     TRACKING_PUSH_CONCURRENCY,
-    TRACKING_ROUTE_CONCURRENCY,
     AppConfig,
 )
 from stacks.data_stack import DataStack
@@ -90,6 +92,7 @@ class ServiceStack(Stack):
             log_retention=retention,
             removal_policy=removal,
         )
+        self.api_gateway_account = ApiGatewayAccount(self, "ApiGatewayAccount") if cfg.api_gateway_cloudwatch_role else None
         # Consumers of the topic, each behind its own queue (constructs_lib/fan_out.py): one call each.
         self.tracking = OrderTracking(
             self,
@@ -100,8 +103,9 @@ class ServiceStack(Stack):
             iam_auth=cfg.api_auth == "iam",
             throttle_rate=cfg.api_throttle_rate,
             throttle_burst=cfg.api_throttle_burst,
-            route_concurrency=TRACKING_ROUTE_CONCURRENCY,
+            reserved_concurrency=cfg.consumers_reserved_concurrency,
             push_concurrency=TRACKING_PUSH_CONCURRENCY,
+            account_logging=self.api_gateway_account.account if self.api_gateway_account else None,
             log_retention=retention,
             removal_policy=removal,
         )
@@ -111,9 +115,17 @@ class ServiceStack(Stack):
             data=imported,
             environment=environment("orders-notifications"),
             layer=layer,
+            max_concurrency=NOTIFICATIONS_CONCURRENCY,
+            reserved_concurrency=cfg.consumers_reserved_concurrency,
             log_retention=retention,
             removal_policy=removal,
         )
+        # The orders queue's subscription, at one construct path in every variant that reads the queue: SNS
+        # answers an identical Subscribe with the existing ARN, so a subscription that moved to another logical
+        # id on a compute switch would be created (as the same ARN) and then deleted, leaving none.
+        self.workers_inbox: TopicSubscriberQueue | None = None
+        if cfg.compute == "ecs" or cfg.lambda_trigger == "sqs":
+            self.workers_inbox = workers_inbox(self, "WorkersInbox", data=imported, removal_policy=removal)
         self.workers: LambdaWorkers | EcsQueueWorkers
         if cfg.compute == "lambda":
             self.workers = LambdaWorkers(
@@ -163,6 +175,10 @@ class ServiceStack(Stack):
             workers=self.workers.signals(),
             api=self.api.signals(latency_p99_ms=cfg.alarm_api_latency_p99_ms),
             oldest_message_age=Duration.seconds(cfg.alarm_oldest_age_s),
+            consumer_dlqs={
+                "TrackingPush": self.tracking.pusher.inbox.dlq,
+                "Notifications": self.notifications.consumer.inbox.dlq,
+            },
             alarm_email=cfg.alarm_email,
             dashboard_name=f"{cfg.stack_prefix}-orders",
             removal_policy=removal,
