@@ -11,6 +11,7 @@ from typing import Any
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
+from constructs_lib.deploy_rules import DeployRules
 from stacks.config import ConfigError, load_config
 from stacks.data_stack import DataStack
 from stacks.service_stack import ServiceStack
@@ -46,7 +47,8 @@ def build_app(app: cdk.App) -> tuple[DataStack, ServiceStack]:
     )
     for stack in (data, service):
         cdk.Tags.of(stack).add("project", "flash-sale-orders")
-    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))  # type: ignore[attr-defined]
+    # AwsSolutions: security practice; DeployRules: what AWS refuses or silently breaks at deploy time.
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app), DeployRules(app))  # type: ignore[attr-defined]
     return data, service
 
 
@@ -62,7 +64,7 @@ def main() -> int:
     except RuntimeError as exc:  # cdk-nag findings: the report is printed above; no traceback
         if "ValidationFailed" not in str(exc):
             raise
-        print("error: cdk-nag AwsSolutions found unacknowledged issues (see the report above)", file=sys.stderr)
+        print("error: cdk-nag (AwsSolutions, Deploy) found unacknowledged issues (see the report above)", file=sys.stderr)
         return 1
     return 0
 

@@ -44,7 +44,7 @@ WEBSOCKET_ACCESS_LOG = {
     "routeKey": "$context.routeKey",
     "connectionId": "$context.connectionId",
     "status": "$context.status",
-    "integrationError": "$context.integrationErrorMessage",
+    "integrationError": "$context.integration.error",
 }
 
 

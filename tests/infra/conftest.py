@@ -21,7 +21,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "lambda-tuned": {
         "compute": "lambda",
         "lambdaTrigger": "sqs",
-        "reservedConcurrency": "20",
         "maxConcurrency": "12",
         "batchSize": "3",
         "maxBatchingWindowSeconds": "2",
@@ -31,6 +30,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "queueVisibilityTimeoutSeconds": "150",
         "retainData": "false",
         "apiAuth": "none",
+        # Unreserved everywhere, and the account's existing API Gateway role (a new or small account).
+        "reservedConcurrency": "0",
+        "apiReservedConcurrency": "0",
+        "apiGatewayCloudWatchRole": "false",
     },
     "ecs-tuned": {
         "compute": "ecs",

@@ -60,7 +60,8 @@ def test_adding_a_consumer_is_one_construct_and_leaves_the_data_stack_unchanged(
         description="an extra consumer",
         environment={},
         layer=service.layer,
-        reserved_concurrency=2,
+        max_concurrency=2,
+        reserved_concurrency=0,
         log_retention=logs.RetentionDays.ONE_WEEK,
         removal_policy=RemovalPolicy.DESTROY,
     )

@@ -28,18 +28,21 @@ def api_function(t):
 
 
 @pytest.mark.parametrize(
-    ("name", "reserved", "max_conc", "batch"), [("lambda-sqs", 50, 50, 5), ("lambda-tuned", 20, 12, 3)]
+    ("name", "reserved", "max_conc", "batch"), [("lambda-sqs", 50, 50, 5), ("lambda-tuned", None, 12, 3)]
 )
 def test_sqs_trigger_follows_context(variant, name, reserved, max_conc, batch):
     t = variant(name).service_json
     fn = worker_function(t)
-    assert fn["ReservedConcurrentExecutions"] == reserved
+    # reservedConcurrency=0 (lambda-tuned): unreserved, the mapping's maxConcurrency is the only cap
+    assert fn.get("ReservedConcurrentExecutions") == reserved
     assert fn["Architectures"] == ["arm64"]
     esm = only(t, "AWS::Lambda::EventSourceMapping", "LambdaWorkers")
-    assert esm["ScalingConfig"]["MaximumConcurrency"] == max_conc <= reserved
+    assert esm["ScalingConfig"]["MaximumConcurrency"] == max_conc <= (reserved or 1000)
     assert esm["BatchSize"] == batch
     assert esm["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    sub = only(t, "AWS::SNS::Subscription", "LambdaWorkers")
+    # the queue's subscription lives at the stack's WorkersInbox, whatever compute is
+    assert not resources(t, "AWS::SNS::Subscription", "LambdaWorkers")
+    sub = only(t, "AWS::SNS::Subscription", "WorkersInbox")
     assert sub["Protocol"] == "sqs" and sub["RawMessageDelivery"] is True
     assert sub["FilterPolicy"] == {"event_type": ["order_placed"]}
     # what SNS cannot deliver to the queue is parked in the DLQ (alarmed), not dropped
@@ -56,7 +59,11 @@ def test_tuned_memory_timeout_and_window(variant):
 
 def test_sns_trigger_retries_then_dead_letters(variant):
     t = variant("lambda-sns").service_json
-    assert not resources(t, "AWS::Lambda::EventSourceMapping", "LambdaWorkers")
+    # the orders queue keeps a consumer (what an earlier variant left, what a redrive sends back)
+    drain = only(t, "AWS::Lambda::EventSourceMapping", "LambdaWorkers")
+    assert drain["ScalingConfig"]["MaximumConcurrency"] == 2
+    assert drain["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert not resources(t, "AWS::SNS::Subscription", "WorkersInbox")  # the topic invokes the function itself
     invoke = only(t, "AWS::Lambda::EventInvokeConfig")
     assert invoke["MaximumRetryAttempts"] == 2
     assert invoke["MaximumEventAgeInSeconds"] == 21600

@@ -1,0 +1,185 @@
+"""The switch audit: for each switch users make, what CloudFormation does on the update, and what it must not do.
+
+For every pair the two synthesized templates are compared as CloudFormation will apply them (CDK's own
+template diff, @aws-cdk/cloudformation-diff, for what is created, updated, replaced and destroyed). A switch
+must leave the data stack untouched, must not move a resource whose identity is its properties (SNS answers an
+identical Subscribe with the existing ARN, so the old resource's delete removes the new one; Lambda refuses a
+second mapping of one function to one queue; a queue or topic policy's delete clears the policy), must leave
+every queue a consumer, and must leave the orders queue read by a worker of the new variant.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app import build_app, new_app
+from tests.infra.conftest import VARIANTS
+
+pytestmark = pytest.mark.infra
+ROOT = Path(__file__).resolve().parents[2]
+DIFF = Path(__file__).parent / "tools" / "template_diff.js"
+
+# Threshold-only changes: what ops tune without touching code.
+THRESHOLDS = {
+    "ecs-thresholds": {**VARIANTS["ecs"], "backlogPerTaskTarget": "50", "maxTasks": "40", "minTasks": "1"},
+    "lambda-thresholds": {**VARIANTS["lambda-sqs"], "maxConcurrency": "40", "batchSize": "3"},
+}
+SWITCHES = [
+    ("ecs", "lambda-sqs"),
+    ("lambda-sqs", "ecs"),
+    ("lambda-sqs", "lambda-sns"),
+    ("lambda-sns", "lambda-sqs"),
+    ("ecs", "lambda-sns"),
+    ("lambda-sns", "ecs"),
+    ("ecs", "ecs-thresholds"),
+    ("lambda-sqs", "lambda-thresholds"),
+]
+STATEFUL = {"AWS::SQS::Queue", "AWS::DynamoDB::Table", "AWS::SNS::Topic", "AWS::KMS::Key"}
+WORKER_HANDLER = "orders.entrypoints.worker_lambda.handler"
+ECS_WORKER = "orders.entrypoints.worker_ecs"
+
+
+def _canon(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+# A resource whose identity at the service is some of its properties, not its logical id.
+IDENTITY = {
+    "AWS::SNS::Subscription": lambda p: [(p["TopicArn"], p["Protocol"], p["Endpoint"])],
+    "AWS::Lambda::EventSourceMapping": lambda p: [(p["FunctionName"], p.get("EventSourceArn"))],
+    "AWS::Lambda::EventInvokeConfig": lambda p: [(p["FunctionName"], p["Qualifier"])],
+    "AWS::SQS::QueuePolicy": lambda p: [(q,) for q in p["Queues"]],
+    "AWS::SNS::TopicPolicy": lambda p: [(t,) for t in p["Topics"]],
+    "AWS::ECS::ClusterCapacityProviderAssociations": lambda p: [(p["Cluster"],)],
+    "AWS::ApiGateway::Account": lambda p: [("the region's API Gateway account",)],
+}
+
+
+@cache
+def templates(name: str, tmp: str) -> tuple[dict[str, Any], dict[str, Any], Path]:
+    """(data template, service template, service template path) of a variant."""
+    outdir = Path(tmp) / name
+    app = new_app(outdir=str(outdir), **(VARIANTS.get(name) or THRESHOLDS[name]))
+    data, service = build_app(app)
+    assembly = app.synth()
+    paths = [Path(assembly.get_stack_by_name(s.stack_name).template_full_path) for s in (data, service)]
+    return json.loads(paths[0].read_text()), json.loads(paths[1].read_text()), paths[1]
+
+
+def identities(template: dict[str, Any]) -> dict[tuple[str, str], str]:
+    """(type, identity) -> logical id, for every identity-by-properties resource."""
+    out = {}
+    for logical, resource in template["Resources"].items():
+        key = IDENTITY.get(resource["Type"])
+        for identity in key(resource["Properties"]) if key else []:
+            out[(resource["Type"], _canon(identity))] = logical
+    return out
+
+
+def consumers(template: dict[str, Any]) -> dict[str, set[str]]:
+    """Queue reference (canonical) -> what reads it: 'lambda:<handler>' or 'ecs:<command>'."""
+    res = template["Resources"]
+    out: dict[str, set[str]] = {}
+    for resource in res.values():
+        props = resource.get("Properties", {})
+        if resource["Type"] == "AWS::Lambda::EventSourceMapping" and "EventSourceArn" in props:
+            fn = res[props["FunctionName"]["Ref"]]["Properties"]["Handler"]
+            out.setdefault(_canon(props["EventSourceArn"]), set()).add(f"lambda:{fn}")
+        if resource["Type"] == "AWS::ECS::Service":
+            task = res[props["TaskDefinition"]["Ref"]]["Properties"]
+            for container in task["ContainerDefinitions"]:
+                env = {e["Name"]: e["Value"] for e in container.get("Environment", [])}
+                if "ORDERS_QUEUE_URL" in env:
+                    out.setdefault(_canon(env["ORDERS_QUEUE_URL"]), set()).add(f"ecs:{' '.join(container['Command'])}")
+    return out
+
+
+def orders_queue(data: dict[str, Any]) -> tuple[str, str]:
+    """How the service stack names the orders queue: (its ARN, its URL), as imports of the data stack's exports."""
+    [queue] = [
+        k for k, r in data["Resources"].items() if r["Type"] == "AWS::SQS::Queue" and k.startswith("OrdersQueue")
+    ]
+    exports = {_canon(o["Value"]): o["Export"]["Name"] for o in data["Outputs"].values() if "Export" in o}
+    arn = exports[_canon({"Fn::GetAtt": [queue, "Arn"]})]
+    url = exports[_canon({"Ref": queue})]
+    return _canon({"Fn::ImportValue": arn}), _canon({"Fn::ImportValue": url})
+
+
+def queues_needing_a_consumer(service: dict[str, Any]) -> list[str]:
+    """The service stack's own queues that are not dead-letter queues (those wait for a redrive)."""
+    res = service["Resources"]
+    dlqs = {
+        _canon(q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"])
+        for q in res.values()
+        if q["Type"] == "AWS::SQS::Queue" and "RedrivePolicy" in q.get("Properties", {})
+    }
+    return [
+        _canon({"Fn::GetAtt": [logical, "Arn"]})
+        for logical, r in res.items()
+        if r["Type"] == "AWS::SQS::Queue" and _canon({"Fn::GetAtt": [logical, "Arn"]}) not in dlqs
+    ]
+
+
+@pytest.fixture(scope="module")
+def tmp_synth(tmp_path_factory) -> str:
+    return str(tmp_path_factory.mktemp("switch"))
+
+
+def diff(old: Path, new: Path) -> dict[str, dict[str, str]]:
+    proc = subprocess.run(
+        ["node", str(DIFF), str(old), str(new)], capture_output=True, text=True, cwd=ROOT, timeout=120, check=True
+    )
+    return dict(json.loads(proc.stdout))
+
+
+@pytest.mark.parametrize(("old", "new"), SWITCHES, ids=[f"{a}->{b}" for a, b in SWITCHES])
+def test_switch_keeps_state_identity_and_consumers(tmp_synth, old, new):
+    old_data, old_service, old_path = templates(old, tmp_synth)
+    new_data, new_service, new_path = templates(new, tmp_synth)
+    # The data stack (topic, orders queue and DLQ, tables) is not touched by any switch.
+    assert old_data == new_data
+    # Nothing stateful of the service stack (consumer queues, connections table, keys) is replaced or destroyed.
+    changes = diff(old_path, new_path)
+    lost = {k: c for k, c in changes.items() if c["type"] in STATEFUL and c["impact"] in ("WILL_REPLACE", "WILL_DESTROY")}
+    assert lost == {}
+    # No resource whose identity is its properties moves to another logical id.
+    before, after = identities(old_service), identities(new_service)
+    moved = {key: (before[key], after[key]) for key in before.keys() & after.keys() if before[key] != after[key]}
+    assert moved == {}, f"created under a new id, then deleted under the old one: {moved}"
+    # Every queue keeps a consumer, and the orders queue is read by the new variant's worker.
+    readers = consumers(new_service)
+    for queue in queues_needing_a_consumer(new_service):
+        assert readers.get(queue), f"no consumer for {queue}"
+    arn, url = orders_queue(new_data)
+    workers = readers.get(arn, set()) | readers.get(url, set())
+    assert workers & {f"lambda:{WORKER_HANDLER}", f"ecs:python -m {ECS_WORKER}"}, workers
+
+
+def test_the_audit_catches_the_subscription_that_moved_between_variants(tmp_synth):
+    """The defect the audit exists for: the orders-queue subscription under each compute's own construct."""
+    _, service, _ = templates("ecs", tmp_synth)
+    moved = json.loads(json.dumps(service).replace("WorkersInboxSubscription", "LambdaWorkersQueueSubscription"))
+    before, after = identities(service), identities(moved)
+    assert {key for key in before.keys() & after.keys() if before[key] != after[key]}
+
+
+def test_the_audit_catches_a_stranded_queue(tmp_synth):
+    """lambdaTrigger=sns without the drain mapping would leave the orders queue without a reader."""
+    data, service, _ = templates("lambda-sns", tmp_synth)
+    stripped = {
+        **service,
+        "Resources": {
+            k: v
+            for k, v in service["Resources"].items()
+            if not (v["Type"] == "AWS::Lambda::EventSourceMapping" and k.startswith("LambdaWorkers"))
+        },
+    }
+    arn, url = orders_queue(data)
+    readers = consumers(stripped)
+    assert not readers.get(arn) and not readers.get(url)
