@@ -193,8 +193,9 @@ class LiveStack:
             "environment": fn["Environment"]["Variables"],
         }
         mappings = lam.list_event_source_mappings(FunctionName=name)["EventSourceMappings"]
-        settings["lambdaTrigger"] = "sqs" if mappings else "sns"
-        for m in mappings:
+        settings["lambdaTrigger"] = self.p.deployment.output("-service", "Compute").removeprefix("lambda-")
+        # With sns the mapping only drains the orders queue: its settings are not the variant's.
+        for m in mappings if settings["lambdaTrigger"] == "sqs" else []:
             settings["batchSize"] = m["BatchSize"]
             settings["maxConcurrency"] = m.get("ScalingConfig", {}).get("MaximumConcurrency")
             settings["maxBatchingWindowSeconds"] = m.get("MaximumBatchingWindowInSeconds", 0)

@@ -101,9 +101,37 @@ def fix_cloudformation_lambda_reserved_concurrency_update() -> None:
     LambdaFunction.update_from_cloudformation_json = classmethod(update)  # type: ignore[method-assign,assignment]
 
 
+def fix_lambda_account_settings() -> None:
+    """moto 5.2.5 has no Lambda ``GetAccountSettings``; the preflight reads it. The account limit is moto's own
+    ``MOTO_LAMBDA_CONCURRENCY_QUOTA`` (1000 when unset, Lambda's default), less what functions reserve."""
+    import json
+    import os
+
+    from moto.awslambda import urls
+    from moto.awslambda.models import lambda_backends
+    from moto.awslambda.responses import LambdaResponse
+
+    if hasattr(LambdaResponse, "get_account_settings"):
+        return
+
+    def get_account_settings(self: Any) -> tuple[int, dict[str, str], str]:
+        backend = lambda_backends[self.current_account][self.region]
+        limit = int(os.environ.get("MOTO_LAMBDA_CONCURRENCY_QUOTA", "1000"))
+        reserved = sum(int(fn.reserved_concurrency or 0) for fn in backend.list_functions())
+        body = {
+            "AccountLimit": {"ConcurrentExecutions": limit, "UnreservedConcurrentExecutions": limit - reserved},
+            "AccountUsage": {"FunctionCount": len(backend.list_functions())},
+        }
+        return 200, {}, json.dumps(body)
+
+    LambdaResponse.get_account_settings = get_account_settings  # type: ignore[attr-defined]
+    urls.url_paths[r"{0}/(?P<api_version>[^/]+)/account-settings/?$"] = LambdaResponse.dispatch
+
+
 def apply() -> None:
     check_version()
     fix_kms_cloudformation_tags()
     fix_cloudformation_update_removing_unmodelled()
     fix_cloudformation_route_table_removal()
     fix_cloudformation_lambda_reserved_concurrency_update()
+    fix_lambda_account_settings()

@@ -577,24 +577,37 @@ def start_lambda(p: Pipeline, workdir: Path, stack: ExitStack, k: control.Scale,
     compute = p.deployment.output("-service", "Compute")
     fn = lam.get_function_configuration(FunctionName=p.deployment.output("-service", "WorkerFunctionName"))
     reserved = lam.get_function_concurrency(FunctionName=fn["FunctionName"]).get("ReservedConcurrentExecutions")
-    mappings = take_over_mappings(lam, fn["FunctionName"])
+    # Every Lambda variant maps the orders queue: sqs reads it, sns drains what another variant left there.
+    [mapping] = take_over_mappings(lam, fn["FunctionName"])
+    mapped = int(mapping.get("ScalingConfig", {}).get("MaximumConcurrency", 1000))
     max_envs = int(reserved or 1000)
-    if mappings:
-        max_envs = min(max_envs, int(mappings[0].get("ScalingConfig", {}).get("MaximumConcurrency", max_envs)))
+    if compute != "lambda-sns":
+        max_envs = min(max_envs, mapped)
     env = fn["Environment"]["Variables"]
     pool = function_pool(p, fn, max_envs=max_envs, workdir=workdir, stack=stack, env=env)
     backlog_queue = p.queue_url
-    if mappings:
+    if compute != "lambda-sns":
         poller: control.PollerGroup = queue_event_source(
             p,
             queue_url=p.queue_url,
             queue_arn=p.queue_arn,
             pool=pool,
-            mapping=mappings[0],
+            mapping=mapping,
             max_concurrency=max_envs,
             k=k,
         )
     else:
+        drain = queue_event_source(
+            p,
+            queue_url=p.queue_url,
+            queue_arn=p.queue_arn,
+            pool=pool,
+            mapping=mapping,
+            max_concurrency=min(mapped, max_envs),
+            k=k,
+        )
+        drain.start(min(mapped, max_envs))
+        stack.callback(drain.close)
         [invoke_cfg] = control.resources(p.deployment.template("-service"), "AWS::Lambda::EventInvokeConfig")
         backlog_queue = p.subscriptions["lambda"]["tap_url"]
         poller = control.SnsAsyncInvoker(
