@@ -9,6 +9,9 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 COMPUTE ?= lambda
 CDK_ARGS ?=
+# synth, deploy and preflight pass -c compute= only when COMPUTE is given (make deploy COMPUTE=ecs): otherwise
+# cdk.json and CDK_ARGS decide, so a plain `make deploy` never switches a deployed stack's compute.
+COMPUTE_ARG := $(if $(filter command line environment,$(origin COMPUTE)),-c compute=$(COMPUTE))
 SCENARIO ?= flash
 LOCUST_WEB ?=
 
@@ -16,7 +19,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup test lint typecheck synth deploy bench sandbox chaos compare plan cost redrive up down deploy-local load watch clean
+.PHONY: setup test lint typecheck synth deploy preflight smoke bench sandbox chaos compare plan cost redrive up down deploy-local load watch clean
 
 $(PY_STAMP): requirements.txt requirements-dev.txt runtime/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,11 +49,18 @@ typecheck: $(PY_STAMP)
 test: $(PY_STAMP) $(NODE_STAMP) $(CHECKOV_STAMP) lint typecheck ## lint, typecheck, unit, infra, integration and e2e (sandbox) tests
 	$(PY) -m pytest
 
-synth: setup ## synthesize both stacks (COMPUTE=lambda|ecs, CDK_ARGS='-c key=value ...')
-	npx cdk synth --quiet -c compute=$(COMPUTE) $(CDK_ARGS)
+synth: setup ## synthesize both stacks (compute from cdk.json unless COMPUTE=lambda|ecs; CDK_ARGS='-c key=value ...')
+	npx cdk synth --quiet $(COMPUTE_ARG) $(CDK_ARGS)
 
-deploy: setup ## deploy to the AWS account in your credentials
-	npx cdk deploy --all -c compute=$(COMPUTE) $(CDK_ARGS)
+preflight: setup ## read-only checks of the AWS account in your credentials against the context (quotas, roles, bootstrap, layer)
+	$(PY) -m ops.preflight $(COMPUTE_ARG) $(CDK_ARGS)
+
+deploy: setup ## preflight, then deploy to the AWS account in your credentials (compute from cdk.json unless COMPUTE=)
+	$(PY) -m ops.preflight $(COMPUTE_ARG) $(CDK_ARGS)
+	npx cdk deploy --all $(COMPUTE_ARG) $(CDK_ARGS)
+
+smoke: setup ## one order end to end against `make up`'s stack, or the deployed one (SMOKE_ARGS='--stack-prefix ...')
+	$(PY) -m ops.smoke $(SMOKE_ARGS)
 
 bench: setup ## measured figures: worker efficiency, cold start, synth time, emulator SQS rates
 	@status=0; \

@@ -64,7 +64,9 @@ def main() -> int:
     except RuntimeError as exc:  # cdk-nag findings: the report is printed above; no traceback
         if "ValidationFailed" not in str(exc):
             raise
-        print("error: cdk-nag (AwsSolutions, Deploy) found unacknowledged issues (see the report above)", file=sys.stderr)
+        print(
+            "error: cdk-nag (AwsSolutions, Deploy) found unacknowledged issues (see the report above)", file=sys.stderr
+        )
         return 1
     return 0
 

@@ -284,12 +284,15 @@ def dead_letter_queue_alarmed(s: Subject) -> Result:
     for _, alarm in s.assembly.each("AWS::CloudWatch::Alarm"):
         metrics = [alarm] + [m.get("MetricStat", {}).get("Metric", {}) for m in alarm.get("Metrics", [])]
         for metric in metrics:
-            if metric.get("Namespace") == "AWS/SQS" and metric.get("MetricName") == "ApproximateNumberOfMessagesVisible":
-                if any(
-                    d.get("Name") == "QueueName" and s.points_at_me(d.get("Value"), "QueueName")
-                    for d in metric.get("Dimensions", [])
-                ):
-                    return NagRuleCompliance.COMPLIANT
+            watches_visible = (
+                metric.get("Namespace") == "AWS/SQS"
+                and metric.get("MetricName") == "ApproximateNumberOfMessagesVisible"
+            )
+            if watches_visible and any(
+                d.get("Name") == "QueueName" and s.points_at_me(d.get("Value"), "QueueName")
+                for d in metric.get("Dimensions", [])
+            ):
+                return NagRuleCompliance.COMPLIANT
     return NagRuleCompliance.NON_COMPLIANT
 
 
@@ -404,4 +407,4 @@ class DeployRules(NagPack):  # type: ignore[misc]
 
     def _check_resource(self, node: CfnResource) -> None:
         for spec in RULES:
-            self._apply_rule(_Apply(node, spec))
+            self._apply_rule(_Apply(node, spec))  # type: ignore[arg-type]  # jsii reads the properties

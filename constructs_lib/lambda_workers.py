@@ -21,7 +21,6 @@ from constructs_lib.order_runtime import (
 )
 from constructs_lib.pipeline_monitoring import WorkerSignals
 
-
 # What drains the orders queue when the topic invokes the function directly (trigger sns): only what an
 # earlier variant left there, or a redrive sends back; the least Lambda allows.
 DRAIN_CONCURRENCY = 2
@@ -68,7 +67,9 @@ class LambdaWorkers(Construct):
         # The most environments that can run: the mapping's maxConcurrency (sqs) or the reserved concurrency.
         self.reserved_concurrency = reserved_concurrency
         if trigger == "sqs":
-            self.concurrency_cap = min(max_concurrency, reserved_concurrency) if reserved_concurrency else max_concurrency
+            self.concurrency_cap = (
+                min(max_concurrency, reserved_concurrency) if reserved_concurrency else max_concurrency
+            )
         else:
             self.concurrency_cap = reserved_concurrency  # 0: no cap but the account's
         if trigger == "sns":

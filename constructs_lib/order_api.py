@@ -18,7 +18,6 @@ from constructs_lib.nag import acknowledge
 from constructs_lib.order_runtime import PipelineData, grant_api, runtime_function
 from constructs_lib.pipeline_monitoring import ApiSignals
 
-
 # API Gateway v2 refuses a stage whose access-log format names a variable its protocol does not have
 # ("The following context variables are not supported"); the REST-only standard fields
 # (``$context.resourcePath``) are not HTTP API variables, and WebSocket has no HTTP request line.

@@ -39,7 +39,7 @@ RECORDS_FAILED = "RecordsFailed"
 # regions share one account; China publishes in cn-north-1 only; GovCloud uses one account per region and
 # other version numbers. Where a region is not listed here, ``powertoolsLayerArn`` names the layer, and
 # ``make preflight`` checks the layer exists in the target region either way.
-POWERTOOLS_ACCOUNTS = {
+POWERTOOLS_ACCOUNTS: dict[str, str | dict[str, str]] = {
     "aws": "017000801446",
     "aws-cn": "498634801083",  # cn-north-1
     "aws-us-gov": {"us-gov-east-1": "165087284144", "us-gov-west-1": "165093116878"},

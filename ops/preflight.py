@@ -125,7 +125,9 @@ def check_bootstrap(account: Account, cfg: AppConfig) -> Check:
     try:
         version = int(account.client("ssm").get_parameter(Name=BOOTSTRAP_PARAMETER)["Parameter"]["Value"])
     except ClientError:
-        return Check(name, False, f"{acct}/{account.region} is not bootstrapped: npx cdk bootstrap aws://{acct}/{account.region}")
+        return Check(
+            name, False, f"{acct}/{account.region} is not bootstrapped: npx cdk bootstrap aws://{acct}/{account.region}"
+        )
     if version < MIN_BOOTSTRAP_VERSION:
         return Check(name, False, f"version {version} < {MIN_BOOTSTRAP_VERSION}: run npx cdk bootstrap again")
     return Check(name, True, f"version {version}")
@@ -218,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = _Parser(prog="python -m ops.preflight", description=__doc__.split("\n\n")[0])
     parser.add_argument("-c", "--context", action="append", default=[], metavar="KEY=VALUE")
-    args = parser.parse_args(argv)
+    args, _ = parser.parse_known_args(argv)  # CDK_ARGS may carry CLI flags for cdk deploy: not ours
     try:
         cfg = load_config(context_from(args.context, cdk_json_context()))
     except ConfigError as exc:

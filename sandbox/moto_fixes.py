@@ -117,10 +117,11 @@ def fix_lambda_account_settings() -> None:
     def get_account_settings(self: Any) -> tuple[int, dict[str, str], str]:
         backend = lambda_backends[self.current_account][self.region]
         limit = int(os.environ.get("MOTO_LAMBDA_CONCURRENCY_QUOTA", "1000"))
-        reserved = sum(int(fn.reserved_concurrency or 0) for fn in backend.list_functions())
+        functions = list(backend.list_functions())
+        reserved = sum(int(fn.reserved_concurrency or 0) for fn in functions)
         body = {
             "AccountLimit": {"ConcurrentExecutions": limit, "UnreservedConcurrentExecutions": limit - reserved},
-            "AccountUsage": {"FunctionCount": len(backend.list_functions())},
+            "AccountUsage": {"FunctionCount": len(functions)},
         }
         return 200, {}, json.dumps(body)
 

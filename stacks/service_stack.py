@@ -92,7 +92,9 @@ class ServiceStack(Stack):
             log_retention=retention,
             removal_policy=removal,
         )
-        self.api_gateway_account = ApiGatewayAccount(self, "ApiGatewayAccount") if cfg.api_gateway_cloudwatch_role else None
+        self.api_gateway_account = (
+            ApiGatewayAccount(self, "ApiGatewayAccount") if cfg.api_gateway_cloudwatch_role else None
+        )
         # Consumers of the topic, each behind its own queue (constructs_lib/fan_out.py): one call each.
         self.tracking = OrderTracking(
             self,

@@ -72,6 +72,22 @@ def order_status(api: str, order_id: str) -> str:
         return str(json.loads(resp.read())["status"])
 
 
+def smoke_test(env: dict[str, str], compute: str) -> None:
+    """`make smoke` against the running stack: an order paid over HTTP and pushed over the WebSocket."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "ops.smoke", "--local", "--timeout", "60"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, f"smoke on {compute}:\n{proc.stdout}{proc.stderr}"
+    assert "smoke: PASSED (5/5 steps)" in proc.stdout
+    for step in ("accept", "pay (HTTP)", "track (WebSocket)", "dead-letter queues"):
+        assert f"ok   {step}" in proc.stdout, proc.stdout
+
+
 def descendants(pid: int) -> set[int]:
     """Every process below ``pid``, from /proc."""
     children: dict[int, list[int]] = {}
@@ -136,6 +152,7 @@ def test_live_stack_adopts_a_threshold_and_a_compute_switch_with_orders_in_fligh
         # Orders placed by hand are paid.
         first = [place_order(api) for _ in range(5)]
         wait_until("the first orders to be paid", lambda: all(order_status(api, o) == "PAID" for o in first), 60)
+        smoke_test(env, "ecs")
 
         # A threshold deploy is adopted and used by the autoscaler.
         deployed = sandbox(env, "deploy-local", "-c", "backlogPerTaskTarget=2")
@@ -174,6 +191,7 @@ def test_live_stack_adopts_a_threshold_and_a_compute_switch_with_orders_in_fligh
         after = [place_order(api) for _ in range(5)]
         status = read_json(state / "status.json")
         assert status and status["compute"] == "lambda-sqs"
+        smoke_test(env, "lambda-sqs")
         pids = descendants(up.pid)
 
         everything = first + burst + during + after

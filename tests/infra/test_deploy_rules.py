@@ -157,23 +157,42 @@ def test_service_grant_without_a_source_condition_fails(tmp_path):
 
 # ----------------------------------------------------------------------------- ECS capacity providers
 def _fargate_service(stack: cdk.Stack, *, project_construct: bool) -> None:
-    vpc = ec2.Vpc(stack, "Vpc", max_azs=1, nat_gateways=0, subnet_configuration=[
-        ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC)
-    ])
+    vpc = ec2.Vpc(
+        stack,
+        "Vpc",
+        max_azs=1,
+        nat_gateways=0,
+        subnet_configuration=[ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC)],
+    )
     sg = ec2.SecurityGroup(stack, "Sg", vpc=vpc)
     if project_construct:
         QueueWorkerService(
-            stack, "Workers", vpc=vpc, security_group=sg, data=_bare_pipeline_data(stack), environment={},
-            image_uri="123456789012.dkr.ecr.us-east-1.amazonaws.com/w:1", worker_concurrency=2, cpu=256,
-            memory_mb=512, spot=True, on_demand_base=1, stop_timeout=cdk.Duration.seconds(30),
-            log_retention=logs.RetentionDays.ONE_WEEK, removal_policy=cdk.RemovalPolicy.DESTROY,
+            stack,
+            "Workers",
+            vpc=vpc,
+            security_group=sg,
+            data=_bare_pipeline_data(stack),
+            environment={},
+            image_uri="123456789012.dkr.ecr.us-east-1.amazonaws.com/w:1",
+            worker_concurrency=2,
+            cpu=256,
+            memory_mb=512,
+            spot=True,
+            on_demand_base=1,
+            stop_timeout=cdk.Duration.seconds(30),
+            log_retention=logs.RetentionDays.ONE_WEEK,
+            removal_policy=cdk.RemovalPolicy.DESTROY,
         )
         return
     cluster = ecs.Cluster(stack, "Cluster", vpc=vpc, enable_fargate_capacity_providers=True)
     task = ecs.FargateTaskDefinition(stack, "Task")
     task.add_container("c", image=ecs.ContainerImage.from_registry("public.ecr.aws/docker/library/busybox:1"))
     ecs.FargateService(
-        stack, "Service", cluster=cluster, task_definition=task, security_groups=[sg],
+        stack,
+        "Service",
+        cluster=cluster,
+        task_definition=task,
+        security_groups=[sg],
         capacity_provider_strategies=[ecs.CapacityProviderStrategy(capacity_provider="FARGATE_SPOT", weight=1)],
     )
 
@@ -184,12 +203,14 @@ def _bare_pipeline_data(stack: cdk.Stack):
     from constructs_lib.order_runtime import PipelineData
 
     key = kms.Key(stack, "EventsKey", enable_key_rotation=True)
-    table = dynamodb.Table(
-        stack, "T", partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING)
-    )
+    table = dynamodb.Table(stack, "T", partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING))
     return PipelineData(
-        topic=sns.Topic(stack, "Events", master_key=key), topic_key=key,
-        queue=sqs.Queue(stack, "Q"), dlq=sqs.Queue(stack, "D"), orders_table=table, idempotency_table=table,
+        topic=sns.Topic(stack, "Events", master_key=key),
+        topic_key=key,
+        queue=sqs.Queue(stack, "Q"),
+        dlq=sqs.Queue(stack, "D"),
+        orders_table=table,
+        idempotency_table=table,
     )
 
 
@@ -211,7 +232,10 @@ def _dlq(stack: cdk.Stack, *, alarmed: bool) -> None:
     sqs.Queue(stack, "Work", enforce_ssl=True, dead_letter_queue=sqs.DeadLetterQueue(queue=dlq, max_receive_count=3))
     if alarmed:
         cloudwatch.Alarm(
-            stack, "DeadLetters", metric=dlq.metric_approximate_number_of_messages_visible(), threshold=1,
+            stack,
+            "DeadLetters",
+            metric=dlq.metric_approximate_number_of_messages_visible(),
+            threshold=1,
             evaluation_periods=1,
         )
 

@@ -146,7 +146,9 @@ def test_switch_keeps_state_identity_and_consumers(tmp_synth, old, new):
     assert old_data == new_data
     # Nothing stateful of the service stack (consumer queues, connections table, keys) is replaced or destroyed.
     changes = diff(old_path, new_path)
-    lost = {k: c for k, c in changes.items() if c["type"] in STATEFUL and c["impact"] in ("WILL_REPLACE", "WILL_DESTROY")}
+    lost = {
+        k: c for k, c in changes.items() if c["type"] in STATEFUL and c["impact"] in ("WILL_REPLACE", "WILL_DESTROY")
+    }
     assert lost == {}
     # No resource whose identity is its properties moves to another logical id.
     before, after = identities(old_service), identities(new_service)
