@@ -129,6 +129,31 @@ def fix_lambda_account_settings() -> None:
     urls.url_paths[r"{0}/(?P<api_version>[^/]+)/account-settings/?$"] = LambdaResponse.dispatch
 
 
+class _PolledByControlPlane(dict):  # type: ignore[type-arg]
+    """A queue's event source mappings, kept for moto's bookkeeping but never polled by moto itself."""
+
+    def items(self) -> Any:
+        return iter(())
+
+
+def fix_sqs_event_source_mappings_polled_by_control_plane() -> None:
+    """moto 5.2.5 answers every SendMessage to a queue with an enabled event source mapping by receiving a
+    batch there and then trying to run the function in Docker. Here there is no Docker: each try fails, the
+    batch returns to the queue with one more receive counted, and the oldest messages reach maxReceiveCount
+    and the DLQ without any worker having seen them (a compute switch creates its mapping enabled, so every
+    order sent before the control plane takes the mapping over did this). The control plane is the only
+    poller of a mapping (sandbox/control.py), as Lambda's is on AWS."""
+    from moto.sqs.models import Queue
+
+    original = Queue.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self.lambda_event_source_mappings = _PolledByControlPlane()
+
+    Queue.__init__ = init  # type: ignore[method-assign]
+
+
 def apply() -> None:
     check_version()
     fix_kms_cloudformation_tags()
@@ -136,3 +161,4 @@ def apply() -> None:
     fix_cloudformation_route_table_removal()
     fix_cloudformation_lambda_reserved_concurrency_update()
     fix_lambda_account_settings()
+    fix_sqs_event_source_mappings_polled_by_control_plane()

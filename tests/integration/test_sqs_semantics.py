@@ -174,3 +174,35 @@ def test_patch_refuses_another_moto_version(monkeypatch):
     monkeypatch.setattr(moto, "__version__", "5.3.0")
     with pytest.raises(moto_fixes.UnsupportedMotoVersion, match=r"5\.2\.5"):
         sqs_patch.apply()
+
+
+def test_an_enabled_event_source_mapping_costs_no_receive_before_the_control_plane_polls():
+    """moto would receive a batch per SendMessage for an enabled mapping and fail to run it (no Docker),
+    dead-lettering the oldest messages unread; in the sandbox the control plane is the mapping's only poller."""
+    import io
+    import zipfile
+
+    moto_fixes.fix_sqs_event_source_mappings_polled_by_control_plane()
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        lam = boto3.client("lambda", region_name="us-east-1")
+        iam = boto3.client("iam", region_name="us-east-1")
+        dlq = new_queue(sqs, "dlq")
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2})
+        url = new_queue(sqs, "orders", RedrivePolicy=redrive)
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        role = iam.create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as z:
+            z.writestr("h.py", "def handler(e, c):\n    return {}\n")
+        lam.create_function(
+            FunctionName="worker", Runtime="python3.13", Role=role, Handler="h.handler", Code={"ZipFile": buf.getvalue()}
+        )
+        lam.create_event_source_mapping(EventSourceArn=arn, FunctionName="worker", BatchSize=5, Enabled=True)
+        for n in range(10):
+            sqs.send_message(QueueUrl=url, MessageBody=str(n))
+        got = receive(sqs, url)
+        assert sorted(m["Body"] for m in got) == [str(n) for n in range(10)]
+        assert {m["Attributes"]["ApproximateReceiveCount"] for m in got} == {"1"}
+        assert counts(sqs, dlq) == (0, 0, 0)
