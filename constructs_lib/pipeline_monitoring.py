@@ -91,7 +91,9 @@ class PipelineMonitoring(Construct):
                 principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
                 actions=["sns:Publish"],
                 resources=[self.alarm_topic.topic_arn],
-                conditions=from_our_alarms,
+                # aws:SourceArn only: it is the key CloudWatch's documented topic policy conditions on
+                # (re:Post, "SNS notifications for CloudWatch alarms"); the ARN pattern names the account.
+                conditions={"ArnLike": from_our_alarms["ArnLike"]},
             )
         )
         if alarm_email:
