@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import Aws, CfnCondition, CfnMapping, Duration, Fn
+from aws_cdk import Aws, CfnCondition, Duration, Fn
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
@@ -201,26 +201,35 @@ def powertools_publisher(partition: str, region: str) -> str | None:
 def powertools_layer(scope: Construct, construct_id: str, *, layer_arn: str, version: int) -> lambda_.ILayerVersion:
     """The official Powertools layer for our runtime and ARM64 (or the ARN given in context).
 
-    The stack is environment-agnostic, so the publisher is picked at deploy time from a mapping keyed by
-    partition and region; a region without an official layer fails at once on the missing mapping key
-    (``make preflight`` says so first, naming ``powertoolsLayerArn``).
+    The stack is environment-agnostic, so the publisher is picked at deploy time by conditions on the
+    partition and region (Fn::If only: no mapping lookup that could fail in a region it does not list). A
+    region without an official layer gets an ARN that does not exist there; ``make preflight`` says so
+    first, naming ``powertoolsLayerArn``.
     """
     if layer_arn:
         return lambda_.LayerVersion.from_layer_version_arn(scope, construct_id, layer_arn)
-    publishers: dict[str, dict[str, Any]] = {}
+    choices: list[tuple[str, str]] = []  # (condition id, account), most specific first
     for partition, account in POWERTOOLS_ACCOUNTS.items():
         if isinstance(account, dict):
-            publishers.update({region: {"account": acct} for region, acct in account.items()})
-        elif partition == "aws-cn":
-            publishers["cn-north-1"] = {"account": account}
-    mapping = CfnMapping(scope, f"{construct_id}Publishers", mapping=publishers)
-    # Commercial regions are not listed one by one: AWS::Partition picks them.
-    commercial = Fn.condition_equals(Aws.PARTITION, "aws")
-    condition = CfnCondition(scope, f"{construct_id}Commercial", expression=commercial)
-    account_token = Fn.condition_if(
-        condition.logical_id, POWERTOOLS_ACCOUNT, mapping.find_in_map(Aws.REGION, "account")
-    ).to_string()
-    arn = f"arn:{Aws.PARTITION}:lambda:{Aws.REGION}:{account_token}:layer:{POWERTOOLS_LAYER_NAME}:{version}"
+            for region, acct in account.items():
+                cond = CfnCondition(
+                    scope,
+                    f"{construct_id}In{region.title().replace('-', '')}",
+                    expression=Fn.condition_equals(Aws.REGION, region),
+                )
+                choices.append((cond.logical_id, acct))
+        elif partition != "aws":
+            cond = CfnCondition(
+                scope,
+                f"{construct_id}In{partition.title().replace('-', '')}",
+                expression=Fn.condition_equals(Aws.PARTITION, partition),
+            )
+            choices.append((cond.logical_id, account))
+    account_token: Any = POWERTOOLS_ACCOUNT
+    for condition_id, acct in reversed(choices):
+        account_token = Fn.condition_if(condition_id, acct, account_token)
+    account_str = account_token if isinstance(account_token, str) else account_token.to_string()
+    arn = f"arn:{Aws.PARTITION}:lambda:{Aws.REGION}:{account_str}:layer:{POWERTOOLS_LAYER_NAME}:{version}"
     return lambda_.LayerVersion.from_layer_version_arn(scope, construct_id, arn)
 
 

@@ -35,3 +35,35 @@ def test_pip_pins_the_powertools_release_the_layer_is_built_from():
     assert pins == [PLATFORM["powertools"]]
     context = json.loads((ROOT / "cdk.json").read_text())["context"]
     assert context["powertoolsLayerVersion"] == PLATFORM["powertools_layer_version"]
+
+
+def _evaluate(value, conditions, pseudo):
+    """CloudFormation's evaluation of the intrinsics the layer ARN uses (Join, Ref, If, Equals)."""
+    if isinstance(value, str):
+        return value
+    [(fn, arg)] = value.items()
+    if fn == "Ref":
+        return pseudo[arg]
+    if fn == "Fn::Join":
+        return arg[0].join(_evaluate(v, conditions, pseudo) for v in arg[1])
+    if fn == "Fn::If":
+        name, yes, no = arg
+        left, right = conditions[name]["Fn::Equals"]
+        return _evaluate(yes if _evaluate(left, conditions, pseudo) == right else no, conditions, pseudo)
+    raise AssertionError(f"unexpected intrinsic {fn}")
+
+
+def test_official_layer_publisher_follows_partition_and_region(variant):
+    t = variant("lambda-sqs").service_json
+    [layer] = function_by_handler(t, "orders.entrypoints.api.handler")["Layers"]
+    expected = {  # Powertools "Install" page: publisher account per partition / region
+        ("aws", "eu-west-1"): "017000801446",
+        ("aws", "ap-southeast-7"): "017000801446",
+        ("aws-cn", "cn-north-1"): "498634801083",
+        ("aws-us-gov", "us-gov-east-1"): "165087284144",
+        ("aws-us-gov", "us-gov-west-1"): "165093116878",
+    }
+    for (partition, region), account in expected.items():
+        arn = _evaluate(layer, t["Conditions"], {"AWS::Partition": partition, "AWS::Region": region})
+        assert arn.startswith(f"arn:{partition}:lambda:{region}:{account}:layer:AWSLambdaPowertoolsPythonV3-"), arn
+    assert "Fn::FindInMap" not in json.dumps(layer)  # no lookup that can fail in an unlisted region
