@@ -96,7 +96,8 @@ class LambdaWorkers(Construct):
         self.event_source = sources.SqsEventSource(
             data.queue,
             batch_size=batch_size,
-            max_batching_window=batch_window if trigger == "sqs" and batch_window.to_seconds() > 0 else None,
+            # Always rendered: a window removed from the template on a switch to sns would be left on the mapping.
+            max_batching_window=batch_window if trigger == "sqs" else Duration.seconds(0),
             max_concurrency=max_concurrency if trigger == "sqs" else DRAIN_CONCURRENCY,
             report_batch_item_failures=True,
         )

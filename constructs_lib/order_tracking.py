@@ -113,6 +113,9 @@ class OrderTracking(Construct):
             access_log_settings=JsonAccessLogs(self.access_logs, WEBSOCKET_ACCESS_LOG),
         )
         if account_logging is not None:
+            # API Gateway needs an API of the account before it takes the account setting (AWS::ApiGateway::Account:
+            # "add a dependency on another API Gateway resource"), and the logging stage needs the setting.
+            account_logging.node.add_dependency(self.api)
             self.stage.node.add_dependency(account_logging)
         else:
             acknowledge(

@@ -67,13 +67,14 @@ class Account:
 
 def _reserved_now(account: Account, stack_name: str) -> int:
     """What this deployment's functions reserve today (an update gives it back before it takes)."""
-    try:
-        listed = account.client("cloudformation").describe_stack_resources(StackName=stack_name)
+    pages = account.client("cloudformation").get_paginator("list_stack_resources").paginate(StackName=stack_name)
+    try:  # ListStackResources: DescribeStackResources stops at 100 resources
+        listed = [r for page in pages for r in page["StackResourceSummaries"]]
     except ClientError:
         return 0  # not deployed yet
     lam = account.client("lambda")
     total = 0
-    for resource in listed["StackResources"]:
+    for resource in listed:
         if resource["ResourceType"] == "AWS::Lambda::Function" and resource.get("PhysicalResourceId"):
             try:
                 found = lam.get_function_concurrency(FunctionName=resource["PhysicalResourceId"])

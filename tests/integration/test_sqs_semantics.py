@@ -197,7 +197,11 @@ def test_an_enabled_event_source_mapping_costs_no_receive_before_the_control_pla
         with zipfile.ZipFile(buf, "w") as z:
             z.writestr("h.py", "def handler(e, c):\n    return {}\n")
         lam.create_function(
-            FunctionName="worker", Runtime="python3.13", Role=role, Handler="h.handler", Code={"ZipFile": buf.getvalue()}
+            FunctionName="worker",
+            Runtime="python3.13",
+            Role=role,
+            Handler="h.handler",
+            Code={"ZipFile": buf.getvalue()},
         )
         lam.create_event_source_mapping(EventSourceArn=arn, FunctionName="worker", BatchSize=5, Enabled=True)
         for n in range(10):
