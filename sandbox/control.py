@@ -347,8 +347,11 @@ class SqsEventSource(PollerGroup):
         wait_s: int,
         scale: Scale,
         max_concurrency: int,
+        poll_idle: bool = False,
     ) -> None:
+        """``poll_idle``: poll without holding an environment (see ``_poll_then_invoke``)."""
         self.sqs, self.queue_url, self.queue_arn, self.pool = sqs, queue_url, queue_arn, pool
+        self.poll_idle = poll_idle
         self.batch_size, self.visibility_s, self.wait_s = batch_size, visibility_s, wait_s
         self.scale, self.max_concurrency = scale, max_concurrency
         self.first_message_at: float | None = None
@@ -370,57 +373,86 @@ class SqsEventSource(PollerGroup):
             if index >= self.allowed():
                 self.stop.wait(0.05)
                 continue
+            if self.poll_idle:
+                self._poll_then_invoke()
+                continue
             env = self.pool.acquire(self.stop)
             if env is None:
                 return
             try:
-                msgs = self.sqs.receive_message(
-                    QueueUrl=self.queue_url,
-                    MaxNumberOfMessages=self.batch_size,
-                    WaitTimeSeconds=self.wait_s,
-                    VisibilityTimeout=self.visibility_s,
-                    MessageSystemAttributeNames=["All"],
-                ).get("Messages", [])
-                if not msgs:
-                    continue
-                if self.first_message_at is None:
-                    self.first_message_at = time.monotonic()
-                event = {
-                    "Records": [
-                        {
-                            "messageId": m["MessageId"],
-                            "receiptHandle": m["ReceiptHandle"],
-                            "body": m["Body"],
-                            "attributes": m.get("Attributes", {}),
-                            "messageAttributes": {},
-                            "md5OfBody": m.get("MD5OfBody", ""),
-                            "eventSource": "aws:sqs",
-                            "eventSourceARN": self.queue_arn,
-                            "awsRegion": "us-east-1",
-                        }
-                        for m in msgs
-                    ]
-                }
-                out = self.pool.invoke(env, event)
-                failed: set[str] = set()
-                if not out.get("ok"):
-                    failed = {m["MessageId"] for m in msgs}  # whole batch retried after the visibility timeout
-                else:
-                    failed = {f["itemIdentifier"] for f in (out.get("result") or {}).get("batchItemFailures", [])}
-                done = [m for m in msgs if m["MessageId"] not in failed]
-                for start in range(0, len(done), 10):
-                    self.sqs.delete_message_batch(
-                        QueueUrl=self.queue_url,
-                        Entries=[
-                            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                            for i, m in enumerate(done[start : start + 10])
-                        ],
-                    )
+                msgs = self._receive()
+                if msgs:
+                    self._invoke(env, msgs)
             except Exception:
                 log.exception("event source poll failed")
                 time.sleep(0.5)
             finally:
                 self.pool.release(env)
+
+    def _poll_then_invoke(self) -> None:
+        """Receive first, take an environment only for a batch: a mapping on a queue that is usually empty
+        (lambdaTrigger=sns's drain of the orders queue) holds no environment while it waits, as on AWS."""
+        try:
+            msgs = self._receive()
+        except Exception:
+            log.exception("event source poll failed")
+            time.sleep(0.5)
+            return
+        if not msgs:
+            return
+        env = self.pool.acquire(self.stop)
+        if env is None:
+            return  # stopping: the batch returns to the queue after its visibility timeout
+        try:
+            self._invoke(env, msgs)
+        except Exception:
+            log.exception("event source invoke failed")
+        finally:
+            self.pool.release(env)
+
+    def _receive(self) -> list[dict[str, Any]]:
+        msgs: list[dict[str, Any]] = self.sqs.receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=self.batch_size,
+            WaitTimeSeconds=self.wait_s,
+            VisibilityTimeout=self.visibility_s,
+            MessageSystemAttributeNames=["All"],
+        ).get("Messages", [])
+        if msgs and self.first_message_at is None:
+            self.first_message_at = time.monotonic()
+        return msgs
+
+    def _invoke(self, env: Environment, msgs: list[dict[str, Any]]) -> None:
+        event = {
+            "Records": [
+                {
+                    "messageId": m["MessageId"],
+                    "receiptHandle": m["ReceiptHandle"],
+                    "body": m["Body"],
+                    "attributes": m.get("Attributes", {}),
+                    "messageAttributes": {},
+                    "md5OfBody": m.get("MD5OfBody", ""),
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": self.queue_arn,
+                    "awsRegion": "us-east-1",
+                }
+                for m in msgs
+            ]
+        }
+        out = self.pool.invoke(env, event)
+        failed: set[str] = set()
+        if not out.get("ok"):
+            failed = {m["MessageId"] for m in msgs}  # whole batch retried after the visibility timeout
+        else:
+            failed = {f["itemIdentifier"] for f in (out.get("result") or {}).get("batchItemFailures", [])}
+        done = [m for m in msgs if m["MessageId"] not in failed]
+        for start in range(0, len(done), 10):
+            self.sqs.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start : start + 10])
+                ],
+            )
 
 
 class SnsAsyncInvoker(PollerGroup):

@@ -551,6 +551,7 @@ def queue_event_source(
     mapping: dict[str, Any],
     max_concurrency: int,
     k: control.Scale,
+    poll_idle: bool = False,
 ) -> control.SqsEventSource:
     """A mapping's poller on its queue, with the queue's visibility timeout time-scaled."""
     sqs = p.client("sqs")
@@ -569,6 +570,7 @@ def queue_event_source(
         wait_s=1,
         scale=k,
         max_concurrency=max_concurrency,
+        poll_idle=poll_idle,
     )
 
 
@@ -605,6 +607,7 @@ def start_lambda(p: Pipeline, workdir: Path, stack: ExitStack, k: control.Scale,
             mapping=mapping,
             max_concurrency=min(mapped, max_envs),
             k=k,
+            poll_idle=True,
         )
         drain.start(min(mapped, max_envs))
         stack.callback(drain.close)

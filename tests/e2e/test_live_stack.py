@@ -197,7 +197,17 @@ def test_live_stack_adopts_a_threshold_and_a_compute_switch_with_orders_in_fligh
         everything = first + burst + during + after
         assert len(during) >= 5, "orders must arrive while the switch is deployed"
         terminal = ("PAID", "PAYMENT_FAILED")
-        wait_until("every order terminal", lambda: all(order_status(api, o) in terminal for o in everything), 180, 2)
+        try:
+            wait_until(
+                "every order terminal", lambda: all(order_status(api, o) in terminal for o in everything), 180, 2
+            )
+        except AssertionError:
+            stuck = {o: order_status(api, o) for o in everything if order_status(api, o) not in terminal}
+            groups = {"first": first, "burst": burst, "during": during, "after": after}
+            where = {name: sum(o in stuck for o in group) for name, group in groups.items()}
+            raise AssertionError(
+                f"{len(stuck)} orders not terminal by phase {where}: {list(stuck.items())[:5]}"
+            ) from None
         assert {order_status(api, o) for o in everything} == {"PAID"}
         status = wait_until(
             "the ledger to show every charge",
