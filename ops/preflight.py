@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +21,8 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from constructs_lib.order_runtime import POWERTOOLS_LAYER_NAME, powertools_publisher
-from stacks.config import AppConfig, ConfigError, load_config
+from planner.config import parse_context_args, resolve
+from stacks.config import AppConfig
 
 # Lambda keeps this much of an account's concurrency unreserved ("Lambda always reserves 100 units of
 # concurrency for your functions that don't explicitly reserve concurrency": Lambda developer guide,
@@ -200,16 +201,6 @@ def run(account: Account, cfg: AppConfig) -> list[Check]:
     return results
 
 
-def context_from(pairs: Iterable[str], defaults: Mapping[str, Any]) -> dict[str, Any]:
-    context = dict(defaults)
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"-c {pair!r}: expected key=value")
-        context[key] = value
-    return context
-
-
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         print(f"error: {message}", file=sys.stderr)
@@ -217,14 +208,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from app import cdk_json_context
-
     parser = _Parser(prog="python -m ops.preflight", description=__doc__.split("\n\n")[0])
     parser.add_argument("-c", "--context", action="append", default=[], metavar="KEY=VALUE")
     args, _ = parser.parse_known_args(argv)  # CDK_ARGS may carry CLI flags for cdk deploy: not ours
     try:
-        cfg = load_config(context_from(args.context, cdk_json_context()))
-    except ConfigError as exc:
+        cfg = resolve(parse_context_args(args.context))
+    except ValueError as exc:  # a malformed -c, or a ConfigError naming the key
         print(f"error: {exc}", file=sys.stderr)
         return 2
     account = Account(boto3.session.Session())
