@@ -302,6 +302,7 @@ class RuleSpec:
     check: Callable[[Subject], Result]
     info: str
     explanation: str
+    types: tuple[str, ...]  # the resource types it reads (each call into the rule crosses jsii: skip the rest)
 
 
 RULES = (
@@ -312,6 +313,7 @@ RULES = (
         "API Gateway v2 refuses the stage (BadRequestException: 'The following context variables are not "
         "supported'). Lists: constructs_lib/data/apigw_access_log_variables.json, from 'Customize HTTP API "
         "access logs' and 'Configure logging for WebSocket APIs in API Gateway'.",
+        ("AWS::ApiGatewayV2::Stage",),
     ),
     RuleSpec(
         "ApiGatewayAccountRole",
@@ -321,6 +323,7 @@ RULES = (
         "Logs role ARN must be set in account settings to enable logging'; API Gateway developer guide, 'Set up "
         "CloudWatch logging for REST APIs', Permissions). Create one (apiGatewayCloudWatchRole=true) or "
         "acknowledge with the account's existing role checked by make preflight.",
+        ("AWS::ApiGatewayV2::Stage", "AWS::ApiGateway::Stage"),
     ),
     RuleSpec(
         "AlarmTopicPublishable",
@@ -330,6 +333,7 @@ RULES = (
         "encrypted topic needs a customer managed key allowing cloudwatch.amazonaws.com kms:Decrypt and "
         "kms:GenerateDataKey* (SNS developer guide, 'Enable compatibility between event sources from AWS "
         "services and encrypted topics'; re:Post 'Why didn't I receive an SNS notification for my alarm').",
+        ("AWS::SNS::Topic",),
     ),
     RuleSpec(
         "ServicePrincipalSourceCondition",
@@ -338,6 +342,7 @@ RULES = (
         "Without a source condition any account's use of the service can act on this resource (IAM user guide, "
         "'The confused deputy problem'; SNS developer guide asks for aws:SourceAccount and aws:SourceArn on keys "
         "used by AWS event sources).",
+        tuple(_RESOURCE_POLICIES),
     ),
     RuleSpec(
         "ServiceAfterCapacityProviders",
@@ -346,6 +351,7 @@ RULES = (
         "CloudFormation may create the service first, and ECS refuses it ('The specified capacity provider "
         "strategy cannot contain a capacity provider that is not associated with the cluster'); AWS's "
         "containers roadmap #631 advises DependsOn the AWS::ECS::ClusterCapacityProviderAssociations.",
+        ("AWS::ECS::Service",),
     ),
     RuleSpec(
         "DeadLetterQueueAlarmed",
@@ -353,6 +359,7 @@ RULES = (
         "This queue receives dead letters but no alarm watches its ApproximateNumberOfMessagesVisible.",
         "A dead-letter queue holds what failed; unwatched it keeps it silently until its retention ends "
         "(SQS developer guide, 'Using dead-letter queues': configure an alarm for messages moved to a DLQ).",
+        ("AWS::SQS::Queue",),
     ),
 )
 
@@ -406,5 +413,8 @@ class DeployRules(NagPack):  # type: ignore[misc]
         return PACK
 
     def _check_resource(self, node: CfnResource) -> None:
+        rtype = node.cfn_resource_type
         for spec in RULES:
+            if rtype not in spec.types:
+                continue
             self._apply_rule(_Apply(node, spec))  # type: ignore[arg-type]  # jsii reads the properties

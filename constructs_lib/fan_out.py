@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_logs as logs
@@ -96,7 +97,7 @@ def workers_inbox(
 
 class TopicConsumer(Construct):
     """A Lambda consumer of some event types, behind its own queue. Attributes: ``inbox`` (the
-    TopicSubscriberQueue), ``function``, ``logs``."""
+    TopicSubscriberQueue), ``function``, ``logs``, ``dead_letters`` (the alarm on its DLQ)."""
 
     def __init__(
         self,
@@ -144,6 +145,20 @@ class TopicConsumer(Construct):
             memory_mb=memory_mb,
             timeout=timeout,
             reserved_concurrent_executions=reserved_concurrency or None,
+        )
+        # What this consumer could not handle waits in its own DLQ: watched from the start, so adding a
+        # consumer cannot add a silent one (PipelineMonitoring sends it to the alarm topic).
+        self.dead_letters = cloudwatch.Alarm(
+            self,
+            "DeadLetters",
+            metric=self.inbox.dlq.metric_approximate_number_of_messages_visible(
+                statistic="Maximum", period=Duration.minutes(1)
+            ),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            alarm_description=f"{description}: events reached its dead-letter queue; inspect and redrive",
         )
         self.function.add_event_source(
             sources.SqsEventSource(

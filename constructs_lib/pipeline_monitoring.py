@@ -12,7 +12,6 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from constructs_lib.order_runtime import PipelineData
@@ -42,7 +41,7 @@ class ApiSignals:
 class PipelineMonitoring(Construct):
     """Attributes: ``alarm_topic``, ``alarms`` (name -> Alarm), ``dashboard``.
 
-    ``consumer_dlqs``: each fan-out consumer's own dead-letter queue, by name, alarmed like the orders DLQ.
+    ``consumer_alarms``: the fan-out consumers' own alarms (their DLQs), by name, sent to the same topic.
     """
 
     def __init__(
@@ -54,7 +53,7 @@ class PipelineMonitoring(Construct):
         workers: WorkerSignals,
         api: ApiSignals,
         oldest_message_age: Duration,
-        consumer_dlqs: Mapping[str, sqs.IQueue],
+        consumer_alarms: Mapping[str, cloudwatch.Alarm],
         alarm_email: str,
         dashboard_name: str,
         removal_policy: RemovalPolicy,
@@ -125,13 +124,6 @@ class PipelineMonitoring(Construct):
                 5,
             ),
         }
-        for name, consumer_dlq in consumer_dlqs.items():
-            specs[f"{name}DeadLetters"] = (
-                consumer_dlq.metric_approximate_number_of_messages_visible(statistic="Maximum", period=minute),
-                1,
-                f"{name} events reached their dead-letter queue: inspect and redrive",
-                1,
-            )
         self.alarms: dict[str, cloudwatch.Alarm] = {}
         for name, (metric, threshold, description, periods) in specs.items():
             alarm = cloudwatch.Alarm(
@@ -144,6 +136,9 @@ class PipelineMonitoring(Construct):
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
                 alarm_description=description,
             )
+            alarm.add_alarm_action(cw_actions.SnsAction(self.alarm_topic))
+            self.alarms[name] = alarm
+        for name, alarm in consumer_alarms.items():
             alarm.add_alarm_action(cw_actions.SnsAction(self.alarm_topic))
             self.alarms[name] = alarm
 

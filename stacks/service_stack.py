@@ -177,9 +177,9 @@ class ServiceStack(Stack):
             workers=self.workers.signals(),
             api=self.api.signals(latency_p99_ms=cfg.alarm_api_latency_p99_ms),
             oldest_message_age=Duration.seconds(cfg.alarm_oldest_age_s),
-            consumer_dlqs={
-                "TrackingPush": self.tracking.pusher.inbox.dlq,
-                "Notifications": self.notifications.consumer.inbox.dlq,
+            consumer_alarms={
+                "TrackingPushDeadLetters": self.tracking.pusher.dead_letters,
+                "NotificationsDeadLetters": self.notifications.consumer.dead_letters,
             },
             alarm_email=cfg.alarm_email,
             dashboard_name=f"{cfg.stack_prefix}-orders",

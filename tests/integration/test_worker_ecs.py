@@ -128,10 +128,27 @@ def test_stop_with_messages_in_flight_loses_none(aws, valid_order, lambda_contex
     assert wait_until(lambda: c.processor.in_use == 2)
     assert worker.stop(timeout_s=5)
     paid = [i for i in ids if aws.order(i)["status"] == "PAID"]
-    visible, in_flight = aws.depth()
     assert 2 <= len(paid) < 12
-    assert in_flight == 0
-    assert len(paid) + visible == 12  # each order is either paid or back on the queue
+    # each order is either paid or back on the queue, once the released ones' one long poll has passed
+    assert wait_until(lambda: aws.depth() == (12 - len(paid), 0), timeout=5)
+
+
+def test_a_stopping_task_hides_what_it_releases_for_one_long_poll(aws, valid_order, lambda_context, monkeypatch):
+    """Tasks stop together: a message one releases must not feed another's last poll (a receive counted each
+    time, until maxReceiveCount dead-letters an order nobody tried to pay)."""
+    monkeypatch.setenv("PAYMENT_LATENCY_MS", "2000")
+    monkeypatch.setenv("PAYMENT_SLOTS", "1")
+    bootstrap.reset()
+    place_many(6, valid_order, lambda_context)
+    worker, c = make_worker(aws, concurrency=3, wait_time_s=2)
+    worker.start()
+    assert wait_until(lambda: c.processor.in_use == 1 and worker.held >= 3)
+    assert worker.stop(timeout_s=5)
+    # WHEN a sibling task's last poll runs right after the release THEN it gets nothing
+    sibling = aws.sqs.receive_message(QueueUrl=aws.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+    assert sibling.get("Messages", []) == []
+    # AND the released orders come back after one long poll, received once more each at most
+    assert wait_until(lambda: aws.depth()[0] >= 1, timeout=5)
 
 
 @pytest.fixture
@@ -214,8 +231,17 @@ def test_sigterm_drains_and_exits_zero(moto_server, valid_order, monkeypatch, tm
     statuses = [
         ddb.get_item(TableName="orders", Key={"order_id": {"S": f"o-{n}"}})["Item"]["status"]["S"] for n in range(10)
     ]
+    # what it released is hidden for one long poll (SQS_WAIT_TIME_S), then back on the queue
+    assert wait_until(
+        lambda: (
+            sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"][
+                "ApproximateNumberOfMessagesNotVisible"
+            ]
+            == "0"
+        ),
+        timeout=5,
+    ), out.decode()
     attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-    assert int(attrs["ApproximateNumberOfMessagesNotVisible"]) == 0, out.decode()
     assert statuses.count("PAID") + int(attrs["ApproximateNumberOfMessages"]) == 10
     assert 0 < statuses.count("PAID") < 10
     assert b"stopped clean=True" in out

@@ -135,6 +135,10 @@ class QueueWorker:
         self.concurrency = concurrency
         self.visibility_timeout_s = visibility_timeout_s
         self.wait_time_s = wait_time_s
+        # What a stopping task gives back stays hidden for one long poll: tasks stop together (a scale-in, a
+        # deployment, a compute switch), and each one's last poll would otherwise take the message another
+        # just released, counting a receive each time, until maxReceiveCount dead-letters an unpaid order.
+        self.stop_release_s = wait_time_s
         self.batch_size = batch_size
         self.capacity = concurrency + (min(batch_size, concurrency) if prefetch is None else prefetch)
         self.max_backoff_s = max_backoff_s if max_backoff_s is not None else visibility_timeout_s
@@ -196,7 +200,7 @@ class QueueWorker:
                 )
                 self._hold(msg)
                 if self.stopping.is_set():
-                    self._release(msg, 0)
+                    self._release(msg, self.stop_release_s)
                 else:
                     self._work.put(msg)
 
@@ -207,7 +211,7 @@ class QueueWorker:
             if msg is None:
                 return
             if self.stopping.is_set():
-                self._release(msg, 0)
+                self._release(msg, self.stop_release_s)
                 continue
             try:
                 self.handle(msg.body)
@@ -216,7 +220,11 @@ class QueueWorker:
                     self.stats.failed += 1
                 if self.counters is not None:
                     self.counters.add(RECORDS_FAILED)
-                backoff = 0 if self.stopping.is_set() else min(self.max_backoff_s, 2 ** min(msg.receive_count, 10))
+                backoff = (
+                    self.stop_release_s
+                    if self.stopping.is_set()
+                    else min(self.max_backoff_s, 2 ** min(msg.receive_count, 10))
+                )
                 log.warning("message failed (receive %d): %s; visible again in %ds", msg.receive_count, exc, backoff)
                 self._release(msg, backoff)
             else:
