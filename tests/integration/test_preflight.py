@@ -89,6 +89,16 @@ def test_an_unbootstrapped_account_and_a_missing_layer_are_refused(account):
     assert not results["Powertools layer"].ok and "powertoolsLayerArn" in results["Powertools layer"].detail
 
 
+def test_fargate_capacity_is_checked_for_ecs_and_warns_when_it_cannot_confirm(account):
+    acct, layer = account
+    results = by_name(preflight.run(acct, config(layer, compute="ecs")))
+    fargate = results["Fargate capacity"]
+    # moto describes no AWS-owned capacity providers: the check cannot confirm them, and names the key
+    assert fargate.ok and fargate.warning and "fargateCapacity=ondemand" in fargate.line()
+    assert "reserves 100 of 900" in results["Lambda concurrency"].detail  # the API only: ECS reserves nothing
+    assert "Fargate capacity" not in by_name(preflight.run(acct, config(layer)))
+
+
 def test_the_official_layer_is_named_per_partition_and_region():
     cfg = load_config(cdk_json_context())
     assert ":017000801446:" in (preflight.powertools_layer_arn(cfg, "aws", "eu-west-1") or "")
