@@ -12,24 +12,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from app import build_app, new_app
-from tests.infra.conftest import VARIANTS
-
 pytestmark = pytest.mark.infra
 ROOT = Path(__file__).resolve().parents[2]
 DIFF = Path(__file__).parent / "tools" / "template_diff.js"
 
-# Threshold-only changes: what ops tune without touching code.
-THRESHOLDS = {
-    "ecs-thresholds": {**VARIANTS["ecs"], "backlogPerTaskTarget": "50", "maxTasks": "40", "minTasks": "1"},
-    "lambda-thresholds": {**VARIANTS["lambda-sqs"], "maxConcurrency": "40", "batchSize": "3"},
-}
 SWITCHES = [
     ("ecs", "lambda-sqs"),
     ("lambda-sqs", "ecs"),
@@ -61,15 +52,11 @@ IDENTITY = {
 }
 
 
-@cache
-def templates(name: str, tmp: str) -> tuple[dict[str, Any], dict[str, Any], Path]:
-    """(data template, service template, service template path) of a variant."""
-    outdir = Path(tmp) / name
-    app = new_app(outdir=str(outdir), **(VARIANTS.get(name) or THRESHOLDS[name]))
-    data, service = build_app(app)
-    assembly = app.synth()
-    paths = [Path(assembly.get_stack_by_name(s.stack_name).template_full_path) for s in (data, service)]
-    return json.loads(paths[0].read_text()), json.loads(paths[1].read_text()), paths[1]
+def templates(variant, name: str) -> tuple[dict[str, Any], dict[str, Any], Path]:
+    """(data template, service template, service template path) of a variant, from the session's synth cache."""
+    synth = variant(name)
+    path = synth.outdir / f"{synth.service_stack.stack_name}.template.json"
+    return synth.data_json, synth.service_json, path
 
 
 def identities(template: dict[str, Any]) -> dict[tuple[str, str], str]:
@@ -126,11 +113,6 @@ def queues_needing_a_consumer(service: dict[str, Any]) -> list[str]:
     ]
 
 
-@pytest.fixture(scope="module")
-def tmp_synth(tmp_path_factory) -> str:
-    return str(tmp_path_factory.mktemp("switch"))
-
-
 def diff(old: Path, new: Path) -> dict[str, dict[str, str]]:
     proc = subprocess.run(
         ["node", str(DIFF), str(old), str(new)], capture_output=True, text=True, cwd=ROOT, timeout=120, check=True
@@ -139,9 +121,9 @@ def diff(old: Path, new: Path) -> dict[str, dict[str, str]]:
 
 
 @pytest.mark.parametrize(("old", "new"), SWITCHES, ids=[f"{a}->{b}" for a, b in SWITCHES])
-def test_switch_keeps_state_identity_and_consumers(tmp_synth, old, new):
-    old_data, old_service, old_path = templates(old, tmp_synth)
-    new_data, new_service, new_path = templates(new, tmp_synth)
+def test_switch_keeps_state_identity_and_consumers(variant, old, new):
+    old_data, old_service, old_path = templates(variant, old)
+    new_data, new_service, new_path = templates(variant, new)
     # The data stack (topic, orders queue and DLQ, tables) is not touched by any switch.
     assert old_data == new_data
     # Nothing stateful of the service stack (consumer queues, connections table, keys) is replaced or destroyed.
@@ -163,17 +145,17 @@ def test_switch_keeps_state_identity_and_consumers(tmp_synth, old, new):
     assert workers & {f"lambda:{WORKER_HANDLER}", f"ecs:python -m {ECS_WORKER}"}, workers
 
 
-def test_the_audit_catches_the_subscription_that_moved_between_variants(tmp_synth):
+def test_the_audit_catches_the_subscription_that_moved_between_variants(variant):
     """The defect the audit exists for: the orders-queue subscription under each compute's own construct."""
-    _, service, _ = templates("ecs", tmp_synth)
+    _, service, _ = templates(variant, "ecs")
     moved = json.loads(json.dumps(service).replace("WorkersInboxSubscription", "LambdaWorkersQueueSubscription"))
     before, after = identities(service), identities(moved)
     assert {key for key in before.keys() & after.keys() if before[key] != after[key]}
 
 
-def test_the_audit_catches_a_stranded_queue(tmp_synth):
+def test_the_audit_catches_a_stranded_queue(variant):
     """lambdaTrigger=sns without the drain mapping would leave the orders queue without a reader."""
-    data, service, _ = templates("lambda-sns", tmp_synth)
+    data, service, _ = templates(variant, "lambda-sns")
     stripped = {
         **service,
         "Resources": {
