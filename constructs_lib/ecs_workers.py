@@ -53,7 +53,9 @@ from planner.policy import wake_steps
 _TT = appscaling.CfnScalingPolicy
 
 
-def _sqs_metric(query_id: str, queue_name: str, metric_name: str) -> _TT.TargetTrackingMetricDataQueryProperty:
+def _sqs_metric(
+    query_id: str, queue_name: str, metric_name: str
+) -> appscaling.CfnScalingPolicy.TargetTrackingMetricDataQueryProperty:
     return _TT.TargetTrackingMetricDataQueryProperty(
         id=query_id,
         return_data=False,

@@ -73,12 +73,12 @@ def check_invariants(s: dict) -> None:
 
 @pytest.fixture(scope="module")
 def lambda_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    return run_sandbox(tmp_path_factory.mktemp("lambda"), "--compute", "lambda", duration=15)
+    return run_sandbox(tmp_path_factory.mktemp("lambda"), "--compute", "lambda", users=5, duration=15)
 
 
 @pytest.fixture(scope="module")
 def ecs_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    return run_sandbox(tmp_path_factory.mktemp("ecs"), "--compute", "ecs", duration=15)
+    return run_sandbox(tmp_path_factory.mktemp("ecs"), "--compute", "ecs", users=5, duration=15)
 
 
 def test_lambda_variant_loses_nothing_and_stays_within_its_concurrency(lambda_run):
