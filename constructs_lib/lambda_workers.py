@@ -65,7 +65,6 @@ class LambdaWorkers(Construct):
         self.logs = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=removal_policy)
         async_options: dict[str, object] = {}
         # The most environments that can run: the mapping's maxConcurrency (sqs) or the reserved concurrency.
-        self.reserved_concurrency = reserved_concurrency
         if trigger == "sqs":
             self.concurrency_cap = (
                 min(max_concurrency, reserved_concurrency) if reserved_concurrency else max_concurrency

@@ -225,11 +225,10 @@ def powertools_layer(scope: Construct, construct_id: str, *, layer_arn: str, ver
                 expression=Fn.condition_equals(Aws.PARTITION, partition),
             )
             choices.append((cond.logical_id, account))
-    account_token: Any = POWERTOOLS_ACCOUNT
+    publisher: Any = POWERTOOLS_ACCOUNT  # commercial, when no condition holds
     for condition_id, acct in reversed(choices):
-        account_token = Fn.condition_if(condition_id, acct, account_token)
-    account_str = account_token if isinstance(account_token, str) else account_token.to_string()
-    arn = f"arn:{Aws.PARTITION}:lambda:{Aws.REGION}:{account_str}:layer:{POWERTOOLS_LAYER_NAME}:{version}"
+        publisher = Fn.condition_if(condition_id, acct, publisher)
+    arn = f"arn:{Aws.PARTITION}:lambda:{Aws.REGION}:{publisher.to_string()}:layer:{POWERTOOLS_LAYER_NAME}:{version}"
     return lambda_.LayerVersion.from_layer_version_arn(scope, construct_id, arn)
 
 

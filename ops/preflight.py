@@ -51,6 +51,7 @@ class Account:
     def __init__(self, session: Any) -> None:
         self.session = session
         self._clients: dict[str, Any] = {}
+        self._identity: tuple[str, str] | None = None
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
@@ -62,9 +63,11 @@ class Account:
         return str(self.session.region_name)
 
     def identity(self) -> tuple[str, str]:
-        """(account id, partition)."""
-        me = self.client("sts").get_caller_identity()
-        return str(me["Account"]), str(me["Arn"]).split(":")[1]
+        """(account id, partition), asked of STS once."""
+        if self._identity is None:
+            me = self.client("sts").get_caller_identity()
+            self._identity = (str(me["Account"]), str(me["Arn"]).split(":")[1])
+        return self._identity
 
 
 def _reserved_now(account: Account, stack_name: str) -> int:

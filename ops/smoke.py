@@ -15,10 +15,9 @@ import os
 import sys
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +45,6 @@ class Target:
     iam_auth: bool
     alarm_prefix: str | None
     session: Any
-    env: dict[str, str] = field(default_factory=dict)
 
 
 def local_target(state_dir: Path) -> Target:
@@ -61,7 +59,6 @@ def local_target(state_dir: Path) -> Target:
         iam_auth=False,
         alarm_prefix=None,  # the local emulator keeps no alarms
         session=boto3.session.Session(),
-        env=state["env"],
     )
 
 
