@@ -77,72 +77,6 @@ class ProcessEnv:
         return out
 
 
-# ----------------------------------------------------------------------------- subscriptions
-class Subscriptions:
-    """The template's SNS subscriptions, created in moto (it ignores AWS::SNS::Subscription).
-
-    A Lambda-protocol subscription is delivered to an internal queue instead, from which the
-    async-invoke emulation takes events. ``reconcile`` follows a redeployed template: it subscribes
-    what is new before it unsubscribes what is gone, so no event published meanwhile is dropped.
-    """
-
-    TAP_QUEUE = "sandbox-lambda-async-invoke"
-
-    def __init__(self, sns: Any, sqs: Any) -> None:
-        self.sns, self.sqs = sns, sqs
-        self.active: dict[tuple[str, str], str] = {}  # (protocol, endpoint) -> subscription ARN
-        self.made: dict[str, Any] = {}
-
-    def reconcile(self, deployment: Deployment) -> dict[str, Any]:
-        wanted: dict[tuple[str, str], tuple[str, str, dict[str, str]]] = {}
-        made: dict[str, Any] = {}
-        for sub in resources(deployment.template("-service"), "AWS::SNS::Subscription"):
-            topic = resolve(sub["TopicArn"], deployment)
-            attrs = {"FilterPolicy": json.dumps(sub["FilterPolicy"])} if "FilterPolicy" in sub else {}
-            if sub["Protocol"] == "sqs":
-                if sub.get("RawMessageDelivery"):
-                    attrs["RawMessageDelivery"] = "true"
-                endpoint = self._queue_arn(resolve(sub["Endpoint"], deployment), deployment)
-                made["sqs"] = sub
-            elif sub["Protocol"] == "lambda":
-                tap = self.sqs.create_queue(QueueName=self.TAP_QUEUE)["QueueUrl"]
-                endpoint = self.sqs.get_queue_attributes(QueueUrl=tap, AttributeNames=["QueueArn"])["Attributes"][
-                    "QueueArn"
-                ]
-                made["lambda"] = {
-                    **sub,
-                    "tap_url": tap,
-                    "dlq_arn": resolve(sub["RedrivePolicy"]["deadLetterTargetArn"], deployment),
-                }
-            else:
-                continue
-            wanted[(sub["Protocol"], endpoint)] = (topic, endpoint, attrs)
-        for key, (topic, endpoint, attrs) in wanted.items():
-            if key not in self.active:
-                arn = self.sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=endpoint, Attributes=attrs)
-                self.active[key] = arn["SubscriptionArn"]
-        for key in [k for k in self.active if k not in wanted]:
-            self.sns.unsubscribe(SubscriptionArn=self.active.pop(key))
-        self.made = made
-        return made
-
-    def _queue_arn(self, endpoint: Any, deployment: Deployment) -> str:
-        """An imported queue ARN as is; a queue of the service stack's own (a consumer's inbox) looked up."""
-        if isinstance(endpoint, str):
-            return endpoint
-        logical, attribute = endpoint["Fn::GetAtt"]
-        assert attribute == "Arn", endpoint
-        stack = next(name for name in deployment.templates if name.endswith("-service"))
-        # CloudFormation names a queue it creates <stack>-<logical id>-<suffix>.
-        [url] = self.sqs.list_queues(QueueNamePrefix=f"{stack}-{logical}-").get("QueueUrls", [])
-        return str(self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"])
-
-
-def wire_subscriptions(deployment: Deployment, sns: Any, sqs: Any) -> dict[str, Any]:
-    """Create the template's SNS subscriptions in moto once (see ``Subscriptions``)."""
-    return Subscriptions(sns, sqs).reconcile(deployment)
-
-
 class PollerGroup:
     """Threads running ``_poll`` until ``close``; the shape every emulated poller shares."""
 
@@ -474,18 +408,15 @@ class SnsAsyncInvoker(PollerGroup):
         super().__init__()
 
     def _event(self, body: str) -> dict[str, Any]:
+        """The SNS event Lambda invokes the function with, from what SNS put on the async-invoke queue."""
+        note = json.loads(body)
         return {
             "Records": [
                 {
                     "EventSource": "aws:sns",
                     "EventVersion": "1.0",
-                    "Sns": {
-                        "Type": "Notification",
-                        "Message": body,
-                        "MessageAttributes": {},
-                        "TopicArn": "",
-                        "MessageId": "",
-                    },
+                    "EventSubscriptionArn": note["EventSubscriptionArn"],
+                    "Sns": {k: note[k] for k in ("Type", "MessageId", "TopicArn", "Message", "MessageAttributes")},
                 }
             ]
         }

@@ -225,7 +225,6 @@ class LiveStack:
         deployment.layer_arn = self.p.deployment.layer_arn
         self.p.deployment = deployment
         mirror_tables(self.p.client("dynamodb_control"), self.p.client("dynamodb"))
-        self.p.subscriptions = self.p.subs.reconcile(deployment)
         compute = deployment.output("-service", "Compute")
         if compute != self.workers.compute:
             old, old_stack = self.workers, self._workers_stack

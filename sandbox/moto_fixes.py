@@ -162,3 +162,6 @@ def apply() -> None:
     fix_cloudformation_lambda_reserved_concurrency_update()
     fix_lambda_account_settings()
     fix_sqs_event_source_mappings_polled_by_control_plane()
+    from sandbox import cfn_resources
+
+    cfn_resources.apply()

@@ -22,6 +22,7 @@ from typing import Any
 from planner.config import AppConfig, context_of, resolve
 from planner.model import Timing, Workload, simulate
 from sandbox import control, metrics, report
+from sandbox.cfn_resources import async_queue_name
 from sandbox.chaos import ChaosMonkey, ChaosPlan, is_poison
 from sandbox.deploy import Deployment, aws_env, deploy, wait_for
 
@@ -285,8 +286,6 @@ class Pipeline:
     queue_arn: str
     dlq_url: str
     orders_table: str
-    subscriptions: dict[str, Any]
-    subs: control.Subscriptions
     penv: control.ProcessEnv
     api_env: dict[str, str]
     front: ApiStats
@@ -444,8 +443,6 @@ def start_pipeline(
     def find(prefix: str, needle: str, exclude: str = "\0") -> str:
         return next(v for v in data if v.startswith(prefix) and needle in v and exclude not in v)
 
-    subs = control.Subscriptions(clients["sns"], clients["sqs"])
-    subs.reconcile(deployment)
     ledger_path = workdir / "payment-ledger.sqlite"
     base = {
         "PATH": os.environ.get("PATH", ""),
@@ -474,8 +471,6 @@ def start_pipeline(
         queue_arn=find("arn:aws:sqs", "OrdersQueue"),
         dlq_url=find("https://", "OrdersDeadLetterQueue"),
         orders_table=find("", "TablesOrders", "arn:"),
-        subscriptions=subs.made,
-        subs=subs,
         penv=penv,
         api_env=api_env,
         front=ApiStats(f"http://127.0.0.1:{api.port if api else 0}"),
@@ -611,15 +606,18 @@ def start_lambda(p: Pipeline, workdir: Path, stack: ExitStack, k: control.Scale,
         )
         drain.start(min(mapped, max_envs))
         stack.callback(drain.close)
-        [invoke_cfg] = control.resources(p.deployment.template("-service"), "AWS::Lambda::EventInvokeConfig")
-        backlog_queue = p.subscriptions["lambda"]["tap_url"]
+        # SNS puts the function's events on its async-invoke queue (sandbox.cfn_resources); retries, event
+        # age and the on-failure destination are the function's EventInvokeConfig, as Lambda reads them.
+        invoke_cfg = lam.get_function_event_invoke_config(FunctionName=fn["FunctionName"])
+        backlog_queue = sqs.create_queue(QueueName=async_queue_name(fn["FunctionName"]))["QueueUrl"]
+        on_failure = invoke_cfg["DestinationConfig"]["OnFailure"]["Destination"]
         poller = control.SnsAsyncInvoker(
             sqs=sqs,
             tap_url=backlog_queue,
             pool=pool,
             retries=int(invoke_cfg["MaximumRetryAttempts"]),
             max_age_s=k.seconds(float(invoke_cfg["MaximumEventAgeInSeconds"])),
-            dlq_url=p.dlq_url,
+            dlq_url=sqs.get_queue_url(QueueName=on_failure.rsplit(":", 1)[1])["QueueUrl"],
             scale=k,
         )
     poller.start(max_envs)

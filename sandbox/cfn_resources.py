@@ -1,0 +1,516 @@
+"""CloudFormation resources moto 5.2.5 ignores, with the semantics AWS gives them.
+
+moto's CloudFormation skips every type it has no model for, so a stack that on
+AWS loses its only orders subscription, or delivers to a queue whose policy
+refuses the topic, works locally. The models here make the emulator behave as
+CloudFormation and SNS do for what the pipeline relies on:
+
+- ``AWS::SNS::Subscription``: create is ``Subscribe`` with the template's
+  attributes; delete is ``Unsubscribe`` of the ARN it got. SNS answers an
+  identical ``Subscribe`` with the existing ARN, so a subscription that moves to
+  a new logical id is created (the same ARN) and then deleted: none is left.
+- ``AWS::SNS::TopicPolicy``, ``AWS::SQS::QueuePolicy``: stored on the topic or
+  queue (readable with GetTopicAttributes / GetQueueAttributes), and reset on
+  delete.
+- ``AWS::Lambda::EventInvokeConfig``: stored on the function, readable with
+  GetFunctionEventInvokeConfig; AWS's ranges enforced.
+- Stack updates create and update first and delete in a cleanup step after, as
+  CloudFormation does (moto deletes first).
+- SNS delivery honours resource policies: a queue receives only if its policy
+  lets ``sns.amazonaws.com`` send from this topic, a function only if its
+  permissions let SNS invoke it; otherwise the message goes to the
+  subscription's dead-letter queue, or is dropped, as on AWS. A Lambda
+  subscription's events are put on the function's async-invoke queue
+  (``async_queue_name``), which the control plane runs (moto runs no code).
+
+Only moto 5.2.5 is patched (``moto_fixes.check_version``).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import logging
+from typing import Any
+
+log = logging.getLogger("sandbox.emulator")
+
+ASYNC_QUEUE_PREFIX = "lambda-async-"
+
+
+def async_queue_name(function_name: str) -> str:
+    """The queue standing in for Lambda's internal async-invoke queue of one function."""
+    return f"{ASYNC_QUEUE_PREFIX}{function_name}"[:80]
+
+
+# ----------------------------------------------------------------------------- resource policies
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _principal_matches(principal: Any, service: str) -> bool:
+    if principal == "*":
+        return True
+    if not isinstance(principal, dict):
+        return False
+    return "*" in _as_list(principal.get("AWS", [])) or service in _as_list(principal.get("Service", []))
+
+
+def _action_matches(actions: Any, action: str) -> bool:
+    return any(fnmatch.fnmatchcase(action.lower(), str(a).lower()) for a in _as_list(actions))
+
+
+def _resource_matches(resources: Any, arn: str) -> bool:
+    if resources is None:
+        return True  # a Lambda permission names no resource beyond its function
+    return any(fnmatch.fnmatchcase(arn, str(r)) for r in _as_list(resources))
+
+
+_OPERATORS = {
+    "StringEquals": lambda actual, wanted: actual == wanted,
+    "ArnEquals": lambda actual, wanted: actual == wanted,
+    "StringLike": lambda actual, wanted: fnmatch.fnmatchcase(actual, wanted),
+    "ArnLike": lambda actual, wanted: fnmatch.fnmatchcase(actual, wanted),
+    "Bool": lambda actual, wanted: actual.lower() == str(wanted).lower(),
+}
+
+
+def _conditions_hold(conditions: dict[str, Any] | None, context: dict[str, str]) -> bool | None:
+    """True or False; None if a condition uses an operator or key this evaluator does not know."""
+    for operator, tests in (conditions or {}).items():
+        compare = _OPERATORS.get(operator)
+        if compare is None:
+            return None
+        for key, wanted in tests.items():
+            actual = context.get(key.lower())
+            if actual is None:
+                return None
+            if not any(compare(actual, str(w)) for w in _as_list(wanted)):
+                return False
+    return True
+
+
+def policy_allows(
+    policy: dict[str, Any] | None, *, service: str, action: str, resource: str, context: dict[str, str]
+) -> bool:
+    """IAM evaluation of a resource policy for a service principal: an explicit deny wins, then an allow
+    is needed. A statement whose conditions cannot be evaluated denies (never allows) delivery."""
+    allowed = False
+    context = {k.lower(): v for k, v in context.items()}
+    for st in _as_list((policy or {}).get("Statement", [])):
+        if not (_principal_matches(st.get("Principal"), service) and _action_matches(st.get("Action"), action)):
+            continue
+        if not _resource_matches(st.get("Resource"), resource):
+            continue
+        holds = _conditions_hold(st.get("Condition"), context)
+        if st.get("Effect") == "Deny" and holds is not False:
+            return False
+        if st.get("Effect") == "Allow" and holds is True:
+            allowed = True
+    return allowed
+
+
+# ----------------------------------------------------------------------------- models
+def _sns_backend(account_id: str, region_name: str) -> Any:
+    from moto.sns.models import sns_backends
+
+    return sns_backends[account_id][region_name]
+
+
+def _sqs_backend(account_id: str, region_name: str) -> Any:
+    from moto.sqs.models import sqs_backends
+
+    return sqs_backends[account_id][region_name]
+
+
+def _lambda_backend(account_id: str, region_name: str) -> Any:
+    from moto.awslambda.utils import get_backend
+
+    return get_backend(account_id, region_name)
+
+
+def _cfn_error(message: str) -> Exception:
+    from moto.cloudformation.exceptions import ValidationError
+
+    return ValidationError(message=message)
+
+
+def _define_models() -> None:
+    """Declare the models (moto finds them as CloudFormationModel subclasses)."""
+    from moto.core.common_models import CloudFormationModel
+
+    class SnsSubscription(CloudFormationModel):
+        REPLACED_BY = ("TopicArn", "Protocol", "Endpoint", "Region")
+        ATTRIBUTES = ("DeliveryPolicy", "FilterPolicyScope", "FilterPolicy", "RawMessageDelivery", "RedrivePolicy")
+
+        def __init__(self, arn: str, props: dict[str, Any]) -> None:
+            self.arn, self.props = arn, props
+
+        @property
+        def physical_resource_id(self) -> str:
+            return self.arn
+
+        @staticmethod
+        def cloudformation_name_type() -> str:
+            return ""
+
+        @staticmethod
+        def cloudformation_type() -> str:
+            return "AWS::SNS::Subscription"
+
+        @classmethod
+        def has_cfn_attr(cls, attr: str) -> bool:
+            return attr == "Arn"
+
+        def get_cfn_attribute(self, attribute_name: str) -> str:
+            return self.arn
+
+        @classmethod
+        def create_from_cloudformation_json(  # type: ignore[override]
+            cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str, **kw: Any
+        ) -> SnsSubscription:
+            props = cloudformation_json["Properties"]
+            backend = _sns_backend(account_id, region_name)
+            sub = backend.subscribe(props["TopicArn"], props["Endpoint"], props["Protocol"])
+            made = cls(sub.arn, props)
+            made._apply(backend, previous={})
+            return made
+
+        def _apply(self, backend: Any, previous: dict[str, Any]) -> None:
+            for name in self.ATTRIBUTES:  # the scope before the filter policy it governs
+                value, old = self.props.get(name), previous.get(name)
+                if value == old:
+                    continue
+                if name == "RawMessageDelivery":
+                    backend.subscriptions[self.arn].attributes[name] = str(value).lower() == "true"
+                    continue
+                if value is None:
+                    value = ""  # SetSubscriptionAttributes with an empty value clears it
+                elif isinstance(value, dict):
+                    value = json.dumps(value)
+                backend.set_subscription_attributes(self.arn, name, value)
+
+        @classmethod
+        def update_from_cloudformation_json(  # type: ignore[override]
+            cls,
+            original_resource: SnsSubscription,
+            new_resource_name: str,
+            cloudformation_json: dict[str, Any],
+            account_id: str,
+            region_name: str,
+        ) -> SnsSubscription:
+            props = cloudformation_json["Properties"]
+            if any(props.get(p) != original_resource.props.get(p) for p in cls.REPLACED_BY):
+                # Replacement: the new subscription first, the old one deleted after (cleanup).
+                new = cls.create_from_cloudformation_json(
+                    new_resource_name, cloudformation_json, account_id, region_name
+                )
+                if new.arn != original_resource.arn:
+                    original_resource.delete(account_id, region_name)
+                return new
+            updated = cls(original_resource.arn, props)
+            updated._apply(_sns_backend(account_id, region_name), previous=original_resource.props)
+            return updated
+
+        def delete(self, account_id: str, region_name: str) -> None:
+            _sns_backend(account_id, region_name).unsubscribe(self.arn)
+
+    class _PolicyResource:
+        """A resource policy attached to several targets (topics or queues); the physical id is its name.
+        Each concrete model also names CloudFormationModel as a base: moto finds direct subclasses only."""
+
+        TARGETS = ""
+
+        def __init__(self, name: str, targets: list[str], document: dict[str, Any]) -> None:
+            self.name, self.targets, self.document = name, targets, document
+
+        @property
+        def physical_resource_id(self) -> str:
+            return self.name
+
+        @staticmethod
+        def cloudformation_name_type() -> str:
+            return ""
+
+        @classmethod
+        def has_cfn_attr(cls, attr: str) -> bool:
+            return attr == "Id"
+
+        @classmethod
+        def _set(cls, target: str, document: dict[str, Any] | None, account_id: str, region_name: str) -> None:
+            raise NotImplementedError
+
+        @classmethod
+        def create_from_cloudformation_json(  # type: ignore[override]
+            cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str, **kw: Any
+        ) -> _PolicyResource:
+            props = cloudformation_json["Properties"]
+            made = cls(resource_name, list(props[cls.TARGETS]), props["PolicyDocument"])
+            for target in made.targets:
+                cls._set(target, made.document, account_id, region_name)
+            return made
+
+        @classmethod
+        def update_from_cloudformation_json(  # type: ignore[override]
+            cls,
+            original_resource: _PolicyResource,
+            new_resource_name: str,
+            cloudformation_json: dict[str, Any],
+            account_id: str,
+            region_name: str,
+        ) -> _PolicyResource:
+            new = cls.create_from_cloudformation_json(
+                original_resource.name, cloudformation_json, account_id, region_name
+            )
+            for gone in set(original_resource.targets) - set(new.targets):
+                cls._set(gone, None, account_id, region_name)
+            return new
+
+        def delete(self, account_id: str, region_name: str) -> None:
+            for target in self.targets:
+                try:
+                    self._set(target, None, account_id, region_name)
+                except Exception:  # the topic or queue went first: nothing left to reset
+                    continue
+
+    class SnsTopicPolicy(_PolicyResource, CloudFormationModel):
+        TARGETS = "Topics"
+
+        @staticmethod
+        def cloudformation_type() -> str:
+            return "AWS::SNS::TopicPolicy"
+
+        @classmethod
+        def _set(cls, target: str, document: dict[str, Any] | None, account_id: str, region_name: str) -> None:
+            topic = _sns_backend(account_id, region_name).get_topic(target)
+            if document is None:
+                topic._policy_json = topic._create_default_topic_policy(region_name, account_id, topic.name)
+            else:
+                topic._policy_json = document
+
+    class SqsQueuePolicy(_PolicyResource, CloudFormationModel):
+        TARGETS = "Queues"
+
+        @staticmethod
+        def cloudformation_type() -> str:
+            return "AWS::SQS::QueuePolicy"
+
+        @classmethod
+        def _set(cls, target: str, document: dict[str, Any] | None, account_id: str, region_name: str) -> None:
+            queue = _sqs_backend(account_id, region_name).get_queue(target.rstrip("/").rsplit("/", 1)[-1])
+            queue.policy = None if document is None else json.dumps(document)
+
+    class LambdaEventInvokeConfig(CloudFormationModel):
+        def __init__(self, function_name: str, qualifier: str) -> None:
+            self.function_name, self.qualifier = function_name, qualifier
+
+        @property
+        def physical_resource_id(self) -> str:
+            return f"{self.function_name}:{self.qualifier}"
+
+        @staticmethod
+        def cloudformation_name_type() -> str:
+            return ""
+
+        @staticmethod
+        def cloudformation_type() -> str:
+            return "AWS::Lambda::EventInvokeConfig"
+
+        @classmethod
+        def has_cfn_attr(cls, attr: str) -> bool:
+            return False
+
+        @classmethod
+        def create_from_cloudformation_json(  # type: ignore[override]
+            cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str, **kw: Any
+        ) -> LambdaEventInvokeConfig:
+            props = cloudformation_json["Properties"]
+            name, qualifier = props["FunctionName"], props.get("Qualifier")
+            retries, age = props.get("MaximumRetryAttempts"), props.get("MaximumEventAgeInSeconds")
+            # The resource schema's ranges (AWS::Lambda::EventInvokeConfig); Qualifier is required.
+            if qualifier is None:
+                raise _cfn_error("AWS::Lambda::EventInvokeConfig: Qualifier is required")
+            if retries is not None and not 0 <= int(retries) <= 2:
+                raise _cfn_error(f"AWS::Lambda::EventInvokeConfig: MaximumRetryAttempts {retries} not in 0..2")
+            if age is not None and not 60 <= int(age) <= 21_600:
+                raise _cfn_error(f"AWS::Lambda::EventInvokeConfig: MaximumEventAgeInSeconds {age} not in 60..21600")
+            config = {
+                k: props[k]
+                for k in ("MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig")
+                if k in props
+            }
+            config = {k: int(v) if k != "DestinationConfig" else v for k, v in config.items()}
+            backend = _lambda_backend(account_id, region_name)
+            backend.get_function(name).event_invoke_config = []  # moto's put appends; AWS's replaces
+            backend.put_function_event_invoke_config(name, config)
+            return cls(name, qualifier)
+
+        @classmethod
+        def update_from_cloudformation_json(  # type: ignore[override]
+            cls,
+            original_resource: LambdaEventInvokeConfig,
+            new_resource_name: str,
+            cloudformation_json: dict[str, Any],
+            account_id: str,
+            region_name: str,
+        ) -> LambdaEventInvokeConfig:
+            new = cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
+            if new.function_name != original_resource.function_name:
+                original_resource.delete(account_id, region_name)
+            return new
+
+        def delete(self, account_id: str, region_name: str) -> None:
+            try:
+                _lambda_backend(account_id, region_name).get_function(self.function_name).event_invoke_config = []
+            except Exception:  # the function was deleted first: its configuration went with it
+                return
+
+
+# ----------------------------------------------------------------------------- update order
+def _fix_update_order() -> None:
+    """CloudFormation creates and updates a stack's resources first and deletes the removed ones in a
+    cleanup step at the end; moto 5.2.5 deletes first. The order matters whenever two logical ids name one
+    physical resource (an identical subscription under a new id), so removals are deferred to the end."""
+    from moto.cloudformation.parsing import ResourceMap
+
+    update, delete_resource = ResourceMap.update, ResourceMap._delete_resource
+
+    def deferring_delete(self: Any, parsed_resource: Any, resource_json: dict[str, Any]) -> None:
+        deferred = getattr(self, "_sandbox_deferred", None)
+        if deferred is None:
+            delete_resource(self, parsed_resource, resource_json)
+        else:
+            deferred.append((parsed_resource, resource_json))
+
+    def update_then_clean_up(self: Any, template: dict[str, Any], parameters: dict[str, Any] | None = None) -> None:
+        self._sandbox_deferred = []
+        try:
+            update(self, template, parameters)
+        finally:
+            deferred, self._sandbox_deferred = self._sandbox_deferred, None
+        last: Exception | None = None
+        for _ in range(5):  # dependants first, as moto's own removal loop retries
+            failed = []
+            for parsed_resource, resource_json in deferred:
+                try:
+                    delete_resource(self, parsed_resource, resource_json)
+                except Exception as exc:
+                    last = exc
+                    failed.append((parsed_resource, resource_json))
+            deferred = failed
+            if not deferred:
+                return
+        assert last is not None
+        raise last
+
+    ResourceMap.update = update_then_clean_up  # type: ignore[method-assign]
+    ResourceMap._delete_resource = deferring_delete  # type: ignore[method-assign]
+
+
+# ----------------------------------------------------------------------------- delivery
+def _fix_delivery() -> None:
+    """SNS -> SQS and SNS -> Lambda delivery as AWS does it: resource policies decide; what cannot be
+    delivered goes to the subscription's dead-letter queue (or is lost); Lambda events are queued for the
+    control plane's async invoker."""
+    from moto.sns.models import Subscription
+
+    publish = Subscription.publish
+
+    def deliver(self: Any, message: str, message_id: str, **kwargs: Any) -> None:
+        attributes = kwargs.get("message_attributes")
+        if self._filter_policy_matcher is not None and not self._filter_policy_matcher.matches(attributes, message):
+            return
+        context = _delivery_context(self)
+        if self.protocol == "sqs":
+            if _queue_accepts(self.endpoint, context):
+                publish(self, message, message_id, **kwargs)
+            else:
+                _undeliverable(self, message, message_id, "the queue's policy does not let the topic send")
+        elif self.protocol == "lambda":
+            reason = _invoke_async(self, message, message_id, attributes or {}, context)
+            if reason:
+                _undeliverable(self, message, message_id, reason)
+        else:
+            publish(self, message, message_id, **kwargs)
+
+    Subscription.publish = deliver  # type: ignore[method-assign,assignment]
+
+
+def _delivery_context(sub: Any) -> dict[str, str]:
+    """The request context SNS's delivery presents to a resource policy (over TLS, from this topic)."""
+    return {"aws:SourceArn": sub.topic.arn, "aws:SourceAccount": sub.account_id, "aws:SecureTransport": "true"}
+
+
+def _queue_accepts(queue_arn: str, context: dict[str, str]) -> bool:
+    _, _, _, region, account, name = queue_arn.split(":", 5)
+    try:
+        queue = _sqs_backend(account, region).get_queue(name)
+    except Exception:
+        return False
+    policy = json.loads(queue.policy) if queue.policy else None
+    return policy_allows(
+        policy, service="sns.amazonaws.com", action="sqs:SendMessage", resource=queue_arn, context=context
+    )
+
+
+def _invoke_async(sub: Any, message: str, message_id: str, attributes: dict[str, Any], context: dict[str, str]) -> str:
+    """Queue the event for the function's async invoker; a reason if SNS could not invoke it."""
+    _, _, _, region, account, _, name, *_ = sub.endpoint.split(":")
+    try:
+        fn = _lambda_backend(account, region).get_function(name)
+    except Exception:
+        return "the function does not exist"
+    statements = fn.policy.statements
+    if not policy_allows(
+        {"Statement": statements},
+        service="sns.amazonaws.com",
+        action="lambda:InvokeFunction",
+        resource=fn.function_arn,
+        context=context,
+    ):
+        return "the function's permissions do not let the topic invoke it"
+    sqs = _sqs_backend(account, region)
+    queue = async_queue_name(fn.function_name)
+    if queue not in sqs.queues:
+        sqs.create_queue(queue)
+    record = {
+        "Type": "Notification",
+        "MessageId": message_id,
+        "TopicArn": sub.topic.arn,
+        "Message": message,
+        "MessageAttributes": {k: {"Type": v["Type"], "Value": v["Value"]} for k, v in attributes.items()},
+        "EventSubscriptionArn": sub.arn,
+    }
+    sqs.send_message(queue, json.dumps(record))
+    return ""
+
+
+def _undeliverable(sub: Any, message: str, message_id: str, reason: str) -> None:
+    """A client-side delivery error: no retries; the subscription's DLQ if it has one (and lets the topic
+    send), else the message is lost, as SNS does."""
+    redrive = sub.attributes.get("RedrivePolicy")
+    target = json.loads(redrive)["deadLetterTargetArn"] if redrive else None
+    if target and _queue_accepts(target, _delivery_context(sub)):
+        _, _, _, region, account, name = target.split(":", 5)
+        body = json.dumps(sub.get_post_data(message, message_id, None))
+        _sqs_backend(account, region).send_message(name, body)
+        log.warning("sns: %s -> %s: %s; sent to the subscription's DLQ", sub.topic.arn, sub.endpoint, reason)
+    else:
+        log.warning("sns: %s -> %s: %s; message lost (no usable subscription DLQ)", sub.topic.arn, sub.endpoint, reason)
+
+
+_applied = False
+
+
+def apply() -> None:
+    global _applied
+    if _applied:
+        return
+    _applied = True
+    from moto.cloudformation import parsing
+
+    _define_models()
+    for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
+        cached.cache_clear()
+    _fix_update_order()
+    _fix_delivery()

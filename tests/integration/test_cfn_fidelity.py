@@ -1,0 +1,310 @@
+"""The emulator creates, updates and deletes what moto ignores as CloudFormation does (moto in-process).
+
+Each test would pass on moto alone only if the defect it names were absent: moto ignores
+AWS::SNS::Subscription, the policies and EventInvokeConfig, and deletes before it creates.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from sandbox import moto_fixes
+from sandbox.cfn_resources import async_queue_name, policy_allows
+
+REGION = "us-east-1"
+ORDER = json.dumps({"event_type": "order_placed", "order_id": "o-1"})
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _fidelity() -> None:
+    moto_fixes.apply()
+
+
+@pytest.fixture
+def aws() -> Iterator[dict[str, Any]]:
+    with mock_aws():
+        yield {s: boto3.client(s, region_name=REGION) for s in ("cloudformation", "sns", "sqs", "lambda", "iam")}
+
+
+def queue_policy(allow_topic: bool) -> dict[str, Any]:
+    statements: list[dict[str, Any]] = [
+        {
+            "Effect": "Deny",
+            "Principal": {"AWS": "*"},
+            "Action": "sqs:*",
+            "Resource": {"Fn::GetAtt": ["Queue", "Arn"]},
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        }
+    ]
+    if allow_topic:
+        statements.append(
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "sns.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": {"Fn::GetAtt": ["Queue", "Arn"]},
+                "Condition": {"ArnEquals": {"aws:SourceArn": {"Ref": "Topic"}}},
+            }
+        )
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def template(subscription_id: str | None = "Sub", *, allow_topic: bool = True, raw: bool = True) -> str:
+    resources: dict[str, Any] = {
+        "Topic": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": "events"}},
+        "Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "orders"}},
+        "QueuePolicy": {
+            "Type": "AWS::SQS::QueuePolicy",
+            "Properties": {"Queues": [{"Ref": "Queue"}], "PolicyDocument": queue_policy(allow_topic)},
+        },
+    }
+    if subscription_id:
+        resources[subscription_id] = {
+            "Type": "AWS::SNS::Subscription",
+            "Properties": {
+                "Protocol": "sqs",
+                "TopicArn": {"Ref": "Topic"},
+                "Endpoint": {"Fn::GetAtt": ["Queue", "Arn"]},
+                "RawMessageDelivery": raw,
+                "FilterPolicy": {"event_type": ["order_placed"]},
+            },
+        }
+    outputs = {"Topic": {"Value": {"Ref": "Topic"}}, "Queue": {"Value": {"Ref": "Queue"}}}
+    return json.dumps({"Resources": resources, "Outputs": outputs})
+
+
+def deploy(aws: dict[str, Any], body: str, *, update: bool = False) -> dict[str, str]:
+    cfn = aws["cloudformation"]
+    (cfn.update_stack if update else cfn.create_stack)(StackName="s", TemplateBody=body)
+    [stack] = cfn.describe_stacks(StackName="s")["Stacks"]
+    return {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+
+
+def publish(aws: dict[str, Any], topic: str, event_type: str = "order_placed", body: str = ORDER) -> None:
+    aws["sns"].publish(
+        TopicArn=topic,
+        Message=body,
+        MessageAttributes={"event_type": {"DataType": "String", "StringValue": event_type}},
+    )
+
+
+def received(aws: dict[str, Any], url: str) -> list[str]:
+    got = aws["sqs"].receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    return [m["Body"] for m in got]
+
+
+def test_a_subscription_is_created_with_its_attributes_and_delivers_filtered_raw(aws: dict[str, Any]) -> None:
+    out = deploy(aws, template())
+    [sub] = aws["sns"].list_subscriptions_by_topic(TopicArn=out["Topic"])["Subscriptions"]
+    attrs = aws["sns"].get_subscription_attributes(SubscriptionArn=sub["SubscriptionArn"])["Attributes"]
+    assert json.loads(attrs["FilterPolicy"]) == {"event_type": ["order_placed"]}
+    publish(aws, out["Topic"])
+    publish(aws, out["Topic"], "payment_confirmed", "{}")
+    assert received(aws, out["Queue"]) == [ORDER]
+
+
+def test_an_identical_subscription_under_a_new_logical_id_is_gone_after_the_update(aws: dict[str, Any]) -> None:
+    # GIVEN a subscription at one logical id
+    out = deploy(aws, template("OldSub"))
+    # WHEN an update moves the identical subscription to another logical id (as a compute switch did)
+    deploy(aws, template("NewSub"), update=True)
+    # THEN, as on AWS, Subscribe returned the existing ARN and the cleanup unsubscribed it: nothing delivers
+    assert aws["sns"].list_subscriptions_by_topic(TopicArn=out["Topic"])["Subscriptions"] == []
+    publish(aws, out["Topic"])
+    assert received(aws, out["Queue"]) == []
+
+
+def test_a_subscription_kept_at_its_logical_id_survives_an_update_of_its_attributes(aws: dict[str, Any]) -> None:
+    out = deploy(aws, template(raw=True))
+    deploy(aws, template(raw=False), update=True)
+    assert len(aws["sns"].list_subscriptions_by_topic(TopicArn=out["Topic"])["Subscriptions"]) == 1
+    publish(aws, out["Topic"])
+    [body] = received(aws, out["Queue"])
+    assert json.loads(body)["Message"] == ORDER  # no longer raw: the SNS envelope
+    deploy(aws, template(None), update=True)
+    assert aws["sns"].list_subscriptions_by_topic(TopicArn=out["Topic"])["Subscriptions"] == []
+
+
+def test_the_queue_policy_is_stored_and_a_queue_that_refuses_the_topic_receives_nothing(aws: dict[str, Any]) -> None:
+    out = deploy(aws, template(allow_topic=False))
+    policy = aws["sqs"].get_queue_attributes(QueueUrl=out["Queue"], AttributeNames=["Policy"])["Attributes"]["Policy"]
+    assert [s["Effect"] for s in json.loads(policy)["Statement"]] == ["Deny"]
+    publish(aws, out["Topic"])
+    assert received(aws, out["Queue"]) == []
+    deploy(aws, template(allow_topic=True), update=True)
+    publish(aws, out["Topic"])
+    assert received(aws, out["Queue"]) == [ORDER]
+
+
+def test_a_topic_policy_is_stored_and_reset_to_the_default_on_delete(aws: dict[str, Any]) -> None:
+    doc = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Deny", "Principal": {"AWS": "*"}, "Action": "sns:Publish", "Resource": "*"}],
+    }
+    with_policy = {
+        "Resources": {
+            "Topic": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": "events"}},
+            "Policy": {
+                "Type": "AWS::SNS::TopicPolicy",
+                "Properties": {"Topics": [{"Ref": "Topic"}], "PolicyDocument": doc},
+            },
+        },
+        "Outputs": {"Topic": {"Value": {"Ref": "Topic"}}},
+    }
+    topic = deploy(aws, json.dumps(with_policy))["Topic"]
+    read = aws["sns"].get_topic_attributes(TopicArn=topic)["Attributes"]["Policy"]
+    assert json.loads(read) == doc
+    del with_policy["Resources"]["Policy"]
+    deploy(aws, json.dumps(with_policy), update=True)
+    read = aws["sns"].get_topic_attributes(TopicArn=topic)["Attributes"]["Policy"]
+    assert json.loads(read)["Id"] == "__default_policy_ID"
+
+
+def lambda_template(*, permitted: bool, retries: int = 1) -> str:
+    role = {
+        "Type": "AWS::IAM::Role",
+        "Properties": {
+            "AssumeRolePolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+                ],
+            }
+        },
+    }
+    resources: dict[str, Any] = {
+        "Topic": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": "events"}},
+        "Dlq": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "dlq"}},
+        "DlqPolicy": {
+            "Type": "AWS::SQS::QueuePolicy",
+            "Properties": {
+                "Queues": [{"Ref": "Dlq"}],
+                "PolicyDocument": {
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "sns.amazonaws.com"},
+                            "Action": "sqs:SendMessage",
+                            "Resource": {"Fn::GetAtt": ["Dlq", "Arn"]},
+                            "Condition": {"ArnEquals": {"aws:SourceArn": {"Ref": "Topic"}}},
+                        }
+                    ]
+                },
+            },
+        },
+        "Role": role,
+        "Fn": {
+            "Type": "AWS::Lambda::Function",
+            "Properties": {
+                "Runtime": "python3.12",
+                "Handler": "index.handler",
+                "Role": {"Fn::GetAtt": ["Role", "Arn"]},
+                "Code": {"ZipFile": "def handler(event, context): return None"},
+            },
+        },
+        "InvokeConfig": {
+            "Type": "AWS::Lambda::EventInvokeConfig",
+            "Properties": {
+                "FunctionName": {"Ref": "Fn"},
+                "Qualifier": "$LATEST",
+                "MaximumRetryAttempts": retries,
+                "MaximumEventAgeInSeconds": 3600,
+                "DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": ["Dlq", "Arn"]}}},
+            },
+        },
+        "Sub": {
+            "Type": "AWS::SNS::Subscription",
+            "Properties": {
+                "Protocol": "lambda",
+                "TopicArn": {"Ref": "Topic"},
+                "Endpoint": {"Fn::GetAtt": ["Fn", "Arn"]},
+                "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": ["Dlq", "Arn"]}},
+            },
+        },
+    }
+    if permitted:
+        resources["Permission"] = {
+            "Type": "AWS::Lambda::Permission",
+            "Properties": {
+                "Action": "lambda:InvokeFunction",
+                "FunctionName": {"Ref": "Fn"},
+                "Principal": "sns.amazonaws.com",
+                "SourceArn": {"Ref": "Topic"},
+            },
+        }
+    outputs = {k: {"Value": {"Ref": k}} for k in ("Topic", "Fn", "Dlq")}
+    return json.dumps({"Resources": resources, "Outputs": outputs})
+
+
+def test_lambda_events_go_to_the_functions_async_queue_and_its_invoke_config_is_readable(aws: dict[str, Any]) -> None:
+    out = deploy(aws, lambda_template(permitted=True))
+    config = aws["lambda"].get_function_event_invoke_config(FunctionName=out["Fn"])
+    assert (config["MaximumRetryAttempts"], config["MaximumEventAgeInSeconds"]) == (1, 3600)
+    assert config["DestinationConfig"]["OnFailure"]["Destination"].endswith(":" + out["Dlq"].rsplit("/", 1)[1])
+    publish(aws, out["Topic"])
+    url = aws["sqs"].get_queue_url(QueueName=async_queue_name(out["Fn"]))["QueueUrl"]
+    [event] = received(aws, url)
+    assert json.loads(event)["Message"] == ORDER
+    assert received(aws, out["Dlq"]) == []
+
+
+def test_without_the_lambda_permission_sns_sends_the_event_to_the_subscription_dlq(aws: dict[str, Any]) -> None:
+    out = deploy(aws, lambda_template(permitted=False))
+    publish(aws, out["Topic"])
+    [parked] = received(aws, out["Dlq"])
+    assert json.loads(parked)["Message"] == ORDER
+
+
+def test_an_invoke_config_outside_awss_ranges_fails_the_deploy(aws: dict[str, Any]) -> None:
+    with pytest.raises(Exception, match="MaximumRetryAttempts"):
+        deploy(aws, lambda_template(permitted=True, retries=3))
+
+
+@pytest.mark.parametrize(
+    ("statement", "allowed"),
+    [
+        ({"Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"}, "Action": "sqs:SendMessage"}, True),
+        ({"Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"}, "Action": "sqs:ReceiveMessage"}, False),
+        ({"Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sqs:*"}, False),
+        (
+            {
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": "*",
+                "Condition": {"ArnEquals": {"aws:SourceArn": "arn:x"}},
+            },
+            False,
+        ),
+        (
+            {
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": "*",
+                "Condition": {"IpAddress": {"aws:SourceIp": "1.2.3.4"}},
+            },
+            False,
+        ),
+    ],
+)
+def test_policy_evaluation(statement: dict[str, Any], allowed: bool) -> None:
+    context = {"aws:SourceArn": "arn:aws:sns:us-east-1:1:t", "aws:SecureTransport": "true"}
+    policy = {"Statement": [statement]}
+    assert (
+        policy_allows(policy, service="sns.amazonaws.com", action="sqs:SendMessage", resource="q", context=context)
+        is allowed
+    )
+
+
+def test_an_explicit_deny_wins() -> None:
+    allow = {"Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"}, "Action": "sqs:SendMessage"}
+    deny = {"Effect": "Deny", "Principal": "*", "Action": "sqs:*"}
+    context = {"aws:SourceArn": "t"}
+    kwargs = {"service": "sns.amazonaws.com", "action": "sqs:SendMessage", "resource": "q", "context": context}
+    assert policy_allows({"Statement": [allow]}, **kwargs) is True
+    assert policy_allows({"Statement": [allow, deny]}, **kwargs) is False
