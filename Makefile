@@ -21,10 +21,11 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: setup test lint typecheck synth deploy preflight smoke bench sandbox chaos compare plan cost redrive up down deploy-local load watch clean
 
-$(PY_STAMP): requirements.txt requirements-dev.txt runtime/requirements.txt
+$(PY_STAMP): requirements.txt requirements-dev.txt runtime/requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
 $(CHECKOV_STAMP): requirements-checkov.txt
@@ -81,7 +82,7 @@ redrive: setup ## the DLQ by reason, then what can succeed sent back (REDRIVE_AR
 	PYTHONPATH=runtime $(PY) -m orders.redrive $(or $(REDRIVE_ARGS),show)
 
 compare: setup ## ecs, lambda-sqs and lambda-sns on one scenario: measured vs model, AWS at the source's scale, cost (COMPARE_ARGS=...)
-	$(PY) -m sandbox.compare $(COMPARE_ARGS)
+	$(PY) -m sandbox compare $(COMPARE_ARGS)
 
 plan: setup ## what a flash sale does to each variant on AWS, and the smallest setting that meets it (PLAN_ARGS=...)
 	$(PY) -m planner plan $(or $(PLAN_ARGS),--rate 60 --duration 60 --drain-slo 300) $(CDK_ARGS)

@@ -12,7 +12,7 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from constructs_lib.deploy_rules import DeployRules
-from stacks.config import ConfigError, load_config
+from planner.config import ConfigError, load_config
 from stacks.data_stack import DataStack
 from stacks.service_stack import ServiceStack
 

@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "runtime"))
 
 BASELINE = "import boto3; boto3.client('sqs')\nprint('ready', flush=True)"
 
@@ -119,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import boto3
 
-    from sandbox.local_aws import create_order_resources, moto_server
+    from sandbox.emulator.local_aws import create_order_resources, moto_server
 
     creds = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
     with moto_server() as endpoint:
@@ -143,7 +142,6 @@ def main(argv: list[str] | None = None) -> int:
             "AWS_LAMBDA_FUNCTION_NAME": "bench",
         }
         os.environ.update({k: v for k, v in env.items() if k != "PATH" and k != "PYTHONPATH"})
-        sys.path.insert(0, str(ROOT))
         from orders import bootstrap
         from orders.domain.models import parse_order_request
         from tests.helpers import http_event, sqs_event

@@ -20,8 +20,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "runtime"))
-sys.path.insert(0, str(ROOT))
 os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"  # no EMF lines between the figures
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "bench")
 

@@ -16,13 +16,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _emulator(patched: bool) -> tuple[subprocess.Popen[bytes], str]:
+def start_emulator(patched: bool) -> tuple[subprocess.Popen[bytes], str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    args = [sys.executable, "-m", "sandbox.emulator", "--port", str(port)] + ([] if patched else ["--no-sqs-patch"])
+    args = [sys.executable, "-m", "sandbox.emulator.server", "--port", str(port)] + (
+        [] if patched else ["--no-sqs-patch"]
+    )
     proc = subprocess.Popen(args, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    from sandbox.deploy import wait_for
+    from sandbox.stack.deploy import wait_for
 
     endpoint = f"http://localhost:{port}"
     wait_for(endpoint)
@@ -32,7 +34,7 @@ def _emulator(patched: bool) -> tuple[subprocess.Popen[bytes], str]:
 def measure(patched: bool, depths: list[int], seconds: float) -> list[tuple[int, float, float]]:
     import boto3
 
-    proc, endpoint = _emulator(patched)
+    proc, endpoint = start_emulator(patched)
     try:
         sqs = boto3.client(
             "sqs",

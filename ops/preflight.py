@@ -21,8 +21,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from constructs_lib.order_runtime import POWERTOOLS_LAYER_NAME, powertools_publisher
-from planner.config import parse_context_args, resolve
-from stacks.config import AppConfig
+from planner.config import AppConfig, parse_context_args, resolve
 
 # Lambda keeps this much of an account's concurrency unreserved ("Lambda always reserves 100 units of
 # concurrency for your functions that don't explicitly reserve concurrency": Lambda developer guide,

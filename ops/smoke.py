@@ -25,6 +25,8 @@ import boto3
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 
+from stacks import outputs
+
 ROOT = Path(__file__).resolve().parents[1]
 TERMINAL = ("PAID", "PAYMENT_FAILED", "REJECTED")
 SMOKE_ORDER = {
@@ -67,17 +69,17 @@ def deployed_target(prefix: str) -> Target:
     session = boto3.session.Session()
     cfn = session.client("cloudformation")
 
-    def outputs(stack: str) -> dict[str, str]:
+    def stack_outputs(stack: str) -> dict[str, str]:
         [described] = cfn.describe_stacks(StackName=stack)["Stacks"]
         return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
 
-    service, data = outputs(f"{prefix}-service"), outputs(f"{prefix}-data")
+    service, data = stack_outputs(f"{prefix}-service"), stack_outputs(f"{prefix}-data")
     template = json.loads(cfn.get_template(StackName=f"{prefix}-service", TemplateStage="Processed")["TemplateBody"])
     routes = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::ApiGatewayV2::Route"]
     return Target(
-        api_url=service["ApiUrl"].rstrip("/"),
-        tracking_url=service.get("TrackingUrl"),
-        dlq_urls=[data["OrdersDlqUrl"]],
+        api_url=service[outputs.API_URL].rstrip("/"),
+        tracking_url=service.get(outputs.TRACKING_URL),
+        dlq_urls=[data[outputs.ORDERS_DLQ_URL]],
         iam_auth=any(r.get("AuthorizationType") == "AWS_IAM" for r in routes),
         alarm_prefix=f"{prefix}-service",
         session=session,

@@ -1,20 +1,389 @@
-"""The deployment config as ``app.py`` builds it (cdk.json's context + overrides), without the CDK."""
+"""Deployment configuration: read once from CDK context into a frozen, validated object.
+
+Pure Python, no CDK: ``app.py`` reads it for synth, and the planner, the sandbox and the
+preflight read it the same way (``resolve``), so a value means one thing everywhere.
+
+Defaults live in ``cdk.json`` (one place); ``-c key=value`` overrides them.
+Every problem is reported as one line naming the key, the value and what is
+allowed, so a bad value stops synth before any construct is built.
+"""
 
 from __future__ import annotations
 
+import difflib
 import json
-import sys
-from collections.abc import Mapping
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-from stacks.config import SPEC, AppConfig, ConfigError, load_config  # noqa: E402
+# The most concurrent invocations the consumers every variant deploys may run (their event source mappings'
+# maxConcurrency): the tracking pusher and notifications. Whether any of it is *reserved* is
+# ``consumersReservedConcurrency``; what an account can reserve is the preflight's question (ops/preflight.py),
+# not synth's: quotas differ per account and new accounts start far below the 1,000 default.
+TRACKING_PUSH_CONCURRENCY = 10
+NOTIFICATIONS_CONCURRENCY = 2
 
-__all__ = ["AppConfig", "ConfigError", "context_of", "parse_context_args", "resolve"]
+
+class ConfigError(ValueError):
+    """A context value is missing, malformed or inconsistent with another."""
+
+
+def _fail(key: str, value: Any, allowed: str) -> ConfigError:
+    return ConfigError(f"context key '{key}' = {value!r}: expected {allowed}")
+
+
+_DIGITS = re.compile(r"-?[0-9]+", re.ASCII)
+
+
+def _int(lo: int, hi: int) -> Callable[[str, Any], int]:
+    def parse(key: str, raw: Any) -> int:
+        allowed = f"an integer from {lo} to {hi}"
+        if isinstance(raw, bool):
+            raise _fail(key, raw, allowed)
+        value: int | None
+        if isinstance(raw, str):  # plain ASCII digits only: no spaces, underscores or other scripts' digits
+            value = int(raw) if _DIGITS.fullmatch(raw) else None
+        elif isinstance(raw, int):
+            value = raw
+        elif isinstance(raw, float) and raw.is_integer():
+            value = int(raw)
+        else:
+            value = None
+        if value is None or not lo <= value <= hi:
+            raise _fail(key, raw, allowed)
+        return value
+
+    return parse
+
+
+def _float(lo: float, hi: float) -> Callable[[str, Any], float]:
+    def parse(key: str, raw: Any) -> float:
+        allowed = f"a number from {lo} to {hi}"
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise _fail(key, raw, allowed) from None
+        if isinstance(raw, bool) or not math.isfinite(value) or not lo <= value <= hi:
+            raise _fail(key, raw, allowed)
+        return value
+
+    return parse
+
+
+def _bool(key: str, raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    raise _fail(key, raw, "true or false")
+
+
+def _enum(*choices: str) -> Callable[[str, Any], str]:
+    def parse(key: str, raw: Any) -> str:
+        if raw not in choices:
+            raise _fail(key, raw, "one of " + ", ".join(choices))
+        return str(raw)
+
+    return parse
+
+
+def _pattern(regex: str, allowed: str) -> Callable[[str, Any], str]:
+    compiled = re.compile(regex)
+
+    def parse(key: str, raw: Any) -> str:
+        if not isinstance(raw, str) or not compiled.fullmatch(raw):
+            raise _fail(key, raw, allowed)
+        return raw
+
+    return parse
+
+
+LOG_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
+
+
+def _retention(key: str, raw: Any) -> int:
+    value = _int(1, 3653)(key, raw)
+    if value not in LOG_RETENTION_DAYS:
+        raise _fail(key, raw, "a CloudWatch Logs retention in days (" + ", ".join(map(str, LOG_RETENTION_DAYS)) + ")")
+    return value
+
+
+# context key -> (dataclass field, parser). Defaults are in cdk.json.
+SPEC: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
+    "stackPrefix": ("stack_prefix", _pattern(r"[A-Z][A-Za-z0-9]{0,30}", "a CamelCase name of 1-31 letters/digits")),
+    "compute": ("compute", _enum("lambda", "ecs")),
+    "lambdaTrigger": ("lambda_trigger", _enum("sqs", "sns")),
+    "retainData": ("retain_data", _bool),
+    "apiAuth": ("api_auth", _enum("iam", "none")),
+    "apiThrottleRateLimit": ("api_throttle_rate", _int(1, 10000)),
+    "apiThrottleBurstLimit": ("api_throttle_burst", _int(1, 5000)),
+    "apiReservedConcurrency": ("api_reserved_concurrency", _int(0, 1000)),
+    "consumersReservedConcurrency": ("consumers_reserved_concurrency", _int(0, 1000)),
+    "apiGatewayCloudWatchRole": ("api_gateway_cloudwatch_role", _bool),
+    "backpressureMaxQueueDepth": ("backpressure_max_queue_depth", _int(0, 10_000_000)),
+    "paymentSlots": ("payment_slots", _int(1, 1000)),
+    "paymentLatencyMs": ("payment_latency_ms", _int(0, 60_000)),
+    "paymentFailureRate": ("payment_failure_rate", _float(0.0, 1.0)),
+    "queueVisibilityTimeoutSeconds": ("visibility_timeout_s", _int(1, 43_200)),
+    "maxReceiveCount": ("max_receive_count", _int(1, 1000)),
+    "queueRetentionDays": ("queue_retention_days", _int(1, 14)),
+    "idempotencyTtlSeconds": ("idempotency_ttl_s", _int(60, 2_592_000)),
+    "logRetentionDays": ("log_retention_days", _retention),
+    "alarmOldestMessageAgeSeconds": ("alarm_oldest_age_s", _int(60, 1_209_600)),
+    "alarmApiLatencyP99Ms": ("alarm_api_latency_p99_ms", _int(50, 30_000)),
+    "alarmEmail": ("alarm_email", _pattern(r"|[^@\s]+@[^@\s]+\.[^@\s]+", "an e-mail address or empty")),
+    "lambdaMemoryMb": ("lambda_memory_mb", _int(128, 10_240)),
+    "lambdaTimeoutSeconds": ("lambda_timeout_s", _int(1, 900)),
+    "reservedConcurrency": ("reserved_concurrency", _int(0, 1000)),
+    "maxConcurrency": ("max_concurrency", _int(2, 1000)),
+    "batchSize": ("batch_size", _int(1, 10)),
+    "maxBatchingWindowSeconds": ("batch_window_s", _int(0, 300)),
+    "snsRetryAttempts": ("sns_retry_attempts", _int(0, 2)),
+    "maxEventAgeSeconds": ("max_event_age_s", _int(60, 21_600)),
+    "powertoolsLayerArn": (
+        "powertools_layer_arn",
+        _pattern(
+            r"|arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:layer:[A-Za-z0-9_-]+:\d+", "a Lambda layer version ARN or empty"
+        ),
+    ),
+    "powertoolsLayerVersion": ("powertools_layer_version", _int(1, 10_000)),
+    "minTasks": ("min_tasks", _int(0, 1000)),
+    "maxTasks": ("max_tasks", _int(1, 1000)),
+    "workerConcurrency": ("worker_concurrency", _int(1, 500)),
+    "backlogPerTaskTarget": ("backlog_per_task_target", _int(1, 100_000)),
+    "wakeQueueDepth": ("wake_queue_depth", _int(1, 100_000)),
+    "scaleOutCooldownSeconds": ("scale_out_cooldown_s", _int(0, 3600)),
+    "scaleInCooldownSeconds": ("scale_in_cooldown_s", _int(0, 3600)),
+    "taskCpu": ("task_cpu", _enum("256", "512", "1024", "2048", "4096")),
+    "taskMemoryMb": ("task_memory_mb", _int(512, 30_720)),
+    "fargateCapacity": ("fargate_capacity", _enum("spot", "ondemand")),
+    "fargateOnDemandBase": ("fargate_on_demand_base", _int(0, 1000)),
+    "containerImage": (
+        "container_image",
+        _pattern(
+            r"|[a-z0-9.-]+(:\d+)?/[A-Za-z0-9._/-]+(:[A-Za-z0-9._-]+|@sha256:[a-f0-9]{64})", "an image URI or empty"
+        ),
+    ),
+    "taskStopTimeoutSeconds": ("task_stop_timeout_s", _int(10, 120)),
+    "chaos": ("chaos", _bool),
+    "fisLambdaExtensionArn": (
+        "fis_lambda_extension_arn",
+        _pattern(
+            r"|arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:layer:[A-Za-z0-9_-]+:\d+", "a Lambda layer version ARN or empty"
+        ),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    stack_prefix: str
+    compute: str
+    lambda_trigger: str
+    retain_data: bool
+    api_auth: str
+    api_throttle_rate: int
+    api_throttle_burst: int
+    api_reserved_concurrency: int
+    consumers_reserved_concurrency: int
+    api_gateway_cloudwatch_role: bool
+    backpressure_max_queue_depth: int
+    payment_slots: int
+    payment_latency_ms: int
+    payment_failure_rate: float
+    visibility_timeout_s: int
+    max_receive_count: int
+    queue_retention_days: int
+    idempotency_ttl_s: int
+    log_retention_days: int
+    alarm_oldest_age_s: int
+    alarm_api_latency_p99_ms: int
+    alarm_email: str
+    lambda_memory_mb: int
+    lambda_timeout_s: int
+    reserved_concurrency: int
+    max_concurrency: int
+    batch_size: int
+    batch_window_s: int
+    sns_retry_attempts: int
+    max_event_age_s: int
+    powertools_layer_arn: str
+    powertools_layer_version: int
+    min_tasks: int
+    max_tasks: int
+    worker_concurrency: int
+    backlog_per_task_target: int
+    wake_queue_depth: int
+    scale_out_cooldown_s: int
+    scale_in_cooldown_s: int
+    task_cpu: str
+    task_memory_mb: int
+    fargate_capacity: str
+    fargate_on_demand_base: int
+    container_image: str
+    task_stop_timeout_s: int
+    chaos: bool
+    fis_lambda_extension_arn: str
+
+    @property
+    def ecs_prefetch(self) -> int:
+        """Messages an ECS worker may hold beyond its consumers (mirrors the runtime's default)."""
+        return min(10, self.worker_concurrency)
+
+    @property
+    def ecs_worst_case_processing_s(self) -> int:
+        """Longest a message can wait in one task: every held message queued on the payment slots."""
+        held = self.worker_concurrency + self.ecs_prefetch
+        return math.ceil(held / self.payment_slots) * math.ceil(self.payment_latency_ms / 1000)
+
+    @property
+    def reserved_by_function(self) -> dict[str, int]:
+        """Context key -> concurrency this deployment reserves with it (0 = unreserved), for the preflight."""
+        reserves = {"apiReservedConcurrency": self.api_reserved_concurrency}
+        if self.compute == "lambda":
+            reserves["reservedConcurrency"] = self.reserved_concurrency
+        # Route function, tracking pusher, notifications.
+        reserves["consumersReservedConcurrency"] = 3 * self.consumers_reserved_concurrency
+        return reserves
+
+    def _check(self) -> None:
+        # 0 = unreserved: the mapping's maxConcurrency is then the only cap, and nothing is guaranteed.
+        if self.reserved_concurrency and self.max_concurrency > self.reserved_concurrency:
+            raise _fail(
+                "maxConcurrency",
+                self.max_concurrency,
+                f"at most reservedConcurrency ({self.reserved_concurrency}), or reservedConcurrency=0 (unreserved)",
+            )
+        if self.consumers_reserved_concurrency == 1:
+            raise _fail(
+                "consumersReservedConcurrency",
+                1,
+                "0 (unreserved) or at least 2 (an SQS event source needs a maximum concurrency of 2 or more)",
+            )
+        if self.visibility_timeout_s < 6 * self.lambda_timeout_s:
+            raise _fail(
+                "queueVisibilityTimeoutSeconds",
+                self.visibility_timeout_s,
+                f">= 6 x lambdaTimeoutSeconds ({6 * self.lambda_timeout_s})",
+            )
+        if self.visibility_timeout_s < self.ecs_worst_case_processing_s:
+            raise _fail(
+                "queueVisibilityTimeoutSeconds",
+                self.visibility_timeout_s,
+                f">= the worst-case ECS processing time ({self.ecs_worst_case_processing_s} s for "
+                f"workerConcurrency={self.worker_concurrency}, paymentSlots={self.payment_slots}, "
+                f"paymentLatencyMs={self.payment_latency_ms})",
+            )
+        # The worker pays a batch's records concurrently, up to paymentSlots at once.
+        waves = math.ceil(self.batch_size / self.payment_slots)
+        batch_ms = waves * self.payment_latency_ms
+        if self.lambda_timeout_s * 1000 < batch_ms:
+            raise _fail(
+                "lambdaTimeoutSeconds",
+                self.lambda_timeout_s,
+                f"room for a whole batch paid in waves of paymentSlots "
+                f"(ceil(batchSize / paymentSlots) x paymentLatencyMs = {batch_ms} ms)",
+            )
+        if self.fargate_on_demand_base > self.max_tasks:
+            raise _fail("fargateOnDemandBase", self.fargate_on_demand_base, f"at most maxTasks ({self.max_tasks})")
+        if self.idempotency_ttl_s < self.visibility_timeout_s:
+            raise ConfigError(
+                f"context key 'idempotencyTtlSeconds' = {self.idempotency_ttl_s}: expected at least "
+                f"queueVisibilityTimeoutSeconds ({self.visibility_timeout_s}): a payment's record must outlive "
+                "the redelivery it guards against"
+            )
+        if self.alarm_oldest_age_s >= self.queue_retention_days * 86400:
+            raise ConfigError(
+                f"context key 'alarmOldestMessageAgeSeconds' = {self.alarm_oldest_age_s}: expected less than "
+                f"queueRetentionDays ({self.queue_retention_days} d = {self.queue_retention_days * 86400} s): "
+                "orders would expire before the alarm could fire"
+            )
+        one_payment_s = math.ceil(self.payment_latency_ms / 1000) + 5
+        if self.task_stop_timeout_s < one_payment_s:
+            raise ConfigError(
+                f"context key 'taskStopTimeoutSeconds' = {self.task_stop_timeout_s}: expected at least "
+                f"{one_payment_s} s for paymentLatencyMs={self.payment_latency_ms}: a stopping task must finish "
+                "the payment it is making"
+            )
+        if self.compute == "ecs" and self.lambda_trigger != "sqs":
+            raise ConfigError(
+                f"context key 'lambdaTrigger' = {self.lambda_trigger!r}: has no effect with compute='ecs' "
+                "(ECS workers always read the queue); drop it or use compute=lambda"
+            )
+        if self.chaos and self.compute == "lambda" and not self.fis_lambda_extension_arn:
+            raise ConfigError(
+                "context key 'fisLambdaExtensionArn' = '': expected the AWS FIS Lambda extension layer ARN for your "
+                "region when chaos=true with compute=lambda (FIS user guide: versions of the FIS extension for Lambda)"
+            )
+        if self.min_tasks > self.max_tasks:
+            raise _fail("minTasks", self.min_tasks, f"at most maxTasks ({self.max_tasks})")
+        cpu_memory = {
+            "256": (512, 2048),
+            "512": (1024, 4096),
+            "1024": (2048, 8192),
+            "2048": (4096, 16384),
+            "4096": (8192, 30720),
+        }
+        lo, hi = cpu_memory[self.task_cpu]
+        if not lo <= self.task_memory_mb <= hi:
+            raise _fail("taskMemoryMb", self.task_memory_mb, f"{lo}-{hi} MiB for taskCpu={self.task_cpu}")
+
+
+# Context the CDK itself owns: feature flags (``@aws-cdk/...``) and the CLI's own keys (``aws:cdk:...``).
+_CDK_OWNED = ("@", "aws:", "aws-cdk:", "cdk-")
+
+
+def _normalized(key: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", key.lower())
+
+
+def load_config(context: Mapping[str, Any]) -> AppConfig:
+    """Build the config from a context mapping (cdk.json defaults merged with -c overrides)."""
+    unknown = [k for k in context if k not in SPEC and not k.startswith(_CDK_OWNED)]
+    if unknown:
+        key = sorted(unknown)[0]
+        by_shape = {_normalized(k): k for k in SPEC}
+        near = [by_shape[_normalized(key)]] if _normalized(key) in by_shape else []
+        near = near or difflib.get_close_matches(key, SPEC, n=1)
+        hint = f" (did you mean '{near[0]}'?)" if near else ""
+        raise ConfigError(f"context key {key!r} is not known{hint}")
+    values: dict[str, Any] = {}
+    for key, (name, parse) in SPEC.items():
+        if key not in context:
+            raise ConfigError(f"context key '{key}' is missing: set a default in cdk.json or pass -c {key}=...")
+        values[name] = parse(key, context[key])
+    assert {f.name for f in fields(AppConfig)} == set(values)
+    cfg = AppConfig(**values)
+    cfg._check()
+    return cfg
 
 
 def parse_context_args(items: list[str]) -> dict[str, str]:

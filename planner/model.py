@@ -53,7 +53,7 @@ class Workload:
 
     @classmethod
     def from_config(cls, cfg: Any, variant: str | None = None) -> Workload:
-        """From the app's ``AppConfig`` (``stacks.config``); ``variant`` defaults to what the config deploys."""
+        """From the app's ``AppConfig`` (``planner.config``); ``variant`` defaults to what the config deploys."""
         if variant is None:
             variant = "ecs" if cfg.compute == "ecs" else f"lambda-{cfg.lambda_trigger}"
         return cls(

@@ -1,9 +1,5 @@
-"""Local sandbox: the real stacks deployed onto moto server, run by a local control plane."""
+"""Local sandbox: the real stacks deployed onto moto server, run by a local control plane.
 
-import sys
-from pathlib import Path
-
-# The sandbox reads what the runtime writes (the payment ledger) with the runtime's own code.
-_RUNTIME = str(Path(__file__).resolve().parents[1] / "runtime")
-if _RUNTIME not in sys.path:
-    sys.path.append(_RUNTIME)
+Layers, lowest first: ``emulator`` (AWS on loopback), ``stack`` (the deployment as the runs see it),
+``runs`` (what a user runs), ``results`` (what a run measured).
+"""

@@ -8,7 +8,8 @@ from constructs import Construct
 from constructs_lib.event_topic import EventTopic
 from constructs_lib.order_tables import OrderTables
 from constructs_lib.work_queue import WorkQueue
-from stacks.config import AppConfig
+from planner.config import AppConfig
+from stacks import outputs
 
 
 class DataStack(Stack):
@@ -52,9 +53,9 @@ class DataStack(Stack):
             self.export_value(value)
         # What an operator reads (README, docs/deploying.md) and `make smoke` / `make redrive` find by name.
         for name, value, description in (
-            ("OrderEventsTopicArn", self.events.topic.topic_arn, "The order events topic"),
-            ("OrdersQueueUrl", self.work.queue.queue_url, "The orders queue the workers read"),
-            ("OrdersDlqUrl", self.work.dlq.queue_url, "The orders dead-letter queue (make redrive)"),
-            ("OrdersTableName", self.tables.orders.table_name, "The orders read model"),
+            (outputs.ORDER_EVENTS_TOPIC_ARN, self.events.topic.topic_arn, "The order events topic"),
+            (outputs.ORDERS_QUEUE_URL, self.work.queue.queue_url, "The orders queue the workers read"),
+            (outputs.ORDERS_DLQ_URL, self.work.dlq.queue_url, "The orders dead-letter queue (make redrive)"),
+            (outputs.ORDERS_TABLE_NAME, self.tables.orders.table_name, "The orders read model"),
         ):
             CfnOutput(self, name, value=value, description=description)

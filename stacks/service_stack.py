@@ -20,12 +20,13 @@ from constructs_lib.order_api import OrderApi
 from constructs_lib.order_runtime import PaymentSettings, PipelineData, powertools_layer, runtime_environment
 from constructs_lib.order_tracking import OrderTracking
 from constructs_lib.pipeline_monitoring import PipelineMonitoring
-from stacks.config import (
+from planner.config import (
     LOG_RETENTION_DAYS,
     NOTIFICATIONS_CONCURRENCY,
     TRACKING_PUSH_CONCURRENCY,
     AppConfig,
 )
+from stacks import outputs
 from stacks.data_stack import DataStack
 
 
@@ -209,25 +210,25 @@ class ServiceStack(Stack):
                 )
             CfnOutput(
                 self,
-                "ExperimentTemplateId",
+                outputs.EXPERIMENT_TEMPLATE_ID,
                 value=self.fault_injection.template.attr_id,
                 description="aws fis start-experiment --experiment-template-id <this>",
             )
 
-        CfnOutput(self, "ApiUrl", value=self.api.url, description="Base URL of the order API")
-        CfnOutput(self, "Compute", value=cfg.compute if cfg.compute == "ecs" else f"lambda-{cfg.lambda_trigger}")
-        CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name)
-        CfnOutput(self, "AlarmTopicArn", value=self.monitoring.alarm_topic.topic_arn)
-        CfnOutput(self, "ApiFunctionName", value=self.api.function.function_name)
-        CfnOutput(self, "TrackingUrl", value=self.tracking.url, description="wss:// URL of order tracking")
-        CfnOutput(self, "TrackingFunctionName", value=self.tracking.route_function.function_name)
-        CfnOutput(self, "TrackingPushFunctionName", value=self.tracking.pusher.function.function_name)
-        CfnOutput(self, "NotificationsFunctionName", value=self.notifications.consumer.function.function_name)
+        CfnOutput(self, outputs.API_URL, value=self.api.url, description="Base URL of the order API")
+        CfnOutput(self, outputs.COMPUTE, value=cfg.compute if cfg.compute == "ecs" else f"lambda-{cfg.lambda_trigger}")
+        CfnOutput(self, outputs.DASHBOARD_NAME, value=self.monitoring.dashboard.dashboard_name)
+        CfnOutput(self, outputs.ALARM_TOPIC_ARN, value=self.monitoring.alarm_topic.topic_arn)
+        CfnOutput(self, outputs.API_FUNCTION_NAME, value=self.api.function.function_name)
+        CfnOutput(self, outputs.TRACKING_URL, value=self.tracking.url, description="wss:// URL of order tracking")
+        CfnOutput(self, outputs.TRACKING_FUNCTION_NAME, value=self.tracking.route_function.function_name)
+        CfnOutput(self, outputs.TRACKING_PUSH_FUNCTION_NAME, value=self.tracking.pusher.function.function_name)
+        CfnOutput(self, outputs.NOTIFICATIONS_FUNCTION_NAME, value=self.notifications.consumer.function.function_name)
         if isinstance(self.workers, LambdaWorkers):
-            CfnOutput(self, "WorkerFunctionName", value=self.workers.function.function_name)
+            CfnOutput(self, outputs.WORKER_FUNCTION_NAME, value=self.workers.function.function_name)
         else:
-            CfnOutput(self, "ClusterName", value=self.workers.cluster.cluster_name)
-            CfnOutput(self, "WorkerServiceName", value=self.workers.service.service_name)
+            CfnOutput(self, outputs.CLUSTER_NAME, value=self.workers.cluster.cluster_name)
+            CfnOutput(self, outputs.WORKER_SERVICE_NAME, value=self.workers.service.service_name)
 
 
 def _retention(days: int) -> logs.RetentionDays:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from stacks.config import ConfigError, load_config
+from planner.config import ConfigError, load_config
 
 pytestmark = pytest.mark.infra
 ROOT = Path(__file__).resolve().parents[2]

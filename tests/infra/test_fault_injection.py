@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from stacks.config import ConfigError, load_config
+from planner.config import ConfigError, load_config
 from tests.infra.conftest import VARIANTS, only, resources
 
 ROOT_DEFAULTS = json.loads((Path(__file__).resolve().parents[2] / "cdk.json").read_text())

@@ -10,7 +10,7 @@ import pytest
 from moto import mock_aws
 
 from orders import bootstrap
-from sandbox.local_aws import create_order_resources
+from sandbox.emulator.local_aws import create_order_resources
 
 MAX_RECEIVE_COUNT = 3
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from sandbox.local_aws import create_order_resources, moto_server
+from sandbox.emulator.local_aws import create_order_resources, moto_server
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,7 +42,7 @@ def front(tmp_path):
         res = create_order_resources(*(session.client(s, **kw) for s in ("sqs", "sns", "dynamodb")))
         env.update(res.environment())
         proc = subprocess.Popen(
-            [sys.executable, "-m", "sandbox.api_front"],
+            [sys.executable, "-m", "sandbox.emulator.api_front"],
             cwd=ROOT,
             env=env,
             stdin=subprocess.PIPE,

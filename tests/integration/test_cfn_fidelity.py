@@ -14,8 +14,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from sandbox import moto_fixes
-from sandbox.cfn_resources import async_queue_name, policy_allows
+from sandbox.emulator import moto_fixes
+from sandbox.emulator.cfn_resources import async_queue_name, policy_allows
 
 REGION = "us-east-1"
 ORDER = json.dumps({"event_type": "order_placed", "order_id": "o-1"})
@@ -308,3 +308,35 @@ def test_an_explicit_deny_wins() -> None:
     kwargs = {"service": "sns.amazonaws.com", "action": "sqs:SendMessage", "resource": "q", "context": context}
     assert policy_allows({"Statement": [allow]}, **kwargs) is True
     assert policy_allows({"Statement": [allow, deny]}, **kwargs) is False
+
+
+def test_a_second_subscription_of_the_same_endpoint_with_other_attributes_fails_the_update(aws: dict[str, Any]) -> None:
+    # GIVEN a raw subscription; WHEN a new logical id subscribes the same queue without raw delivery
+    deploy(aws, template("OldSub", raw=True))
+    body = json.loads(template("OldSub", raw=True))
+    other = dict(body["Resources"]["OldSub"], Properties={**body["Resources"]["OldSub"]["Properties"]})
+    other["Properties"]["RawMessageDelivery"] = False
+    body["Resources"]["NewSub"] = other
+    # THEN SNS refuses it, as Subscribe does on AWS
+    with pytest.raises(Exception, match="different attributes"):
+        deploy(aws, json.dumps(body), update=True)
+
+
+@pytest.mark.parametrize(
+    ("condition", "holds"),
+    [
+        ({"StringNotEquals": {"aws:SourceAccount": "111111111111"}}, False),  # the request's own account
+        ({"StringNotEquals": {"aws:SourceAccount": "222222222222"}}, True),
+        ({"StringEquals": {"aws:PrincipalOrgID": "o-1"}}, False),  # a key the request lacks: false
+        ({"StringNotEquals": {"aws:PrincipalOrgID": "o-1"}}, True),  # ... negated: true
+        ({"ArnEqualsIfExists": {"aws:SourceVpce": "x"}}, True),
+    ],
+)
+def test_a_deny_applies_by_iams_rules_for_negated_operators_and_missing_keys(
+    condition: dict[str, Any], holds: bool
+) -> None:
+    allow = {"Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"}, "Action": "sqs:SendMessage"}
+    deny = {"Effect": "Deny", "Principal": "*", "Action": "sqs:*", "Condition": condition}
+    context = {"aws:SourceAccount": "111111111111"}
+    kwargs = {"service": "sns.amazonaws.com", "action": "sqs:SendMessage", "resource": "q", "context": context}
+    assert policy_allows({"Statement": [allow, deny]}, **kwargs) is (not holds)

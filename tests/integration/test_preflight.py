@@ -11,8 +11,8 @@ from moto import mock_aws
 
 from app import cdk_json_context
 from ops import preflight
-from sandbox import moto_fixes
-from stacks.config import load_config
+from planner.config import load_config
+from sandbox.emulator import moto_fixes
 
 pytestmark = pytest.mark.integration
 

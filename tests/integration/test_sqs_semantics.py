@@ -10,7 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from sandbox import moto_fixes, sqs_patch
+from sandbox.emulator import moto_fixes, sqs_patch
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,7 @@ import boto3
 import pytest
 import websocket
 
-from sandbox.local_aws import create_connections_table, create_order_resources, moto_server
+from sandbox.emulator.local_aws import create_connections_table, create_order_resources, moto_server
 from tests.helpers import sqs_event
 
 pytestmark = pytest.mark.integration
@@ -56,7 +56,7 @@ def front(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Front]:
             **res.environment(),
         }
         proc = subprocess.Popen(
-            [sys.executable, "-m", "sandbox.api_front"],
+            [sys.executable, "-m", "sandbox.emulator.api_front"],
             cwd=ROOT,
             env={
                 **env,

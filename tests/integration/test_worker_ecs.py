@@ -14,7 +14,7 @@ from orders.adapters.payment import FixedBudget
 from orders.entrypoints import api
 from orders.entrypoints.records import process_message
 from orders.entrypoints.worker_ecs import QueueWorker
-from sandbox import local_aws
+from sandbox.emulator import local_aws
 from tests.helpers import http_event
 
 pytestmark = pytest.mark.integration
@@ -61,7 +61,7 @@ def test_worker_pays_every_order_and_deletes_its_messages(aws, valid_order, lamb
         assert wait_until(lambda: all(aws.order(i)["status"] == "PAID" for i in ids))
         assert wait_until(lambda: aws.depth() == (0, 0))
     finally:
-        assert worker.stop(timeout_s=5)
+        assert worker.stop(timeout_s=30)
     assert c.processor.charges == 20
     assert c.processor.peak_in_use <= 5
 
@@ -85,7 +85,7 @@ def test_failing_payment_is_retried_then_dead_lettered_without_blocking_others(a
         assert wait_until(lambda: all(aws.order(i)["status"] == "PAID" for i in good))
         assert wait_until(lambda: len(aws.queue_messages(aws.dlq_url)) == 1)
     finally:
-        worker.stop(timeout_s=5)
+        worker.stop(timeout_s=30)
     [dead] = aws.queue_messages(aws.dlq_url)
     assert json.loads(dead["Body"])["order_id"] == bad
     assert aws.order(bad)["status"] == "PAYING"  # attempt recorded, not paid, not lost: it waits in the DLQ
@@ -112,7 +112,7 @@ def test_failed_state_write_after_charge_is_redelivered_without_a_second_charge(
         assert wait_until(lambda: aws.order(order_id)["status"] == "PAID")
         assert wait_until(lambda: aws.depth() == (0, 0))
     finally:
-        assert worker.stop(timeout_s=5)
+        assert worker.stop(timeout_s=30)
     # THEN the redelivery settled it from the stored payment result
     assert c.processor.charges == 1
     assert worker.stats.failed == 1 and worker.stats.succeeded == 1
@@ -126,11 +126,11 @@ def test_stop_with_messages_in_flight_loses_none(aws, valid_order, lambda_contex
     worker, c = make_worker(aws, concurrency=10)
     worker.start()
     assert wait_until(lambda: c.processor.in_use == 2)
-    assert worker.stop(timeout_s=5)
+    assert worker.stop(timeout_s=30)
     paid = [i for i in ids if aws.order(i)["status"] == "PAID"]
     assert 2 <= len(paid) < 12
     # each order is either paid or back on the queue, once the released ones' one long poll has passed
-    assert wait_until(lambda: aws.depth() == (12 - len(paid), 0), timeout=5)
+    assert wait_until(lambda: aws.depth() == (12 - len(paid), 0), timeout=30)
 
 
 def test_a_stopping_task_hides_what_it_releases_for_one_long_poll(aws, valid_order, lambda_context, monkeypatch):
@@ -140,15 +140,16 @@ def test_a_stopping_task_hides_what_it_releases_for_one_long_poll(aws, valid_ord
     monkeypatch.setenv("PAYMENT_SLOTS", "1")
     bootstrap.reset()
     place_many(6, valid_order, lambda_context)
-    worker, c = make_worker(aws, concurrency=3, wait_time_s=2)
+    # A long poll of 10 s: the sibling's receive below comes well within it, even on a loaded machine.
+    worker, c = make_worker(aws, concurrency=3, wait_time_s=10)
     worker.start()
     assert wait_until(lambda: c.processor.in_use == 1 and worker.held >= 3)
-    assert worker.stop(timeout_s=5)
+    assert worker.stop(timeout_s=30)
     # WHEN a sibling task's last poll runs right after the release THEN it gets nothing
     sibling = aws.sqs.receive_message(QueueUrl=aws.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
     assert sibling.get("Messages", []) == []
     # AND the released orders come back after one long poll, received once more each at most
-    assert wait_until(lambda: aws.depth()[0] >= 1, timeout=5)
+    assert wait_until(lambda: aws.depth()[0] >= 1, timeout=60)
 
 
 @pytest.fixture

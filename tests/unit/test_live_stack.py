@@ -9,11 +9,14 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from sandbox import control, live
-from sandbox.watch import render
+from sandbox.emulator.ecs import EcsService
+from sandbox.emulator.process import Scale
+from sandbox.runs import live
+from sandbox.runs.watch import render
+from sandbox.stack.specs import ScalingPolicy
 
 
-def policy(**overrides: Any) -> control.ScalingPolicy:
+def policy(**overrides: Any) -> ScalingPolicy:
     base: dict[str, Any] = {
         "min_tasks": 0,
         "max_tasks": 10,
@@ -23,7 +26,7 @@ def policy(**overrides: Any) -> control.ScalingPolicy:
         "wake_depth": 1,
         "wake_steps": [(0.0, None, 1)],
     }
-    return control.ScalingPolicy(**{**base, **overrides})
+    return ScalingPolicy(**{**base, **overrides})
 
 
 class FakeQueue:
@@ -39,15 +42,15 @@ class FakeQueue:
         }
 
 
-def service(tmp_path: Path, p: control.ScalingPolicy, visible: int) -> control.EcsService:
-    svc = control.EcsService(
+def service(tmp_path: Path, p: ScalingPolicy, visible: int) -> EcsService:
+    svc = EcsService(
         env={},
         command=["python", "-c", "import time; time.sleep(30)"],
         stop_timeout_s=1,
         policy=p,
         sqs=FakeQueue(visible),
         queue_url="q",
-        scale=control.Scale(1),
+        scale=Scale(1),
         log_dir=tmp_path,
     )
     return svc

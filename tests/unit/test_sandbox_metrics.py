@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from sandbox import metrics
+from sandbox.results import metrics
 
 
 def rows(*points):

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from stacks import outputs
+
+ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 QUALIFIER = "hnb659fds"
@@ -57,6 +59,25 @@ class Deployment:
 
     def template(self, stack_suffix: str) -> dict[str, Any]:
         return next(t for name, t in self.templates.items() if name.endswith(stack_suffix))
+
+    def data(self, key: str) -> str:
+        """A data stack output (``stacks.outputs``)."""
+        return self.data(key)
+
+    def service(self, key: str) -> str:
+        """A service stack output; KeyError if this variant has none of that name."""
+        return self.service(key)
+
+    def has(self, key: str) -> bool:
+        return any(key in values for values in self.outputs.values())
+
+    @property
+    def compute(self) -> str:
+        """The deployed variant: ecs, lambda-sqs or lambda-sns."""
+        return self.service(outputs.COMPUTE)
+
+    def service_template(self) -> dict[str, Any]:
+        return self.service_template()
 
 
 def _clients(endpoint: str) -> Any:

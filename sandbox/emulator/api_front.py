@@ -162,7 +162,7 @@ STATS_PATH = "/__sandbox/stats"
 class EnvironmentPool:
     """The API function as Lambda runs it: each request in an environment of its own, one at a time.
 
-    Environments are local processes of the real handler (``sandbox.lambda_env``), reused while warm;
+    Environments are local processes of the real handler (``sandbox.emulator.lambda_env``), reused while warm;
     a threaded server sharing one handler would share Powertools' router state between requests.
     """
 
@@ -177,7 +177,7 @@ class EnvironmentPool:
     ) -> None:
         from pathlib import Path
 
-        from sandbox.control import LambdaPool
+        from sandbox.emulator.lambda_pool import LambdaPool
 
         self.pool = LambdaPool(
             handler=handler,
@@ -219,7 +219,7 @@ def main() -> int:
     ws = None
     tracking_env = os.environ.get("SANDBOX_TRACKING_ENV")  # the tracking route function's environment
     if tracking_env:
-        from sandbox.websocket_front import STAGE, WebSocketFront
+        from sandbox.emulator.websocket_front import STAGE, WebSocketFront
 
         routes = EnvironmentPool(
             max_envs=int(os.environ.get("SANDBOX_TRACKING_ENVS", "4")),

@@ -142,7 +142,7 @@ def fix_sqs_event_source_mappings_polled_by_control_plane() -> None:
     batch returns to the queue with one more receive counted, and the oldest messages reach maxReceiveCount
     and the DLQ without any worker having seen them (a compute switch creates its mapping enabled, so every
     order sent before the control plane takes the mapping over did this). The control plane is the only
-    poller of a mapping (sandbox/control.py), as Lambda's is on AWS."""
+    poller of a mapping (sandbox/py), as Lambda's is on AWS."""
     from moto.sqs.models import Queue
 
     original = Queue.__init__
@@ -162,6 +162,6 @@ def apply() -> None:
     fix_cloudformation_lambda_reserved_concurrency_update()
     fix_lambda_account_settings()
     fix_sqs_event_source_mappings_polled_by_control_plane()
-    from sandbox import cfn_resources
+    from sandbox.emulator import cfn_resources
 
     cfn_resources.apply()

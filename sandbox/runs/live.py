@@ -25,27 +25,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from sandbox import control
-from sandbox.deploy import Deployment, aws_env, deploy, live_deployment
-from sandbox.run import (
-    ROOT,
-    SCENARIOS,
-    Options,
-    Pipeline,
-    SandboxError,
-    Workers,
-    _ledger,
-    _orders,
-    _stop_process,
-    function_environment,
-    mirror_tables,
-    run_locust,
-    start_api,
-    start_consumers,
-    start_ecs,
-    start_lambda,
-    start_pipeline,
-)
+from sandbox.emulator.process import Scale, stop_process
+from sandbox.emulator.queues import queue_depth
+from sandbox.errors import SandboxError
+from sandbox.results.report import report_dir
+from sandbox.runs.run import ROOT, SCENARIOS, run_locust
+from sandbox.stack.deploy import Deployment, aws_env, deploy, live_deployment
+from sandbox.stack.probes import read_ledger, read_orders, wait_drained
+from sandbox.stack.specs import ScalingPolicy, task_definition
+from sandbox.stack.topology import Pipeline, function_environment, mirror_tables, run_context, start_api, start_pipeline
+from sandbox.stack.workers import Workers, start_consumers, start_ecs, start_lambda
+from stacks import outputs
 
 log = logging.getLogger("sandbox")
 API_ENVS = 20  # the largest scenario's users: one API environment per request in flight
@@ -134,7 +124,7 @@ class UpOptions:
 class LiveStack:
     """The control plane of a stack that stays up: it follows CloudFormation and adopts each deploy."""
 
-    def __init__(self, p: Pipeline, workdir: Path, k: control.Scale, progress: Any) -> None:
+    def __init__(self, p: Pipeline, workdir: Path, k: Scale, progress: Any) -> None:
         self.p, self.workdir, self.k, self.progress = p, workdir, k, progress
         self.workers: Workers | None = None
         self._workers_stack = ExitStack()
@@ -156,7 +146,7 @@ class LiveStack:
 
     def start_workers(self) -> Workers:
         stack = ExitStack()
-        compute = self.p.deployment.output("-service", "Compute")
+        compute = self.p.deployment.compute
         if compute.startswith("lambda"):
             workers = start_lambda(self.p, self.workdir, stack, self.k, self.progress)
             self._lambda_settings = self.lambda_settings()
@@ -170,21 +160,14 @@ class LiveStack:
         event source mapping stops polling and its batches in flight finish; async invokes already accepted
         (the subscription is gone) are still run before the invoker stops."""
         if workers.invoker is not None:
-            deadline = time.monotonic() + drain_timeout_s
-            tap = workers.backlog_queue
-            while time.monotonic() < deadline:
-                attrs = self.p.client("sqs").get_queue_attributes(
-                    QueueUrl=tap, AttributeNames=["ApproximateNumberOfMessages"]
-                )["Attributes"]
-                if int(attrs["ApproximateNumberOfMessages"]) + workers.invoker.pending + workers.busy() == 0:
-                    break
-                time.sleep(0.5)
+            sqs = self.p.client("sqs")
+            wait_drained(lambda: workers.backlog(sqs), drain_timeout_s)
         stack.close()
 
     def lambda_settings(self) -> dict[str, Any]:
         """The deployed numbers the Lambda variant runs on, by context key."""
         lam = self.p.client("lambda")
-        name = self.p.deployment.output("-service", "WorkerFunctionName")
+        name = self.p.deployment.service(outputs.WORKER_FUNCTION_NAME)
         fn = lam.get_function_configuration(FunctionName=name)
         settings: dict[str, Any] = {
             "reservedConcurrency": lam.get_function_concurrency(FunctionName=name).get("ReservedConcurrentExecutions"),
@@ -193,7 +176,7 @@ class LiveStack:
             "environment": fn["Environment"]["Variables"],
         }
         mappings = lam.list_event_source_mappings(FunctionName=name)["EventSourceMappings"]
-        settings["lambdaTrigger"] = self.p.deployment.output("-service", "Compute").removeprefix("lambda-")
+        settings["lambdaTrigger"] = self.p.deployment.compute.removeprefix("lambda-")
         # With sns the mapping only drains the orders queue: its settings are not the variant's.
         for m in mappings if settings["lambdaTrigger"] == "sqs" else []:
             settings["batchSize"] = m["BatchSize"]
@@ -225,7 +208,7 @@ class LiveStack:
         deployment.layer_arn = self.p.deployment.layer_arn
         self.p.deployment = deployment
         mirror_tables(self.p.client("dynamodb_control"), self.p.client("dynamodb"))
-        compute = deployment.output("-service", "Compute")
+        compute = deployment.compute
         if compute != self.workers.compute:
             old, old_stack = self.workers, self._workers_stack
             self.note(f"compute: {old.compute} -> {compute}: starting the new workers, draining the old")
@@ -235,10 +218,10 @@ class LiveStack:
             self.note(f"compute: {old.compute} workers stopped after {time.monotonic() - t:.1f} s")
         elif self.workers.service is not None:
             service = self.workers.service
-            policy = control.ScalingPolicy.from_template(deployment.template("-service"))
+            policy = ScalingPolicy.from_template(deployment.service_template())
             for change in service.update_policy(policy):
                 self.note(f"target tracking: {change}")
-            env, command, stop_timeout = control.task_definition(self.p.client("ecs"), deployment)
+            env, command, stop_timeout = task_definition(self.p.client("ecs"), deployment)
             if service.redeploy(self.p.penv.for_runtime(env), command, stop_timeout):
                 self.note("task definition changed: running tasks replaced (SIGTERM, then new tasks)")
         else:
@@ -262,7 +245,7 @@ class LiveStack:
 
     def start_api(self, port: int) -> int:
         env = self._api_environment()
-        tracking_env = function_environment(self.p.client("lambda"), self.p.deployment, "TrackingFunctionName")
+        tracking_env = function_environment(self.p.client("lambda"), self.p.deployment, outputs.TRACKING_FUNCTION_NAME)
         api = start_api(
             self.p.penv,
             env,
@@ -279,7 +262,7 @@ class LiveStack:
 
     def _api_environment(self) -> dict[str, str]:
         fn = self.p.client("lambda").get_function_configuration(
-            FunctionName=self.p.deployment.output("-service", "ApiFunctionName")
+            FunctionName=self.p.deployment.service(outputs.API_FUNCTION_NAME)
         )
         return dict(fn["Environment"]["Variables"])
 
@@ -290,7 +273,7 @@ class LiveStack:
         if env == self._api[1]:
             return
         proc, _ = self._api
-        _stop_process(proc)
+        stop_process(proc)
         self.start_api(self.p.front.port)
         self.note("API function configuration changed: API environments replaced")
 
@@ -298,25 +281,15 @@ class LiveStack:
     def status(self) -> dict[str, Any]:
         assert self.workers is not None
         sqs, w = self.p.client("sqs"), self.workers
-
-        def depth(url: str) -> tuple[int, int]:
-            a = sqs.get_queue_attributes(
-                QueueUrl=url,
-                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-            )["Attributes"]
-            return int(a["ApproximateNumberOfMessages"]), int(a["ApproximateNumberOfMessagesNotVisible"])
-
-        visible, inflight = depth(w.backlog_queue)
-        if w.invoker is not None:
-            inflight += w.invoker.pending + w.busy()
-        charges = _ledger(self.p.ledger_path)
+        backlog = w.backlog(sqs)
+        charges = read_ledger(self.p.ledger_path)
         now = time.time()
         self._paid.append((now, charges["charges"]))
         (t_a, c_a), (t_b, c_b) = self._paid[0], self._paid[-1]
         params: dict[str, Any]
         if w.service is not None:
             pol = w.service.policy
-            params = {key: getattr(pol, f) for f, key in control.ScalingPolicy.KEYS.items()}
+            params = {key: getattr(pol, f) for f, key in ScalingPolicy.KEYS.items()}
             params["desiredTasks"] = w.service.desired
         else:
             params = {k: v for k, v in self._lambda_settings.items() if k != "environment"}
@@ -325,9 +298,9 @@ class LiveStack:
             "pid": os.getpid(),
             "compute": w.compute,
             "time_scale": self.k.k,
-            "visible": visible,
-            "in_flight": inflight,
-            "dlq": depth(self.p.dlq_url)[0],
+            "visible": backlog.visible,
+            "in_flight": backlog.in_flight,
+            "dlq": queue_depth(sqs, self.p.dlq_url).visible,
             "workers": w.busy(),
             "charges": charges["charges"],
             "double_charges": charges["double_charges"],
@@ -364,16 +337,22 @@ def up(opts: UpOptions, progress: Any = print) -> int:
         where = f" (pid {state['pid']}, API {state['api_url']})" if state else ""
         raise SandboxError(f"a local stack is already up{where}: `make down` stops it")
     started = time.monotonic()
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    workdir = opts.reports.resolve() / f"{stamp}-live-{opts.compute}"
-    (workdir / "logs").mkdir(parents=True, exist_ok=True)
-    k = control.Scale(opts.time_scale)
+    workdir = report_dir(opts.reports.resolve(), f"live-{opts.compute}")
+    k = Scale(opts.time_scale)
     try:
         with ExitStack() as stack:
             for name in ("stack.json", "status.json", "context.json", "env.sh"):
                 stack.callback((directory / name).unlink, missing_ok=True)
-            run_opts = Options(compute=opts.compute, time_scale=opts.time_scale, port=opts.port, context=opts.context)
-            p = start_pipeline(run_opts, workdir, stack, progress, k, api_envs=API_ENVS, api_start=False)
+            p = start_pipeline(
+                context=run_context(opts.compute, opts.context),
+                workdir=workdir,
+                stack=stack,
+                progress=progress,
+                k=k,
+                api_envs=API_ENVS,
+                port=opts.port,
+                api_start=False,
+            )
             live = LiveStack(p, workdir, k, progress)
             stack.callback(live.close)
             api_port = live.start_api(opts.api_port)
@@ -485,9 +464,7 @@ def deploy_local(overrides: dict[str, str], progress: Any = print, timeout_s: fl
     context = {**carried, **overrides}
     resolve(context)  # a bad value stops here with synth's one line, before the CLI runs
     directory = state_dir()
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    workdir = Path(state["workdir"]) / f"deploy-{stamp}"
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir = report_dir(Path(state["workdir"]), "deploy")
     changed = {k: v for k, v in overrides.items() if state["context"].get(k) != v}
     progress(f"deploying to the local stack: {', '.join(f'{k}={v}' for k, v in changed.items()) or 'no changes'}")
     t0 = time.time()
@@ -542,7 +519,7 @@ def load(scenario: str, *, web: bool = False, web_port: int = 8089, progress: An
     """Locust against the running stack: headless with a report of its own, or Locust's web UI."""
     state = require_state()
     users, real_s = SCENARIOS[scenario]
-    k = control.Scale(float(state["time_scale"]))
+    k = Scale(float(state["time_scale"]))
     seconds = k.seconds(real_s, 1.0)
     if web:
         progress(f"Locust's web UI on http://127.0.0.1:{web_port} (Ctrl-C stops it)")
@@ -572,9 +549,7 @@ def load(scenario: str, *, web: bool = False, web_port: int = 8089, progress: An
         return {}
     import boto3
 
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = Path(state["workdir"]).parent / f"{stamp}-load-{scenario}"  # beside the stack's own folder
-    (out / "logs").mkdir(parents=True, exist_ok=True)
+    out = report_dir(Path(state["workdir"]).parent, f"load-{scenario}")  # beside the stack's own folder
     started_wall = datetime.now(UTC).isoformat(timespec="milliseconds")
     before = read_status() or {}
     progress(f"{scenario}: {users} users for {seconds:.0f} s against {state['api_url']} ...")
@@ -590,7 +565,7 @@ def load(scenario: str, *, web: bool = False, web_port: int = 8089, progress: An
         time.sleep(0.5)
     drain_s = time.monotonic() - t_end
     ddb = boto3.client("dynamodb", **{**_client_kwargs(state), "endpoint_url": state["dynamodb_endpoint"]})
-    orders = [o for o in _orders(ddb, state["names"]["ORDERS_TABLE_NAME"]) if str(o["created_at"]) >= started_wall]
+    orders = [o for o in read_orders(ddb, state["names"]["ORDERS_TABLE_NAME"]) if str(o["created_at"]) >= started_wall]
     by_status: dict[str, int] = {}
     for o in orders:
         by_status[str(o["status"])] = by_status.get(str(o["status"]), 0) + 1

@@ -61,51 +61,83 @@ def _action_matches(actions: Any, action: str) -> bool:
 
 
 def _resource_matches(resources: Any, arn: str) -> bool:
-    if resources is None:
-        return True  # a Lambda permission names no resource beyond its function
     return any(fnmatch.fnmatchcase(arn, str(r)) for r in _as_list(resources))
+
+
+def _applies(st: dict[str, Any], service: str, action: str, resource: str) -> bool:
+    """Principal, action and resource match (each element or its Not- form)."""
+    if "NotPrincipal" in st:
+        principal_ok = not _principal_matches(st["NotPrincipal"], service)
+    else:
+        principal_ok = _principal_matches(st.get("Principal"), service)
+    if "NotAction" in st:
+        action_ok = not _action_matches(st["NotAction"], action)
+    else:
+        action_ok = _action_matches(st.get("Action", []), action)
+    if "NotResource" in st:
+        resource_ok = not _resource_matches(st["NotResource"], resource)
+    else:  # a Lambda permission names no resource beyond its function
+        resource_ok = "Resource" not in st or _resource_matches(st["Resource"], resource)
+    return principal_ok and action_ok and resource_ok
 
 
 _OPERATORS = {
     "StringEquals": lambda actual, wanted: actual == wanted,
+    "StringEqualsIgnoreCase": lambda actual, wanted: actual.lower() == wanted.lower(),
     "ArnEquals": lambda actual, wanted: actual == wanted,
     "StringLike": lambda actual, wanted: fnmatch.fnmatchcase(actual, wanted),
     "ArnLike": lambda actual, wanted: fnmatch.fnmatchcase(actual, wanted),
-    "Bool": lambda actual, wanted: actual.lower() == str(wanted).lower(),
+    "Bool": lambda actual, wanted: actual.lower() == wanted.lower(),
 }
+_NEGATED = {"StringNotEquals": "StringEquals", "ArnNotEquals": "ArnEquals", "StringNotLike": "StringLike"}
+_NEGATED |= {"ArnNotLike": "ArnLike", "StringNotEqualsIgnoreCase": "StringEqualsIgnoreCase"}
+
+
+def _condition_holds(operator: str, key: str, wanted: Any, context: dict[str, str]) -> bool | None:
+    """IAM's rules: several values of one key are ORed; a key absent from the request makes a condition
+    false, a negated one true, an ...IfExists one true. None for an operator this evaluator does not know."""
+    if_exists = operator.endswith("IfExists")
+    base = operator.removesuffix("IfExists")
+    negated = base in _NEGATED
+    compare = _OPERATORS.get(_NEGATED.get(base, base))
+    if compare is None:
+        return None
+    actual = context.get(key.lower())
+    if actual is None:
+        return if_exists or negated
+    matched = any(compare(actual, str(w)) for w in _as_list(wanted))
+    return not matched if negated else matched
 
 
 def _conditions_hold(conditions: dict[str, Any] | None, context: dict[str, str]) -> bool | None:
-    """True or False; None if a condition uses an operator or key this evaluator does not know."""
-    for operator, tests in (conditions or {}).items():
-        compare = _OPERATORS.get(operator)
-        if compare is None:
-            return None
-        for key, wanted in tests.items():
-            actual = context.get(key.lower())
-            if actual is None:
-                return None
-            if not any(compare(actual, str(w)) for w in _as_list(wanted)):
-                return False
-    return True
+    """All operators and keys ANDed; None if one cannot be evaluated here."""
+    results = [
+        _condition_holds(operator, key, wanted, context)
+        for operator, tests in (conditions or {}).items()
+        for key, wanted in tests.items()
+    ]
+    if False in results:
+        return False
+    return None if None in results else True
 
 
 def policy_allows(
     policy: dict[str, Any] | None, *, service: str, action: str, resource: str, context: dict[str, str]
 ) -> bool:
-    """IAM evaluation of a resource policy for a service principal: an explicit deny wins, then an allow
-    is needed. A statement whose conditions cannot be evaluated denies (never allows) delivery."""
+    """IAM evaluation of a resource policy for a service principal: an explicit deny wins, then an allow is
+    needed. A statement whose conditions cannot be evaluated here is logged and never allows; as a Deny it
+    is not applied (the deploy rules and cfn-lint, not the emulator, judge such policies)."""
     allowed = False
     context = {k.lower(): v for k, v in context.items()}
     for st in _as_list((policy or {}).get("Statement", [])):
-        if not (_principal_matches(st.get("Principal"), service) and _action_matches(st.get("Action"), action)):
-            continue
-        if not _resource_matches(st.get("Resource"), resource):
+        if not _applies(st, service, action, resource):
             continue
         holds = _conditions_hold(st.get("Condition"), context)
-        if st.get("Effect") == "Deny" and holds is not False:
+        if holds is None:
+            log.warning("policy: cannot evaluate the conditions of %s; treated as not matching", st)
+        elif holds and st.get("Effect") == "Deny":
             return False
-        if st.get("Effect") == "Allow" and holds is True:
+        elif holds and st.get("Effect") == "Allow":
             allowed = True
     return allowed
 
@@ -140,7 +172,7 @@ def _define_models() -> None:
     from moto.core.common_models import CloudFormationModel
 
     class SnsSubscription(CloudFormationModel):
-        REPLACED_BY = ("TopicArn", "Protocol", "Endpoint", "Region")
+        REPLACED_BY = ("TopicArn", "Protocol", "Endpoint")
         ATTRIBUTES = ("DeliveryPolicy", "FilterPolicyScope", "FilterPolicy", "RawMessageDelivery", "RedrivePolicy")
 
         def __init__(self, arn: str, props: dict[str, Any]) -> None:
@@ -171,6 +203,12 @@ def _define_models() -> None:
         ) -> SnsSubscription:
             props = cloudformation_json["Properties"]
             backend = _sns_backend(account_id, region_name)
+            existing = backend._find_subscription(props["TopicArn"], props["Endpoint"], props["Protocol"])
+            if existing is not None and _differs(existing.attributes, props):
+                # Subscribe passes the attributes; SNS refuses an existing subscription with others.
+                raise _cfn_error(
+                    "Invalid parameter: Attributes Reason: Subscription already exists with different attributes"
+                )
             sub = backend.subscribe(props["TopicArn"], props["Endpoint"], props["Protocol"])
             made = cls(sub.arn, props)
             made._apply(backend, previous={})
@@ -179,8 +217,8 @@ def _define_models() -> None:
         def _apply(self, backend: Any, previous: dict[str, Any]) -> None:
             for name in self.ATTRIBUTES:  # the scope before the filter policy it governs
                 value, old = self.props.get(name), previous.get(name)
-                if value == old:
-                    continue
+                if value == old and not (name == "FilterPolicy" and value and self._scope_changed(previous)):
+                    continue  # (moto rebuilds the filter's matcher only when FilterPolicy is set)
                 if name == "RawMessageDelivery":
                     backend.subscriptions[self.arn].attributes[name] = str(value).lower() == "true"
                     continue
@@ -189,6 +227,9 @@ def _define_models() -> None:
                 elif isinstance(value, dict):
                     value = json.dumps(value)
                 backend.set_subscription_attributes(self.arn, name, value)
+
+        def _scope_changed(self, previous: dict[str, Any]) -> bool:
+            return bool(self.props.get("FilterPolicyScope") != previous.get("FilterPolicyScope"))
 
         @classmethod
         def update_from_cloudformation_json(  # type: ignore[override]
@@ -236,6 +277,9 @@ def _define_models() -> None:
         def has_cfn_attr(cls, attr: str) -> bool:
             return attr == "Id"
 
+        def get_cfn_attribute(self, attribute_name: str) -> str:
+            return self.name
+
         @classmethod
         def _set(cls, target: str, document: dict[str, Any] | None, account_id: str, region_name: str) -> None:
             raise NotImplementedError
@@ -245,7 +289,10 @@ def _define_models() -> None:
             cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str, **kw: Any
         ) -> _PolicyResource:
             props = cloudformation_json["Properties"]
-            made = cls(resource_name, list(props[cls.TARGETS]), props["PolicyDocument"])
+            document = props["PolicyDocument"]  # the schema allows an object or a JSON string
+            made = cls(
+                resource_name, list(props[cls.TARGETS]), json.loads(document) if isinstance(document, str) else document
+            )
             for target in made.targets:
                 cls._set(target, made.document, account_id, region_name)
             return made
@@ -330,6 +377,10 @@ def _define_models() -> None:
             # The resource schema's ranges (AWS::Lambda::EventInvokeConfig); Qualifier is required.
             if qualifier is None:
                 raise _cfn_error("AWS::Lambda::EventInvokeConfig: Qualifier is required")
+            if qualifier != "$LATEST":  # moto keeps one configuration per function, not per version or alias
+                raise _cfn_error(
+                    f"AWS::Lambda::EventInvokeConfig: Qualifier {qualifier!r}: the sandbox emulates $LATEST only"
+                )
             if retries is not None and not 0 <= int(retries) <= 2:
                 raise _cfn_error(f"AWS::Lambda::EventInvokeConfig: MaximumRetryAttempts {retries} not in 0..2")
             if age is not None and not 60 <= int(age) <= 21_600:
@@ -356,7 +407,7 @@ def _define_models() -> None:
         ) -> LambdaEventInvokeConfig:
             new = cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
             if new.function_name != original_resource.function_name:
-                original_resource.delete(account_id, region_name)
+                _clean_up_later(lambda: original_resource.delete(account_id, region_name))
             return new
 
         def delete(self, account_id: str, region_name: str) -> None:
@@ -367,6 +418,27 @@ def _define_models() -> None:
 
 
 # ----------------------------------------------------------------------------- update order
+_cleanup: list[Any] | None = None  # during a stack update: deletions CloudFormation makes in its cleanup step
+
+
+def _clean_up_later(delete: Any) -> None:
+    """Delete a replaced resource in the update's cleanup step (at once outside an update)."""
+    if _cleanup is None:
+        delete()
+    else:
+        _cleanup.append(delete)
+
+
+def _differs(attributes: dict[str, Any], props: dict[str, Any]) -> bool:
+    """Whether an existing subscription's attributes differ from a template's (the ones CloudFormation sets)."""
+    for name in ("FilterPolicy", "RedrivePolicy", "DeliveryPolicy"):
+        have, want = attributes.get(name) or None, props.get(name)
+        if (json.loads(have) if isinstance(have, str) else have) != want:
+            return True
+    raw = str(attributes.get("RawMessageDelivery", False)).lower() == "true"
+    return raw != (str(props.get("RawMessageDelivery", False)).lower() == "true")
+
+
 def _fix_update_order() -> None:
     """CloudFormation creates and updates a stack's resources first and deletes the removed ones in a
     cleanup step at the end; moto 5.2.5 deletes first. The order matters whenever two logical ids name one
@@ -383,11 +455,15 @@ def _fix_update_order() -> None:
             deferred.append((parsed_resource, resource_json))
 
     def update_then_clean_up(self: Any, template: dict[str, Any], parameters: dict[str, Any] | None = None) -> None:
-        self._sandbox_deferred = []
+        global _cleanup
+        self._sandbox_deferred, _cleanup = [], []
         try:
             update(self, template, parameters)
         finally:
             deferred, self._sandbox_deferred = self._sandbox_deferred, None
+            replaced, _cleanup = _cleanup, None
+        for delete in replaced:
+            delete()
         last: Exception | None = None
         for _ in range(5):  # dependants first, as moto's own removal loop retries
             failed = []

@@ -1,30 +1,21 @@
-"""``python -m sandbox.compare`` (`make compare`): the three variants on one scenario, the model, AWS and cost.
-
-Runs ecs, lambda with the SQS trigger and lambda with the SNS trigger one after
-another in the sandbox, then writes ``reports/<ts>-compare/``: comparison.md
-(measured vs model, predicted on AWS at the source's scale, cost by volume,
-failure behaviour, the source's tables corrected), comparison.json and charts.
-"""
+"""The comparison document (``make compare``): the runs measured, AWS predicted, cost, failure behaviour,
+and the source's tables recomputed. Built from the runs' summaries; nothing here runs a sale."""
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from orders.cli import OneLineParser
-from planner import aws
-from planner.config import parse_context_args, resolve
+from planner.config import resolve
 from planner.cost import Assumptions, Prices, assumptions_table, break_even, monthly_cost, sale_cost
 from planner.model import VARIANTS, Timing, Workload, arrivals_from_profile, duration_text, simulate
 from planner.plan import Target, size
-from sandbox import metrics, report
-from sandbox.report import fmt_or_na
+from sandbox.results import metrics, report
+from sandbox.results.report import fmt_or_na
+from sandbox.results.tables import md_table
 
-ROOT = Path(__file__).resolve().parents[1]
 VOLUMES = (10_000, 100_000, 1_000_000, 10_000_000)
 COLORS = {"ecs": "tab:blue", "lambda-sqs": "tab:orange", "lambda-sns": "tab:green"}
 RUNS = {
@@ -36,39 +27,6 @@ RUNS = {
 # The source document's figures (seeds/flash-sale-experiments.txt), reproduced to be corrected.
 SOURCE_COST_ROWS = {10_000: (0.0, 20.0), 100_000: (0.0, 50.0), 500_000: (8.33, 80.0), 1_000_000: (18.33, 98.0)}
 SOURCE_WORKER_ROWS = {1: (1.67, 48), 5: (1.83, 43), 20: (1.45, 30), 100: (2.48, 19)}  # orders/s, drain minutes
-
-
-def _md_table(header: list[str], rows: list[list[Any]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
-        "| " + " | ".join(str(c) for c in r) + " |" for r in rows
-    ]
-
-
-def run_variants(args: argparse.Namespace, progress: Any) -> tuple[dict[str, dict[str, Any]], dict[str, Path]]:
-    from sandbox.run import Options, run
-
-    runs: dict[str, dict[str, Any]] = {}
-    dirs: dict[str, Path] = {}
-    for variant in args.variants:
-        compute, context = RUNS[variant]
-        progress(f"== {variant} ==")
-        result = run(
-            Options(
-                compute=compute,
-                scenario="flash",
-                time_scale=args.time_scale,
-                users=args.users,
-                duration_s=args.duration,
-                drain_timeout_s=args.drain_timeout,
-                context={**context, **args.context},
-                reports=args.reports,
-                label=f"-{variant.split('-')[-1]}" if variant != "ecs" else "",
-            ),
-            progress=lambda msg: progress(f"  {msg}"),
-        )
-        runs[variant] = result["summary"]
-        dirs[variant] = result["dir"]
-    return runs, dirs
 
 
 def aws_predictions(prices: Prices, a: Assumptions, orders_per_month: float) -> dict[str, Any]:
@@ -129,35 +87,6 @@ def cost_by_volume(prices: Prices, a: Assumptions) -> tuple[dict[str, dict[str, 
 
     even = {f"{v}_vs_ecs": break_even(total(v), total("ecs")) for v in ("lambda-sqs", "lambda-sns")}
     return table, even
-
-
-def worker_table() -> list[list[Any]]:
-    """The source's 1/5/20/100 goroutine table: measured by the real ECS worker in memory, and the limit."""
-    sys.path.insert(0, str(ROOT))
-    from benchmarks.worker_efficiency import in_memory
-
-    rows = []
-    latency_ms, slots = 60, 5
-    for c, (src_rate, src_drain) in SOURCE_WORKER_ROWS.items():
-        measured = in_memory(1, 100 if c == 1 else 300, c, slots, latency_ms)
-        # back to the source's 3 s payment: the rate scales with 1 / latency
-        rate = measured["rate"] * latency_ms / 3000
-        limit = aws.ecs_task_capacity_per_s(worker_concurrency=c, payment_slots=slots, payment_latency_s=3.0)
-        drain = 2784 / limit / 60
-        rows.append(
-            [
-                c,
-                f"{src_rate:.2f}",
-                f"{rate:.2f}",
-                f"{limit:.2f}",
-                f"{src_drain} min",
-                f"{drain:.1f} min",
-                "one shared 5-slot client caps a process at min(c, 5) / 3 s: no count of consumers beats 1.67/s"
-                if c > slots
-                else ("one consumer pays one order at a time" if c == 1 else "every slot busy"),
-            ]
-        )
-    return rows
 
 
 def charts(
@@ -278,25 +207,8 @@ def failure_table(runs: dict[str, dict[str, Any]]) -> list[list[Any]]:
     return rows
 
 
-def write(
-    outdir: Path, runs: dict[str, dict[str, Any]], dirs: dict[str, Path], args: argparse.Namespace
-) -> dict[str, Any]:
-    prices = Prices.load()
-    a = Assumptions()
-    costs, even = cost_by_volume(prices, a)
-    predictions = aws_predictions(prices, a, 1_000_000)
-    comparison = {
-        "runs": runs,
-        "cost_per_month": costs,
-        "break_even_orders_per_month": even,
-        "aws_predictions": predictions,
-        "assumptions": assumptions_table(a),
-        "prices_read_on": prices.read_on,
-    }
-    (outdir / "comparison.json").write_text(json.dumps(comparison, indent=2, default=str) + "\n")
-    names = charts(outdir, runs, dirs, even, prices, a)
-
-    md = [f"# ECS or Lambda: the flash sale compared ({datetime.now(UTC):%Y-%m-%d})", ""]
+def _measured(runs: dict[str, dict[str, Any]]) -> list[str]:
+    md: list[str] = [f"# ECS or Lambda: the flash sale compared ({datetime.now(UTC):%Y-%m-%d})", ""]
     md += ["## 1. Measured in the sandbox, with the model beside it", ""]
     some = next(iter(runs.values()), None)
     if some:
@@ -336,8 +248,13 @@ def write(
         lambda s: f"{s['worker_efficiency']['ratio']:.2f}" if s.get("worker_efficiency") else "n/a",
     )
     row("bars met", lambda s: f"{sum(b['met'] for b in s['bars'])} of {len(s['bars'])}")
-    md += _md_table(header, rows) + [""]
+    md += md_table(header, rows) + [""]
 
+    return md
+
+
+def _aws(predictions: dict[str, Any]) -> list[str]:
+    md: list[str] = []
     md += [
         "## 2. Predicted on AWS at the source's scale",
         "",
@@ -364,9 +281,16 @@ def write(
                 f"${p['month_usd']:.2f}",
             ]
         )
-    md += _md_table(["case", "setting", "drain", "order wait p99", "peak workers", "per sale", "per month"], prow)
+    md += md_table(["case", "setting", "drain", "order wait p99", "peak workers", "per sale", "per month"], prow)
     md += [""]
 
+    return md
+
+
+def _cost(
+    prices: Prices, a: Assumptions, costs: dict[str, dict[str, float]], even: dict[str, float | None]
+) -> list[str]:
+    md: list[str] = []
     md += [
         "## 3. Cost by volume",
         "",
@@ -374,7 +298,7 @@ def write(
         "(`planner/prices.json`, each with its source); cdk.json defaults.",
         "",
     ]
-    md += _md_table(
+    md += md_table(
         ["orders/month", *VARIANTS], [[f"{n:,}"] + [f"${costs[v][str(n)]:.2f}" for v in VARIANTS] for n in VOLUMES]
     )
     md += [""] + [
@@ -383,9 +307,19 @@ def write(
     ]
     md += ["", "Assumptions: " + ", ".join(f"{k}={v}" for k, v in assumptions_table(a).items()), ""]
 
-    md += ["## 4. Failure behaviour", ""]
-    md += _md_table(["", *VARIANTS], failure_table(runs)) + [""]
+    return md
 
+
+def _failures(runs: dict[str, dict[str, Any]]) -> list[str]:
+    md: list[str] = []
+    md += ["## 4. Failure behaviour", ""]
+    md += md_table(["", *VARIANTS], failure_table(runs)) + [""]
+
+    return md
+
+
+def _source_sync(runs: dict[str, dict[str, Any]]) -> list[str]:
+    md: list[str] = []
     md += ["## 5. The source's tables, recomputed", "", "### Sync vs async", ""]
     srows = [
         ["sync throughput", "1.67 orders/s (95 in 60 s)"]
@@ -402,7 +336,12 @@ def write(
         + [fmt_or_na(runs[v]["async_to_sync_ratio_real"], "{:.1f}x") for v in VARIANTS if v in runs][:1]
         + ["ratio of the two rates above"]
     )
-    md += _md_table(["figure", "source", "ours", "why"], srows) + [""]
+    md += md_table(["figure", "source", "ours", "why"], srows) + [""]
+    return md
+
+
+def _source_workers(worker_rows: list[list[Any]] | None) -> list[str]:
+    md: list[str] = []
     md += [
         "### Worker concurrency (one ECS task, one payment client of 5 slots, 3 s per payment)",
         "",
@@ -410,8 +349,8 @@ def write(
         "2,784-message backlog at that rate.",
         "",
     ]
-    if args.worker_table:
-        md += _md_table(
+    if worker_rows is not None:
+        md += md_table(
             [
                 "consumers",
                 "source orders/s",
@@ -421,17 +360,22 @@ def write(
                 "drain at the limit",
                 "why",
             ],
-            worker_table(),
+            worker_rows,
         ) + [""]
     else:
         md += ["(skipped: --no-worker-table)", ""]
+    return md
+
+
+def _source_queue() -> list[str]:
+    md: list[str] = []
     backlog_run = simulate(
         Workload(variant="ecs", min_tasks=1, max_tasks=1, worker_concurrency=1, payment_slots=5),
         arrivals_from_profile([(48, 60)]),
         Timing.aws(task_start_s=0),
     )
     md += ["### Queue growth and drain", ""]
-    md += _md_table(
+    md += md_table(
         ["figure", "source", "ours", "why"],
         [
             [
@@ -454,9 +398,14 @@ def write(
             ],
         ],
     ) + [""]
+    return md
+
+
+def _source_cold_starts(runs: dict[str, dict[str, Any]]) -> list[str]:
+    md: list[str] = []
     md += ["### Lambda cold starts", ""]
     cold = [runs[v] for v in ("lambda-sqs", "lambda-sns") if v in runs]
-    md += _md_table(
+    md += md_table(
         ["figure", "source (Go, provided.al2)", "ours (Python 3.13 + Powertools, measured here)", "why"],
         [
             [
@@ -474,6 +423,11 @@ def write(
             ],
         ],
     ) + [""]
+    return md
+
+
+def _source_cost(prices: Prices, a: Assumptions) -> list[str]:
+    md: list[str] = []
     md += [
         "### Cost by volume (Lambda compute only, the source's own basis: 512 MB, 3 s, x86, one order per invocation)",
         "",
@@ -497,42 +451,43 @@ def write(
                 "not a fixed fleet",
             ]
         )
-    md += _md_table(
+    md += md_table(
         ["orders/month", "source Lambda", "ours Lambda", "source ECS", "ours ECS (all services)", "why"], crows
     ) + [""]
-    md += [f"![{n}]({n})" for n in names]
+    return md
+
+
+def write(
+    outdir: Path,
+    runs: dict[str, dict[str, Any]],
+    dirs: dict[str, Path],
+    worker_rows: list[list[Any]] | None,
+) -> dict[str, Any]:
+    """comparison.json, comparison.md and the charts; ``worker_rows``: the measured worker table, or None."""
+    prices, a = Prices.load(), Assumptions()
+    costs, even = cost_by_volume(prices, a)
+    predictions = aws_predictions(prices, a, 1_000_000)
+    comparison = {
+        "runs": runs,
+        "cost_per_month": costs,
+        "break_even_orders_per_month": even,
+        "aws_predictions": predictions,
+        "assumptions": assumptions_table(a),
+        "prices_read_on": prices.read_on,
+    }
+    (outdir / "comparison.json").write_text(json.dumps(comparison, indent=2, default=str) + "\n")
+    names = charts(outdir, runs, dirs, even, prices, a)
+    md = [
+        *_measured(runs),
+        *_aws(predictions),
+        *_cost(prices, a, costs, even),
+        *_failures(runs),
+        *_source_sync(runs),
+        *_source_workers(worker_rows),
+        *_source_queue(),
+        *_source_cold_starts(runs),
+        *_source_cost(prices, a),
+        *(f"![{n}]({n})" for n in names),
+    ]
     (outdir / "comparison.md").write_text("\n".join(md) + "\n")
     return comparison
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = OneLineParser(prog="python -m sandbox.compare", description=__doc__)
-    parser.add_argument("--users", type=int, default=10)
-    # Real time, as `make sandbox`: at x2 the emulators, carrying the tracking and notification consumers
-    # too, set the Lambda-SQS pace (drain 47% over the model, efficiency 0.79); 10 s per path keeps the
-    # SNS variant, which pays one order per invoke, to a few minutes.
-    parser.add_argument("--duration", type=float, default=10.0, help="real seconds per checkout path")
-    parser.add_argument("--time-scale", type=float, default=1.0)
-    parser.add_argument("--drain-timeout", type=float, default=600.0)
-    parser.add_argument("--variants", nargs="+", choices=list(RUNS), default=list(RUNS))
-    parser.add_argument("-c", "--context", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--reports", type=Path, default=Path("reports"))
-    parser.add_argument("--no-worker-table", dest="worker_table", action="store_false")
-    args = parser.parse_args(argv)
-    try:
-        context = parse_context_args(args.context)
-    except ValueError as exc:
-        parser.error(str(exc))
-    args.context = context
-    args.reports = args.reports.resolve()
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    outdir = args.reports / f"{stamp}-compare"
-    outdir.mkdir(parents=True, exist_ok=True)
-    runs, dirs = run_variants(args, lambda msg: print(f"[compare] {msg}", flush=True))
-    write(outdir, runs, dirs, args)
-    print(f"[compare] {outdir / 'comparison.md'}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

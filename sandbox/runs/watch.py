@@ -63,7 +63,7 @@ def watch(once: bool = False, interval_s: float = 1.0) -> int:
     from rich.console import Console
     from rich.live import Live
 
-    from sandbox.live import read_state, read_status
+    from sandbox.runs.live import read_state, read_status
 
     console = Console()
     if once:

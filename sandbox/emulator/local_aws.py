@@ -56,7 +56,8 @@ class OrderResources:
 def create_order_resources(
     sqs: Any, sns: Any, ddb: Any, *, visibility_timeout_s: int = 30, max_receive_count: int = 3
 ) -> OrderResources:
-    """Topic, queue (+DLQ, redrive) subscribed to order_placed with raw delivery, and both tables."""
+    """Topic, queue (+DLQ, redrive, a policy letting the topic send) subscribed to order_placed with raw
+    delivery, and both tables."""
     topic_arn = sns.create_topic(Name="order-events")["TopicArn"]
     dlq_url = sqs.create_queue(QueueName="orders-dlq")["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -68,6 +69,16 @@ def create_order_resources(
         },
     )["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    # As the data stack's WorkQueue.accept_from: SNS delivers only to a queue whose policy lets the topic send.
+    allow_topic = {
+        "Effect": "Allow",
+        "Principal": {"Service": "sns.amazonaws.com"},
+        "Action": "sqs:SendMessage",
+        "Resource": queue_arn,
+        "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
+    }
+    policy = json.dumps({"Version": "2012-10-17", "Statement": [allow_topic]})
+    sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": policy})
     sns.subscribe(
         TopicArn=topic_arn,
         Protocol="sqs",

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sandbox import metrics
+from sandbox.results import metrics
 
 
 def _charts(workdir: Path, summary: dict[str, Any], rows: list[dict[str, float]]) -> list[str]:
@@ -323,3 +324,30 @@ def write(workdir: Path, summary: dict[str, Any], rows: list[dict[str, float]]) 
         )
     lines += [f"![{name}]({name})" for name in charts]
     (workdir / "report.md").write_text("\n".join(lines) + "\n")
+
+
+def report_dir(root: Path, name: str) -> Path:
+    """A new report folder, ``<root>/<UTC stamp>-<name>/`` with its ``logs/``: one per run or command."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    workdir = root / f"{stamp}-{name}"
+    (workdir / "logs").mkdir(parents=True, exist_ok=True)
+    return workdir
+
+
+def terminal_summary(summary: dict[str, Any], workdir: Path) -> str:
+    """What `make sandbox` prints at the end: the headline, measured against the model, the bars."""
+    lines = [""]
+    head = headline(summary)
+    width = max(len(k) for k, _ in head)
+    lines += [f"{key:<{width}}  {value}" for key, value in head]
+    lines += ["", "measured vs the model (planner/, from the arrival log and the deployed config)"]
+    rows = model_rows(summary)
+    width = max(len(r[0]) for r in rows)
+    lines += [f"  {label:<{width}}  {measured:>8}  model {model:>8}  {off}" for label, measured, model, off in rows]
+    lines += ["", "bars"]
+    width = max(len(b["bar"]) for b in summary["bars"])
+    for bar in summary["bars"]:
+        verdict = "met" if bar["met"] else "MISSED"
+        lines.append(f"  {bar['bar']:<{width}}  {bar['measured']:>9}  target {bar['target']:<11} {verdict}")
+    lines.append(f"\nreport: {workdir}/report.md")
+    return "\n".join(lines)

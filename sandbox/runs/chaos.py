@@ -51,6 +51,32 @@ def is_poison(body: str) -> bool:
     return MARKER in body
 
 
+class PoisonClock:
+    """When each poison event was first invoked and when it was dead-lettered: the fault harness's hook
+    into the emulator's async invoker (an ``InvokeObserver``), so the emulator knows nothing of poison."""
+
+    def __init__(self) -> None:
+        self._first: dict[int, float] = {}
+        self._dead: dict[int, float] = {}
+        self._lock = threading.Lock()
+
+    def first_attempt(self, body: str) -> None:
+        if is_poison(body):
+            with self._lock:
+                self._first.setdefault(hash(body), time.monotonic())
+
+    def dead_lettered(self, body: str) -> None:
+        if is_poison(body):
+            with self._lock:
+                self._dead[hash(body)] = time.monotonic()
+
+    def spans(self) -> list[float] | None:
+        """First attempt to dead letter per poison event, or None until every one attempted has landed."""
+        with self._lock:
+            spans = [self._dead[h] - first for h, first in self._first.items() if h in self._dead]
+            return spans if spans and len(spans) == len(self._first) else None
+
+
 def poison_bodies(target: dict[str, Any] | None) -> list[tuple[str, str]]:
     """(kind, body) for each kind of poison; ``target`` is a real order whose event is forged."""
     out = [

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sandbox.moto_fixes import check_version
+from sandbox.emulator.moto_fixes import check_version
 
 # sha256 of the reviewed moto 5.2.5 sources of everything replaced below.
 FINGERPRINTS = {

@@ -21,11 +21,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-sqs-patch", action="store_true", help="run moto's own SQS code")
     args = parser.parse_args(argv)
 
-    from sandbox import moto_fixes
+    from sandbox.emulator import moto_fixes
 
     moto_fixes.apply()
     if not args.no_sqs_patch:
-        from sandbox import sqs_patch
+        from sandbox.emulator import sqs_patch
 
         sqs_patch.apply()
 

@@ -1,0 +1,1 @@
+"""What a run measured: metrics, summaries (pure functions), reports, charts and tables."""

@@ -1,0 +1,291 @@
+"""One sandbox run: emulator -> cdk deploy -> control plane -> flash sale -> drain -> report."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sandbox.emulator.process import Scale
+from sandbox.emulator.queues import Depth, queue_depth
+from sandbox.errors import SandboxError
+from sandbox.results import metrics, report
+from sandbox.results.report import report_dir
+from sandbox.results.summary import Observed, RunSetup, Timeline, chaos_summary, classify_dlq, summarize
+from sandbox.runs.chaos import ChaosMonkey, ChaosPlan, PoisonClock, is_poison
+from sandbox.runs.load import TRACKER_SHARE, finish_trackers, kill, run_locust, start_trackers
+from sandbox.stack.probes import dlq_bodies, read_ledger, read_orders, wait_drained
+from sandbox.stack.topology import Pipeline, run_context, start_pipeline
+from sandbox.stack.workers import Workers, start_consumers, start_ecs, start_lambda
+
+log = logging.getLogger("sandbox")
+ROOT = Path(__file__).resolve().parents[2]
+
+# users, seconds (real time), per checkout path. `flash` is what two cores serve without becoming the
+# bottleneck the model bars would then measure: at 20 users x 60 s, the 20 API environments, Locust and
+# the emulator left the Lambda workers short during the load (drain 28% over the model, efficiency 0.89).
+SCENARIOS = {"normal": (5, 30.0), "flash": (10, 20.0), "source": (20, 60.0)}
+
+
+@dataclass
+class Options:
+    compute: str = "lambda"
+    scenario: str = "flash"
+    time_scale: float = 1.0
+    users: int | None = None
+    duration_s: float | None = None
+    drain_timeout_s: float = 300.0
+    port: int = 0
+    context: dict[str, str] | None = None
+    reports: Path = ROOT / "reports"
+    label: str = ""  # appended to the report folder's name (e.g. "-sns")
+    chaos: ChaosPlan | None = None  # the flash sale under faults (`make chaos`)
+
+
+class Sampler:
+    """Samples queue depth, workers and accepted orders twice a second for the report."""
+
+    def __init__(self, probe: Any, t0: float) -> None:
+        self.probe = probe
+        self.rows: list[dict[str, float]] = []
+        self.stop = threading.Event()
+        self.t0 = t0
+        self._thread = threading.Thread(target=self._loop, name="sampler", daemon=True)
+
+    def _loop(self) -> None:
+        while not self.stop.wait(0.5):
+            try:
+                self.rows.append({"t": time.monotonic() - self.t0, **self.probe()})
+            except Exception:
+                log.exception("sample failed")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        self.stop.set()
+        self._thread.join(timeout=5)
+
+
+def run(opts: Options, progress: Any = print) -> dict[str, Any]:
+    """Deploy, start the variant's workers, the sync then the async checkout, drain, summarize, report."""
+    if shutil.which("node") is None or shutil.which("npx") is None:
+        raise SandboxError("node/npx not found: install Node.js 20+ (the CDK CLI runs on it)")
+    workdir = report_dir(opts.reports, f"{opts.compute}{opts.label}")
+    k = Scale(opts.time_scale)
+    users, real_seconds = SCENARIOS[opts.scenario]
+    users = opts.users or users
+    with ExitStack() as stack:
+        sale = _start_sale(opts, workdir, stack, progress, k, users)
+        sale.phase_s = k.seconds(opts.duration_s or real_seconds, 1.0)
+        sync_stats = _sync_checkout(sale)
+        async_stats, accepted, monkey, trackers = _async_checkout(sale)
+        drained = _drain(sale, opts.drain_timeout_s)
+        sessions = finish_trackers(trackers, workdir / "logs") if trackers is not None else None
+        summary = _summary(sale, sync_stats, async_stats, accepted, drained)
+        _add_tracking(summary, sessions, sale.orders)
+        if monkey is not None:
+            _add_chaos(summary, sale, monkey)
+        report.write(workdir, summary, sale.sampler.rows)
+        return {"summary": summary, "dir": workdir}
+
+
+@dataclass
+class Sale:
+    """One run's moving parts between the deploy and the report; ``marks`` are seconds after ``t0``."""
+
+    opts: Options
+    p: Pipeline
+    workers: Workers
+    sampler: Sampler
+    stack: ExitStack
+    workdir: Path
+    progress: Any
+    k: Scale
+    users: int
+    t0: float
+    t0_wall: float
+    poison_clock: PoisonClock | None
+    phase_s: float = 0.0
+    marks: dict[str, float] = field(default_factory=dict)
+    async_start_wall: str = ""
+    end_backlog: int = 0
+    orders: list[dict[str, Any]] = field(default_factory=list)
+    dlq_by_reason: dict[str, int] = field(default_factory=dict)
+    poison_in_dlq: int = 0
+
+    def mark(self, name: str) -> None:
+        self.marks[name] = time.monotonic() - self.t0
+
+    def backlog(self) -> Depth:
+        return self.workers.backlog(self.p.client("sqs"))
+
+    def sample(self) -> dict[str, float]:
+        backlog = self.backlog()
+        return {
+            "visible": backlog.visible,
+            "inflight": backlog.in_flight,
+            "dlq": queue_depth(self.p.client("sqs"), self.p.dlq_url).visible,
+            "workers": float(self.workers.busy()),
+            "accepted": float(self.p.front.accepted),
+        }
+
+
+def _start_sale(opts: Options, workdir: Path, stack: ExitStack, progress: Any, k: Scale, users: int) -> Sale:
+    context = run_context(opts.compute, opts.chaos.context() if opts.chaos else None, opts.context)
+    p = start_pipeline(
+        context=context, workdir=workdir, stack=stack, progress=progress, k=k, api_envs=users, port=opts.port
+    )
+    t0, t0_wall = time.monotonic(), time.time()
+    poison_clock = PoisonClock() if opts.chaos else None
+    if p.deployment.compute.startswith("lambda"):
+        workers = start_lambda(p, workdir, stack, k, progress, observer=poison_clock)
+    else:
+        workers = start_ecs(p, workdir, stack, k, progress, t0)
+    start_consumers(p, workdir, stack, k, progress)
+    sale = Sale(
+        opts, p, workers, Sampler(lambda: {}, t0), stack, workdir, progress, k, users, t0, t0_wall, poison_clock
+    )
+    sale.sampler = Sampler(sale.sample, t0)
+    sale.sampler.start()
+    stack.callback(sale.sampler.close)
+    return sale
+
+
+def _sync_checkout(sale: Sale) -> dict[str, Any]:
+    sale.progress(f"sync checkout: {sale.users} users for {sale.phase_s:.0f} s (time scale {sale.k.k:g}) ...")
+    sale.mark("sync_start")
+    stats = run_locust("SyncBuyer", sale.users, sale.phase_s, sale.p.front.base, sale.workdir / "logs")
+    sale.mark("sync_end")
+    return stats
+
+
+def _async_checkout(sale: Sale) -> tuple[dict[str, Any], int, ChaosMonkey | None, Any]:
+    """The async load, with the fault harness or the trackers beside it: (stats, accepted, monkey, trackers)."""
+    opts, p, host = sale.opts, sale.p, sale.p.front.base
+    sale.progress(f"async checkout: {sale.users} users for {sale.phase_s:.0f} s ...")
+    sale.async_start_wall = datetime.now(UTC).isoformat(timespec="milliseconds")
+    sale.mark("async_start")
+    accepted_before = p.front.accepted
+    monkey = _start_monkey(sale) if opts.chaos else None
+    trackers = None
+    if p.ws_url and not opts.chaos:
+        trackers = start_trackers(
+            max(1, sale.users // TRACKER_SHARE), sale.phase_s, host, p.ws_url, sale.workdir / "logs"
+        )
+        sale.stack.callback(kill, trackers)
+    decline = str(opts.chaos.decline_share) if opts.chaos else "0"
+    stats = run_locust("AsyncBuyer", sale.users, sale.phase_s, host, sale.workdir / "logs", decline_share=decline)
+    sale.mark("load_end")
+    return stats, p.front.accepted - accepted_before, monkey, trackers
+
+
+def _start_monkey(sale: Sale) -> ChaosMonkey:
+    assert sale.opts.chaos is not None
+    p, workers = sale.p, sale.workers
+    monkey = ChaosMonkey(
+        sale.opts.chaos,
+        sqs=p.client("sqs"),
+        sns=p.client("sns"),
+        queue_url=p.queue_url if workers.backlog_queue == p.queue_url else None,
+        topic_arn=p.topic_arn,
+        api_base=p.front.base,
+        busy=workers.busy,
+        kill=workers.kill,
+        t0=sale.t0,
+    )
+    monkey.start()
+    sale.stack.callback(monkey.close)
+    return monkey
+
+
+def _drain(sale: Sale, timeout_s: float) -> bool:
+    sale.end_backlog = sale.backlog().total
+    sale.progress(f"backlog {sale.end_backlog} at the end of the load; draining ...")
+    drained = wait_drained(sale.backlog, timeout_s, sale.progress)
+    sale.mark("drained")
+    time.sleep(0.5)
+    sale.sampler.close()
+    return drained
+
+
+def _summary(
+    sale: Sale, sync_stats: dict[str, Any], async_stats: dict[str, Any], accepted: int, drained: bool
+) -> dict[str, Any]:
+    p, workers, k = sale.p, sale.workers, sale.k
+    sale.orders = read_orders(p.client("dynamodb"), p.orders_table)
+    # The runbook's first look at the DLQ comes before the accounting reads it (and hides it for a while).
+    sale.dlq_by_reason = redrive_show(p) if sale.opts.chaos else {}
+    dead, sale.poison_in_dlq, unnamed = classify_dlq(dlq_bodies(p.client("sqs"), p.dlq_url), is_poison)
+    rows = sale.sampler.rows
+    setup = RunSetup(
+        compute=workers.compute,
+        scenario=sale.opts.scenario,
+        time_scale=k.k,
+        users=sale.users,
+        phase_s=sale.phase_s,
+        config=p.config,
+        workload=workers.workload,
+        timing=workers.timing,
+        slots=int(p.api_env.get("PAYMENT_SLOTS", "5")),
+        sync_latency_s=int(p.api_env.get("PAYMENT_LATENCY_MS", "3000")) / 1000 / k.k,
+    )
+    timeline = Timeline(t0_wall=sale.t0_wall, async_start_wall=sale.async_start_wall, **sale.marks)
+    seen = Observed(
+        orders=sale.orders,
+        rows=rows,
+        accepted=accepted,
+        rejected=async_stats["failures"],
+        async_stats=async_stats,
+        sync_stats=sync_stats,
+        dead=dead,
+        unnamed_in_dlq=unnamed,
+        end_backlog=sale.end_backlog,
+        drained=drained,
+        peak_workers=int(max([r["workers"] for r in rows] + [workers.pool.peak if workers.pool else 0])),
+        ledger=read_ledger(p.ledger_path),
+    )
+    return {**summarize(setup, timeline, seen), **workers.details()}
+
+
+def _add_tracking(summary: dict[str, Any], sessions: list[dict[str, Any]] | None, orders: list[dict[str, Any]]) -> None:
+    if sessions is not None:
+        final_seq = {str(o["order_id"]): len(o.get("log") or []) for o in orders}
+        summary["tracking"] = metrics.tracking_summary(sessions, final_seq)
+
+
+def _add_chaos(summary: dict[str, Any], sale: Sale, monkey: ChaosMonkey) -> None:
+    monkey.close()
+    summary["chaos"] = chaos_summary(
+        monkey.record,
+        summary,
+        sale.sampler.rows,
+        poison_in_dlq=sale.poison_in_dlq,
+        config=sale.p.config,
+        decline_share=monkey.plan.decline_share,
+        async_invoke=sale.workers.invoker is not None,
+        poison_spans=sale.poison_clock.spans() if sale.poison_clock else None,
+    )
+    summary["chaos"]["redrive_show"] = sale.dlq_by_reason
+
+
+def redrive_show(p: Pipeline) -> dict[str, int]:
+    """What the runbook's first step (``python -m orders.redrive show``) says of this run's DLQ."""
+    from orders.redrive import Redrive
+
+    tool = Redrive(
+        sqs=p.client("sqs"),
+        ddb=p.client("dynamodb"),
+        sns=p.client("sns"),
+        dlq_url=p.dlq_url,
+        queue_url=p.queue_url,
+        table=p.orders_table,
+        topic_arn=p.topic_arn,
+    )
+    return dict(tool.show())

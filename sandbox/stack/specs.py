@@ -1,0 +1,108 @@
+"""What the deployed stacks say the workers run on, read from the deployment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from planner import aws
+from sandbox.emulator.process import Scale
+from sandbox.stack.deploy import Deployment
+from stacks import outputs
+
+
+def resources(template: dict[str, Any], rtype: str) -> list[dict[str, Any]]:
+    return [r["Properties"] for r in template["Resources"].values() if r["Type"] == rtype]
+
+
+def resolve(value: Any, deployment: Deployment) -> Any:
+    """Resolve the Fn::ImportValue references of the service template against the data stack outputs."""
+    if isinstance(value, dict) and "Fn::ImportValue" in value:
+        name = value["Fn::ImportValue"].split(":", 1)[1]
+        return deployment.data(name)
+    return value
+
+
+# ----------------------------------------------------------------------------- ECS
+@dataclass
+class ScalingPolicy:
+    """The deployed scaling policy's numbers, read from the service template."""
+
+    min_tasks: int
+    max_tasks: int
+    target: float
+    scale_out_cooldown_s: float
+    scale_in_cooldown_s: float
+    wake_depth: int
+    wake_steps: list[tuple[float, float | None, int]]  # (lower, upper) relative to wake_depth, tasks to add
+
+    @classmethod
+    def from_template(cls, template: dict[str, Any]) -> ScalingPolicy:
+        [target] = resources(template, "AWS::ApplicationAutoScaling::ScalableTarget")
+        policies = {p["PolicyType"]: p for p in resources(template, "AWS::ApplicationAutoScaling::ScalingPolicy")}
+        tt = policies["TargetTrackingScaling"]["TargetTrackingScalingPolicyConfiguration"]
+        step = policies["StepScaling"]["StepScalingPolicyConfiguration"]
+        assert step["AdjustmentType"] == "ChangeInCapacity", step
+        [wake] = [
+            a
+            for a in resources(template, "AWS::CloudWatch::Alarm")
+            if any("FILL(running, 0) == 0" in m.get("Expression", "") for m in a.get("Metrics", []))
+        ]
+        assert wake["ComparisonOperator"] == "GreaterThanOrEqualToThreshold", wake
+        return cls(
+            min_tasks=int(target["MinCapacity"]),
+            max_tasks=int(target["MaxCapacity"]),
+            target=float(tt["TargetValue"]),
+            scale_out_cooldown_s=float(tt.get("ScaleOutCooldown", 0)),
+            scale_in_cooldown_s=float(tt.get("ScaleInCooldown", 0)),
+            wake_depth=int(wake["Threshold"]),
+            wake_steps=[
+                (
+                    float(a.get("MetricIntervalLowerBound", float("-inf"))),
+                    float(a["MetricIntervalUpperBound"]) if "MetricIntervalUpperBound" in a else None,
+                    int(a["ScalingAdjustment"]),
+                )
+                for a in step["StepAdjustments"]
+            ],
+        )
+
+    # The context key ops set for each deployed number (planner/config.py), for the control plane's log.
+    KEYS = {
+        "target": "backlogPerTaskTarget",
+        "min_tasks": "minTasks",
+        "max_tasks": "maxTasks",
+        "scale_out_cooldown_s": "scaleOutCooldownSeconds",
+        "scale_in_cooldown_s": "scaleInCooldownSeconds",
+        "wake_depth": "wakeQueueDepth",
+    }
+
+    def changes(self, new: ScalingPolicy) -> list[str]:
+        """What a deploy changed, named by context key: ``backlogPerTaskTarget 100 -> 20``."""
+        return [
+            f"{key} {getattr(self, field):g} -> {getattr(new, field):g}"
+            for field, key in self.KEYS.items()
+            if getattr(self, field) != getattr(new, field)
+        ]
+
+    def steps(self) -> list[aws.StepAdjustment]:
+        return [aws.StepAdjustment(lo, up, n) for lo, up, n in self.wake_steps]
+
+    def target_tracking(self, scale: Scale) -> aws.TargetTracking:
+        """Application Auto Scaling's target tracking for this policy, with the sandbox's time scale."""
+        return aws.TargetTracking(
+            target=self.target,
+            min_tasks=self.min_tasks,
+            max_tasks=self.max_tasks,
+            scale_out_cooldown_s=self.scale_out_cooldown_s / scale.k,
+            scale_in_cooldown_s=self.scale_in_cooldown_s / scale.k,
+        )
+
+
+def task_definition(ecs: Any, deployment: Deployment) -> tuple[dict[str, str], list[str], float]:
+    cluster = deployment.service(outputs.CLUSTER_NAME)
+    service = deployment.service(outputs.WORKER_SERVICE_NAME)
+    [svc] = ecs.describe_services(cluster=cluster, services=[service])["services"]
+    td = ecs.describe_task_definition(taskDefinition=svc["taskDefinition"])["taskDefinition"]
+    [container] = td["containerDefinitions"]
+    env = {e["name"]: e["value"] for e in container.get("environment", [])}
+    return env, container["command"], float(container.get("stopTimeout", 30))

@@ -1,0 +1,269 @@
+"""The workers of each variant, started from what the deployment says (the worker factory)."""
+
+from __future__ import annotations
+
+import statistics
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from planner.config import AppConfig
+from planner.model import Timing, Workload
+from sandbox.emulator.cfn_resources import async_queue_name
+from sandbox.emulator.ecs import EcsService
+from sandbox.emulator.event_sources import InvokeObserver, PollerGroup, SnsAsyncInvoker, SqsEventSource
+from sandbox.emulator.lambda_pool import LambdaPool
+from sandbox.emulator.process import ProcessEnv, Scale
+from sandbox.emulator.queues import Depth, queue_depth
+from sandbox.stack.specs import ScalingPolicy, task_definition
+from sandbox.stack.topology import Pipeline
+from stacks import outputs
+
+
+@dataclass
+class Workers:
+    """One variant's workers as the run sees them."""
+
+    compute: str
+    busy: Any  # () -> number of tasks running / environments in use
+    backlog_queue: str  # whose depth is the backlog (the orders queue, or the async-invoke queue)
+    workload: Workload  # the model of this deployment, in sandbox time
+    timing: Timing
+    details: Any  # () -> variant-specific summary fields
+    pool: LambdaPool | None = None
+    service: EcsService | None = None
+    invoker: SnsAsyncInvoker | None = None
+
+    def backlog(self, sqs: Any) -> Depth:
+        """What the variant has still to do: its queue, and for async invokes also the events the invoker
+        holds (waiting for a retry, or being invoked)."""
+        depth = queue_depth(sqs, self.backlog_queue)
+        if self.invoker is not None:
+            depth = depth.plus_in_flight(self.invoker.pending + self.busy())
+        return depth
+
+    def kill(self, count: int) -> int:
+        """kill -9 ``count`` busy workers: Lambda environments mid-invoke, or running ECS tasks."""
+        if self.pool is not None:
+            return self.pool.kill(count)
+        assert self.service is not None
+        return self.service.kill(count)
+
+
+def _sandbox_workload(config: AppConfig, compute: str, k: Scale, env: dict[str, str]) -> Workload:
+    """The model of the deployed config, with the payment latency the processes really run (scaled)."""
+    from dataclasses import replace
+
+    latency_ms = int(ProcessEnv(base={}, scale=k).for_runtime(env)["PAYMENT_LATENCY_MS"])
+    return replace(Workload.from_config(config, compute), payment_latency_s=latency_ms / 1000)
+
+
+def take_over_mappings(lam: Any, function_name: str) -> list[dict[str, Any]]:
+    """The function's event source mappings, disabled: moto would try to run the function; the control plane does."""
+    mappings: list[dict[str, Any]] = lam.list_event_source_mappings(FunctionName=function_name)["EventSourceMappings"]
+    for m in mappings:
+        lam.update_event_source_mapping(UUID=m["UUID"], Enabled=False)
+    return mappings
+
+
+def function_pool(
+    p: Pipeline, fn: dict[str, Any], *, max_envs: int, workdir: Path, stack: ExitStack, env: dict[str, str]
+) -> LambdaPool:
+    """Execution environments of a deployed function (its handler, timeout, memory), closed with the run."""
+    pool = LambdaPool(
+        handler=fn["Handler"],
+        name=fn["FunctionName"],
+        env=p.penv.for_runtime(env, sandbox_host=True),
+        # Not time-scaled: the timeout guards CPU work (imports, clients), which the scale does not shorten.
+        timeout_s=float(fn["Timeout"]),
+        memory_mb=fn["MemorySize"],
+        max_envs=max_envs,
+        log_dir=workdir / "logs",
+    )
+    stack.callback(pool.close)
+    return pool
+
+
+def queue_event_source(
+    p: Pipeline,
+    *,
+    queue_url: str,
+    queue_arn: str,
+    pool: LambdaPool,
+    mapping: dict[str, Any],
+    max_concurrency: int,
+    k: Scale,
+    poll_idle: bool = False,
+) -> SqsEventSource:
+    """A mapping's poller on its queue, with the queue's visibility timeout time-scaled."""
+    sqs = p.client("sqs")
+    visibility = int(
+        sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["VisibilityTimeout"])["Attributes"][
+            "VisibilityTimeout"
+        ]
+    )
+    return SqsEventSource(
+        sqs=sqs,
+        queue_url=queue_url,
+        queue_arn=queue_arn,
+        pool=pool,
+        batch_size=int(mapping["BatchSize"]),
+        visibility_s=max(2, int(visibility / k.k)),
+        wait_s=1,
+        scale=k,
+        max_concurrency=max_concurrency,
+        poll_idle=poll_idle,
+    )
+
+
+def start_lambda(
+    p: Pipeline, workdir: Path, stack: ExitStack, k: Scale, progress: Any, *, observer: InvokeObserver | None = None
+) -> Workers:
+    """``observer``: told of each async invoke's first attempt and dead-lettering (a fault harness's hook)."""
+    lam, sqs = p.client("lambda"), p.client("sqs")
+    compute = p.deployment.compute
+    fn = lam.get_function_configuration(FunctionName=p.deployment.service(outputs.WORKER_FUNCTION_NAME))
+    reserved = lam.get_function_concurrency(FunctionName=fn["FunctionName"]).get("ReservedConcurrentExecutions")
+    # Every Lambda variant maps the orders queue: sqs reads it, sns drains what another variant left there.
+    [mapping] = take_over_mappings(lam, fn["FunctionName"])
+    mapped = int(mapping.get("ScalingConfig", {}).get("MaximumConcurrency", 1000))
+    max_envs = int(reserved or 1000)
+    if compute != "lambda-sns":
+        max_envs = min(max_envs, mapped)
+    env = fn["Environment"]["Variables"]
+    pool = function_pool(p, fn, max_envs=max_envs, workdir=workdir, stack=stack, env=env)
+    backlog_queue = p.queue_url
+    if compute != "lambda-sns":
+        poller: PollerGroup = queue_event_source(
+            p,
+            queue_url=p.queue_url,
+            queue_arn=p.queue_arn,
+            pool=pool,
+            mapping=mapping,
+            max_concurrency=max_envs,
+            k=k,
+        )
+    else:
+        drain = queue_event_source(
+            p,
+            queue_url=p.queue_url,
+            queue_arn=p.queue_arn,
+            pool=pool,
+            mapping=mapping,
+            max_concurrency=min(mapped, max_envs),
+            k=k,
+            poll_idle=True,
+        )
+        drain.start(min(mapped, max_envs))
+        stack.callback(drain.close)
+        # SNS puts the function's events on its async-invoke queue (sandbox.cfn_resources); retries, event
+        # age and the on-failure destination are the function's EventInvokeConfig, as Lambda reads them.
+        invoke_cfg = lam.get_function_event_invoke_config(FunctionName=fn["FunctionName"])
+        backlog_queue = sqs.create_queue(QueueName=async_queue_name(fn["FunctionName"]))["QueueUrl"]
+        on_failure = invoke_cfg["DestinationConfig"]["OnFailure"]["Destination"]
+        poller = SnsAsyncInvoker(
+            sqs=sqs,
+            tap_url=backlog_queue,
+            pool=pool,
+            retries=int(invoke_cfg["MaximumRetryAttempts"]),
+            max_age_s=k.seconds(float(invoke_cfg["MaximumEventAgeInSeconds"])),
+            dlq_url=sqs.get_queue_url(QueueName=on_failure.rsplit(":", 1)[1])["QueueUrl"],
+            scale=k,
+            observer=observer,
+        )
+    poller.start(max_envs)
+    stack.callback(poller.close)
+    invoker = poller if isinstance(poller, SnsAsyncInvoker) else None
+    progress(f"lambda: up to {max_envs} environments ({compute})")
+    return Workers(
+        compute=compute,
+        busy=lambda: pool.busy,
+        backlog_queue=backlog_queue,
+        workload=_sandbox_workload(p.config, compute, k, env),
+        timing=Timing.sandbox(k.k),
+        details=lambda: {
+            "cold_starts": len(pool.cold_starts),
+            "init_ms": {
+                "p50": statistics.median(pool.cold_starts) if pool.cold_starts else 0.0,
+                "max": max(pool.cold_starts, default=0.0),
+            },
+            "concurrency_limit": pool.max_envs,
+        },
+        pool=pool,
+        invoker=invoker,
+    )
+
+
+CONSUMERS = (outputs.TRACKING_PUSH_FUNCTION_NAME, outputs.NOTIFICATIONS_FUNCTION_NAME)
+
+
+def start_consumers(p: Pipeline, workdir: Path, stack: ExitStack, k: Scale, progress: Any) -> list[str]:
+    """The other Lambda consumers of the topic (tracking pusher, notifications), each on its own queue:
+    environments capped by the function's reserved concurrency, fed by its event source mapping."""
+    lam, sqs = p.client("lambda"), p.client("sqs")
+    started = []
+    for output in CONSUMERS:
+        try:
+            name = p.deployment.service(output)
+        except KeyError:
+            continue
+        fn = lam.get_function_configuration(FunctionName=name)
+        [mapping] = take_over_mappings(lam, name)
+        queue_arn = mapping["EventSourceArn"]
+        queue_url = sqs.get_queue_url(QueueName=queue_arn.rsplit(":", 1)[1])["QueueUrl"]
+        reserved = lam.get_function_concurrency(FunctionName=name).get("ReservedConcurrentExecutions") or 2
+        envs = min(int(reserved), 2)  # two cores: two environments per consumer keep up with the sale here
+        env = dict(fn["Environment"]["Variables"])
+        if p.api is not None:
+            env["WEBSOCKET_MANAGEMENT_ENDPOINT"] = p.api.management_endpoint
+        pool = function_pool(p, fn, max_envs=envs, workdir=workdir, stack=stack, env=env)
+        poller = queue_event_source(
+            p, queue_url=queue_url, queue_arn=queue_arn, pool=pool, mapping=mapping, max_concurrency=envs, k=k
+        )
+        poller.start(envs)
+        stack.callback(poller.close)
+        started.append(fn["Handler"])
+    if started:
+        progress(f"consumers: {', '.join(started)}")
+    return started
+
+
+def start_ecs(p: Pipeline, workdir: Path, stack: ExitStack, k: Scale, progress: Any, t0: float) -> Workers:
+    env, command, stop_timeout = task_definition(p.client("ecs"), p.deployment)
+    policy = ScalingPolicy.from_template(p.deployment.service_template())
+    service = EcsService(
+        env=p.penv.for_runtime(env),
+        command=command,
+        stop_timeout_s=stop_timeout,
+        policy=policy,
+        sqs=p.client("sqs"),
+        queue_url=p.queue_url,
+        scale=k,
+        log_dir=workdir / "logs",
+    )
+    service.start()
+    stack.callback(service.close)
+    progress(
+        f"ecs: tasks {policy.min_tasks}..{policy.max_tasks}, target backlog/task {policy.target:g}, "
+        f"wake at {policy.wake_depth} visible"
+    )
+    return Workers(
+        compute="ecs",
+        busy=service.running,
+        backlog_queue=p.queue_url,
+        workload=_sandbox_workload(p.config, "ecs", k, env),
+        timing=Timing.sandbox(k.k, first_evaluation_s=service.started_at - t0),
+        details=lambda: {
+            "scaling": {
+                "min_tasks": policy.min_tasks,
+                "max_tasks": policy.max_tasks,
+                "target_backlog_per_task": policy.target,
+                "peak_backlog_seen_by_autoscaler": service.peak_backlog_seen,
+                "activities": [
+                    {"t": round(a[0] - t0, 2), "from": a[1], "to": a[2], "why": a[3]} for a in service.activities
+                ],
+            }
+        },
+        service=service,
+    )

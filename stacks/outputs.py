@@ -1,0 +1,30 @@
+"""The stacks' output names: what the sandbox, the preflight, `make smoke` and the runbooks find resources by.
+
+Plain constants (no CDK), so every reader imports the names the stacks write instead of spelling them again.
+"""
+
+from __future__ import annotations
+
+DATA_STACK = "-data"  # stack name suffixes: <prefix>-data, <prefix>-service
+SERVICE_STACK = "-service"
+
+# data stack
+ORDER_EVENTS_TOPIC_ARN = "OrderEventsTopicArn"
+ORDERS_QUEUE_URL = "OrdersQueueUrl"
+ORDERS_DLQ_URL = "OrdersDlqUrl"
+ORDERS_TABLE_NAME = "OrdersTableName"
+
+# service stack
+API_URL = "ApiUrl"
+COMPUTE = "Compute"  # ecs | lambda-sqs | lambda-sns
+DASHBOARD_NAME = "DashboardName"
+ALARM_TOPIC_ARN = "AlarmTopicArn"
+API_FUNCTION_NAME = "ApiFunctionName"
+TRACKING_URL = "TrackingUrl"
+TRACKING_FUNCTION_NAME = "TrackingFunctionName"
+TRACKING_PUSH_FUNCTION_NAME = "TrackingPushFunctionName"
+NOTIFICATIONS_FUNCTION_NAME = "NotificationsFunctionName"
+WORKER_FUNCTION_NAME = "WorkerFunctionName"  # the Lambda variants
+CLUSTER_NAME = "ClusterName"  # the ECS variant
+WORKER_SERVICE_NAME = "WorkerServiceName"
+EXPERIMENT_TEMPLATE_ID = "ExperimentTemplateId"  # when fault injection is deployed
