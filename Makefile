@@ -19,7 +19,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup test lint typecheck synth deploy preflight smoke bench sandbox chaos compare plan cost redrive up down deploy-local load watch clean
+.PHONY: setup test test-unit test-infra test-integration test-e2e lint typecheck synth deploy preflight smoke bench sandbox chaos compare plan cost redrive up down deploy-local load watch clean
 
 $(PY_STAMP): requirements.txt requirements-dev.txt runtime/requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -47,8 +47,20 @@ lint: $(PY_STAMP)
 typecheck: $(PY_STAMP)
 	$(VENV)/bin/mypy
 
-test: $(PY_STAMP) $(NODE_STAMP) $(CHECKOV_STAMP) lint typecheck ## lint, typecheck, unit, infra, integration and e2e (sandbox) tests
-	$(PY) -m pytest
+test: $(PY_STAMP) $(NODE_STAMP) $(CHECKOV_STAMP) lint typecheck ## lint, typecheck, every test level, coverage printed
+	$(PY) -m pytest --cov --cov-report=term
+
+test-unit: $(PY_STAMP) ## pure Python tests, no network (seconds)
+	$(PY) -m pytest -m unit
+
+test-infra: $(PY_STAMP) $(NODE_STAMP) $(CHECKOV_STAMP) ## synth every variant and assert on the templates (cdk-nag, cfn-lint, checkov)
+	$(PY) -m pytest -m infra
+
+test-integration: $(PY_STAMP) ## the runtime against moto in-process, the API fuzz, the emulator's fidelity
+	$(PY) -m pytest -m integration
+
+test-e2e: $(PY_STAMP) $(NODE_STAMP) ## the sandbox end to end: real cdk deploy onto the emulator, small sales
+	$(PY) -m pytest -m e2e
 
 synth: setup ## synthesize both stacks (compute from cdk.json unless COMPUTE=lambda|ecs; CDK_ARGS='-c key=value ...')
 	npx cdk synth --quiet $(COMPUTE_ARG) $(CDK_ARGS)
@@ -79,7 +91,7 @@ chaos: setup ## the flash sale under kills, payment faults, declines and poison 
 	$(PY) -m sandbox --chaos --compute $(COMPUTE) $(SANDBOX_ARGS)
 
 redrive: setup ## the DLQ by reason, then what can succeed sent back (REDRIVE_ARGS='redrive --rate 5'; env: ORDERS_DLQ_URL ...)
-	PYTHONPATH=runtime $(PY) -m orders.redrive $(or $(REDRIVE_ARGS),show)
+	$(PY) -m orders.redrive $(or $(REDRIVE_ARGS),show)
 
 compare: setup ## ecs, lambda-sqs and lambda-sns on one scenario: measured vs model, AWS at the source's scale, cost (COMPARE_ARGS=...)
 	$(PY) -m sandbox compare $(COMPARE_ARGS)

@@ -228,6 +228,205 @@ class _Worker:
     retiring: bool = False
 
 
+class _Simulation:
+    """One run of arrivals through a deployment, in steps of ``step`` seconds (see ``simulate``)."""
+
+    def __init__(self, workload: Workload, arrivals: list[float], timing: Timing, res: Result, step: float) -> None:
+        self.w, self.arrivals, self.timing, self.res, self.step = workload, arrivals, timing, res, step
+        self.latency = workload.payment_latency_s
+        self.k = timing.time_scale
+        self.waiting: deque[float] = deque()  # arrival times of visible messages (SQS standard is roughly FIFO)
+        self.inflight: list[float] = []  # heap of completion times of messages taken by a worker
+        self.workers: list[_Worker] = []
+        self.next_arrival = 0
+        self.spawn_free_at = 0.0
+        self.first_message_at: float | None = None
+        self.last_nonempty = -math.inf
+        # ECS scaling state
+        self.period = timing.metric_period_s
+        self.next_eval = timing.first_evaluation_s if timing.first_evaluation_s is not None else self.period
+        while self.next_eval < 0:  # the evaluation schedule started before the arrival log
+            self.next_eval += self.period
+        self.samples: deque[tuple[float, int, int]] = deque()  # (t, visible, inflight) for the metric periods
+        self.policy: aws.TargetTracking | None = None
+        self.steps: list[aws.StepAdjustment] = []
+        self.slots = min(workload.worker_concurrency, workload.payment_slots)
+        if workload.variant == "ecs":
+            self._ecs_setup()
+
+    def _ecs_setup(self) -> None:
+        w, k = self.w, self.k
+        self.policy = aws.TargetTracking(
+            target=w.backlog_per_task_target,
+            min_tasks=w.min_tasks,
+            max_tasks=w.max_tasks,
+            scale_out_cooldown_s=w.scale_out_cooldown_s / k,
+            scale_in_cooldown_s=w.scale_in_cooldown_s / k,
+        )
+        self.steps = [
+            aws.StepAdjustment(lo - w.wake_queue_depth, None if up is None else up - w.wake_queue_depth, n)
+            for lo, up, n in wake_steps(
+                min_tasks=w.min_tasks,
+                max_tasks=w.max_tasks,
+                target=w.backlog_per_task_target,
+                wake_depth=w.wake_queue_depth,
+            )
+        ]
+        for _ in range(w.min_tasks):
+            self.workers.append(_Worker(ready_at=0.0, slots_free_at=[0.0] * self.slots))
+
+    def run(self, horizon_s: float) -> Result:
+        t = 0.0
+        while t <= horizon_s:
+            self._arrive(t)
+            self._complete(t)
+            if self.w.variant == "ecs":
+                self._ecs_assign(t)
+                self._ecs_evaluate(t)
+                self.res.worker_seconds += self.step * len(self.workers)
+            else:
+                self._lambda_assign(t)
+            self._record(t)
+            if self._drained(t):
+                break
+            t += self.step
+        return self.res
+
+    def _arrive(self, t: float) -> None:
+        while self.next_arrival < len(self.arrivals) and self.arrivals[self.next_arrival] <= t:
+            self.waiting.append(self.arrivals[self.next_arrival])
+            self.next_arrival += 1
+            if self.first_message_at is None:
+                self.first_message_at = t
+
+    def _complete(self, t: float) -> None:
+        while self.inflight and self.inflight[0] <= t:
+            heapq.heappop(self.inflight)
+        self.workers[:] = [w for w in self.workers if not (w.retiring and max(w.slots_free_at) <= t)]
+
+    # ------------------------------------------------------------------ ECS
+    def _set_tasks(self, t: float, count: int, why: str) -> None:
+        active = [w for w in self.workers if not w.retiring]
+        before = len(active)
+        if count > before:
+            for _ in range(count - before):
+                self.workers.append(_Worker(ready_at=t + self.timing.task_start_s, slots_free_at=[0.0] * self.slots))
+        else:
+            # Tasks holding no payment go first (scale-in protection keeps busy ones).
+            for w in sorted(active, key=lambda w: max(w.slots_free_at))[: before - count]:
+                w.retiring = True
+        if count != before:
+            self.res.scaling.append((t, before, count, why))
+            if count > before and self.res.first_scale_out_s is None:
+                self.res.first_scale_out_s = t
+
+    def _ecs_assign(self, t: float) -> None:
+        for w in self.workers:
+            if w.retiring or w.ready_at > t:
+                continue
+            for i, free_at in enumerate(w.slots_free_at):
+                if free_at <= t and self.waiting:
+                    arrived = self.waiting.popleft()
+                    done = max(t, free_at) + self.latency
+                    w.slots_free_at[i] = done
+                    heapq.heappush(self.inflight, done)
+                    self.res.waits.append(done - arrived)
+        self.samples.append((t, len(self.waiting), len(self.inflight)))
+
+    def _ecs_evaluate(self, t: float) -> None:
+        """One scheduled evaluation of the alarms: the wake step from zero tasks, else target tracking."""
+        if t < self.next_eval:
+            return
+        at, lag = self.next_eval, self.timing.metric_lag_s
+        window = [s for s in self.samples if at - lag - self.period < s[0] <= at - lag]
+        while self.samples and self.samples[0][0] <= at - lag - self.period:
+            self.samples.popleft()
+        vis = max((s[1] for s in window), default=0)
+        inf = max((s[2] for s in window), default=0)
+        running = sum(1 for w in self.workers if not w.retiring)
+        assert self.policy is not None
+        wake = aws.step_scaling_adjustment(vis if running == 0 else 0, self.w.wake_queue_depth, self.steps)
+        if running == 0 and wake:
+            self._set_tasks(at, min(self.w.max_tasks, running + wake), f"wake: {vis} visible, no task running")
+            self.policy.note_scale_out(at)
+        else:
+            want = self.policy.evaluate(at, backlog=vis + inf, running=running)
+            if want is not None and want != running:
+                self._set_tasks(at, want, f"target tracking: backlog {vis + inf}")
+        self.next_eval += self.period
+
+    # ------------------------------------------------------------------ Lambda
+    def _lambda_allowed(self, t: float) -> tuple[int, int]:
+        """(concurrency the scaling allows now, records per invoke)."""
+        w = self.w
+        since = 0.0 if self.first_message_at is None else (t - self.first_message_at) * self.k
+        if w.variant == "lambda-sqs":
+            return min(w.reserved_concurrency, aws.lambda_sqs_concurrency(since, w.max_concurrency)), w.batch_size
+        return aws.lambda_async_concurrency(since, w.reserved_concurrency), 1
+
+    def _environment(self, t: float, idle: list[_Worker]) -> tuple[_Worker, float]:
+        """A warm environment if one is idle, else a new one (a cold start): (environment, start time)."""
+        if idle:
+            return idle.pop(), t
+        if self.timing.serial_cold_starts:
+            ready = max(t, self.spawn_free_at) + self.timing.cold_start_s
+            self.spawn_free_at = ready
+        else:
+            ready = t + self.timing.cold_start_s
+        env = _Worker(ready_at=ready, slots_free_at=[0.0])
+        self.workers.append(env)
+        self.res.cold_starts += 1
+        return env, ready
+
+    def _lambda_assign(self, t: float) -> None:
+        w, res = self.w, self.res
+        allowed, take = self._lambda_allowed(t)
+        idle = [e for e in self.workers if e.ready_at <= t and e.slots_free_at[0] <= t]
+        busy = len(self.workers) - len(idle)
+        # Reuse warm environments first, then start new ones within the concurrency allowed.
+        while self.waiting and (idle or (len(self.workers) < allowed and busy < allowed)):
+            env, start = self._environment(t, idle)
+            batch = [self.waiting.popleft() for _ in range(min(take, len(self.waiting)))]
+            for n, arrived in enumerate(batch):
+                wave = n // w.payment_slots + 1 if w.batch_paid_concurrently else n + 1
+                res.waits.append(start + wave * self.latency - arrived)
+            end = start + aws.lambda_batch_seconds(
+                records=len(batch),
+                payment_slots=w.payment_slots,
+                payment_latency_s=self.latency,
+                concurrent=w.batch_paid_concurrently or take == 1,
+            )
+            for _ in batch:  # the mapping deletes the batch when the invocation returns
+                heapq.heappush(self.inflight, end)
+            env.slots_free_at[0] = end
+            res.invocations += 1
+            res.worker_seconds += end - t
+            busy += 1
+            if res.first_scale_out_s is None:
+                res.first_scale_out_s = t
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _record(self, t: float) -> None:
+        if self.w.variant == "ecs":
+            active = sum(1 for w in self.workers if not w.retiring)
+        else:
+            active = sum(1 for w in self.workers if w.slots_free_at[0] > t or w.ready_at > t)
+        res = self.res
+        res.times.append(t)
+        res.visible.append(len(self.waiting))
+        res.inflight.append(len(self.inflight))
+        res.workers.append(active)
+        res.paid.append(len(res.waits) - len(self.inflight))
+
+    def _drained(self, t: float) -> bool:
+        if self.waiting or self.inflight or self.next_arrival < len(self.arrivals):
+            self.last_nonempty = t
+        elif t >= self.res.load_end_s and self.res.drained_at_s is None:
+            self.res.drained_at_s = max(self.last_nonempty + self.step, self.res.load_end_s)
+            return True
+        return False
+
+
 def simulate(
     workload: Workload,
     arrivals: Sequence[float],
@@ -239,176 +438,11 @@ def simulate(
 ) -> Result:
     """Run the arrivals through the deployment; times are seconds from the start of the arrival log."""
     timing = timing or Timing.aws()
-    arrivals = sorted(arrivals)
+    ordered = sorted(arrivals)
     latency = workload.payment_latency_s
     step = step_s or max(0.01, min(0.25, latency / 20, timing.metric_period_s / 20))
-    res = Result(variant=workload.variant, load_end_s=arrivals[-1] if load_end_s is None else load_end_s)
-    if not arrivals:
+    res = Result(variant=workload.variant, load_end_s=ordered[-1] if load_end_s is None else load_end_s)
+    if not ordered:
         res.drained_at_s = res.load_end_s
         return res
-    k = timing.time_scale
-    waiting: deque[float] = deque()  # arrival times of visible messages (SQS standard is roughly FIFO)
-    inflight: list[float] = []  # heap of completion times of messages taken by a worker
-    workers: list[_Worker] = []
-    next_arrival = 0
-    spawn_free_at = 0.0
-    first_message_at: float | None = None
-    last_nonempty = -math.inf
-
-    # ECS scaling state
-    policy = None
-    steps: list[aws.StepAdjustment] = []
-    period = timing.metric_period_s
-    next_eval = timing.first_evaluation_s if timing.first_evaluation_s is not None else period
-    while next_eval < 0:  # the evaluation schedule started before the arrival log
-        next_eval += period
-    samples: deque[tuple[float, int, int]] = deque()  # (t, visible, inflight) for the metric periods
-    if workload.variant == "ecs":
-        policy = aws.TargetTracking(
-            target=workload.backlog_per_task_target,
-            min_tasks=workload.min_tasks,
-            max_tasks=workload.max_tasks,
-            scale_out_cooldown_s=workload.scale_out_cooldown_s / k,
-            scale_in_cooldown_s=workload.scale_in_cooldown_s / k,
-        )
-        steps = [
-            aws.StepAdjustment(
-                lo - workload.wake_queue_depth, None if up is None else up - workload.wake_queue_depth, n
-            )
-            for lo, up, n in wake_steps(
-                min_tasks=workload.min_tasks,
-                max_tasks=workload.max_tasks,
-                target=workload.backlog_per_task_target,
-                wake_depth=workload.wake_queue_depth,
-            )
-        ]
-        slots = min(workload.worker_concurrency, workload.payment_slots)
-        for _ in range(workload.min_tasks):
-            workers.append(_Worker(ready_at=0.0, slots_free_at=[0.0] * slots))
-
-    def set_tasks(t: float, count: int, why: str) -> None:
-        active = [w for w in workers if not w.retiring]
-        before = len(active)
-        if count > before:
-            for _ in range(count - before):
-                workers.append(_Worker(ready_at=t + timing.task_start_s, slots_free_at=[0.0] * slots))
-        else:
-            # Tasks holding no payment go first (scale-in protection keeps busy ones).
-            for w in sorted(active, key=lambda w: max(w.slots_free_at))[: before - count]:
-                w.retiring = True
-        if count != before:
-            res.scaling.append((t, before, count, why))
-            if count > before and res.first_scale_out_s is None:
-                res.first_scale_out_s = t
-
-    t = 0.0
-    while t <= horizon_s:
-        # arrivals
-        while next_arrival < len(arrivals) and arrivals[next_arrival] <= t:
-            waiting.append(arrivals[next_arrival])
-            next_arrival += 1
-            if first_message_at is None:
-                first_message_at = t
-        # completions
-        while inflight and inflight[0] <= t:
-            heapq.heappop(inflight)
-        workers[:] = [w for w in workers if not (w.retiring and max(w.slots_free_at) <= t)]
-
-        if workload.variant == "ecs":
-            for w in workers:
-                if w.retiring or w.ready_at > t:
-                    continue
-                for i, free_at in enumerate(w.slots_free_at):
-                    if free_at <= t and waiting:
-                        arrived = waiting.popleft()
-                        done = max(t, free_at) + latency
-                        w.slots_free_at[i] = done
-                        heapq.heappush(inflight, done)
-                        res.waits.append(done - arrived)
-            samples.append((t, len(waiting), len(inflight)))
-            if t >= next_eval:
-                window = [
-                    s
-                    for s in samples
-                    if next_eval - timing.metric_lag_s - period < s[0] <= next_eval - timing.metric_lag_s
-                ]
-                while samples and samples[0][0] <= next_eval - timing.metric_lag_s - period:
-                    samples.popleft()
-                vis = max((s[1] for s in window), default=0)
-                inf = max((s[2] for s in window), default=0)
-                running = sum(1 for w in workers if not w.retiring)
-                assert policy is not None
-                wake = aws.step_scaling_adjustment(vis if running == 0 else 0, workload.wake_queue_depth, steps)
-                if running == 0 and wake:
-                    set_tasks(
-                        next_eval, min(workload.max_tasks, running + wake), f"wake: {vis} visible, no task running"
-                    )
-                    policy.note_scale_out(next_eval)
-                else:
-                    want = policy.evaluate(next_eval, backlog=vis + inf, running=running)
-                    if want is not None and want != running:
-                        set_tasks(next_eval, want, f"target tracking: backlog {vis + inf}")
-                next_eval += period
-            res.worker_seconds += step * len(workers)
-        else:
-            since = 0.0 if first_message_at is None else (t - first_message_at) * k
-            if workload.variant == "lambda-sqs":
-                allowed = min(
-                    workload.reserved_concurrency, aws.lambda_sqs_concurrency(since, workload.max_concurrency)
-                )
-                take = workload.batch_size
-            else:
-                allowed = aws.lambda_async_concurrency(since, workload.reserved_concurrency)
-                take = 1
-            idle = [w for w in workers if w.ready_at <= t and w.slots_free_at[0] <= t]
-            busy = len(workers) - len(idle)
-            # Reuse warm environments first, then start new ones within the concurrency allowed.
-            while waiting and (idle or (len(workers) < allowed and busy < allowed)):
-                if idle:
-                    w = idle.pop()
-                    start = t
-                else:
-                    if timing.serial_cold_starts:
-                        ready = max(t, spawn_free_at) + timing.cold_start_s
-                        spawn_free_at = ready
-                    else:
-                        ready = t + timing.cold_start_s
-                    w = _Worker(ready_at=ready, slots_free_at=[0.0])
-                    workers.append(w)
-                    res.cold_starts += 1
-                    start = ready
-                batch = [waiting.popleft() for _ in range(min(take, len(waiting)))]
-                for n, arrived in enumerate(batch):
-                    wave = n // workload.payment_slots + 1 if workload.batch_paid_concurrently else n + 1
-                    res.waits.append(start + wave * latency - arrived)
-                end = start + aws.lambda_batch_seconds(
-                    records=len(batch),
-                    payment_slots=workload.payment_slots,
-                    payment_latency_s=latency,
-                    concurrent=workload.batch_paid_concurrently or take == 1,
-                )
-                for _ in batch:  # the mapping deletes the batch when the invocation returns
-                    heapq.heappush(inflight, end)
-                w.slots_free_at[0] = end
-                res.invocations += 1
-                res.worker_seconds += end - t
-                busy += 1
-                if res.first_scale_out_s is None:
-                    res.first_scale_out_s = t
-        active = (
-            sum(1 for w in workers if not w.retiring)
-            if workload.variant == "ecs"
-            else sum(1 for w in workers if w.slots_free_at[0] > t or w.ready_at > t)
-        )
-        res.times.append(t)
-        res.visible.append(len(waiting))
-        res.inflight.append(len(inflight))
-        res.workers.append(active)
-        res.paid.append(len(res.waits) - len(inflight))
-        if waiting or inflight or next_arrival < len(arrivals):
-            last_nonempty = t
-        elif t >= res.load_end_s and res.drained_at_s is None:
-            res.drained_at_s = max(last_nonempty + step, res.load_end_s)
-            break
-        t += step
-    return res
+    return _Simulation(workload, ordered, timing, res, step).run(horizon_s)

@@ -17,6 +17,19 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 os.environ["POWERTOOLS_METRICS_NAMESPACE"] = "FlashSaleOrdersTest"
 
 
+LEVELS = ("unit", "infra", "integration", "e2e")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Each test's level is its folder (tests/<level>/...): `pytest -m infra` selects every infra test, and a
+    file cannot be left out by forgetting a marker."""
+    for item in items:
+        level = next((part for part in item.path.parts if part in LEVELS), None)
+        if level is None:
+            raise pytest.UsageError(f"{item.nodeid}: tests live under tests/<{'|'.join(LEVELS)}>/")
+        item.add_marker(getattr(pytest.mark, level))
+
+
 @pytest.fixture
 def lambda_context() -> FakeLambdaContext:
     return FakeLambdaContext()

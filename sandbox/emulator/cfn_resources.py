@@ -28,118 +28,16 @@ Only moto 5.2.5 is patched (``moto_fixes.check_version``).
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import logging
 from typing import Any
 
+from moto.core.common_models import CloudFormationModel
+
+from sandbox.emulator.iam_policy import policy_allows
+from sandbox.emulator.queues import async_queue_name
+
 log = logging.getLogger("sandbox.emulator")
-
-ASYNC_QUEUE_PREFIX = "lambda-async-"
-
-
-def async_queue_name(function_name: str) -> str:
-    """The queue standing in for Lambda's internal async-invoke queue of one function."""
-    return f"{ASYNC_QUEUE_PREFIX}{function_name}"[:80]
-
-
-# ----------------------------------------------------------------------------- resource policies
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def _principal_matches(principal: Any, service: str) -> bool:
-    if principal == "*":
-        return True
-    if not isinstance(principal, dict):
-        return False
-    return "*" in _as_list(principal.get("AWS", [])) or service in _as_list(principal.get("Service", []))
-
-
-def _action_matches(actions: Any, action: str) -> bool:
-    return any(fnmatch.fnmatchcase(action.lower(), str(a).lower()) for a in _as_list(actions))
-
-
-def _resource_matches(resources: Any, arn: str) -> bool:
-    return any(fnmatch.fnmatchcase(arn, str(r)) for r in _as_list(resources))
-
-
-def _applies(st: dict[str, Any], service: str, action: str, resource: str) -> bool:
-    """Principal, action and resource match (each element or its Not- form)."""
-    if "NotPrincipal" in st:
-        principal_ok = not _principal_matches(st["NotPrincipal"], service)
-    else:
-        principal_ok = _principal_matches(st.get("Principal"), service)
-    if "NotAction" in st:
-        action_ok = not _action_matches(st["NotAction"], action)
-    else:
-        action_ok = _action_matches(st.get("Action", []), action)
-    if "NotResource" in st:
-        resource_ok = not _resource_matches(st["NotResource"], resource)
-    else:  # a Lambda permission names no resource beyond its function
-        resource_ok = "Resource" not in st or _resource_matches(st["Resource"], resource)
-    return principal_ok and action_ok and resource_ok
-
-
-_OPERATORS = {
-    "StringEquals": lambda actual, wanted: actual == wanted,
-    "StringEqualsIgnoreCase": lambda actual, wanted: actual.lower() == wanted.lower(),
-    "ArnEquals": lambda actual, wanted: actual == wanted,
-    "StringLike": lambda actual, wanted: fnmatch.fnmatchcase(actual, wanted),
-    "ArnLike": lambda actual, wanted: fnmatch.fnmatchcase(actual, wanted),
-    "Bool": lambda actual, wanted: actual.lower() == wanted.lower(),
-}
-_NEGATED = {"StringNotEquals": "StringEquals", "ArnNotEquals": "ArnEquals", "StringNotLike": "StringLike"}
-_NEGATED |= {"ArnNotLike": "ArnLike", "StringNotEqualsIgnoreCase": "StringEqualsIgnoreCase"}
-
-
-def _condition_holds(operator: str, key: str, wanted: Any, context: dict[str, str]) -> bool | None:
-    """IAM's rules: several values of one key are ORed; a key absent from the request makes a condition
-    false, a negated one true, an ...IfExists one true. None for an operator this evaluator does not know."""
-    if_exists = operator.endswith("IfExists")
-    base = operator.removesuffix("IfExists")
-    negated = base in _NEGATED
-    compare = _OPERATORS.get(_NEGATED.get(base, base))
-    if compare is None:
-        return None
-    actual = context.get(key.lower())
-    if actual is None:
-        return if_exists or negated
-    matched = any(compare(actual, str(w)) for w in _as_list(wanted))
-    return not matched if negated else matched
-
-
-def _conditions_hold(conditions: dict[str, Any] | None, context: dict[str, str]) -> bool | None:
-    """All operators and keys ANDed; None if one cannot be evaluated here."""
-    results = [
-        _condition_holds(operator, key, wanted, context)
-        for operator, tests in (conditions or {}).items()
-        for key, wanted in tests.items()
-    ]
-    if False in results:
-        return False
-    return None if None in results else True
-
-
-def policy_allows(
-    policy: dict[str, Any] | None, *, service: str, action: str, resource: str, context: dict[str, str]
-) -> bool:
-    """IAM evaluation of a resource policy for a service principal: an explicit deny wins, then an allow is
-    needed. A statement whose conditions cannot be evaluated here is logged and never allows; as a Deny it
-    is not applied (the deploy rules and cfn-lint, not the emulator, judge such policies)."""
-    allowed = False
-    context = {k.lower(): v for k, v in context.items()}
-    for st in _as_list((policy or {}).get("Statement", [])):
-        if not _applies(st, service, action, resource):
-            continue
-        holds = _conditions_hold(st.get("Condition"), context)
-        if holds is None:
-            log.warning("policy: cannot evaluate the conditions of %s; treated as not matching", st)
-        elif holds and st.get("Effect") == "Deny":
-            return False
-        elif holds and st.get("Effect") == "Allow":
-            allowed = True
-    return allowed
 
 
 # ----------------------------------------------------------------------------- models
@@ -167,254 +65,248 @@ def _cfn_error(message: str) -> Exception:
     return ValidationError(message=message)
 
 
-def _define_models() -> None:
-    """Declare the models (moto finds them as CloudFormationModel subclasses)."""
-    from moto.core.common_models import CloudFormationModel
+class SnsSubscription(CloudFormationModel):
+    REPLACED_BY = ("TopicArn", "Protocol", "Endpoint")
+    ATTRIBUTES = ("DeliveryPolicy", "FilterPolicyScope", "FilterPolicy", "RawMessageDelivery", "RedrivePolicy")
 
-    class SnsSubscription(CloudFormationModel):
-        REPLACED_BY = ("TopicArn", "Protocol", "Endpoint")
-        ATTRIBUTES = ("DeliveryPolicy", "FilterPolicyScope", "FilterPolicy", "RawMessageDelivery", "RedrivePolicy")
+    def __init__(self, arn: str, props: dict[str, Any]) -> None:
+        self.arn, self.props = arn, props
 
-        def __init__(self, arn: str, props: dict[str, Any]) -> None:
-            self.arn, self.props = arn, props
+    @property
+    def physical_resource_id(self) -> str:
+        return self.arn
 
-        @property
-        def physical_resource_id(self) -> str:
-            return self.arn
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return ""
 
-        @staticmethod
-        def cloudformation_name_type() -> str:
-            return ""
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::SNS::Subscription"
 
-        @staticmethod
-        def cloudformation_type() -> str:
-            return "AWS::SNS::Subscription"
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return attr == "Arn"
 
-        @classmethod
-        def has_cfn_attr(cls, attr: str) -> bool:
-            return attr == "Arn"
+    def get_cfn_attribute(self, attribute_name: str) -> str:
+        return self.arn
 
-        def get_cfn_attribute(self, attribute_name: str) -> str:
-            return self.arn
-
-        @classmethod
-        def create_from_cloudformation_json(  # type: ignore[override]
-            cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str, **kw: Any
-        ) -> SnsSubscription:
-            props = cloudformation_json["Properties"]
-            backend = _sns_backend(account_id, region_name)
-            existing = backend._find_subscription(props["TopicArn"], props["Endpoint"], props["Protocol"])
-            if existing is not None and _differs(existing.attributes, props):
-                # Subscribe passes the attributes; SNS refuses an existing subscription with others.
-                raise _cfn_error(
-                    "Invalid parameter: Attributes Reason: Subscription already exists with different attributes"
-                )
-            sub = backend.subscribe(props["TopicArn"], props["Endpoint"], props["Protocol"])
-            made = cls(sub.arn, props)
-            made._apply(backend, previous={})
-            return made
-
-        def _apply(self, backend: Any, previous: dict[str, Any]) -> None:
-            for name in self.ATTRIBUTES:  # the scope before the filter policy it governs
-                value, old = self.props.get(name), previous.get(name)
-                if value == old and not (name == "FilterPolicy" and value and self._scope_changed(previous)):
-                    continue  # (moto rebuilds the filter's matcher only when FilterPolicy is set)
-                if name == "RawMessageDelivery":
-                    backend.subscriptions[self.arn].attributes[name] = str(value).lower() == "true"
-                    continue
-                if value is None:
-                    value = ""  # SetSubscriptionAttributes with an empty value clears it
-                elif isinstance(value, dict):
-                    value = json.dumps(value)
-                backend.set_subscription_attributes(self.arn, name, value)
-
-        def _scope_changed(self, previous: dict[str, Any]) -> bool:
-            return bool(self.props.get("FilterPolicyScope") != previous.get("FilterPolicyScope"))
-
-        @classmethod
-        def update_from_cloudformation_json(  # type: ignore[override]
-            cls,
-            original_resource: SnsSubscription,
-            new_resource_name: str,
-            cloudformation_json: dict[str, Any],
-            account_id: str,
-            region_name: str,
-        ) -> SnsSubscription:
-            props = cloudformation_json["Properties"]
-            if any(props.get(p) != original_resource.props.get(p) for p in cls.REPLACED_BY):
-                # Replacement: the new subscription first, the old one deleted after (cleanup).
-                new = cls.create_from_cloudformation_json(
-                    new_resource_name, cloudformation_json, account_id, region_name
-                )
-                if new.arn != original_resource.arn:
-                    original_resource.delete(account_id, region_name)
-                return new
-            updated = cls(original_resource.arn, props)
-            updated._apply(_sns_backend(account_id, region_name), previous=original_resource.props)
-            return updated
-
-        def delete(self, account_id: str, region_name: str) -> None:
-            _sns_backend(account_id, region_name).unsubscribe(self.arn)
-
-    class _PolicyResource:
-        """A resource policy attached to several targets (topics or queues); the physical id is its name.
-        Each concrete model also names CloudFormationModel as a base: moto finds direct subclasses only."""
-
-        TARGETS = ""
-
-        def __init__(self, name: str, targets: list[str], document: dict[str, Any]) -> None:
-            self.name, self.targets, self.document = name, targets, document
-
-        @property
-        def physical_resource_id(self) -> str:
-            return self.name
-
-        @staticmethod
-        def cloudformation_name_type() -> str:
-            return ""
-
-        @classmethod
-        def has_cfn_attr(cls, attr: str) -> bool:
-            return attr == "Id"
-
-        def get_cfn_attribute(self, attribute_name: str) -> str:
-            return self.name
-
-        @classmethod
-        def _set(cls, target: str, document: dict[str, Any] | None, account_id: str, region_name: str) -> None:
-            raise NotImplementedError
-
-        @classmethod
-        def create_from_cloudformation_json(  # type: ignore[override]
-            cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str, **kw: Any
-        ) -> _PolicyResource:
-            props = cloudformation_json["Properties"]
-            document = props["PolicyDocument"]  # the schema allows an object or a JSON string
-            made = cls(
-                resource_name, list(props[cls.TARGETS]), json.loads(document) if isinstance(document, str) else document
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[override]
+        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str, **kw: Any
+    ) -> SnsSubscription:
+        props = cloudformation_json["Properties"]
+        backend = _sns_backend(account_id, region_name)
+        existing = backend._find_subscription(props["TopicArn"], props["Endpoint"], props["Protocol"])
+        if existing is not None and _differs(existing.attributes, props):
+            # Subscribe passes the attributes; SNS refuses an existing subscription with others.
+            raise _cfn_error(
+                "Invalid parameter: Attributes Reason: Subscription already exists with different attributes"
             )
-            for target in made.targets:
-                cls._set(target, made.document, account_id, region_name)
-            return made
+        sub = backend.subscribe(props["TopicArn"], props["Endpoint"], props["Protocol"])
+        made = cls(sub.arn, props)
+        made._apply(backend, previous={})
+        return made
 
-        @classmethod
-        def update_from_cloudformation_json(  # type: ignore[override]
-            cls,
-            original_resource: _PolicyResource,
-            new_resource_name: str,
-            cloudformation_json: dict[str, Any],
-            account_id: str,
-            region_name: str,
-        ) -> _PolicyResource:
-            new = cls.create_from_cloudformation_json(
-                original_resource.name, cloudformation_json, account_id, region_name
-            )
-            for gone in set(original_resource.targets) - set(new.targets):
-                cls._set(gone, None, account_id, region_name)
-            return new
+    def _apply(self, backend: Any, previous: dict[str, Any]) -> None:
+        for name in self.ATTRIBUTES:  # the scope before the filter policy it governs
+            value, old = self.props.get(name), previous.get(name)
+            if value == old and not (name == "FilterPolicy" and value and self._scope_changed(previous)):
+                continue  # (moto rebuilds the filter's matcher only when FilterPolicy is set)
+            if name == "RawMessageDelivery":
+                backend.subscriptions[self.arn].attributes[name] = str(value).lower() == "true"
+                continue
+            if value is None:
+                value = ""  # SetSubscriptionAttributes with an empty value clears it
+            elif isinstance(value, dict):
+                value = json.dumps(value)
+            backend.set_subscription_attributes(self.arn, name, value)
 
-        def delete(self, account_id: str, region_name: str) -> None:
-            for target in self.targets:
-                try:
-                    self._set(target, None, account_id, region_name)
-                except Exception:  # the topic or queue went first: nothing left to reset
-                    continue
+    def _scope_changed(self, previous: dict[str, Any]) -> bool:
+        return bool(self.props.get("FilterPolicyScope") != previous.get("FilterPolicyScope"))
 
-    class SnsTopicPolicy(_PolicyResource, CloudFormationModel):
-        TARGETS = "Topics"
-
-        @staticmethod
-        def cloudformation_type() -> str:
-            return "AWS::SNS::TopicPolicy"
-
-        @classmethod
-        def _set(cls, target: str, document: dict[str, Any] | None, account_id: str, region_name: str) -> None:
-            topic = _sns_backend(account_id, region_name).get_topic(target)
-            if document is None:
-                topic._policy_json = topic._create_default_topic_policy(region_name, account_id, topic.name)
-            else:
-                topic._policy_json = document
-
-    class SqsQueuePolicy(_PolicyResource, CloudFormationModel):
-        TARGETS = "Queues"
-
-        @staticmethod
-        def cloudformation_type() -> str:
-            return "AWS::SQS::QueuePolicy"
-
-        @classmethod
-        def _set(cls, target: str, document: dict[str, Any] | None, account_id: str, region_name: str) -> None:
-            queue = _sqs_backend(account_id, region_name).get_queue(target.rstrip("/").rsplit("/", 1)[-1])
-            queue.policy = None if document is None else json.dumps(document)
-
-    class LambdaEventInvokeConfig(CloudFormationModel):
-        def __init__(self, function_name: str, qualifier: str) -> None:
-            self.function_name, self.qualifier = function_name, qualifier
-
-        @property
-        def physical_resource_id(self) -> str:
-            return f"{self.function_name}:{self.qualifier}"
-
-        @staticmethod
-        def cloudformation_name_type() -> str:
-            return ""
-
-        @staticmethod
-        def cloudformation_type() -> str:
-            return "AWS::Lambda::EventInvokeConfig"
-
-        @classmethod
-        def has_cfn_attr(cls, attr: str) -> bool:
-            return False
-
-        @classmethod
-        def create_from_cloudformation_json(  # type: ignore[override]
-            cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str, **kw: Any
-        ) -> LambdaEventInvokeConfig:
-            props = cloudformation_json["Properties"]
-            name, qualifier = props["FunctionName"], props.get("Qualifier")
-            retries, age = props.get("MaximumRetryAttempts"), props.get("MaximumEventAgeInSeconds")
-            # The resource schema's ranges (AWS::Lambda::EventInvokeConfig); Qualifier is required.
-            if qualifier is None:
-                raise _cfn_error("AWS::Lambda::EventInvokeConfig: Qualifier is required")
-            if qualifier != "$LATEST":  # moto keeps one configuration per function, not per version or alias
-                raise _cfn_error(
-                    f"AWS::Lambda::EventInvokeConfig: Qualifier {qualifier!r}: the sandbox emulates $LATEST only"
-                )
-            if retries is not None and not 0 <= int(retries) <= 2:
-                raise _cfn_error(f"AWS::Lambda::EventInvokeConfig: MaximumRetryAttempts {retries} not in 0..2")
-            if age is not None and not 60 <= int(age) <= 21_600:
-                raise _cfn_error(f"AWS::Lambda::EventInvokeConfig: MaximumEventAgeInSeconds {age} not in 60..21600")
-            config = {
-                k: props[k]
-                for k in ("MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig")
-                if k in props
-            }
-            config = {k: int(v) if k != "DestinationConfig" else v for k, v in config.items()}
-            backend = _lambda_backend(account_id, region_name)
-            backend.get_function(name).event_invoke_config = []  # moto's put appends; AWS's replaces
-            backend.put_function_event_invoke_config(name, config)
-            return cls(name, qualifier)
-
-        @classmethod
-        def update_from_cloudformation_json(  # type: ignore[override]
-            cls,
-            original_resource: LambdaEventInvokeConfig,
-            new_resource_name: str,
-            cloudformation_json: dict[str, Any],
-            account_id: str,
-            region_name: str,
-        ) -> LambdaEventInvokeConfig:
+    @classmethod
+    def update_from_cloudformation_json(  # type: ignore[override]
+        cls,
+        original_resource: SnsSubscription,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> SnsSubscription:
+        props = cloudformation_json["Properties"]
+        if any(props.get(p) != original_resource.props.get(p) for p in cls.REPLACED_BY):
+            # Replacement: the new subscription first, the old one deleted after (cleanup).
             new = cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
-            if new.function_name != original_resource.function_name:
-                _clean_up_later(lambda: original_resource.delete(account_id, region_name))
+            if new.arn != original_resource.arn:
+                original_resource.delete(account_id, region_name)
             return new
+        updated = cls(original_resource.arn, props)
+        updated._apply(_sns_backend(account_id, region_name), previous=original_resource.props)
+        return updated
 
-        def delete(self, account_id: str, region_name: str) -> None:
+    def delete(self, account_id: str, region_name: str) -> None:
+        _sns_backend(account_id, region_name).unsubscribe(self.arn)
+
+
+class _PolicyResource:
+    """A resource policy attached to several targets (topics or queues); the physical id is its name.
+    Each concrete model also names CloudFormationModel as a base: moto finds direct subclasses only."""
+
+    TARGETS = ""
+
+    def __init__(self, name: str, targets: list[str], document: dict[str, Any]) -> None:
+        self.name, self.targets, self.document = name, targets, document
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.name
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return ""
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return attr == "Id"
+
+    def get_cfn_attribute(self, attribute_name: str) -> str:
+        return self.name
+
+    @classmethod
+    def _set(cls, target: str, document: dict[str, Any] | None, account_id: str, region_name: str) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[override]
+        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str, **kw: Any
+    ) -> _PolicyResource:
+        props = cloudformation_json["Properties"]
+        document = props["PolicyDocument"]  # the schema allows an object or a JSON string
+        made = cls(
+            resource_name, list(props[cls.TARGETS]), json.loads(document) if isinstance(document, str) else document
+        )
+        for target in made.targets:
+            cls._set(target, made.document, account_id, region_name)
+        return made
+
+    @classmethod
+    def update_from_cloudformation_json(  # type: ignore[override]
+        cls,
+        original_resource: _PolicyResource,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> _PolicyResource:
+        new = cls.create_from_cloudformation_json(original_resource.name, cloudformation_json, account_id, region_name)
+        for gone in set(original_resource.targets) - set(new.targets):
+            cls._set(gone, None, account_id, region_name)
+        return new
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        for target in self.targets:
             try:
-                _lambda_backend(account_id, region_name).get_function(self.function_name).event_invoke_config = []
-            except Exception:  # the function was deleted first: its configuration went with it
-                return
+                self._set(target, None, account_id, region_name)
+            except Exception:  # the topic or queue went first: nothing left to reset
+                continue
+
+
+class SnsTopicPolicy(_PolicyResource, CloudFormationModel):
+    TARGETS = "Topics"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::SNS::TopicPolicy"
+
+    @classmethod
+    def _set(cls, target: str, document: dict[str, Any] | None, account_id: str, region_name: str) -> None:
+        topic = _sns_backend(account_id, region_name).get_topic(target)
+        if document is None:
+            topic._policy_json = topic._create_default_topic_policy(region_name, account_id, topic.name)
+        else:
+            topic._policy_json = document
+
+
+class SqsQueuePolicy(_PolicyResource, CloudFormationModel):
+    TARGETS = "Queues"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::SQS::QueuePolicy"
+
+    @classmethod
+    def _set(cls, target: str, document: dict[str, Any] | None, account_id: str, region_name: str) -> None:
+        queue = _sqs_backend(account_id, region_name).get_queue(target.rstrip("/").rsplit("/", 1)[-1])
+        queue.policy = None if document is None else json.dumps(document)
+
+
+class LambdaEventInvokeConfig(CloudFormationModel):
+    def __init__(self, function_name: str, qualifier: str) -> None:
+        self.function_name, self.qualifier = function_name, qualifier
+
+    @property
+    def physical_resource_id(self) -> str:
+        return f"{self.function_name}:{self.qualifier}"
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return ""
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::Lambda::EventInvokeConfig"
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return False
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[override]
+        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str, **kw: Any
+    ) -> LambdaEventInvokeConfig:
+        props = cloudformation_json["Properties"]
+        name, qualifier = props["FunctionName"], props.get("Qualifier")
+        retries, age = props.get("MaximumRetryAttempts"), props.get("MaximumEventAgeInSeconds")
+        # The resource schema's ranges (AWS::Lambda::EventInvokeConfig); Qualifier is required.
+        if qualifier is None:
+            raise _cfn_error("AWS::Lambda::EventInvokeConfig: Qualifier is required")
+        if qualifier != "$LATEST":  # moto keeps one configuration per function, not per version or alias
+            raise _cfn_error(
+                f"AWS::Lambda::EventInvokeConfig: Qualifier {qualifier!r}: the sandbox emulates $LATEST only"
+            )
+        if retries is not None and not 0 <= int(retries) <= 2:
+            raise _cfn_error(f"AWS::Lambda::EventInvokeConfig: MaximumRetryAttempts {retries} not in 0..2")
+        if age is not None and not 60 <= int(age) <= 21_600:
+            raise _cfn_error(f"AWS::Lambda::EventInvokeConfig: MaximumEventAgeInSeconds {age} not in 60..21600")
+        config = {
+            k: props[k] for k in ("MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig") if k in props
+        }
+        config = {k: int(v) if k != "DestinationConfig" else v for k, v in config.items()}
+        backend = _lambda_backend(account_id, region_name)
+        backend.get_function(name).event_invoke_config = []  # moto's put appends; AWS's replaces
+        backend.put_function_event_invoke_config(name, config)
+        return cls(name, qualifier)
+
+    @classmethod
+    def update_from_cloudformation_json(  # type: ignore[override]
+        cls,
+        original_resource: LambdaEventInvokeConfig,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> LambdaEventInvokeConfig:
+        new = cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
+        if new.function_name != original_resource.function_name:
+            _clean_up_later(lambda: original_resource.delete(account_id, region_name))
+        return new
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        try:
+            _lambda_backend(account_id, region_name).get_function(self.function_name).event_invoke_config = []
+        except Exception:  # the function was deleted first: its configuration went with it
+            return
 
 
 # ----------------------------------------------------------------------------- update order
@@ -585,7 +477,6 @@ def apply() -> None:
     _applied = True
     from moto.cloudformation import parsing
 
-    _define_models()
     for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
         cached.cache_clear()
     _fix_update_order()

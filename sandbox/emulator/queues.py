@@ -24,3 +24,11 @@ def queue_depth(sqs: Any, url: str) -> Depth:
         QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
     )["Attributes"]
     return Depth(int(attrs["ApproximateNumberOfMessages"]), int(attrs["ApproximateNumberOfMessagesNotVisible"]))
+
+
+ASYNC_QUEUE_PREFIX = "lambda-async-"
+
+
+def async_queue_name(function_name: str) -> str:
+    """The queue standing in for Lambda's internal async-invoke queue of one function."""
+    return f"{ASYNC_QUEUE_PREFIX}{function_name}"[:80]

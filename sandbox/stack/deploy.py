@@ -62,14 +62,11 @@ class Deployment:
 
     def data(self, key: str) -> str:
         """A data stack output (``stacks.outputs``)."""
-        return self.data(key)
+        return self.output(outputs.DATA_STACK, key)
 
     def service(self, key: str) -> str:
         """A service stack output; KeyError if this variant has none of that name."""
-        return self.service(key)
-
-    def has(self, key: str) -> bool:
-        return any(key in values for values in self.outputs.values())
+        return self.output(outputs.SERVICE_STACK, key)
 
     @property
     def compute(self) -> str:
@@ -77,7 +74,7 @@ class Deployment:
         return self.service(outputs.COMPUTE)
 
     def service_template(self) -> dict[str, Any]:
-        return self.service_template()
+        return self.template(outputs.SERVICE_STACK)
 
 
 def _clients(endpoint: str) -> Any:

@@ -10,12 +10,11 @@ from typing import Any
 
 from planner.config import AppConfig
 from planner.model import Timing, Workload
-from sandbox.emulator.cfn_resources import async_queue_name
 from sandbox.emulator.ecs import EcsService
 from sandbox.emulator.event_sources import InvokeObserver, PollerGroup, SnsAsyncInvoker, SqsEventSource
 from sandbox.emulator.lambda_pool import LambdaPool
 from sandbox.emulator.process import ProcessEnv, Scale
-from sandbox.emulator.queues import Depth, queue_depth
+from sandbox.emulator.queues import Depth, async_queue_name, queue_depth
 from sandbox.stack.specs import ScalingPolicy, task_definition
 from sandbox.stack.topology import Pipeline
 from stacks import outputs

@@ -22,7 +22,6 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 
 if shutil.which("npx") is None or not (ROOT / "node_modules" / ".bin" / "cdk").exists():

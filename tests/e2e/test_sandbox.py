@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 
 if shutil.which("npx") is None or not (ROOT / "node_modules" / ".bin" / "cdk").exists():

@@ -10,7 +10,6 @@ from aws_cdk import aws_sqs as sqs
 from app import build_app, new_app
 from tests.infra.conftest import VARIANTS
 
-pytestmark = pytest.mark.infra
 CDK_OWN = {"W3005"}  # redundant DependsOn that CDK itself emits
 
 

@@ -10,7 +10,6 @@ import pytest
 
 from planner.config import ConfigError, load_config
 
-pytestmark = pytest.mark.infra
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULTS = json.loads((ROOT / "cdk.json").read_text())["context"]
 

@@ -1,10 +1,7 @@
 """The stateful stack: encryption, TLS-only, redrive, retention, and independence from compute."""
 
-import pytest
 
 from tests.infra.conftest import VARIANTS, only, resources
-
-pytestmark = pytest.mark.infra
 
 
 def _denies_insecure_transport(policy_doc):

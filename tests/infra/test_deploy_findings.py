@@ -6,11 +6,8 @@ import json
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from tests.infra.conftest import resources
 
-pytestmark = pytest.mark.infra
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -27,8 +27,6 @@ from constructs_lib.ecs_workers import QueueWorkerService
 from constructs_lib.order_api import HTTP_ACCESS_LOG, WEBSOCKET_ACCESS_LOG, JsonAccessLogs
 from tests.infra.conftest import VARIANTS
 
-pytestmark = pytest.mark.infra
-
 
 def violations(tmp_path: Path, build: Callable[[cdk.Stack], None]) -> set[str]:
     """The Deploy rule ids (with findings) a bare stack built by ``build`` violates."""

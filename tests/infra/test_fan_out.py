@@ -13,8 +13,6 @@ from app import build_app, new_app
 from constructs_lib.fan_out import TopicConsumer
 from tests.infra.conftest import VARIANTS, only, policy_actions, resources
 
-pytestmark = pytest.mark.infra
-
 TRACKED = ["payment_started", "payment_confirmed", "payment_failed"]
 
 

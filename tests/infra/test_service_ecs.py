@@ -7,8 +7,6 @@ import pytest
 
 from tests.infra.conftest import PAY_AND_PUBLISH, only, policy_actions, resources
 
-pytestmark = pytest.mark.infra
-
 
 def scaling_policies(t):
     return {

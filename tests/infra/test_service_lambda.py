@@ -6,8 +6,6 @@ import pytest
 
 from tests.infra.conftest import PAY_AND_PUBLISH, function_by_handler, only, policy_actions, resources
 
-pytestmark = pytest.mark.infra
-
 ENV_CONTRACT = {
     "ORDER_EVENTS_TOPIC_ARN",
     "ORDERS_QUEUE_URL",

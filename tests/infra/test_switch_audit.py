@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.infra
 ROOT = Path(__file__).resolve().parents[2]
 DIFF = Path(__file__).parent / "tools" / "template_diff.js"
 

@@ -5,8 +5,6 @@ import pytest
 from orders.entrypoints import api
 from tests.helpers import http_event
 
-pytestmark = pytest.mark.integration
-
 
 def call(event, ctx):
     resp = api.handler(event, ctx)

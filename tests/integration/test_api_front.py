@@ -15,7 +15,6 @@ import pytest
 
 from sandbox.emulator.local_aws import create_order_resources, moto_server
 
-pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 

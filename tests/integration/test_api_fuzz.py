@@ -12,8 +12,6 @@ from hypothesis import strategies as st
 from orders.entrypoints import api
 from tests.helpers import http_event
 
-pytestmark = pytest.mark.integration
-
 FUZZ = settings(
     max_examples=300,
     derandomize=True,

@@ -15,7 +15,8 @@ import pytest
 from moto import mock_aws
 
 from sandbox.emulator import moto_fixes
-from sandbox.emulator.cfn_resources import async_queue_name, policy_allows
+from sandbox.emulator.iam_policy import policy_allows
+from sandbox.emulator.queues import async_queue_name
 
 REGION = "us-east-1"
 ORDER = json.dumps({"event_type": "order_placed", "order_id": "o-1"})

@@ -3,15 +3,11 @@
 import json
 import time
 
-import pytest
-
 from constructs_lib import order_runtime as infra
 from orders.adapters.memory import InMemoryQueue
 from orders.entrypoints import observability, worker_lambda
 from orders.entrypoints.worker_ecs import QueueWorker
 from tests.helpers import http_event, sqs_event
-
-pytestmark = pytest.mark.integration
 
 
 def emitted(out: str) -> list[tuple[str, str, dict, dict]]:

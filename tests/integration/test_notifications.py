@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from orders.domain.events import EventType, OrderEvent
 from tests.helpers import sqs_event
-
-pytestmark = pytest.mark.integration
 
 
 def event(kind: EventType, order_id: str, seq: int) -> str:

@@ -14,8 +14,6 @@ from ops import preflight
 from planner.config import load_config
 from sandbox.emulator import moto_fixes
 
-pytestmark = pytest.mark.integration
-
 
 def _zip() -> bytes:
     buf = io.BytesIO()

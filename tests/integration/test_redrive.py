@@ -9,8 +9,6 @@ from orders.entrypoints import api, worker_lambda
 from orders.redrive import CAN_SUCCEED, SPENT, Redrive, main
 from tests.helpers import http_event, sqs_event
 
-pytestmark = pytest.mark.integration
-
 
 def place(valid_order, ctx) -> str:
     return json.loads(api.handler(http_event("POST", "/orders", valid_order), ctx)["body"])["order_id"]

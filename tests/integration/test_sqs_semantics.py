@@ -12,8 +12,6 @@ from moto import mock_aws
 
 from sandbox.emulator import moto_fixes, sqs_patch
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture(params=["moto", "patched"])
 def sqs(request):

@@ -23,7 +23,6 @@ import websocket
 from sandbox.emulator.local_aws import create_connections_table, create_order_resources, moto_server
 from tests.helpers import sqs_event
 
-pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 ORDER = {"customer_id": "cust-1", "items": [{"sku": "SKU-CAP", "qty": 1, "price": "7.50"}], "currency": "USD"}
 

@@ -17,7 +17,6 @@ from orders.entrypoints.worker_ecs import QueueWorker
 from sandbox.emulator import local_aws
 from tests.helpers import http_event
 
-pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 

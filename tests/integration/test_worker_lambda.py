@@ -7,8 +7,6 @@ from orders import bootstrap
 from orders.entrypoints import api, worker_lambda
 from tests.helpers import http_event, sns_event, sqs_event
 
-pytestmark = pytest.mark.integration
-
 
 def place(valid_order, ctx, **overrides) -> tuple[str, str]:
     resp = api.handler(http_event("POST", "/orders", {**valid_order, **overrides}), ctx)
