@@ -78,24 +78,7 @@ def end_to_end(orders: int, concurrency: int, slots: int, latency_ms: int) -> di
             stderr=subprocess.DEVNULL,
         )
         started = time.perf_counter()
-        rss_kb = 0
-        first_seen = None
-        while True:
-            attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-            visible = int(attrs["ApproximateNumberOfMessages"])
-            left = visible + int(attrs["ApproximateNumberOfMessagesNotVisible"])
-            if first_seen is None and visible < orders:  # the worker took its first batch
-                first_seen = time.perf_counter()
-            try:
-                status = Path(f"/proc/{proc.pid}/status").read_text()
-                rss_kb = max(rss_kb, int(next(x for x in status.splitlines() if x.startswith("VmHWM")).split()[1]))
-            except (OSError, StopIteration):
-                pass
-            if left == 0:
-                break
-            if time.perf_counter() - started > 600:
-                raise TimeoutError("end-to-end bench did not drain in 600 s")
-            time.sleep(0.1)
+        first_seen, rss_kb = _watch_drain(sqs, url, orders, proc.pid, started)
         elapsed = time.perf_counter() - started
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
@@ -115,6 +98,28 @@ def end_to_end(orders: int, concurrency: int, slots: int, latency_ms: int) -> di
             "startup_s": (first_seen or started) - started,
             "exit_code": proc.returncode,
         }
+
+
+def _watch_drain(sqs: Any, url: str, orders: int, pid: int, started: float) -> tuple[float | None, int]:
+    """Poll the queue until it is empty: (when the worker took its first batch, the worker's peak RSS in kB)."""
+    rss_kb = 0
+    first_seen = None
+    while True:
+        attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        visible = int(attrs["ApproximateNumberOfMessages"])
+        left = visible + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+        if first_seen is None and visible < orders:  # the worker took its first batch
+            first_seen = time.perf_counter()
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+            rss_kb = max(rss_kb, int(next(x for x in status.splitlines() if x.startswith("VmHWM")).split()[1]))
+        except (OSError, StopIteration):
+            pass
+        if left == 0:
+            return first_seen, rss_kb
+        if time.perf_counter() - started > 600:
+            raise TimeoutError("end-to-end bench did not drain in 600 s")
+        time.sleep(0.1)
 
 
 def table(title: str, rows: list[dict[str, Any]], bar: float | None) -> str:

@@ -25,6 +25,8 @@ wires them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import jsii
 from aws_cdk import Aspects, Duration, IAspect, RemovalPolicy, Stack
 from aws_cdk import aws_applicationautoscaling as appscaling
@@ -119,6 +121,31 @@ class _ServiceAfterCapacityProviders:
             self.service.node.add_dependency(node)
 
 
+@dataclass(frozen=True, kw_only=True)
+class TaskProps:
+    """One worker task: its image (empty: build runtime/Dockerfile), size, consumers and capacity."""
+
+    image_uri: str
+    worker_concurrency: int
+    cpu: int
+    memory_mb: int
+    spot: bool
+    on_demand_base: int
+    stop_timeout: Duration
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScalingProps:
+    """The service's capacity and the backlog each task should carry."""
+
+    min_tasks: int
+    max_tasks: int
+    backlog_per_task_target: int
+    wake_queue_depth: int
+    scale_out_cooldown: Duration
+    scale_in_cooldown: Duration
+
+
 def capacity_strategy(*, spot: bool, on_demand_base: int) -> list[ecs.CapacityProviderStrategy]:
     """Spot for the bulk, with the first ``on_demand_base`` tasks on on-demand Fargate; on-demand only otherwise."""
     if not spot:
@@ -144,18 +171,11 @@ class QueueWorkerService(Construct):
         security_group: ec2.ISecurityGroup,
         data: PipelineData,
         environment: dict[str, str],
-        image_uri: str,
-        worker_concurrency: int,
-        cpu: int,
-        memory_mb: int,
-        spot: bool,
-        on_demand_base: int,
-        stop_timeout: Duration,
+        task: TaskProps,
         log_retention: logs.RetentionDays,
         removal_policy: RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
-        stack = Stack.of(self)
         self.cluster = ecs.Cluster(
             self,
             "Cluster",
@@ -164,19 +184,38 @@ class QueueWorkerService(Construct):
             enable_fargate_capacity_providers=True,
         )
         self.logs = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=removal_policy)
+        self._task_definition(environment, task)
+        self._grants(data)
+        self.service = ecs.FargateService(
+            self,
+            "Service",
+            cluster=self.cluster,
+            task_definition=self.task_definition,
+            assign_public_ip=True,
+            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC),
+            security_groups=[security_group],
+            min_healthy_percent=100,
+            max_healthy_percent=200,
+            circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
+            capacity_provider_strategies=capacity_strategy(spot=task.spot, on_demand_base=task.on_demand_base),
+        )
+        Aspects.of(self.cluster).add(_ServiceAfterCapacityProviders(self.service))
+        self._acknowledge()
+
+    def _task_definition(self, environment: dict[str, str], task: TaskProps) -> None:
         self.task_definition = ecs.FargateTaskDefinition(
             self,
             "TaskDefinition",
-            cpu=cpu,
-            memory_limit_mib=memory_mb,
+            cpu=task.cpu,
+            memory_limit_mib=task.memory_mb,
             runtime_platform=ecs.RuntimePlatform(
                 cpu_architecture=ecs.CpuArchitecture.X86_64,
                 operating_system_family=ecs.OperatingSystemFamily.LINUX,
             ),
         )
         image = (
-            ecs.ContainerImage.from_registry(image_uri)
-            if image_uri
+            ecs.ContainerImage.from_registry(task.image_uri)
+            if task.image_uri
             else ecs.ContainerImage.from_asset(
                 str(RUNTIME_DIR),
                 platform=ecr_assets.Platform.LINUX_AMD64,
@@ -189,14 +228,17 @@ class QueueWorkerService(Construct):
             command=["python", "-m", "orders.entrypoints.worker_ecs"],
             environment={
                 **environment,
-                "WORKER_CONCURRENCY": str(worker_concurrency),
-                "WORKER_STOP_TIMEOUT_S": str(max(5, int(stop_timeout.to_seconds()) - 5)),
+                "WORKER_CONCURRENCY": str(task.worker_concurrency),
+                "WORKER_STOP_TIMEOUT_S": str(max(5, int(task.stop_timeout.to_seconds()) - 5)),
                 "ECS_TASK_PROTECTION": "true",
             },
             logging=ecs.LogDrivers.aws_logs(stream_prefix="worker", log_group=self.logs),
-            stop_timeout=stop_timeout,
+            stop_timeout=task.stop_timeout,
             readonly_root_filesystem=True,
         )
+
+    def _grants(self, data: PipelineData) -> None:
+        stack = Stack.of(self)
         grant_worker(data, self.task_definition.task_role, poll_queue=True)
         # Task scale-in protection through the ECS agent endpoint (this task only, in this cluster).
         self.task_definition.task_role.add_to_principal_policy(
@@ -207,20 +249,9 @@ class QueueWorkerService(Construct):
                 ],
             )
         )
-        self.service = ecs.FargateService(
-            self,
-            "Service",
-            cluster=self.cluster,
-            task_definition=self.task_definition,
-            assign_public_ip=True,
-            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC),
-            security_groups=[security_group],
-            min_healthy_percent=100,
-            max_healthy_percent=200,
-            circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
-            capacity_provider_strategies=capacity_strategy(spot=spot, on_demand_base=on_demand_base),
-        )
-        Aspects.of(self.cluster).add(_ServiceAfterCapacityProviders(self.service))
+
+    def _acknowledge(self) -> None:
+        stack = Stack.of(self)
         cluster_id = stack.resolve(stack.get_logical_id(self.cluster.node.default_child))  # type: ignore[arg-type]
         acknowledge(
             self.task_definition.task_role,
@@ -259,23 +290,17 @@ class BacklogScaling(Construct):
         cluster_name: str,
         service_name: str,
         queue: sqs.IQueue,
-        min_tasks: int,
-        max_tasks: int,
-        backlog_per_task_target: int,
-        wake_queue_depth: int,
-        scale_out_cooldown: Duration,
-        scale_in_cooldown: Duration,
+        scaling: ScalingProps,
     ) -> None:
         super().__init__(scope, construct_id)
-        stack = Stack.of(self)
         self.scalable_target = appscaling.ScalableTarget(
             self,
             "ScalableTarget",
             service_namespace=appscaling.ServiceNamespace.ECS,
             resource_id=f"service/{cluster_name}/{service_name}",
             scalable_dimension="ecs:service:DesiredCount",
-            min_capacity=min_tasks,
-            max_capacity=max_tasks,
+            min_capacity=scaling.min_tasks,
+            max_capacity=scaling.max_tasks,
         )
         dimensions = {"ClusterName": cluster_name, "ServiceName": service_name}
         self.running_tasks = cloudwatch.Metric(
@@ -285,16 +310,24 @@ class BacklogScaling(Construct):
             statistic="Average",
             period=Duration.minutes(1),
         )
-        self.backlog_policy = _TT(
+        self.backlog_policy = self._backlog_tracking(queue, dimensions, scaling)
+        self._wake_step(queue, scaling)
+
+    def _backlog_tracking(
+        self, queue: sqs.IQueue, dimensions: dict[str, str], scaling: ScalingProps
+    ) -> appscaling.CfnScalingPolicy:
+        """Target tracking on (visible + in flight) / running tasks, a customized metric of three queries."""
+        stack = Stack.of(self)
+        return _TT(
             self,
             "BacklogPerTaskTracking",
             policy_name=f"{stack.stack_name}-backlog-per-task",
             policy_type="TargetTrackingScaling",
             scaling_target_id=self.scalable_target.scalable_target_id,
             target_tracking_scaling_policy_configuration=_TT.TargetTrackingScalingPolicyConfigurationProperty(
-                target_value=backlog_per_task_target,
-                scale_out_cooldown=int(scale_out_cooldown.to_seconds()),
-                scale_in_cooldown=int(scale_in_cooldown.to_seconds()),
+                target_value=scaling.backlog_per_task_target,
+                scale_out_cooldown=int(scaling.scale_out_cooldown.to_seconds()),
+                scale_in_cooldown=int(scaling.scale_in_cooldown.to_seconds()),
                 customized_metric_specification=_TT.CustomizedMetricSpecificationProperty(
                     metrics=[
                         _sqs_metric("visible", queue.queue_name, "ApproximateNumberOfMessagesVisible"),
@@ -324,18 +357,23 @@ class BacklogScaling(Construct):
                 ),
             ),
         )
+
+    def _wake_step(self, queue: sqs.IQueue, scaling: ScalingProps) -> None:
+        """The alarm and step scaling that wake a service at zero to the task count its backlog implies."""
         visible = queue.metric_approximate_number_of_messages_visible(statistic="Maximum", period=Duration.minutes(1))
         self.wake_alarm = cloudwatch.Alarm(
             self,
             "WakeFromZero",
-            alarm_description=f"{wake_queue_depth}+ messages visible and no task running: start the tasks they imply",
+            alarm_description=(
+                f"{scaling.wake_queue_depth}+ messages visible and no task running: start the tasks they imply"
+            ),
             metric=cloudwatch.MathExpression(
                 expression=self.WAKE_EXPRESSION,
                 using_metrics={"running": self.running_tasks, "visible": visible},
                 period=Duration.minutes(1),
                 label="Visible messages while no task runs",
             ),
-            threshold=wake_queue_depth,
+            threshold=scaling.wake_queue_depth,
             evaluation_periods=1,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
@@ -348,16 +386,19 @@ class BacklogScaling(Construct):
             scaling_target=self.scalable_target,
             adjustment_type=appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
             metric_aggregation_type=appscaling.MetricAggregationType.MAXIMUM,
-            cooldown=scale_out_cooldown,
+            cooldown=scaling.scale_out_cooldown,
         )
         # Step bounds are relative to the alarm threshold.
         for lowest, above, tasks in wake_steps(
-            min_tasks=min_tasks, max_tasks=max_tasks, target=backlog_per_task_target, wake_depth=wake_queue_depth
+            min_tasks=scaling.min_tasks,
+            max_tasks=scaling.max_tasks,
+            target=scaling.backlog_per_task_target,
+            wake_depth=scaling.wake_queue_depth,
         ):
             self.wake_action.add_adjustment(
                 adjustment=tasks,
-                lower_bound=lowest - wake_queue_depth,
-                upper_bound=None if above is None else above - wake_queue_depth,
+                lower_bound=lowest - scaling.wake_queue_depth,
+                upper_bound=None if above is None else above - scaling.wake_queue_depth,
             )
         self.wake_alarm.add_alarm_action(cw_actions.ApplicationScalingAction(self.wake_action))
 
@@ -378,19 +419,8 @@ class EcsQueueWorkers(Construct):
         *,
         data: PipelineData,
         environment: dict[str, str],
-        image_uri: str,
-        worker_concurrency: int,
-        cpu: int,
-        memory_mb: int,
-        spot: bool,
-        on_demand_base: int,
-        min_tasks: int,
-        max_tasks: int,
-        backlog_per_task_target: int,
-        wake_queue_depth: int,
-        scale_out_cooldown: Duration,
-        scale_in_cooldown: Duration,
-        stop_timeout: Duration,
+        task: TaskProps,
+        scaling: ScalingProps,
         log_retention: logs.RetentionDays,
         removal_policy: RemovalPolicy,
     ) -> None:
@@ -403,13 +433,7 @@ class EcsQueueWorkers(Construct):
             security_group=self.network.security_group,
             data=data,
             environment=environment,
-            image_uri=image_uri,
-            worker_concurrency=worker_concurrency,
-            cpu=cpu,
-            memory_mb=memory_mb,
-            spot=spot,
-            on_demand_base=on_demand_base,
-            stop_timeout=stop_timeout,
+            task=task,
             log_retention=log_retention,
             removal_policy=removal_policy,
         )
@@ -419,14 +443,9 @@ class EcsQueueWorkers(Construct):
             cluster_name=self.workers.cluster.cluster_name,
             service_name=self.workers.service.service_name,
             queue=data.queue,
-            min_tasks=min_tasks,
-            max_tasks=max_tasks,
-            backlog_per_task_target=backlog_per_task_target,
-            wake_queue_depth=wake_queue_depth,
-            scale_out_cooldown=scale_out_cooldown,
-            scale_in_cooldown=scale_in_cooldown,
+            scaling=scaling,
         )
-        self.max_tasks = max_tasks
+        self.max_tasks = scaling.max_tasks
         self.vpc, self.security_group = self.network.vpc, self.network.security_group
         self.cluster, self.logs = self.workers.cluster, self.workers.logs
         self.task_definition, self.container, self.service = (

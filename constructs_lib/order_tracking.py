@@ -57,6 +57,14 @@ class OrderTracking(Construct):
         removal_policy: RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
+        self._connections_table()
+        self._route_function(environment, layer, reserved_concurrency, log_retention, removal_policy)
+        self._api(iam_auth)
+        self._stage(throttle_rate, throttle_burst, account_logging, log_retention, removal_policy)
+        self._pusher(data, environment, layer, push_concurrency, reserved_concurrency, log_retention, removal_policy)
+        self._grants(data)
+
+    def _connections_table(self) -> None:
         self.connections = dynamodb.Table(
             self,
             "Connections",
@@ -78,6 +86,14 @@ class OrderTracking(Construct):
             projection_type=dynamodb.ProjectionType.KEYS_ONLY,
         )
 
+    def _route_function(
+        self,
+        environment: dict[str, str],
+        layer: lambda_.ILayerVersion,
+        reserved_concurrency: int,
+        log_retention: logs.RetentionDays,
+        removal_policy: RemovalPolicy,
+    ) -> None:
         self.route_logs = logs.LogGroup(self, "RouteLogs", retention=log_retention, removal_policy=removal_policy)
         self.route_function = runtime_function(
             self,
@@ -91,6 +107,8 @@ class OrderTracking(Construct):
             timeout=Duration.seconds(10),
             reserved_concurrent_executions=reserved_concurrency or None,
         )
+
+    def _api(self, iam_auth: bool) -> None:
         integration = integrations.WebSocketLambdaIntegration("Routes", self.route_function)
         connect_auth = authorizers.WebSocketIamAuthorizer() if iam_auth else apigw.WebSocketNoneAuthorizer()
         self.api = apigw.WebSocketApi(
@@ -102,6 +120,29 @@ class OrderTracking(Construct):
             default_route_options=apigw.WebSocketRouteOptions(integration=integration),
         )
         self.api.add_route("track", integration=integration)
+        if not iam_auth:
+            acknowledge(
+                self.api,
+                "AwsSolutions-APIG4",
+                "apiAuth=none was chosen in context for a public demo; the default is IAM auth on $connect.",
+            )
+        for route in ("$disconnect-Route", "$default-Route", "track-Route"):
+            # API Gateway authorizes a WebSocket connection once, on $connect (it accepts an authorizer on
+            # no other route); every later message arrives on that authorized connection.
+            acknowledge(
+                self.api.node.find_child(route),
+                "AwsSolutions-APIG4",
+                "WebSocket routes other than $connect run on the connection $connect authorized.",
+            )
+
+    def _stage(
+        self,
+        throttle_rate: int,
+        throttle_burst: int,
+        account_logging: Construct | None,
+        log_retention: logs.RetentionDays,
+        removal_policy: RemovalPolicy,
+    ) -> None:
         self.access_logs = logs.LogGroup(self, "AccessLogs", retention=log_retention, removal_policy=removal_policy)
         self.stage = apigw.WebSocketStage(
             self,
@@ -124,22 +165,19 @@ class OrderTracking(Construct):
                 "apiGatewayCloudWatchRole=false: the account's existing API Gateway CloudWatch role is used; "
                 "make preflight refuses to deploy when the account has none.",
             )
-        if not iam_auth:
-            acknowledge(
-                self.api,
-                "AwsSolutions-APIG4",
-                "apiAuth=none was chosen in context for a public demo; the default is IAM auth on $connect.",
-            )
-        for route in ("$disconnect-Route", "$default-Route", "track-Route"):
-            # API Gateway authorizes a WebSocket connection once, on $connect (it accepts an authorizer on
-            # no other route); every later message arrives on that authorized connection.
-            acknowledge(
-                self.api.node.find_child(route),
-                "AwsSolutions-APIG4",
-                "WebSocket routes other than $connect run on the connection $connect authorized.",
-            )
-        management = {"WEBSOCKET_MANAGEMENT_ENDPOINT": self.stage.callback_url}
         self.route_function.add_environment("WEBSOCKET_MANAGEMENT_ENDPOINT", self.stage.callback_url)
+
+    def _pusher(
+        self,
+        data: PipelineData,
+        environment: dict[str, str],
+        layer: lambda_.ILayerVersion,
+        push_concurrency: int,
+        reserved_concurrency: int,
+        log_retention: logs.RetentionDays,
+        removal_policy: RemovalPolicy,
+    ) -> None:
+        management = {"WEBSOCKET_MANAGEMENT_ENDPOINT": self.stage.callback_url}
 
         self.pusher = TopicConsumer(
             self,
@@ -156,6 +194,7 @@ class OrderTracking(Construct):
             removal_policy=removal_policy,
         )
 
+    def _grants(self, data: PipelineData) -> None:
         data.orders_table.grant(self.route_function, "dynamodb:GetItem")
         by_order = f"{self.connections.table_arn}/index/{BY_ORDER_INDEX}"
         self.route_function.add_to_role_policy(

@@ -59,6 +59,13 @@ class PipelineMonitoring(Construct):
         removal_policy: RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.alarm_topic = self._alarm_topic(alarm_email, removal_policy)
+        self.alarms: dict[str, cloudwatch.Alarm] = {}
+        self._alarms(data, workers, api, oldest_message_age, consumer_alarms)
+        self._dashboard(data, workers, dashboard_name)
+
+    def _alarm_topic(self, alarm_email: str, removal_policy: RemovalPolicy) -> sns.Topic:
+        """An encrypted topic CloudWatch may publish this account's alarms to (key and topic policy)."""
         key = kms.Key(
             self,
             "AlarmTopicKey",
@@ -81,31 +88,35 @@ class PipelineMonitoring(Construct):
                 conditions=from_our_alarms,
             )
         )
-        self.alarm_topic = sns.Topic(self, "AlarmTopic", master_key=key, enforce_ssl=True)
+        topic = sns.Topic(self, "AlarmTopic", master_key=key, enforce_ssl=True)
         # enforce_ssl writes a topic policy holding only its Deny, which replaces SNS's default policy:
         # without this Allow CloudWatch may not publish and no alarm e-mail is ever sent.
-        self.alarm_topic.add_to_resource_policy(
+        topic.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="AllowCloudWatchAlarms",
                 principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
                 actions=["sns:Publish"],
-                resources=[self.alarm_topic.topic_arn],
+                resources=[topic.topic_arn],
                 # aws:SourceArn only: it is the key CloudWatch's documented topic policy conditions on
                 # (re:Post, "SNS notifications for CloudWatch alarms"); the ARN pattern names the account.
                 conditions={"ArnLike": from_our_alarms["ArnLike"]},
             )
         )
         if alarm_email:
-            self.alarm_topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
+            topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
+        return topic
 
+    def _alarms(
+        self,
+        data: PipelineData,
+        workers: WorkerSignals,
+        api: ApiSignals,
+        oldest_message_age: Duration,
+        consumer_alarms: Mapping[str, cloudwatch.Alarm],
+    ) -> None:
         minute = Duration.minutes(1)
-        queue_depth = data.queue.metric_approximate_number_of_messages_visible(statistic="Maximum", period=minute)
-        in_flight = data.queue.metric_approximate_number_of_messages_not_visible(statistic="Maximum", period=minute)
         oldest = data.queue.metric_approximate_age_of_oldest_message(statistic="Maximum", period=minute)
         dead = data.dlq.metric_approximate_number_of_messages_visible(statistic="Maximum", period=minute)
-        processed = data.queue.metric_number_of_messages_deleted(statistic="Sum", period=minute)
-        received = data.queue.metric_number_of_messages_sent(statistic="Sum", period=minute)
-
         specs = {
             "DeadLetters": (dead, 1, "Orders reached the dead-letter queue: inspect and redrive", 1),
             "OldestMessageAge": (
@@ -124,7 +135,6 @@ class PipelineMonitoring(Construct):
                 5,
             ),
         }
-        self.alarms: dict[str, cloudwatch.Alarm] = {}
         for name, (metric, threshold, description, periods) in specs.items():
             alarm = cloudwatch.Alarm(
                 self,
@@ -142,6 +152,14 @@ class PipelineMonitoring(Construct):
             alarm.add_alarm_action(cw_actions.SnsAction(self.alarm_topic))
             self.alarms[name] = alarm
 
+    def _dashboard(self, data: PipelineData, workers: WorkerSignals, dashboard_name: str) -> None:
+        minute = Duration.minutes(1)
+        queue_depth = data.queue.metric_approximate_number_of_messages_visible(statistic="Maximum", period=minute)
+        in_flight = data.queue.metric_approximate_number_of_messages_not_visible(statistic="Maximum", period=minute)
+        oldest = data.queue.metric_approximate_age_of_oldest_message(statistic="Maximum", period=minute)
+        dead = data.dlq.metric_approximate_number_of_messages_visible(statistic="Maximum", period=minute)
+        processed = data.queue.metric_number_of_messages_deleted(statistic="Sum", period=minute)
+        received = data.queue.metric_number_of_messages_sent(statistic="Sum", period=minute)
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=dashboard_name)
         self.dashboard.add_widgets(
             cloudwatch.GraphWidget(title="Queue depth", left=[queue_depth, in_flight], right=[dead], width=12),

@@ -101,6 +101,69 @@ def task_hour_price(workload: Workload, p: Prices, a: Assumptions) -> float:
     return rate * (1 - p["fargate_spot_discount"]) if a.spot else rate
 
 
+@dataclass(frozen=True)
+class _Usage:
+    """What a variant's workers use in a month, beyond the API's share."""
+
+    lambda_requests: float = 0.0
+    lambda_gbs: float = 0.0
+    logs_gb: float = 0.0
+    sqs_requests: float = 0.0
+    task_hours: float = 0.0
+
+
+def _lambda_usage(workload: Workload, orders: float, a: Assumptions) -> _Usage:
+    """Invocations (flash-sale orders in full batches, the rest one per invoke), GB-s with INIT, and the
+    mapping's SQS requests."""
+    latency = workload.payment_latency_s
+    batch = workload.batch_size if workload.variant == "lambda-sqs" else 1
+    full = orders * a.flash_share / batch
+    single = orders * (1 - a.flash_share)
+    invocations = full + single
+    per_full = (
+        math.ceil(batch / workload.payment_slots) * latency if workload.batch_paid_concurrently else batch * latency
+    )
+    duration = full * per_full + single * latency + invocations * a.invocation_overhead_ms / 1000
+    init = invocations * a.cold_start_share * a.init_s
+    sqs_requests = 0.0
+    if workload.variant == "lambda-sqs":
+        sqs_requests += orders + 2 * invocations  # SNS delivery, the mapping's receive and delete per batch
+        sqs_requests += ESM_IDLE_POLLERS * HOURS_PER_MONTH * 3600 / LONG_POLL_S
+    return _Usage(
+        lambda_requests=invocations,
+        lambda_gbs=(duration + init) * workload.lambda_memory_mb / 1024,
+        logs_gb=invocations * a.log_bytes_per_invocation / 1e9,
+        sqs_requests=sqs_requests,
+    )
+
+
+def _ecs_usage(workload: Workload, orders: float, a: Assumptions) -> _Usage:
+    """Task-hours: the work at each task's payment slots, what keeps a task up between orders (or the
+    ``minTasks`` floor), and each sale's scale-in tail; SQS requests by batches and long polls."""
+    per_task = min(workload.worker_concurrency, workload.payment_slots)
+    busy_hours = orders * workload.payment_latency_s / per_task / 3600
+    minutes_between = HOURS_PER_MONTH * 60 / max(orders * (1 - a.flash_share), 1e-9)
+    tail_h = a.scale_in_tail_min / 60
+    if workload.min_tasks:
+        floor_hours = workload.min_tasks * HOURS_PER_MONTH
+    elif minutes_between < a.scale_in_tail_min:
+        floor_hours = HOURS_PER_MONTH  # orders come more often than a task can scale in: one task stays up
+    else:
+        floor_hours = orders * (1 - a.flash_share) * tail_h  # each lone order wakes a task for a tail
+    sale_tasks = min(
+        workload.max_tasks,
+        max(1, math.ceil(orders * a.flash_share / max(a.sales_per_month, 1) / workload.backlog_per_task_target)),
+    )
+    tails = a.sales_per_month * sale_tasks * tail_h if orders * a.flash_share else 0.0
+    task_hours = floor_hours + busy_hours + tails
+    return _Usage(
+        # SNS delivery, receive and delete in batches of up to 10, and the receiver's empty long polls
+        sqs_requests=orders * (1 + 2 / 10) + task_hours * 3600 / LONG_POLL_S,
+        logs_gb=orders * a.log_bytes_per_order_ecs / 1e9,
+        task_hours=task_hours,
+    )
+
+
 def monthly_cost(workload: Workload, orders: float, prices: Prices, a: Assumptions = Assumptions()) -> dict[str, Any]:
     """USD per month by service for ``orders`` orders a month on ``workload``'s variant."""
     p, free = prices, a.free_tier
@@ -117,53 +180,15 @@ def monthly_cost(workload: Workload, orders: float, prices: Prices, a: Assumptio
         orders * WRU_PER_ORDER / 1e6 * p["dynamodb_wru_per_million"]
         + (orders * RRU_PER_ORDER + orders * a.polls_per_order * 0.5) / 1e6 * p["dynamodb_rru_per_million"]
     )
-    latency = workload.payment_latency_s
-    sqs_requests = 0.0
-    lambda_requests, lambda_gbs = requests, api_gbs
-    logs_gb = requests * a.log_bytes_per_invocation / 1e9
-    if workload.variant.startswith("lambda"):
-        batch = workload.batch_size if workload.variant == "lambda-sqs" else 1
-        full = orders * a.flash_share / batch
-        single = orders * (1 - a.flash_share)
-        invocations = full + single
-        mem = workload.lambda_memory_mb / 1024
-        per_full = (
-            math.ceil(batch / workload.payment_slots) * latency if workload.batch_paid_concurrently else batch * latency
-        )
-        duration = full * per_full + single * latency + invocations * a.invocation_overhead_ms / 1000
-        init = invocations * a.cold_start_share * a.init_s
-        lambda_requests += invocations
-        lambda_gbs += (duration + init) * mem
-        logs_gb += invocations * a.log_bytes_per_invocation / 1e9
-        if workload.variant == "lambda-sqs":
-            sqs_requests += orders + 2 * invocations  # SNS delivery, the mapping's receive and delete per batch
-            sqs_requests += ESM_IDLE_POLLERS * HOURS_PER_MONTH * 3600 / LONG_POLL_S
-        lines["fargate"] = 0.0
-        lines["public_ipv4"] = 0.0
-        task_hours = 0.0
-    else:
-        per_task = min(workload.worker_concurrency, workload.payment_slots)
-        busy_hours = orders * latency / per_task / 3600
-        minutes_between = HOURS_PER_MONTH * 60 / max(orders * (1 - a.flash_share), 1e-9)
-        tail_h = a.scale_in_tail_min / 60
-        if workload.min_tasks:
-            floor_hours = workload.min_tasks * HOURS_PER_MONTH
-        elif minutes_between < a.scale_in_tail_min:
-            floor_hours = HOURS_PER_MONTH  # orders come more often than a task can scale in: one task stays up
-        else:
-            floor_hours = orders * (1 - a.flash_share) * tail_h  # each lone order wakes a task for a tail
-        sale_tasks = min(
-            workload.max_tasks,
-            max(1, math.ceil(orders * a.flash_share / max(a.sales_per_month, 1) / workload.backlog_per_task_target)),
-        )
-        tails = a.sales_per_month * sale_tasks * tail_h if orders * a.flash_share else 0.0
-        task_hours = floor_hours + busy_hours + tails
-        rate = task_hour_price(workload, p, a)
-        lines["fargate"] = task_hours * rate
-        lines["public_ipv4"] = task_hours * p["public_ipv4_hour"] if a.public_ipv4_per_task else 0.0
-        # SNS delivery, receive and delete in batches of up to 10, and the receiver's empty long polls
-        sqs_requests += orders * (1 + 2 / 10) + task_hours * 3600 / LONG_POLL_S
-        logs_gb += orders * a.log_bytes_per_order_ecs / 1e9
+    usage = (
+        _lambda_usage(workload, orders, a) if workload.variant.startswith("lambda") else _ecs_usage(workload, orders, a)
+    )
+    task_hours, sqs_requests = usage.task_hours, usage.sqs_requests
+    lambda_requests, lambda_gbs = requests + usage.lambda_requests, api_gbs + usage.lambda_gbs
+    logs_gb = requests * a.log_bytes_per_invocation / 1e9 + usage.logs_gb
+    rate = task_hour_price(workload, p, a)
+    lines["fargate"] = task_hours * rate
+    lines["public_ipv4"] = task_hours * p["public_ipv4_hour"] if a.public_ipv4_per_task else 0.0
     lines["lambda_requests"] = (
         _billable(lambda_requests, p.free["lambda_requests"], free) / 1e6 * p["lambda_request_per_million"]
     )

@@ -122,10 +122,18 @@ def _in_flight(held: float) -> Limit:
 
 def limits(target: Target, sizing: Sizing, *, api_rate_limit: int, api_ms: float = 60.0) -> list[Limit]:
     """The AWS quotas and this deployment's own limits the target meets, tightest first (figures: Nov 2026)."""
-    rate = target.rate_per_s
     w = sizing.workload
     peak_workers = sizing.result.peak_workers if sizing.result else 0
-    out = [
+    lambda_workers = peak_workers if w and w.variant != "ecs" else 0
+    out = _shared_limits(target.rate_per_s, api_rate_limit, api_ms, lambda_workers)
+    if w is not None:
+        out += _worker_limits(w, peak_workers)
+    return sorted(out, key=lambda lim: lim.headroom)
+
+
+def _shared_limits(rate: float, api_rate_limit: int, api_ms: float, lambda_workers: int) -> list[Limit]:
+    """What every variant's front door and data path meet at ``rate`` orders/s."""
+    return [
         Limit(
             "HTTP API stage throttle (apiThrottleRateLimit)",
             api_rate_limit,
@@ -178,12 +186,17 @@ def limits(target: Target, sizing: Sizing, *, api_rate_limit: int, api_ms: float
             "Lambda account concurrency (API + workers)",
             ACCOUNT_LAMBDA_CONCURRENCY,
             "concurrent executions",
-            rate * api_ms / 1000 + (peak_workers if w and w.variant != "ecs" else 0),
+            rate * api_ms / 1000 + lambda_workers,
             "yes (Service Quotas)",
             "AWS Lambda quotas: concurrent executions",
         ),
     ]
-    if w is not None and w.variant == "lambda-sqs":
+
+
+def _worker_limits(w: Workload, peak_workers: int) -> list[Limit]:
+    """What the variant's workers meet at their peak."""
+    out: list[Limit] = []
+    if w.variant == "lambda-sqs":
         held = peak_workers * w.batch_size
         out.append(
             Limit(
@@ -196,7 +209,7 @@ def limits(target: Target, sizing: Sizing, *, api_rate_limit: int, api_ms: float
             )
         )
         out.append(_in_flight(held))
-    if w is not None and w.variant == "ecs":
+    if w.variant == "ecs":
         held = peak_workers * (w.worker_concurrency + min(10, w.worker_concurrency))
         out += [
             Limit(
@@ -217,7 +230,7 @@ def limits(target: Target, sizing: Sizing, *, api_rate_limit: int, api_ms: float
             ),
             _in_flight(held),
         ]
-    if w is not None and w.variant == "lambda-sns":
+    if w.variant == "lambda-sns":
         out.append(
             Limit(
                 "Lambda scaling rate per function",
@@ -228,7 +241,7 @@ def limits(target: Target, sizing: Sizing, *, api_rate_limit: int, api_ms: float
                 "AWS Lambda Developer Guide: Lambda scaling behavior (1,000 per 10 s)",
             )
         )
-    return sorted(out, key=lambda lim: lim.headroom)
+    return out
 
 
 def plan(

@@ -11,7 +11,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from constructs_lib.apigw_account import ApiGatewayAccount
-from constructs_lib.ecs_workers import EcsQueueWorkers
+from constructs_lib.ecs_workers import EcsQueueWorkers, ScalingProps, TaskProps
 from constructs_lib.fan_out import TopicSubscriberQueue, workers_inbox
 from constructs_lib.fault_injection import FaultInjection
 from constructs_lib.lambda_workers import LambdaWorkers
@@ -57,124 +57,153 @@ class ServiceStack(Stack):
         self, scope: Construct, construct_id: str, *, config: AppConfig, data: DataStack, **kwargs: object
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
-        cfg = config
-        imported = _import_data(self, data)
-        self.pipeline_data = imported  # what a new consumer construct reads (the data stack, imported)
-        retention = _retention(cfg.log_retention_days)
-        removal = RemovalPolicy.RETAIN if cfg.retain_data else RemovalPolicy.DESTROY
-        payments = PaymentSettings(
-            slots=cfg.payment_slots, latency_ms=cfg.payment_latency_ms, failure_rate=cfg.payment_failure_rate
+        self.cfg = config
+        self.pipeline_data = _import_data(self, data)  # what a new consumer construct reads (the data stack)
+        self.retention = _retention(config.log_retention_days)
+        self.removal = RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY
+        self.layer = powertools_layer(
+            self, "PowertoolsLayer", layer_arn=config.powertools_layer_arn, version=config.powertools_layer_version
         )
-        layer = powertools_layer(
-            self, "PowertoolsLayer", layer_arn=cfg.powertools_layer_arn, version=cfg.powertools_layer_version
+        self._api()
+        self._consumers()
+        self._workers()
+        self._monitoring()
+        self.fault_injection: FaultInjection | None = None
+        if config.chaos:
+            self._fault_injection()
+        self._outputs()
+
+    def _environment(self, service: str, depth_limit: int = 0) -> dict[str, str]:
+        cfg = self.cfg
+        return runtime_environment(
+            self.pipeline_data,
+            payments=PaymentSettings(
+                slots=cfg.payment_slots, latency_ms=cfg.payment_latency_ms, failure_rate=cfg.payment_failure_rate
+            ),
+            visibility_timeout_s=cfg.visibility_timeout_s,
+            idempotency_ttl_s=cfg.idempotency_ttl_s,
+            backpressure_max_queue_depth=depth_limit,
+            service=service,
         )
-        self.layer = layer
 
-        def environment(service: str, depth_limit: int = 0) -> dict[str, str]:
-            return runtime_environment(
-                imported,
-                payments=payments,
-                visibility_timeout_s=cfg.visibility_timeout_s,
-                idempotency_ttl_s=cfg.idempotency_ttl_s,
-                backpressure_max_queue_depth=depth_limit,
-                service=service,
-            )
-
+    def _api(self) -> None:
+        cfg = self.cfg
         self.api = OrderApi(
             self,
             "Api",
-            data=imported,
-            environment=environment("orders-api", cfg.backpressure_max_queue_depth),
-            layer=layer,
+            data=self.pipeline_data,
+            environment=self._environment("orders-api", cfg.backpressure_max_queue_depth),
+            layer=self.layer,
             iam_auth=cfg.api_auth == "iam",
             throttle_rate=cfg.api_throttle_rate,
             throttle_burst=cfg.api_throttle_burst,
             reserved_concurrency=cfg.api_reserved_concurrency,
-            log_retention=retention,
-            removal_policy=removal,
+            log_retention=self.retention,
+            removal_policy=self.removal,
         )
         self.api_gateway_account = (
             ApiGatewayAccount(self, "ApiGatewayAccount") if cfg.api_gateway_cloudwatch_role else None
         )
-        # Consumers of the topic, each behind its own queue (constructs_lib/fan_out.py): one call each.
+
+    def _consumers(self) -> None:
+        """Consumers of the topic, each behind its own queue (constructs_lib/fan_out.py): one call each."""
+        cfg = self.cfg
         self.tracking = OrderTracking(
             self,
             "Tracking",
-            data=imported,
-            environment=environment("orders-tracking"),
-            layer=layer,
+            data=self.pipeline_data,
+            environment=self._environment("orders-tracking"),
+            layer=self.layer,
             iam_auth=cfg.api_auth == "iam",
             throttle_rate=cfg.api_throttle_rate,
             throttle_burst=cfg.api_throttle_burst,
             reserved_concurrency=cfg.consumers_reserved_concurrency,
             push_concurrency=TRACKING_PUSH_CONCURRENCY,
             account_logging=self.api_gateway_account.account if self.api_gateway_account else None,
-            log_retention=retention,
-            removal_policy=removal,
+            log_retention=self.retention,
+            removal_policy=self.removal,
         )
         self.notifications = OrderNotifications(
             self,
             "Notifications",
-            data=imported,
-            environment=environment("orders-notifications"),
-            layer=layer,
+            data=self.pipeline_data,
+            environment=self._environment("orders-notifications"),
+            layer=self.layer,
             max_concurrency=NOTIFICATIONS_CONCURRENCY,
             reserved_concurrency=cfg.consumers_reserved_concurrency,
-            log_retention=retention,
-            removal_policy=removal,
+            log_retention=self.retention,
+            removal_policy=self.removal,
         )
+
+    def _workers(self) -> None:
+        cfg = self.cfg
         # The orders queue's subscription, at one construct path in every variant that reads the queue: SNS
         # answers an identical Subscribe with the existing ARN, so a subscription that moved to another logical
         # id on a compute switch would be created (as the same ARN) and then deleted, leaving none.
         self.workers_inbox: TopicSubscriberQueue | None = None
         if cfg.compute == "ecs" or cfg.lambda_trigger == "sqs":
-            self.workers_inbox = workers_inbox(self, "WorkersInbox", data=imported, removal_policy=removal)
-        self.workers: LambdaWorkers | EcsQueueWorkers
-        if cfg.compute == "lambda":
-            self.workers = LambdaWorkers(
-                self,
-                "LambdaWorkers",
-                data=imported,
-                environment=environment("orders-worker"),
-                layer=layer,
-                trigger=cfg.lambda_trigger,
-                memory_mb=cfg.lambda_memory_mb,
-                timeout=Duration.seconds(cfg.lambda_timeout_s),
-                reserved_concurrency=cfg.reserved_concurrency,
-                max_concurrency=cfg.max_concurrency,
-                batch_size=cfg.batch_size,
-                batch_window=Duration.seconds(cfg.batch_window_s),
-                retry_attempts=cfg.sns_retry_attempts,
-                max_event_age=Duration.seconds(cfg.max_event_age_s),
-                log_retention=retention,
-                removal_policy=removal,
+            self.workers_inbox = workers_inbox(
+                self, "WorkersInbox", data=self.pipeline_data, removal_policy=self.removal
             )
-        else:
-            self.workers = EcsQueueWorkers(
-                self,
-                "EcsWorkers",
-                data=imported,
-                environment=environment("orders-worker"),
+        self.workers: LambdaWorkers | EcsQueueWorkers = (
+            self._lambda_workers() if cfg.compute == "lambda" else self._ecs_workers()
+        )
+
+    def _lambda_workers(self) -> LambdaWorkers:
+        cfg = self.cfg
+        return LambdaWorkers(
+            self,
+            "LambdaWorkers",
+            data=self.pipeline_data,
+            environment=self._environment("orders-worker"),
+            layer=self.layer,
+            trigger=cfg.lambda_trigger,
+            memory_mb=cfg.lambda_memory_mb,
+            timeout=Duration.seconds(cfg.lambda_timeout_s),
+            reserved_concurrency=cfg.reserved_concurrency,
+            max_concurrency=cfg.max_concurrency,
+            batch_size=cfg.batch_size,
+            batch_window=Duration.seconds(cfg.batch_window_s),
+            retry_attempts=cfg.sns_retry_attempts,
+            max_event_age=Duration.seconds(cfg.max_event_age_s),
+            log_retention=self.retention,
+            removal_policy=self.removal,
+        )
+
+    def _ecs_workers(self) -> EcsQueueWorkers:
+        cfg = self.cfg
+        return EcsQueueWorkers(
+            self,
+            "EcsWorkers",
+            data=self.pipeline_data,
+            environment=self._environment("orders-worker"),
+            task=TaskProps(
                 image_uri=cfg.container_image,
                 worker_concurrency=cfg.worker_concurrency,
                 cpu=int(cfg.task_cpu),
                 memory_mb=cfg.task_memory_mb,
                 spot=cfg.fargate_capacity == "spot",
                 on_demand_base=cfg.fargate_on_demand_base,
+                stop_timeout=Duration.seconds(cfg.task_stop_timeout_s),
+            ),
+            scaling=ScalingProps(
                 min_tasks=cfg.min_tasks,
                 max_tasks=cfg.max_tasks,
                 backlog_per_task_target=cfg.backlog_per_task_target,
                 wake_queue_depth=cfg.wake_queue_depth,
                 scale_out_cooldown=Duration.seconds(cfg.scale_out_cooldown_s),
                 scale_in_cooldown=Duration.seconds(cfg.scale_in_cooldown_s),
-                stop_timeout=Duration.seconds(cfg.task_stop_timeout_s),
-                log_retention=retention,
-                removal_policy=removal,
-            )
+            ),
+            log_retention=self.retention,
+            removal_policy=self.removal,
+        )
+
+    def _monitoring(self) -> None:
+        cfg = self.cfg
         self.monitoring = PipelineMonitoring(
             self,
             "Monitoring",
-            data=imported,
+            data=self.pipeline_data,
             workers=self.workers.signals(),
             api=self.api.signals(latency_p99_ms=cfg.alarm_api_latency_p99_ms),
             oldest_message_age=Duration.seconds(cfg.alarm_oldest_age_s),
@@ -184,39 +213,45 @@ class ServiceStack(Stack):
             },
             alarm_email=cfg.alarm_email,
             dashboard_name=f"{cfg.stack_prefix}-orders",
-            removal_policy=removal,
+            removal_policy=self.removal,
         )
 
-        self.fault_injection: FaultInjection | None = None
-        if cfg.chaos:
-            stop = [self.monitoring.alarms["DeadLetters"], self.monitoring.alarms["OldestMessageAge"]]
-            if isinstance(self.workers, LambdaWorkers):
-                self.fault_injection = FaultInjection(
-                    self,
-                    "FaultInjection",
-                    stop_alarms=stop,
-                    function=self.workers.function,
-                    extension_layer_arn=cfg.fis_lambda_extension_arn,
-                    removal_policy=removal,
-                )
-            else:
-                self.fault_injection = FaultInjection(
-                    self,
-                    "FaultInjection",
-                    stop_alarms=stop,
-                    cluster=self.workers.cluster,
-                    service_name=self.workers.service.service_name,
-                    removal_policy=removal,
-                )
-            CfnOutput(
+    def _fault_injection(self) -> None:
+        """AWS FIS experiments on this stack's workers, stopped by the DeadLetters and OldestMessageAge alarms."""
+        stop = [self.monitoring.alarms["DeadLetters"], self.monitoring.alarms["OldestMessageAge"]]
+        injection: FaultInjection
+        if isinstance(self.workers, LambdaWorkers):
+            injection = FaultInjection(
                 self,
-                outputs.EXPERIMENT_TEMPLATE_ID,
-                value=self.fault_injection.template.attr_id,
-                description="aws fis start-experiment --experiment-template-id <this>",
+                "FaultInjection",
+                stop_alarms=stop,
+                function=self.workers.function,
+                extension_layer_arn=self.cfg.fis_lambda_extension_arn,
+                removal_policy=self.removal,
             )
+        else:
+            injection = FaultInjection(
+                self,
+                "FaultInjection",
+                stop_alarms=stop,
+                cluster=self.workers.cluster,
+                service_name=self.workers.service.service_name,
+                removal_policy=self.removal,
+            )
+        self.fault_injection = injection
+        CfnOutput(
+            self,
+            outputs.EXPERIMENT_TEMPLATE_ID,
+            value=injection.template.attr_id,
+            description="aws fis start-experiment --experiment-template-id <this>",
+        )
 
+    def _outputs(self) -> None:
+        """What the sandbox, the preflight, `make smoke` and the runbooks read (``stacks.outputs``)."""
+        cfg = self.cfg
+        compute = cfg.compute if cfg.compute == "ecs" else f"lambda-{cfg.lambda_trigger}"
         CfnOutput(self, outputs.API_URL, value=self.api.url, description="Base URL of the order API")
-        CfnOutput(self, outputs.COMPUTE, value=cfg.compute if cfg.compute == "ecs" else f"lambda-{cfg.lambda_trigger}")
+        CfnOutput(self, outputs.COMPUTE, value=compute)
         CfnOutput(self, outputs.DASHBOARD_NAME, value=self.monitoring.dashboard.dashboard_name)
         CfnOutput(self, outputs.ALARM_TOPIC_ARN, value=self.monitoring.alarm_topic.topic_arn)
         CfnOutput(self, outputs.API_FUNCTION_NAME, value=self.api.function.function_name)

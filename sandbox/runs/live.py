@@ -23,12 +23,14 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from sandbox.emulator.process import Scale, stop_process
-from sandbox.emulator.queues import queue_depth
+from sandbox.emulator.queues import Depth, queue_depth
 from sandbox.errors import SandboxError
 from sandbox.results.report import report_dir
+from sandbox.results.tables import md_table
+from sandbox.runs.load import LOCUSTFILE
 from sandbox.runs.run import ROOT, SCENARIOS, run_locust
 from sandbox.stack.deploy import Deployment, aws_env, deploy, live_deployment
 from sandbox.stack.probes import read_ledger, read_orders, wait_drained
@@ -359,58 +361,69 @@ def up(opts: UpOptions, progress: Any = print) -> int:
             p.front = type(p.front)(f"http://127.0.0.1:{api_port}")
             live.start_workers()
             start_consumers(p, workdir, stack, k, progress)
-            names = {
-                "ORDER_EVENTS_TOPIC_ARN": p.topic_arn,
-                "ORDERS_QUEUE_URL": p.queue_url,
-                "ORDERS_DLQ_URL": p.dlq_url,
-                "ORDERS_TABLE_NAME": p.orders_table,
-                "API_URL": p.front.base,
-                **({"TRACKING_URL": p.ws_url} if p.ws_url else {}),
-            }
-            state = {
-                "pid": os.getpid(),
-                "api_url": p.front.base,
-                "endpoint": p.endpoint,
-                "dynamodb_endpoint": p.data_endpoint,
-                "env": {
-                    # What a user's shell needs; the sandbox's own processes also hide any local AWS config.
-                    **{
-                        k_: v
-                        for k_, v in aws_env(p.endpoint).items()
-                        if k_ not in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE")
-                    },
-                    "AWS_ENDPOINT_URL_DYNAMODB": p.data_endpoint,
-                },
-                "names": names,
-                "layer_arn": p.deployment.layer_arn,
-                "workdir": str(workdir),
-                "ledger": str(p.ledger_path),
-                "time_scale": k.k,
-                "started_at": time.time(),
-            }
+            state = _stack_state(p, workdir, k)
             _write_json(directory / "context.json", p.context)
             _write_json(directory / "status.json", live.status())
             (directory / "env.sh").write_text(env_exports(state))
             ready_s = time.monotonic() - started
             state["ready_seconds"] = ready_s
             _write_json(directory / "stack.json", state)  # last: its presence is what `read_state` waits for
-            progress(f"ready in {ready_s:.1f} s ({p.deployment.output('-service', 'Compute')})")
+            progress(f"ready in {ready_s:.1f} s ({p.deployment.compute})")
             print(banner(state, directory), flush=True)
-            while True:
-                try:
-                    live.poll()
-                except Exception:
-                    log.exception("following the deployed stacks failed")
-                try:
-                    _write_json(directory / "status.json", live.status())
-                except Exception:
-                    log.exception("status failed")
-                time.sleep(1.0)
+            _follow(live, directory)
     except KeyboardInterrupt:
         progress("stopping: every process this stack started is being stopped")
         return 0
     finally:
         lock.release()
+
+
+def _stack_state(p: Pipeline, workdir: Path, k: Scale) -> dict[str, Any]:
+    """What ``.sandbox/stack.json`` holds: endpoints, the shell's environment, resource names, the ledger."""
+    names = {
+        "ORDER_EVENTS_TOPIC_ARN": p.topic_arn,
+        "ORDERS_QUEUE_URL": p.queue_url,
+        "ORDERS_DLQ_URL": p.dlq_url,
+        "ORDERS_TABLE_NAME": p.orders_table,
+        "API_URL": p.front.base,
+        **({"TRACKING_URL": p.ws_url} if p.ws_url else {}),
+    }
+    state = {
+        "pid": os.getpid(),
+        "api_url": p.front.base,
+        "endpoint": p.endpoint,
+        "dynamodb_endpoint": p.data_endpoint,
+        "env": {
+            # What a user's shell needs; the sandbox's own processes also hide any local AWS config.
+            **{
+                k_: v
+                for k_, v in aws_env(p.endpoint).items()
+                if k_ not in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE")
+            },
+            "AWS_ENDPOINT_URL_DYNAMODB": p.data_endpoint,
+        },
+        "names": names,
+        "layer_arn": p.deployment.layer_arn,
+        "workdir": str(workdir),
+        "ledger": str(p.ledger_path),
+        "time_scale": k.k,
+        "started_at": time.time(),
+    }
+    return state
+
+
+def _follow(live: LiveStack, directory: Path) -> NoReturn:
+    """Until interrupted: adopt what CloudFormation deployed, write the status, once a second."""
+    while True:
+        try:
+            live.poll()
+        except Exception:
+            log.exception("following the deployed stacks failed")
+        try:
+            _write_json(directory / "status.json", live.status())
+        except Exception:
+            log.exception("status failed")
+        time.sleep(1.0)
 
 
 def banner(state: dict[str, Any], directory: Path) -> str:
@@ -522,33 +535,8 @@ def load(scenario: str, *, web: bool = False, web_port: int = 8089, progress: An
     k = Scale(float(state["time_scale"]))
     seconds = k.seconds(real_s, 1.0)
     if web:
-        progress(f"Locust's web UI on http://127.0.0.1:{web_port} (Ctrl-C stops it)")
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "locust",
-                "-f",
-                str(ROOT / "sandbox" / "locustfile.py"),
-                "--host",
-                state["api_url"],
-                "--web-host",
-                "127.0.0.1",
-                "--web-port",
-                str(web_port),
-                "-u",
-                str(users),
-                "-r",
-                str(users),
-                "AsyncBuyer",
-                "SyncBuyer",
-            ],
-            cwd=ROOT,
-            check=False,
-        )
+        _locust_web_ui(state["api_url"], users, web_port, progress)
         return {}
-    import boto3
-
     out = report_dir(Path(state["workdir"]).parent, f"load-{scenario}")  # beside the stack's own folder
     started_wall = datetime.now(UTC).isoformat(timespec="milliseconds")
     before = read_status() or {}
@@ -556,16 +544,9 @@ def load(scenario: str, *, web: bool = False, web_port: int = 8089, progress: An
     stats = run_locust("AsyncBuyer", users, seconds, state["api_url"], out / "logs")
     t_end = time.monotonic()
     progress("load over; waiting for the backlog to drain ...")
-    drained = False
-    while time.monotonic() - t_end < 300:
-        status = read_status() or {}
-        if status and status["visible"] + status["in_flight"] == 0:
-            drained = True
-            break
-        time.sleep(0.5)
+    drained = wait_drained(_status_backlog, 300.0)
     drain_s = time.monotonic() - t_end
-    ddb = boto3.client("dynamodb", **{**_client_kwargs(state), "endpoint_url": state["dynamodb_endpoint"]})
-    orders = [o for o in read_orders(ddb, state["names"]["ORDERS_TABLE_NAME"]) if str(o["created_at"]) >= started_wall]
+    orders = _orders_since(state, started_wall)
     by_status: dict[str, int] = {}
     for o in orders:
         by_status[str(o["status"])] = by_status.get(str(o["status"]), 0) + 1
@@ -589,9 +570,8 @@ def load(scenario: str, *, web: bool = False, web_port: int = 8089, progress: An
         "double_charges": after.get("double_charges", 0),
     }
     _write_json(out / "summary.json", summary)
-    rows = [f"| {k_} | {v} |" for k_, v in summary.items()]
-    header = "# Load on the live stack\n\n| figure | value |\n|---|---|\n"
-    (out / "report.md").write_text(header + "\n".join(rows) + "\n")
+    table = md_table(["figure", "value"], [[key, value] for key, value in summary.items()])
+    (out / "report.md").write_text("# Load on the live stack\n\n" + "\n".join(table) + "\n")
     progress(
         f"{summary['orders']} orders ({by_status}); accept p50 {stats['p50_ms']:.0f} ms, "
         f"p99 {stats['p99_ms']:.0f} ms; drained {'in ' + format(drain_s, '.1f') + ' s' if drained else 'NO'}; "
@@ -599,3 +579,26 @@ def load(scenario: str, *, web: bool = False, web_port: int = 8089, progress: An
     )
     progress(f"report: {os.path.relpath(out)}/report.md")
     return summary
+
+
+def _status_backlog() -> Depth:
+    """The running stack's backlog as its control plane last wrote it (``status.json``)."""
+    status = read_status() or {}
+    if not status:
+        return Depth(visible=1, in_flight=0)  # not written yet: not known to be drained
+    return Depth(visible=int(status["visible"]), in_flight=int(status["in_flight"]))
+
+
+def _orders_since(state: dict[str, Any], started_wall: str) -> list[dict[str, Any]]:
+    import boto3
+
+    ddb = boto3.client("dynamodb", **{**_client_kwargs(state), "endpoint_url": state["dynamodb_endpoint"]})
+    orders = read_orders(ddb, state["names"]["ORDERS_TABLE_NAME"])
+    return [o for o in orders if str(o["created_at"]) >= started_wall]
+
+
+def _locust_web_ui(api_url: str, users: int, web_port: int, progress: Any) -> None:
+    progress(f"Locust's web UI on http://127.0.0.1:{web_port} (Ctrl-C stops it)")
+    command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", api_url]
+    command += ["--web-host", "127.0.0.1", "--web-port", str(web_port), "-u", str(users), "-r", str(users)]
+    subprocess.run([*command, "AsyncBuyer", "SyncBuyer"], cwd=ROOT, check=False)

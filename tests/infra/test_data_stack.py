@@ -1,6 +1,5 @@
 """The stateful stack: encryption, TLS-only, redrive, retention, and independence from compute."""
 
-
 from tests.infra.conftest import VARIANTS, only, resources
 
 

@@ -23,7 +23,7 @@ from aws_cdk import aws_sqs as sqs
 from app import build_app, new_app
 from constructs_lib.apigw_account import ApiGatewayAccount
 from constructs_lib.deploy_rules import DeployRules
-from constructs_lib.ecs_workers import QueueWorkerService
+from constructs_lib.ecs_workers import QueueWorkerService, TaskProps
 from constructs_lib.order_api import HTTP_ACCESS_LOG, WEBSOCKET_ACCESS_LOG, JsonAccessLogs
 from tests.infra.conftest import VARIANTS
 
@@ -171,13 +171,15 @@ def _fargate_service(stack: cdk.Stack, *, project_construct: bool) -> None:
             security_group=sg,
             data=_bare_pipeline_data(stack),
             environment={},
-            image_uri="123456789012.dkr.ecr.us-east-1.amazonaws.com/w:1",
-            worker_concurrency=2,
-            cpu=256,
-            memory_mb=512,
-            spot=True,
-            on_demand_base=1,
-            stop_timeout=cdk.Duration.seconds(30),
+            task=TaskProps(
+                image_uri="123456789012.dkr.ecr.us-east-1.amazonaws.com/w:1",
+                worker_concurrency=2,
+                cpu=256,
+                memory_mb=512,
+                spot=True,
+                on_demand_base=1,
+                stop_timeout=cdk.Duration.seconds(30),
+            ),
             log_retention=logs.RetentionDays.ONE_WEEK,
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )

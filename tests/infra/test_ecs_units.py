@@ -4,7 +4,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_sqs as sqs
 from aws_cdk.assertions import Match, Template
 
-from constructs_lib.ecs_workers import BacklogScaling, WorkerNetwork, capacity_strategy
+from constructs_lib.ecs_workers import BacklogScaling, ScalingProps, WorkerNetwork, capacity_strategy
 
 
 def test_network_alone_has_public_subnets_no_nat_and_a_reject_flow_log():
@@ -27,12 +27,14 @@ def test_backlog_scaling_alone_tracks_backlog_per_running_task_and_wakes_by_addi
         cluster_name="cluster",
         service_name="service",
         queue=queue,
-        min_tasks=0,
-        max_tasks=4,
-        backlog_per_task_target=50,
-        wake_queue_depth=1,
-        scale_out_cooldown=cdk.Duration.seconds(60),
-        scale_in_cooldown=cdk.Duration.seconds(300),
+        scaling=ScalingProps(
+            min_tasks=0,
+            max_tasks=4,
+            backlog_per_task_target=50,
+            wake_queue_depth=1,
+            scale_out_cooldown=cdk.Duration.seconds(60),
+            scale_in_cooldown=cdk.Duration.seconds(300),
+        ),
     )
     t = Template.from_stack(stack)
     t.has_resource_properties(
