@@ -15,9 +15,10 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -136,122 +137,107 @@ def _retention(key: str, raw: Any) -> int:
     return value
 
 
-# context key -> (dataclass field, parser). Defaults are in cdk.json.
-SPEC: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
-    "stackPrefix": ("stack_prefix", _pattern(r"[A-Z][A-Za-z0-9]{0,30}", "a CamelCase name of 1-31 letters/digits")),
-    "compute": ("compute", _enum("lambda", "ecs")),
-    "lambdaTrigger": ("lambda_trigger", _enum("sqs", "sns")),
-    "retainData": ("retain_data", _bool),
-    "apiAuth": ("api_auth", _enum("iam", "none")),
-    "apiThrottleRateLimit": ("api_throttle_rate", _int(1, 10000)),
-    "apiThrottleBurstLimit": ("api_throttle_burst", _int(1, 5000)),
-    "apiReservedConcurrency": ("api_reserved_concurrency", _int(0, 1000)),
-    "consumersReservedConcurrency": ("consumers_reserved_concurrency", _int(0, 1000)),
-    "apiGatewayCloudWatchRole": ("api_gateway_cloudwatch_role", _bool),
-    "backpressureMaxQueueDepth": ("backpressure_max_queue_depth", _int(0, 10_000_000)),
-    "paymentSlots": ("payment_slots", _int(1, 1000)),
-    "paymentLatencyMs": ("payment_latency_ms", _int(0, 60_000)),
-    "paymentFailureRate": ("payment_failure_rate", _float(0.0, 1.0)),
-    "queueVisibilityTimeoutSeconds": ("visibility_timeout_s", _int(1, 43_200)),
-    "maxReceiveCount": ("max_receive_count", _int(1, 1000)),
-    "queueRetentionDays": ("queue_retention_days", _int(1, 14)),
-    "idempotencyTtlSeconds": ("idempotency_ttl_s", _int(60, 2_592_000)),
-    "logRetentionDays": ("log_retention_days", _retention),
-    "alarmOldestMessageAgeSeconds": ("alarm_oldest_age_s", _int(60, 1_209_600)),
-    "alarmApiLatencyP99Ms": ("alarm_api_latency_p99_ms", _int(50, 30_000)),
-    "alarmEmail": ("alarm_email", _pattern(r"|[^@\s]+@[^@\s]+\.[^@\s]+", "an e-mail address or empty")),
-    "lambdaMemoryMb": ("lambda_memory_mb", _int(128, 10_240)),
-    "lambdaTimeoutSeconds": ("lambda_timeout_s", _int(1, 900)),
-    "reservedConcurrency": ("reserved_concurrency", _int(0, 1000)),
-    "maxConcurrency": ("max_concurrency", _int(2, 1000)),
-    "batchSize": ("batch_size", _int(1, 10)),
-    "maxBatchingWindowSeconds": ("batch_window_s", _int(0, 300)),
-    "snsRetryAttempts": ("sns_retry_attempts", _int(0, 2)),
-    "maxEventAgeSeconds": ("max_event_age_s", _int(60, 21_600)),
-    "powertoolsLayerArn": (
-        "powertools_layer_arn",
+_PARSERS: dict[str, Callable[[str, Any], Any]] = {}
+
+
+def key(name: str, parse: Callable[[str, Any], Any]) -> Any:
+    """A context key, declared once: its name in cdk.json and ``-c`` (the field's alias) and the parser that
+    turns its raw value (a string from ``-c``, a JSON value from cdk.json) into the field's, or fails in one
+    line naming the key, the value and what is allowed."""
+    _PARSERS[name] = parse
+    return Field(alias=name)
+
+
+class AppConfig(BaseModel):
+    """The deployment's configuration, validated as a whole: each field's own range, then the rules that
+    tie fields together (``_consistent``). Frozen: read once in ``app.py`` and passed down."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    stack_prefix: str = key(
+        "stackPrefix", _pattern(r"[A-Z][A-Za-z0-9]{0,30}", "a CamelCase name of 1-31 letters/digits")
+    )
+    compute: str = key("compute", _enum("lambda", "ecs"))
+    lambda_trigger: str = key("lambdaTrigger", _enum("sqs", "sns"))
+    retain_data: bool = key("retainData", _bool)
+    api_auth: str = key("apiAuth", _enum("iam", "none"))
+    api_throttle_rate: int = key("apiThrottleRateLimit", _int(1, 10000))
+    api_throttle_burst: int = key("apiThrottleBurstLimit", _int(1, 5000))
+    api_reserved_concurrency: int = key("apiReservedConcurrency", _int(0, 1000))
+    consumers_reserved_concurrency: int = key("consumersReservedConcurrency", _int(0, 1000))
+    api_gateway_cloudwatch_role: bool = key("apiGatewayCloudWatchRole", _bool)
+    backpressure_max_queue_depth: int = key("backpressureMaxQueueDepth", _int(0, 10_000_000))
+    payment_slots: int = key("paymentSlots", _int(1, 1000))
+    payment_latency_ms: int = key("paymentLatencyMs", _int(0, 60_000))
+    payment_failure_rate: float = key("paymentFailureRate", _float(0.0, 1.0))
+    visibility_timeout_s: int = key("queueVisibilityTimeoutSeconds", _int(1, 43_200))
+    max_receive_count: int = key("maxReceiveCount", _int(1, 1000))
+    queue_retention_days: int = key("queueRetentionDays", _int(1, 14))
+    idempotency_ttl_s: int = key("idempotencyTtlSeconds", _int(60, 2_592_000))
+    log_retention_days: int = key("logRetentionDays", _retention)
+    alarm_oldest_age_s: int = key("alarmOldestMessageAgeSeconds", _int(60, 1_209_600))
+    alarm_api_latency_p99_ms: int = key("alarmApiLatencyP99Ms", _int(50, 30_000))
+    alarm_email: str = key("alarmEmail", _pattern(r"|[^@\s]+@[^@\s]+\.[^@\s]+", "an e-mail address or empty"))
+    lambda_memory_mb: int = key("lambdaMemoryMb", _int(128, 10_240))
+    lambda_timeout_s: int = key("lambdaTimeoutSeconds", _int(1, 900))
+    reserved_concurrency: int = key("reservedConcurrency", _int(0, 1000))
+    max_concurrency: int = key("maxConcurrency", _int(2, 1000))
+    batch_size: int = key("batchSize", _int(1, 10))
+    batch_window_s: int = key("maxBatchingWindowSeconds", _int(0, 300))
+    sns_retry_attempts: int = key("snsRetryAttempts", _int(0, 2))
+    max_event_age_s: int = key("maxEventAgeSeconds", _int(60, 21_600))
+    powertools_layer_arn: str = key(
+        "powertoolsLayerArn",
         _pattern(
             r"|arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:layer:[A-Za-z0-9_-]+:\d+", "a Lambda layer version ARN or empty"
         ),
-    ),
-    "powertoolsLayerVersion": ("powertools_layer_version", _int(1, 10_000)),
-    "minTasks": ("min_tasks", _int(0, 1000)),
-    "maxTasks": ("max_tasks", _int(1, 1000)),
-    "workerConcurrency": ("worker_concurrency", _int(1, 500)),
-    "backlogPerTaskTarget": ("backlog_per_task_target", _int(1, 100_000)),
-    "wakeQueueDepth": ("wake_queue_depth", _int(1, 100_000)),
-    "scaleOutCooldownSeconds": ("scale_out_cooldown_s", _int(0, 3600)),
-    "scaleInCooldownSeconds": ("scale_in_cooldown_s", _int(0, 3600)),
-    "taskCpu": ("task_cpu", _enum("256", "512", "1024", "2048", "4096")),
-    "taskMemoryMb": ("task_memory_mb", _int(512, 30_720)),
-    "fargateCapacity": ("fargate_capacity", _enum("spot", "ondemand")),
-    "fargateOnDemandBase": ("fargate_on_demand_base", _int(0, 1000)),
-    "containerImage": (
-        "container_image",
+    )
+    powertools_layer_version: int = key("powertoolsLayerVersion", _int(1, 10_000))
+    min_tasks: int = key("minTasks", _int(0, 1000))
+    max_tasks: int = key("maxTasks", _int(1, 1000))
+    worker_concurrency: int = key("workerConcurrency", _int(1, 500))
+    backlog_per_task_target: int = key("backlogPerTaskTarget", _int(1, 100_000))
+    wake_queue_depth: int = key("wakeQueueDepth", _int(1, 100_000))
+    scale_out_cooldown_s: int = key("scaleOutCooldownSeconds", _int(0, 3600))
+    scale_in_cooldown_s: int = key("scaleInCooldownSeconds", _int(0, 3600))
+    task_cpu: str = key("taskCpu", _enum("256", "512", "1024", "2048", "4096"))
+    task_memory_mb: int = key("taskMemoryMb", _int(512, 30_720))
+    fargate_capacity: str = key("fargateCapacity", _enum("spot", "ondemand"))
+    fargate_on_demand_base: int = key("fargateOnDemandBase", _int(0, 1000))
+    container_image: str = key(
+        "containerImage",
         _pattern(
             r"|[a-z0-9.-]+(:\d+)?/[A-Za-z0-9._/-]+(:[A-Za-z0-9._-]+|@sha256:[a-f0-9]{64})", "an image URI or empty"
         ),
-    ),
-    "taskStopTimeoutSeconds": ("task_stop_timeout_s", _int(10, 120)),
-    "chaos": ("chaos", _bool),
-    "fisLambdaExtensionArn": (
-        "fis_lambda_extension_arn",
+    )
+    task_stop_timeout_s: int = key("taskStopTimeoutSeconds", _int(10, 120))
+    chaos: bool = key("chaos", _bool)
+    fis_lambda_extension_arn: str = key(
+        "fisLambdaExtensionArn",
         _pattern(
             r"|arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:layer:[A-Za-z0-9_-]+:\d+", "a Lambda layer version ARN or empty"
         ),
-    ),
-}
+    )
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _parse(cls, raw: Any, info: ValidationInfo) -> Any:
+        alias = cls.model_fields[str(info.field_name)].alias
+        assert alias is not None
+        return _PARSERS[alias](alias, raw)
 
-@dataclass(frozen=True)
-class AppConfig:
-    stack_prefix: str
-    compute: str
-    lambda_trigger: str
-    retain_data: bool
-    api_auth: str
-    api_throttle_rate: int
-    api_throttle_burst: int
-    api_reserved_concurrency: int
-    consumers_reserved_concurrency: int
-    api_gateway_cloudwatch_role: bool
-    backpressure_max_queue_depth: int
-    payment_slots: int
-    payment_latency_ms: int
-    payment_failure_rate: float
-    visibility_timeout_s: int
-    max_receive_count: int
-    queue_retention_days: int
-    idempotency_ttl_s: int
-    log_retention_days: int
-    alarm_oldest_age_s: int
-    alarm_api_latency_p99_ms: int
-    alarm_email: str
-    lambda_memory_mb: int
-    lambda_timeout_s: int
-    reserved_concurrency: int
-    max_concurrency: int
-    batch_size: int
-    batch_window_s: int
-    sns_retry_attempts: int
-    max_event_age_s: int
-    powertools_layer_arn: str
-    powertools_layer_version: int
-    min_tasks: int
-    max_tasks: int
-    worker_concurrency: int
-    backlog_per_task_target: int
-    wake_queue_depth: int
-    scale_out_cooldown_s: int
-    scale_in_cooldown_s: int
-    task_cpu: str
-    task_memory_mb: int
-    fargate_capacity: str
-    fargate_on_demand_base: int
-    container_image: str
-    task_stop_timeout_s: int
-    chaos: bool
-    fis_lambda_extension_arn: str
+    @model_validator(mode="after")
+    def _consistent(self) -> AppConfig:
+        for rule in (
+            self._reserves,
+            self._visibility,
+            self._lambda_batch,
+            self._ecs_task,
+            self._lifetimes,
+            self._variant_keys,
+        ):
+            rule()
+        return self
 
     @property
     def ecs_prefetch(self) -> int:
@@ -274,7 +260,7 @@ class AppConfig:
         reserves["consumersReservedConcurrency"] = 3 * self.consumers_reserved_concurrency
         return reserves
 
-    def _check(self) -> None:
+    def _reserves(self) -> None:
         # 0 = unreserved: the mapping's maxConcurrency is then the only cap, and nothing is guaranteed.
         if self.reserved_concurrency and self.max_concurrency > self.reserved_concurrency:
             raise _fail(
@@ -288,6 +274,9 @@ class AppConfig:
                 1,
                 "0 (unreserved) or at least 2 (an SQS event source needs a maximum concurrency of 2 or more)",
             )
+
+    def _visibility(self) -> None:
+        """A message stays hidden longer than any worker can hold it."""
         if self.visibility_timeout_s < 6 * self.lambda_timeout_s:
             raise _fail(
                 "queueVisibilityTimeoutSeconds",
@@ -302,6 +291,8 @@ class AppConfig:
                 f"workerConcurrency={self.worker_concurrency}, paymentSlots={self.payment_slots}, "
                 f"paymentLatencyMs={self.payment_latency_ms})",
             )
+
+    def _lambda_batch(self) -> None:
         # The worker pays a batch's records concurrently, up to paymentSlots at once.
         waves = math.ceil(self.batch_size / self.payment_slots)
         batch_ms = waves * self.payment_latency_ms
@@ -312,36 +303,16 @@ class AppConfig:
                 f"room for a whole batch paid in waves of paymentSlots "
                 f"(ceil(batchSize / paymentSlots) x paymentLatencyMs = {batch_ms} ms)",
             )
+
+    def _ecs_task(self) -> None:
         if self.fargate_on_demand_base > self.max_tasks:
             raise _fail("fargateOnDemandBase", self.fargate_on_demand_base, f"at most maxTasks ({self.max_tasks})")
-        if self.idempotency_ttl_s < self.visibility_timeout_s:
-            raise ConfigError(
-                f"context key 'idempotencyTtlSeconds' = {self.idempotency_ttl_s}: expected at least "
-                f"queueVisibilityTimeoutSeconds ({self.visibility_timeout_s}): a payment's record must outlive "
-                "the redelivery it guards against"
-            )
-        if self.alarm_oldest_age_s >= self.queue_retention_days * 86400:
-            raise ConfigError(
-                f"context key 'alarmOldestMessageAgeSeconds' = {self.alarm_oldest_age_s}: expected less than "
-                f"queueRetentionDays ({self.queue_retention_days} d = {self.queue_retention_days * 86400} s): "
-                "orders would expire before the alarm could fire"
-            )
         one_payment_s = math.ceil(self.payment_latency_ms / 1000) + 5
         if self.task_stop_timeout_s < one_payment_s:
             raise ConfigError(
                 f"context key 'taskStopTimeoutSeconds' = {self.task_stop_timeout_s}: expected at least "
                 f"{one_payment_s} s for paymentLatencyMs={self.payment_latency_ms}: a stopping task must finish "
                 "the payment it is making"
-            )
-        if self.compute == "ecs" and self.lambda_trigger != "sqs":
-            raise ConfigError(
-                f"context key 'lambdaTrigger' = {self.lambda_trigger!r}: has no effect with compute='ecs' "
-                "(ECS workers always read the queue); drop it or use compute=lambda"
-            )
-        if self.chaos and self.compute == "lambda" and not self.fis_lambda_extension_arn:
-            raise ConfigError(
-                "context key 'fisLambdaExtensionArn' = '': expected the AWS FIS Lambda extension layer ARN for your "
-                "region when chaos=true with compute=lambda (FIS user guide: versions of the FIS extension for Lambda)"
             )
         if self.min_tasks > self.max_tasks:
             raise _fail("minTasks", self.min_tasks, f"at most maxTasks ({self.max_tasks})")
@@ -356,6 +327,36 @@ class AppConfig:
         if not lo <= self.task_memory_mb <= hi:
             raise _fail("taskMemoryMb", self.task_memory_mb, f"{lo}-{hi} MiB for taskCpu={self.task_cpu}")
 
+    def _lifetimes(self) -> None:
+        """What must outlive what: the payment record the redelivery, the queue the alarm."""
+        if self.idempotency_ttl_s < self.visibility_timeout_s:
+            raise ConfigError(
+                f"context key 'idempotencyTtlSeconds' = {self.idempotency_ttl_s}: expected at least "
+                f"queueVisibilityTimeoutSeconds ({self.visibility_timeout_s}): a payment's record must outlive "
+                "the redelivery it guards against"
+            )
+        if self.alarm_oldest_age_s >= self.queue_retention_days * 86400:
+            raise ConfigError(
+                f"context key 'alarmOldestMessageAgeSeconds' = {self.alarm_oldest_age_s}: expected less than "
+                f"queueRetentionDays ({self.queue_retention_days} d = {self.queue_retention_days * 86400} s): "
+                "orders would expire before the alarm could fire"
+            )
+
+    def _variant_keys(self) -> None:
+        if self.compute == "ecs" and self.lambda_trigger != "sqs":
+            raise ConfigError(
+                f"context key 'lambdaTrigger' = {self.lambda_trigger!r}: has no effect with compute='ecs' "
+                "(ECS workers always read the queue); drop it or use compute=lambda"
+            )
+        if self.chaos and self.compute == "lambda" and not self.fis_lambda_extension_arn:
+            raise ConfigError(
+                "context key 'fisLambdaExtensionArn' = '': expected the AWS FIS Lambda extension layer ARN for your "
+                "region when chaos=true with compute=lambda (FIS user guide: versions of the FIS extension for Lambda)"
+            )
+
+
+# The context keys, in declaration order (the order errors are reported in).
+SPEC: tuple[str, ...] = tuple(str(f.alias) for f in AppConfig.model_fields.values())
 
 # Context the CDK itself owns: feature flags (``@aws-cdk/...``) and the CLI's own keys (``aws:cdk:...``).
 _CDK_OWNED = ("@", "aws:", "aws-cdk:", "cdk-")
@@ -375,15 +376,17 @@ def load_config(context: Mapping[str, Any]) -> AppConfig:
         near = near or difflib.get_close_matches(key, SPEC, n=1)
         hint = f" (did you mean '{near[0]}'?)" if near else ""
         raise ConfigError(f"context key {key!r} is not known{hint}")
-    values: dict[str, Any] = {}
-    for key, (name, parse) in SPEC.items():
-        if key not in context:
-            raise ConfigError(f"context key '{key}' is missing: set a default in cdk.json or pass -c {key}=...")
-        values[name] = parse(key, context[key])
-    assert {f.name for f in fields(AppConfig)} == set(values)
-    cfg = AppConfig(**values)
-    cfg._check()
-    return cfg
+    missing = [name for name in SPEC if name not in context]
+    if missing:
+        raise ConfigError(
+            f"context key '{missing[0]}' is missing: set a default in cdk.json or pass -c {missing[0]}=..."
+        )
+    try:
+        return AppConfig.model_validate({name: context[name] for name in SPEC})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        cause = (first.get("ctx") or {}).get("error")
+        raise (cause if isinstance(cause, ConfigError) else ConfigError(str(first["msg"]))) from None
 
 
 def parse_context_args(items: list[str]) -> dict[str, str]:
@@ -406,4 +409,4 @@ def resolve(overrides: Mapping[str, Any] | None = None) -> AppConfig:
 
 def context_of(cfg: AppConfig) -> dict[str, Any]:
     """The resolved config as context keys (what a run deployed), e.g. {"maxTasks": 10, ...}."""
-    return {key: getattr(cfg, name) for key, (name, _) in SPEC.items()}
+    return cfg.model_dump(by_alias=True)

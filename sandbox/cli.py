@@ -11,6 +11,7 @@ starts); a failure the user can act on is one line and exit 1; never a traceback
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import signal
 import sys
@@ -54,8 +55,20 @@ def _reports(p: argparse.ArgumentParser) -> None:
 
 def _sale_shape(p: argparse.ArgumentParser, *, duration_help: str, drain_timeout: float) -> None:
     p.add_argument("--users", type=int, help="users per checkout path (default: the scenario's)")
-    p.add_argument("--duration", type=float, help=duration_help)
-    p.add_argument("--drain-timeout", type=float, default=drain_timeout, help="sandbox seconds to wait for the backlog")
+    p.add_argument("--duration", dest="duration_s", type=float, help=duration_help)
+    p.add_argument(
+        "--drain-timeout",
+        dest="drain_timeout_s",
+        type=float,
+        default=drain_timeout,
+        help="sandbox seconds to wait for the backlog",
+    )
+
+
+def _options(cls: Any, args: argparse.Namespace, **overrides: Any) -> Any:
+    """``cls`` (a dataclass of a command's options) from the parsed arguments of the same names."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{**{n: v for n, v in vars(args).items() if n in names}, **overrides})
 
 
 def build_parser() -> OneLineParser:
@@ -115,16 +128,17 @@ def parse(argv: list[str]) -> argparse.Namespace:
         try:
             args.context = parse_context_args(args.context)
             if args.command in ("sale", "up", "compare"):
-                overrides = {**args.context, **({"compute": args.compute} if getattr(args, "compute", None) else {})}
-                resolve(overrides)
+                # As run_context layers them: the variant, then the -c overrides on top.
+                compute = {"compute": args.compute} if getattr(args, "compute", None) else {}
+                resolve({**compute, **args.context})
         except (ValueError, ConfigError) as exc:
             parser.error(str(exc))
     if getattr(args, "time_scale", 1.0) < 1:
         parser.error("--time-scale must be >= 1")
-    for name in ("users", "duration", "drain_timeout"):
+    for name, flag in (("users", "--users"), ("duration_s", "--duration"), ("drain_timeout_s", "--drain-timeout")):
         value = getattr(args, name, None)
         if value is not None and value <= 0:
-            parser.error(f"--{name.replace('_', '-')} must be > 0, got {value:g}")
+            parser.error(f"{flag} must be > 0, got {value:g}")
     return args
 
 
@@ -134,18 +148,7 @@ def cmd_sale(args: argparse.Namespace) -> int:
     from sandbox.runs.chaos import ChaosPlan
     from sandbox.runs.run import Options, run
 
-    opts = Options(
-        compute=args.compute,
-        scenario=args.scenario,
-        time_scale=args.time_scale,
-        users=args.users,
-        duration_s=args.duration,
-        drain_timeout_s=args.drain_timeout,
-        port=args.port,
-        context=args.context,
-        reports=args.reports.resolve(),
-        chaos=ChaosPlan() if args.chaos else None,
-    )
+    opts = _options(Options, args, reports=args.reports.resolve(), chaos=ChaosPlan() if args.chaos else None)
     result = run(opts, progress=_say())
     print(terminal_summary(result["summary"], result["dir"]))
     return 0
@@ -157,9 +160,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     outdir = compare.compare(
         variants=args.variants or list(compare.RUNS),
         users=args.users or 10,
-        duration_s=args.duration or 10.0,
+        duration_s=args.duration_s or 10.0,
         time_scale=args.time_scale,
-        drain_timeout_s=args.drain_timeout,
+        drain_timeout_s=args.drain_timeout_s,
         context=args.context,
         reports=args.reports.resolve(),
         worker_table=args.worker_table,
@@ -174,15 +177,7 @@ def cmd_live(args: argparse.Namespace) -> int:
 
     say = _say()
     if args.command == "up":
-        opts = live.UpOptions(
-            compute=args.compute,
-            context=args.context,
-            time_scale=args.time_scale,
-            port=args.port,
-            api_port=args.api_port,
-            reports=args.reports,
-        )
-        return live.up(opts, progress=say)
+        return live.up(_options(live.UpOptions, args), progress=say)
     if args.command == "down":
         return live.down(progress=say)
     if args.command == "deploy-local":

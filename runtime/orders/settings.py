@@ -1,87 +1,90 @@
-"""Runtime settings, read once from the environment contract the stacks set."""
+"""Runtime settings, read once from the environment contract the stacks set.
+
+Each variable is declared once, as a field of ``Settings``: its name in the environment, its default and
+its bounds. ``from_env`` validates them with pydantic-core (pydantic v2's engine, as the order schema in
+``domain/models.py`` is), built on first use: importing a handler stays import-only, and pydantic's model
+layer is never imported on Lambda's cold path.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 
-def _int(name: str, default: int, minimum: int = 0) -> int:
-    raw = os.environ.get(name, "")
-    try:
-        value = int(raw) if raw.strip() else default
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} is not an integer") from None
-    if value < minimum:
-        raise ValueError(f"{name}={value} must be >= {minimum}")
-    return value
-
-
-def _float(name: str, default: float) -> float:
-    raw = os.environ.get(name, "")
-    try:
-        value = float(raw) if raw.strip() else default
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a number") from None
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name}={value} must be between 0 and 1")
-    return value
+def env(name: str, default: Any = "", *, ge: float | None = None, le: float | None = None) -> Any:
+    """A field read from the variable ``name``; blank or unset is ``default``."""
+    return dataclasses.field(default=default, metadata={"env": name, "ge": ge, "le": le})
 
 
 @dataclass(frozen=True)
 class Settings:
-    topic_arn: str
-    queue_url: str
-    orders_table: str
-    idempotency_table: str
-    payment_slots: int
-    payment_latency_ms: int
-    payment_failure_rate: float
-    declined_tokens: frozenset[str]
-    worker_concurrency: int
-    max_queue_depth: int
-    visibility_timeout_s: int
-    idempotency_ttl_s: int
-    payment_ledger_path: str  # simulator only: a SQLite ledger shared by processes (the local sandbox)
-    connections_table: str = ""  # order tracking: who tracks which order
-    websocket_endpoint: str = ""  # order tracking: the WebSocket API's management (callback) URL
+    topic_arn: str = env("ORDER_EVENTS_TOPIC_ARN")
+    queue_url: str = env("ORDERS_QUEUE_URL")
+    orders_table: str = env("ORDERS_TABLE_NAME")
+    idempotency_table: str = env("IDEMPOTENCY_TABLE_NAME")
+    payment_slots: int = env("PAYMENT_SLOTS", 5, ge=1)
+    payment_latency_ms: int = env("PAYMENT_LATENCY_MS", 3000, ge=0)
+    payment_failure_rate: float = env("PAYMENT_FAILURE_RATE", 0.0, ge=0.0, le=1.0)
+    declined_tokens: frozenset[str] = env("PAYMENT_DECLINED_TOKENS", frozenset({"tok_declined"}))
+    worker_concurrency: int = env("WORKER_CONCURRENCY", 10, ge=1)
+    max_queue_depth: int = env("BACKPRESSURE_MAX_QUEUE_DEPTH", 0, ge=0)
+    visibility_timeout_s: int = env("QUEUE_VISIBILITY_TIMEOUT_S", 60, ge=1)
+    idempotency_ttl_s: int = env("IDEMPOTENCY_TTL_S", 86400, ge=60)
+    payment_ledger_path: str = env("PAYMENT_LEDGER_PATH")  # simulator only: a SQLite ledger shared by processes
+    connections_table: str = env("CONNECTIONS_TABLE_NAME")  # order tracking: who tracks which order
+    websocket_endpoint: str = env("WEBSOCKET_MANAGEMENT_ENDPOINT")  # order tracking: the management (callback) URL
 
     @classmethod
-    def from_env(cls) -> Settings:
-        return cls(
-            topic_arn=os.environ.get("ORDER_EVENTS_TOPIC_ARN", ""),
-            queue_url=os.environ.get("ORDERS_QUEUE_URL", ""),
-            orders_table=os.environ.get("ORDERS_TABLE_NAME", ""),
-            idempotency_table=os.environ.get("IDEMPOTENCY_TABLE_NAME", ""),
-            payment_slots=_int("PAYMENT_SLOTS", 5, minimum=1),
-            payment_latency_ms=_int("PAYMENT_LATENCY_MS", 3000),
-            payment_failure_rate=_float("PAYMENT_FAILURE_RATE", 0.0),
-            declined_tokens=frozenset(
-                t.strip() for t in os.environ.get("PAYMENT_DECLINED_TOKENS", "tok_declined").split(",") if t.strip()
-            ),
-            worker_concurrency=_int("WORKER_CONCURRENCY", 10, minimum=1),
-            max_queue_depth=_int("BACKPRESSURE_MAX_QUEUE_DEPTH", 0),
-            visibility_timeout_s=_int("QUEUE_VISIBILITY_TIMEOUT_S", 60, minimum=1),
-            idempotency_ttl_s=_int("IDEMPOTENCY_TTL_S", 86400, minimum=60),
-            payment_ledger_path=os.environ.get("PAYMENT_LEDGER_PATH", ""),
-            connections_table=os.environ.get("CONNECTIONS_TABLE_NAME", ""),
-            websocket_endpoint=os.environ.get("WEBSOCKET_MANAGEMENT_ENDPOINT", ""),
-        )
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        """Validated settings; a bad value is a ValueError naming the variable, the value and the rule."""
+        from pydantic_core import ValidationError
+
+        source = os.environ if environ is None else environ
+        raw = {
+            f.name: source[f.metadata["env"]]
+            for f in dataclasses.fields(cls)
+            if source.get(f.metadata["env"], "").strip()
+        }
+        try:
+            values = _validator().validate_python(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            name = next(f.metadata["env"] for f in dataclasses.fields(cls) if f.name == first["loc"][0])
+            raise ValueError(f"{name}={source.get(name)!r}: {first['msg']}") from None
+        return cls(**values)
 
     def require(self, *names: str) -> None:
         """Fail early, naming the variable, when an entry point lacks what it needs."""
-        env = {
-            "topic_arn": "ORDER_EVENTS_TOPIC_ARN",
-            "queue_url": "ORDERS_QUEUE_URL",
-            "orders_table": "ORDERS_TABLE_NAME",
-            "idempotency_table": "IDEMPOTENCY_TABLE_NAME",
-            "connections_table": "CONNECTIONS_TABLE_NAME",
-            "websocket_endpoint": "WEBSOCKET_MANAGEMENT_ENDPOINT",
-        }
-        missing = [env[n] for n in names if not getattr(self, n)]
+        by_field = {f.name: f.metadata["env"] for f in dataclasses.fields(self)}
+        missing = [by_field[n] for n in names if not getattr(self, n)]
         if missing:
             raise RuntimeError(f"missing environment: {', '.join(missing)}")
+
+
+@lru_cache(maxsize=1)
+def _validator() -> Any:
+    """A pydantic-core validator of the fields' types and bounds (lax: the environment holds strings)."""
+    from pydantic_core import SchemaValidator, core_schema
+
+    def schema(f: dataclasses.Field[Any]) -> Any:
+        bounds = {k: f.metadata[k] for k in ("ge", "le") if f.metadata[k] is not None}
+        if f.type == "int":
+            return core_schema.int_schema(**bounds)
+        if f.type == "float":
+            return core_schema.float_schema(allow_inf_nan=False, **bounds)
+        if f.type == "frozenset[str]":
+            return core_schema.no_info_before_validator_function(
+                lambda raw: [t.strip() for t in raw.split(",") if t.strip()] if isinstance(raw, str) else raw,
+                core_schema.frozenset_schema(core_schema.str_schema()),
+            )
+        return core_schema.str_schema()
+
+    fields = {f.name: core_schema.typed_dict_field(schema(f), required=False) for f in dataclasses.fields(Settings)}
+    return SchemaValidator(core_schema.typed_dict_schema(fields))
 
 
 @lru_cache(maxsize=1)

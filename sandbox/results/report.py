@@ -22,10 +22,15 @@ def _charts(workdir: Path, summary: dict[str, Any], rows: list[dict[str, float]]
     tl = summary["timeline"]
     names = []
 
-    def mark(ax: Any) -> None:
+    def save(fig: Any, ax: Any, name: str) -> str:
+        """Mark the phases, write the chart, return its file name."""
         for key, label in (("async_start", "async load"), ("load_end", "load ends"), ("drained", "drained")):
             ax.axvline(tl[key], color="grey", linestyle=":", linewidth=1)
             ax.text(tl[key], ax.get_ylim()[1] * 0.95, f" {label}", fontsize=7, color="grey")
+        fig.tight_layout()
+        fig.savefig(workdir / name, dpi=110)
+        plt.close(fig)
+        return name
 
     fig, ax = plt.subplots(figsize=(8, 3.2))
     ax.plot(t, [r["visible"] for r in rows], label="waiting (visible)")
@@ -35,22 +40,14 @@ def _charts(workdir: Path, summary: dict[str, Any], rows: list[dict[str, float]]
     ax.set_ylabel("messages")
     ax.set_title(f"Queue depth ({summary['compute']})")
     ax.legend(fontsize=8)
-    mark(ax)
-    fig.tight_layout()
-    fig.savefig(workdir / "queue_depth.png", dpi=110)
-    plt.close(fig)
-    names.append("queue_depth.png")
+    names.append(save(fig, ax, "queue_depth.png"))
 
     fig, ax = plt.subplots(figsize=(8, 3.2))
     ax.step(t, [r["workers"] for r in rows], where="post")
     ax.set_xlabel("sandbox seconds")
     ax.set_ylabel("tasks" if summary["compute"] == "ecs" else "busy environments")
     ax.set_title("Running ECS tasks" if summary["compute"] == "ecs" else "Lambda environments in use")
-    mark(ax)
-    fig.tight_layout()
-    fig.savefig(workdir / "workers.png", dpi=110)
-    plt.close(fig)
-    names.append("workers.png")
+    names.append(save(fig, ax, "workers.png"))
 
     fig, ax = plt.subplots(figsize=(8, 3.2))
     done = [r["accepted"] - r["visible"] - r["inflight"] - r["dlq"] for r in rows]
@@ -66,11 +63,7 @@ def _charts(workdir: Path, summary: dict[str, Any], rows: list[dict[str, float]]
     ax.set_ylabel("orders per sandbox second")
     ax.set_title("Accepted vs processed")
     ax.legend(fontsize=8)
-    mark(ax)
-    fig.tight_layout()
-    fig.savefig(workdir / "throughput.png", dpi=110)
-    plt.close(fig)
-    names.append("throughput.png")
+    names.append(save(fig, ax, "throughput.png"))
     return names
 
 
@@ -158,65 +151,70 @@ def model_rows(summary: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     return out
 
 
+def bar(name: str, target: str, measured: str, met: bool) -> dict[str, Any]:
+    """One bar as the report, the terminal and summary.json carry it."""
+    return {"bar": name, "target": target, "measured": measured, "met": met}
+
+
+def zero(name: str, count: int) -> dict[str, Any]:
+    return bar(name, "0", str(count), count == 0)
+
+
 def bars(summary: dict[str, Any]) -> list[dict[str, Any]]:
     """The bars, each judged on measured figures against an independent limit or the model (None: not measurable)."""
-    s, m = summary, summary["model"]
+    s = summary
     faults = float(s["config"].get("paymentFailureRate", 0)) > 0
+    accounted = s["paid"] + s["payment_failed"] + s["dead_lettered"]
+    rate = s["async_accept_rate_per_s"]
     out = [
-        {"bar": "lost orders", "target": "0", "measured": str(s["lost"]), "met": s["lost"] == 0},
-        {
-            "bar": "every accepted order accounted for (paid + failed + dead-lettered)",
-            "target": str(s["accepted"]),
-            "measured": str(s["paid"] + s["payment_failed"] + s["dead_lettered"]),
-            "met": s["paid"] + s["payment_failed"] + s["dead_lettered"] == s["accepted"],
-        },
-        {
-            "bar": "double charges at the processor",
-            "target": "0",
-            "measured": str(s["double_charges"]),
-            "met": s["double_charges"] == 0,
-        },
-        {
-            "bar": "API accept rate vs the source's flash demand",
-            "target": f">= {API_FLASH_DEMAND:g}/s",
-            "measured": f"{s['async_accept_rate_per_s']:.1f}/s",
-            "met": s["async_accept_rate_per_s"] >= API_FLASH_DEMAND,
-        },
+        zero("lost orders", s["lost"]),
+        bar(
+            "every accepted order accounted for (paid + failed + dead-lettered)",
+            str(s["accepted"]),
+            str(accounted),
+            accounted == s["accepted"],
+        ),
+        zero("double charges at the processor", s["double_charges"]),
+        bar(
+            "API accept rate vs the source's flash demand",
+            f">= {API_FLASH_DEMAND:g}/s",
+            f"{rate:.1f}/s",
+            rate >= API_FLASH_DEMAND,
+        ),
     ]
     if not faults:
-        out.append(
-            {
-                "bar": "dead-lettered with no faults configured",
-                "target": "0",
-                "measured": str(s["dead_lettered"]),
-                "met": s["dead_lettered"] == 0,
-            }
-        )
+        out.append(zero("dead-lettered with no faults configured", s["dead_lettered"]))
     if "tracking" in s:
         out += tracking_bars(s)
     if "chaos" in s:
         return out + chaos_bars(s)
+    return out + model_bars(s)
+
+
+def model_bars(s: dict[str, Any]) -> list[dict[str, Any]]:
+    """The run against the planner's prediction of it, and the workers against their slots' limit."""
+    out = []
     for label, measured_key, model_key, fmt in MODEL_FIGURES:
-        model = m.get(model_key)
+        model = s["model"].get(model_key)
         if model_key == "first_scale_out_s" and s["compute"] != "ecs":
             continue  # Lambda has no scaling decision to time: environments start on demand
         off = metrics.off_by(s.get(measured_key), model)
         out.append(
-            {
-                "bar": f"{label} vs the model",
-                "target": f"within {MODEL_TOLERANCE:.0%} of {fmt_or_na(model, fmt)}",
-                "measured": f"{fmt_or_na(s.get(measured_key), fmt)} ({fmt_or_na(off, '{:.1%}')} off)",
-                "met": off is not None and off <= MODEL_TOLERANCE,
-            }
+            bar(
+                f"{label} vs the model",
+                f"within {MODEL_TOLERANCE:.0%} of {fmt_or_na(model, fmt)}",
+                f"{fmt_or_na(s.get(measured_key), fmt)} ({fmt_or_na(off, '{:.1%}')} off)",
+                off is not None and off <= MODEL_TOLERANCE,
+            )
         )
     eff = s.get("worker_efficiency")
     out.append(
-        {
-            "bar": "worker efficiency during the drain (paid/s over running workers x their slots' limit)",
-            "target": ">= 0.85",
-            "measured": f"{eff['ratio']:.2f}" if eff else "n/a",
-            "met": eff is not None and eff["ratio"] >= 0.85,
-        }
+        bar(
+            "worker efficiency during the drain (paid/s over running workers x their slots' limit)",
+            ">= 0.85",
+            f"{eff['ratio']:.2f}" if eff else "n/a",
+            eff is not None and eff["ratio"] >= 0.85,
+        )
     )
     return out
 
@@ -224,18 +222,13 @@ def bars(summary: dict[str, Any]) -> list[dict[str, Any]]:
 def tracking_bars(s: dict[str, Any]) -> list[dict[str, Any]]:
     t = s["tracking"]
     return [
-        {
-            "bar": "tracking: events missed after a reconnect (catch-up)",
-            "target": "0",
-            "measured": str(t["missed_after_reconnect"]),
-            "met": t["missed_after_reconnect"] == 0,
-        },
-        {
-            "bar": "tracking: clients that reconnected (so the catch-up was exercised)",
-            "target": ">= 1",
-            "measured": str(t["reconnects"]),
-            "met": t["reconnects"] >= 1,
-        },
+        zero("tracking: events missed after a reconnect (catch-up)", t["missed_after_reconnect"]),
+        bar(
+            "tracking: clients that reconnected (so the catch-up was exercised)",
+            ">= 1",
+            str(t["reconnects"]),
+            t["reconnects"] >= 1,
+        ),
     ]
 
 
@@ -244,30 +237,20 @@ def chaos_bars(s: dict[str, Any]) -> list[dict[str, Any]]:
     c = s["chaos"]
     landed, bound = c["poison_in_dlq_after_s"], c["poison_bound_s"]
     return [
-        {
-            "bar": "poison messages in the DLQ",
-            "target": str(c["poison_sent"]),
-            "measured": str(c["poison_dead_lettered"]),
-            "met": c["poison_dead_lettered"] == c["poison_sent"],
-        },
-        {
-            "bar": "poison in the DLQ within its retries' bound (sandbox s)",
-            "target": f"<= {bound:.0f}",
-            "measured": fmt_or_na(landed),
-            "met": landed is not None and landed <= bound,
-        },
-        {
-            "bar": "good orders stuck (not terminal, not in the DLQ)",
-            "target": "0",
-            "measured": str(c["good_orders_stuck"]),
-            "met": c["good_orders_stuck"] == 0,
-        },
-        {
-            "bar": "workers killed mid-payment",
-            "target": ">= 1",
-            "measured": str(c["kills"]),
-            "met": c["kills"] >= 1,
-        },
+        bar(
+            "poison messages in the DLQ",
+            str(c["poison_sent"]),
+            str(c["poison_dead_lettered"]),
+            c["poison_dead_lettered"] == c["poison_sent"],
+        ),
+        bar(
+            "poison in the DLQ within its retries' bound (sandbox s)",
+            f"<= {bound:.0f}",
+            fmt_or_na(landed),
+            landed is not None and landed <= bound,
+        ),
+        zero("good orders stuck (not terminal, not in the DLQ)", c["good_orders_stuck"]),
+        bar("workers killed mid-payment", ">= 1", str(c["kills"]), c["kills"] >= 1),
     ]
 
 
