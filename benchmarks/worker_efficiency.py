@@ -4,13 +4,12 @@
     Powertools idempotency, with in-memory adapters behind the same ports, so
     the worker (not an emulator) is what is measured;
 (b) end to end: the real ``python -m orders.entrypoints.worker_ecs`` process
-    against moto server on loopback, at a latency long enough that the
-    emulator is not what is measured. Each order makes 5 calls between two
-    payments of the same consumer; moto answers one in 9-14 ms when idle and
-    slower when the consumers' calls arrive together (they finish payments
-    together), so at concurrency = slots a consumer loses ~125-150 ms per
-    payment to the emulator: 4% at L = 3 s, 2% at the default L = 6 s
-    (``--e2e-latency-ms``). With more consumers than slots it is hidden.
+    against moto server on loopback, at a payment latency long enough that the
+    emulator is not what is measured (``--e2e-latency-ms``). Each order makes five
+    calls between two payments of the same consumer, and the consumers' calls
+    arrive together (they finish payments together), so at concurrency = slots a
+    consumer loses a little time per payment to the emulator: the bench prints
+    the ratio, and with more consumers than slots that time is hidden.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ from sandbox.runs.load import LOCUSTFILE
 from sandbox.runs.run import ROOT, SCENARIOS, run_locust
 from sandbox.stack.deploy import Deployment, aws_env, deploy, live_deployment
 from sandbox.stack.probes import read_ledger, read_orders, wait_drained
-from sandbox.stack.specs import ScalingPolicy, task_definition
+from sandbox.stack.specs import LambdaSpec, ScalingPolicy, task_definition
 from sandbox.stack.topology import Pipeline, function_environment, mirror_tables, run_context, start_api, start_pipeline
 from sandbox.stack.workers import Workers, start_consumers, start_ecs, start_lambda
 from stacks import outputs
@@ -136,7 +136,7 @@ class LiveStack:
         self.adopted_at = time.time()
         self.generation = 0
         self.changes: deque[dict[str, Any]] = deque(maxlen=30)
-        self._lambda_settings: dict[str, Any] = {}
+        self._lambda_spec: LambdaSpec | None = None
         self._api: tuple[subprocess.Popen[str], dict[str, str]] | None = None
         self._api_stack = ExitStack()
         self._paid: deque[tuple[float, int]] = deque(maxlen=6)
@@ -151,7 +151,7 @@ class LiveStack:
         compute = self.p.deployment.compute
         if compute.startswith("lambda"):
             workers = start_lambda(self.p, self.workdir, stack, self.k, self.progress)
-            self._lambda_settings = self.lambda_settings()
+            self._lambda_spec = LambdaSpec.read(self.p.client("lambda"), self.p.deployment)
         else:
             workers = start_ecs(self.p, self.workdir, stack, self.k, self.progress, time.monotonic())
         self.workers, self._workers_stack = workers, stack
@@ -165,26 +165,6 @@ class LiveStack:
             sqs = self.p.client("sqs")
             wait_drained(lambda: workers.backlog(sqs), drain_timeout_s)
         stack.close()
-
-    def lambda_settings(self) -> dict[str, Any]:
-        """The deployed numbers the Lambda variant runs on, by context key."""
-        lam = self.p.client("lambda")
-        name = self.p.deployment.service(outputs.WORKER_FUNCTION_NAME)
-        fn = lam.get_function_configuration(FunctionName=name)
-        settings: dict[str, Any] = {
-            "reservedConcurrency": lam.get_function_concurrency(FunctionName=name).get("ReservedConcurrentExecutions"),
-            "lambdaTimeoutSeconds": fn["Timeout"],
-            "lambdaMemoryMb": fn["MemorySize"],
-            "environment": fn["Environment"]["Variables"],
-        }
-        mappings = lam.list_event_source_mappings(FunctionName=name)["EventSourceMappings"]
-        settings["lambdaTrigger"] = self.p.deployment.compute.removeprefix("lambda-")
-        # With sns the mapping only drains the orders queue: its settings are not the variant's.
-        for m in mappings if settings["lambdaTrigger"] == "sqs" else []:
-            settings["batchSize"] = m["BatchSize"]
-            settings["maxConcurrency"] = m.get("ScalingConfig", {}).get("MaximumConcurrency")
-            settings["maxBatchingWindowSeconds"] = m.get("MaximumBatchingWindowInSeconds", 0)
-        return settings
 
     # ------------------------------------------------------------------ following CloudFormation
     def poll(self) -> bool:
@@ -227,14 +207,8 @@ class LiveStack:
             if service.redeploy(self.p.penv.for_runtime(env), command, stop_timeout):
                 self.note("task definition changed: running tasks replaced (SIGTERM, then new tasks)")
         else:
-            settings = self.lambda_settings()
-            changed = [
-                f"{key} {self._lambda_settings.get(key)} -> {value}"
-                for key, value in settings.items()
-                if key != "environment" and self._lambda_settings.get(key) != value
-            ]
-            if settings["environment"] != self._lambda_settings.get("environment"):
-                changed.append("environment changed")
+            assert self._lambda_spec is not None
+            changed = self._lambda_spec.changes(LambdaSpec.read(self.p.client("lambda"), deployment))
             if changed:
                 old, old_stack = self.workers, self._workers_stack
                 self.note(f"lambda: {', '.join(changed)}: new environments take over")
@@ -294,7 +268,7 @@ class LiveStack:
             params = {key: getattr(pol, f) for f, key in ScalingPolicy.KEYS.items()}
             params["desiredTasks"] = w.service.desired
         else:
-            params = {k: v for k, v in self._lambda_settings.items() if k != "environment"}
+            params = self._lambda_spec.settings() if self._lambda_spec else {}
         return {
             "at": now,
             "pid": os.getpid(),

@@ -27,9 +27,9 @@ from sandbox.stack.workers import Workers, start_consumers, start_ecs, start_lam
 log = logging.getLogger("sandbox")
 ROOT = Path(__file__).resolve().parents[2]
 
-# users, seconds (real time), per checkout path. `flash` is what two cores serve without becoming the
-# bottleneck the model bars would then measure: at 20 users x 60 s, the 20 API environments, Locust and
-# the emulator left the Lambda workers short during the load (drain 28% over the model, efficiency 0.89).
+# users, seconds (real time), per checkout path. `flash` is sized for two cores: the API environments, Locust
+# and the emulator share them with the workers, and a sale that leaves the workers short of CPU measures the
+# machine, not the workers the model describes (the efficiency bar says which). `source` is the seed's sale.
 SCENARIOS = {"normal": (5, 30.0), "flash": (10, 20.0), "source": (20, 60.0)}
 
 

@@ -106,3 +106,64 @@ def task_definition(ecs: Any, deployment: Deployment) -> tuple[dict[str, str], l
     [container] = td["containerDefinitions"]
     env = {e["name"]: e["value"] for e in container.get("environment", [])}
     return env, container["command"], float(container.get("stopTimeout", 30))
+
+
+@dataclass(frozen=True)
+class LambdaSpec:
+    """What the deployed Lambda worker runs on, read once from the function, its mapping on the orders
+    queue and (for the SNS trigger) its EventInvokeConfig. ``changes`` names what a redeploy changed by
+    context key, as ``ScalingPolicy.changes`` does for the ECS policy."""
+
+    function: dict[str, Any]  # GetFunctionConfiguration
+    compute: str  # lambda-sqs | lambda-sns
+    reserved: int | None
+    mapping: dict[str, Any]  # the orders queue's event source mapping (the SNS trigger's is a drain)
+    invoke_config: dict[str, Any] | None  # lambda-sns: retries, event age, the on-failure destination
+
+    @classmethod
+    def read(cls, lam: Any, deployment: Deployment) -> LambdaSpec:
+        name = deployment.service(outputs.WORKER_FUNCTION_NAME)
+        mappings = lam.list_event_source_mappings(FunctionName=name)["EventSourceMappings"]
+        [mapping] = mappings  # Lambda refuses a second mapping of one function to one queue
+        sns = deployment.compute == "lambda-sns"
+        return cls(
+            function=lam.get_function_configuration(FunctionName=name),
+            compute=deployment.compute,
+            reserved=lam.get_function_concurrency(FunctionName=name).get("ReservedConcurrentExecutions"),
+            mapping=mapping,
+            invoke_config=lam.get_function_event_invoke_config(FunctionName=name) if sns else None,
+        )
+
+    @property
+    def name(self) -> str:
+        return str(self.function["FunctionName"])
+
+    @property
+    def environment(self) -> dict[str, str]:
+        return dict(self.function["Environment"]["Variables"])
+
+    @property
+    def mapped_concurrency(self) -> int:
+        return int(self.mapping.get("ScalingConfig", {}).get("MaximumConcurrency", 1000))
+
+    def settings(self) -> dict[str, Any]:
+        """The deployed numbers by context key; with sns the mapping only drains, so its numbers are not the
+        variant's."""
+        out: dict[str, Any] = {
+            "reservedConcurrency": self.reserved,
+            "lambdaTimeoutSeconds": self.function["Timeout"],
+            "lambdaMemoryMb": self.function["MemorySize"],
+            "lambdaTrigger": self.compute.removeprefix("lambda-"),
+        }
+        if self.compute == "lambda-sqs":
+            out["batchSize"] = self.mapping["BatchSize"]
+            out["maxConcurrency"] = self.mapping.get("ScalingConfig", {}).get("MaximumConcurrency")
+            out["maxBatchingWindowSeconds"] = self.mapping.get("MaximumBatchingWindowInSeconds", 0)
+        return out
+
+    def changes(self, new: LambdaSpec) -> list[str]:
+        mine, theirs = self.settings(), new.settings()
+        out = [f"{key} {mine.get(key)} -> {value}" for key, value in theirs.items() if mine.get(key) != value]
+        if self.environment != new.environment:
+            out.append("environment changed")
+        return out

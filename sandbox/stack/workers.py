@@ -15,7 +15,7 @@ from sandbox.emulator.event_sources import InvokeObserver, PollerGroup, SnsAsync
 from sandbox.emulator.lambda_pool import LambdaPool
 from sandbox.emulator.process import ProcessEnv, Scale
 from sandbox.emulator.queues import Depth, async_queue_name, queue_depth
-from sandbox.stack.specs import ScalingPolicy, task_definition
+from sandbox.stack.specs import LambdaSpec, ScalingPolicy, task_definition
 from sandbox.stack.topology import Pipeline
 from stacks import outputs
 
@@ -120,57 +120,32 @@ def start_lambda(
     p: Pipeline, workdir: Path, stack: ExitStack, k: Scale, progress: Any, *, observer: InvokeObserver | None = None
 ) -> Workers:
     """``observer``: told of each async invoke's first attempt and dead-lettering (a fault harness's hook)."""
-    lam, sqs = p.client("lambda"), p.client("sqs")
-    compute = p.deployment.compute
-    fn = lam.get_function_configuration(FunctionName=p.deployment.service(outputs.WORKER_FUNCTION_NAME))
-    reserved = lam.get_function_concurrency(FunctionName=fn["FunctionName"]).get("ReservedConcurrentExecutions")
-    # Every Lambda variant maps the orders queue: sqs reads it, sns drains what another variant left there.
-    [mapping] = take_over_mappings(lam, fn["FunctionName"])
-    mapped = int(mapping.get("ScalingConfig", {}).get("MaximumConcurrency", 1000))
-    max_envs = int(reserved or 1000)
+    lam = p.client("lambda")
+    spec = LambdaSpec.read(lam, p.deployment)
+    take_over_mappings(lam, spec.name)
+    compute, mapped = spec.compute, spec.mapped_concurrency
+    max_envs = int(spec.reserved or 1000)
     if compute != "lambda-sns":
         max_envs = min(max_envs, mapped)
-    env = fn["Environment"]["Variables"]
-    pool = function_pool(p, fn, max_envs=max_envs, workdir=workdir, stack=stack, env=env)
+    env = spec.environment
+    pool = function_pool(p, spec.function, max_envs=max_envs, workdir=workdir, stack=stack, env=env)
     backlog_queue = p.queue_url
-    if compute != "lambda-sns":
-        poller: PollerGroup = queue_event_source(
-            p,
-            queue_url=p.queue_url,
-            queue_arn=p.queue_arn,
-            pool=pool,
-            mapping=mapping,
-            max_concurrency=max_envs,
-            k=k,
-        )
-    else:
-        drain = queue_event_source(
-            p,
-            queue_url=p.queue_url,
-            queue_arn=p.queue_arn,
-            pool=pool,
-            mapping=mapping,
-            max_concurrency=min(mapped, max_envs),
-            k=k,
-            poll_idle=True,
-        )
-        drain.start(min(mapped, max_envs))
-        stack.callback(drain.close)
-        # SNS puts the function's events on its async-invoke queue (sandbox.cfn_resources); retries, event
-        # age and the on-failure destination are the function's EventInvokeConfig, as Lambda reads them.
-        invoke_cfg = lam.get_function_event_invoke_config(FunctionName=fn["FunctionName"])
-        backlog_queue = sqs.create_queue(QueueName=async_queue_name(fn["FunctionName"]))["QueueUrl"]
-        on_failure = invoke_cfg["DestinationConfig"]["OnFailure"]["Destination"]
-        poller = SnsAsyncInvoker(
-            sqs=sqs,
-            tap_url=backlog_queue,
-            pool=pool,
-            retries=int(invoke_cfg["MaximumRetryAttempts"]),
-            max_age_s=k.seconds(float(invoke_cfg["MaximumEventAgeInSeconds"])),
-            dlq_url=sqs.get_queue_url(QueueName=on_failure.rsplit(":", 1)[1])["QueueUrl"],
-            scale=k,
-            observer=observer,
-        )
+    # Every Lambda variant maps the orders queue: sqs reads it, sns drains what another variant left there.
+    source = queue_event_source(
+        p,
+        queue_url=p.queue_url,
+        queue_arn=p.queue_arn,
+        pool=pool,
+        mapping=spec.mapping,
+        max_concurrency=max_envs if compute != "lambda-sns" else min(mapped, max_envs),
+        k=k,
+        poll_idle=compute == "lambda-sns",
+    )
+    poller: PollerGroup = source
+    if compute == "lambda-sns":
+        source.start(min(mapped, max_envs))
+        stack.callback(source.close)
+        backlog_queue, poller = async_invoker(p, spec, pool, k, observer)
     poller.start(max_envs)
     stack.callback(poller.close)
     invoker = poller if isinstance(poller, SnsAsyncInvoker) else None
@@ -192,6 +167,29 @@ def start_lambda(
         pool=pool,
         invoker=invoker,
     )
+
+
+def async_invoker(
+    p: Pipeline, spec: LambdaSpec, pool: LambdaPool, k: Scale, observer: InvokeObserver | None
+) -> tuple[str, SnsAsyncInvoker]:
+    """SNS puts the function's events on its async-invoke queue (``sandbox.emulator.cfn_resources``); retries,
+    event age and the on-failure destination are the function's EventInvokeConfig, as Lambda reads them.
+    Returns (the queue, the invoker)."""
+    sqs = p.client("sqs")
+    assert spec.invoke_config is not None
+    queue_url = sqs.create_queue(QueueName=async_queue_name(spec.name))["QueueUrl"]
+    on_failure = spec.invoke_config["DestinationConfig"]["OnFailure"]["Destination"]
+    invoker = SnsAsyncInvoker(
+        sqs=sqs,
+        tap_url=queue_url,
+        pool=pool,
+        retries=int(spec.invoke_config["MaximumRetryAttempts"]),
+        max_age_s=k.seconds(float(spec.invoke_config["MaximumEventAgeInSeconds"])),
+        dlq_url=sqs.get_queue_url(QueueName=on_failure.rsplit(":", 1)[1])["QueueUrl"],
+        scale=k,
+        observer=observer,
+    )
+    return queue_url, invoker
 
 
 CONSUMERS = (outputs.TRACKING_PUSH_FUNCTION_NAME, outputs.NOTIFICATIONS_FUNCTION_NAME)

@@ -174,3 +174,24 @@ def test_a_closed_service_leaves_no_task_and_starts_none(tmp_path: Path) -> None
     assert all(t.poll() is not None for t in started)
     svc.desired = 3
     assert svc.replace_stopped() == 0 and svc.tasks == []
+
+
+def lambda_spec(compute: str = "lambda-sqs", *, batch: int = 5, reserved: int | None = 10, env: str = "a") -> Any:
+    from sandbox.stack.specs import LambdaSpec
+
+    return LambdaSpec(
+        function={"FunctionName": "worker", "Timeout": 30, "MemorySize": 512, "Environment": {"Variables": {"X": env}}},
+        compute=compute,
+        reserved=reserved,
+        mapping={"BatchSize": batch, "ScalingConfig": {"MaximumConcurrency": 10}, "MaximumBatchingWindowInSeconds": 0},
+        invoke_config=None,
+    )
+
+
+def test_lambda_changes_are_named_by_the_context_key_ops_set() -> None:
+    before = lambda_spec()
+    assert before.changes(lambda_spec()) == []
+    assert before.changes(lambda_spec(batch=3, reserved=None)) == ["reservedConcurrency 10 -> None", "batchSize 5 -> 3"]
+    assert before.changes(lambda_spec(env="b")) == ["environment changed"]
+    # With the SNS trigger the mapping only drains the queue: its batch size is not the variant's setting.
+    assert "batchSize" not in lambda_spec("lambda-sns").settings()
