@@ -19,7 +19,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup test test-unit test-infra test-integration test-e2e lint typecheck synth deploy preflight smoke bench sandbox chaos compare plan cost redrive up down deploy-local load watch clean
+.PHONY: setup test test-unit test-infra test-integration test-e2e lint typecheck synth deploy preflight smoke bench sandbox chaos compare plan cost redrive up down deploy-local load watch clean help
 
 $(PY_STAMP): requirements.txt requirements-dev.txt runtime/requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -117,5 +117,8 @@ load: setup ## Locust against the running local stack (SCENARIO=normal|flash|sou
 watch: setup ## the running local stack, refreshed each second
 	$(PY) -m sandbox watch
 
-clean:
-	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache
+clean: ## remove build and test caches
+	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache .coverage
+
+help: ## every target and what it does
+	@grep -E '^[a-z][a-z0-9-]*:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z0-9-]+):.*## /\1\t/' | expand -t 20

@@ -9,12 +9,14 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from planner import aws
 from sandbox.emulator.process import ROOT, Scale
 from sandbox.emulator.queues import queue_depth
-from sandbox.stack.specs import ScalingPolicy
+
+if TYPE_CHECKING:  # the policy is read by the stack layer and handed down
+    from sandbox.stack.specs import ScalingPolicy
 
 log = logging.getLogger("sandbox")
 
