@@ -9,6 +9,7 @@ import os
 import subprocess
 import time
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -159,24 +160,33 @@ def _cli_env(endpoint: str) -> dict[str, str]:
     }
 
 
-def bootstrap(endpoint: str, workdir: Path) -> str:
-    """``cdk bootstrap`` into the emulator and the Powertools layer published there; returns the layer's ARN."""
-    _cdk(["bootstrap", f"aws://{ACCOUNT}/{REGION}", "--no-notices"], _cli_env(endpoint), workdir / "cdk.log")
-    return publish_powertools_layer(endpoint)
-
-
 def deploy(endpoint: str, context: dict[str, str], workdir: Path, layer_arn: str | None = None) -> Deployment:
-    """(bootstrap ->) synth -> seed image assets -> deploy; returns outputs and templates.
+    """(the layer, bootstrap beside synth ->) seed image assets -> deploy; returns outputs and templates.
 
     ``layer_arn``: the stack is already bootstrapped (a live stack being updated); skip that step.
     """
     env = _cli_env(endpoint)
     log = workdir / "cdk.log"
     assembly = workdir / "cdk.out"
-    ctx_args = [arg for key, value in context.items() for arg in ("-c", f"{key}={value}")]
-    layer = layer_arn or bootstrap(endpoint, workdir)
-    ctx_args += ["-c", f"powertoolsLayerArn={layer}"]
-    _cdk(["synth", "--quiet", "--no-notices", "--output", str(assembly), *ctx_args], env, log)
+    layer = layer_arn or publish_powertools_layer(endpoint)
+    ctx_args = [
+        arg for key, value in {**context, "powertoolsLayerArn": layer}.items() for arg in ("-c", f"{key}={value}")
+    ]
+    synth = ["synth", "--quiet", "--no-notices", "--output", str(assembly), *ctx_args]
+    if layer_arn is None:
+        # Bootstrap (the CLI against the emulator) and synth (the app, no AWS calls) need nothing of each
+        # other: on two cores they run side by side.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            steps = [
+                pool.submit(
+                    _cdk, ["bootstrap", f"aws://{ACCOUNT}/{REGION}", "--no-notices"], env, workdir / "bootstrap.log"
+                ),
+                pool.submit(_cdk, synth, env, log),
+            ]
+            for step in steps:
+                step.result()
+    else:
+        _cdk(synth, env, log)
     seed_image_assets(endpoint, assembly)
     outputs_file = workdir / "outputs.json"
     _cdk(

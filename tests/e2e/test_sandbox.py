@@ -30,7 +30,7 @@ def run_sandbox(tmp_path: Path, *args: str, users: int = 10, duration: int = 20)
             "300",
             "--reports",
             str(tmp_path),
-            *(args if "--time-scale" in args else ("--time-scale", "2", *args)),
+            *(args if "--time-scale" in args else ("--time-scale", "4", *args)),
         ],
         cwd=ROOT,
         capture_output=True,

@@ -141,7 +141,7 @@ def test_planner_returns_the_smallest_size_that_meets_the_slo():
 
 
 def test_ten_thousand_orders_a_second_gets_an_answer_not_a_crash(capsys):
-    assert main(["plan", "--rate", "10000", "--duration", "10", "--drain-slo", "120"]) == 0
+    assert main(["plan", "--rate", "10000", "--duration", "1", "--drain-slo", "120"]) == 0
     out = capsys.readouterr().out
     assert "OVER" in out and "HTTP API stage throttle" in out
 
