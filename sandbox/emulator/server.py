@@ -1,6 +1,6 @@
-"""Runs moto server on loopback, with the sandbox's SQS indexes patched in first.
+"""Runs moto server on loopback, with the fidelity fixes and the SQS indexes patched in first.
 
-``python -m sandbox.emulator --port N`` (a child process of the sandbox, so
+``python -m sandbox.emulator.server --port N`` (a child process of the sandbox, so
 Ctrl-C or a crash of the sandbox never leaves it behind: it exits when its
 parent's pipe closes).
 """
