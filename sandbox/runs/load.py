@@ -56,7 +56,11 @@ def run_locust(
     if not stats_file.exists():
         raise SandboxError(f"locust produced no statistics: {proc.stderr.strip().splitlines()[-1:]}")
     rows = {r["Name"]: r for r in csv.DictReader(stats_file.open())}
-    row = next(r for name, r in rows.items() if name.startswith("POST"))
+    row = next((r for name, r in rows.items() if name.startswith("POST")), None)
+    if row is None:
+        raise SandboxError(
+            f"{user_class}: no order was placed in {seconds:.1f} s of load; give the sale longer (--duration)"
+        )
     return {
         "requests": int(row["Request Count"]),
         "failures": int(row["Failure Count"]),

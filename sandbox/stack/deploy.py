@@ -179,7 +179,16 @@ def deploy(endpoint: str, context: dict[str, str], workdir: Path, layer_arn: str
         with ThreadPoolExecutor(max_workers=2) as pool:
             steps = [
                 pool.submit(
-                    _cdk, ["bootstrap", f"aws://{ACCOUNT}/{REGION}", "--no-notices"], env, workdir / "bootstrap.log"
+                    _cdk,
+                    [
+                        "bootstrap",
+                        f"aws://{ACCOUNT}/{REGION}",
+                        "--no-notices",
+                        "--output",
+                        str(workdir / "bootstrap.out"),
+                    ],
+                    env,
+                    workdir / "bootstrap.log",
                 ),
                 pool.submit(_cdk, synth, env, log),
             ]

@@ -97,7 +97,7 @@ def test_ecs_variant_loses_nothing_and_wakes_as_its_policy_says(ecs_run):
 
 
 def test_lambda_sns_variant_loses_nothing(tmp_path):
-    s = run_sandbox(tmp_path, "--compute", "lambda", "-c", "lambdaTrigger=sns", users=3, duration=10)
+    s = run_sandbox(tmp_path, "--compute", "lambda", "-c", "lambdaTrigger=sns", users=3, duration=20)
     check_invariants(s)
     assert s["compute"] == "lambda-sns"
 
