@@ -48,7 +48,7 @@ typecheck: $(PY_STAMP)
 	$(VENV)/bin/mypy
 
 test: $(PY_STAMP) $(NODE_STAMP) $(CHECKOV_STAMP) lint typecheck ## lint, typecheck, every test level, coverage printed
-	$(PY) -m pytest -n 2 --dist loadgroup --cov --cov-report=term
+	$(PY) -m pytest --cov --cov-report=term
 
 test-unit: $(PY_STAMP) ## pure Python tests, no network (seconds)
 	$(PY) -m pytest -m unit

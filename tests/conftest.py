@@ -28,10 +28,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if level is None:
             raise pytest.UsageError(f"{item.nodeid}: tests live under tests/<{'|'.join(LEVELS)}>/")
         item.add_marker(getattr(pytest.mark, level))
-        if level in ("infra", "e2e"):
-            # With `-n 2 --dist loadgroup` (make test): the sandbox runs one at a time on one worker, and the
-            # infra tests share one worker's synth cache; unit and integration tests fill in around them.
-            item.add_marker(pytest.mark.xdist_group(level))
 
 
 @pytest.fixture
