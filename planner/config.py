@@ -137,6 +137,9 @@ def _retention(key: str, raw: Any) -> int:
     return value
 
 
+_LAYER_ARN = _pattern(
+    r"|arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:layer:[A-Za-z0-9_-]+:\d+", "a Lambda layer version ARN or empty"
+)
 _PARSERS: dict[str, Callable[[str, Any], Any]] = {}
 
 
@@ -186,12 +189,7 @@ class AppConfig(BaseModel):
     batch_window_s: int = key("maxBatchingWindowSeconds", _int(0, 300))
     sns_retry_attempts: int = key("snsRetryAttempts", _int(0, 2))
     max_event_age_s: int = key("maxEventAgeSeconds", _int(60, 21_600))
-    powertools_layer_arn: str = key(
-        "powertoolsLayerArn",
-        _pattern(
-            r"|arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:layer:[A-Za-z0-9_-]+:\d+", "a Lambda layer version ARN or empty"
-        ),
-    )
+    powertools_layer_arn: str = key("powertoolsLayerArn", _LAYER_ARN)
     powertools_layer_version: int = key("powertoolsLayerVersion", _int(1, 10_000))
     min_tasks: int = key("minTasks", _int(0, 1000))
     max_tasks: int = key("maxTasks", _int(1, 1000))
@@ -212,12 +210,7 @@ class AppConfig(BaseModel):
     )
     task_stop_timeout_s: int = key("taskStopTimeoutSeconds", _int(10, 120))
     chaos: bool = key("chaos", _bool)
-    fis_lambda_extension_arn: str = key(
-        "fisLambdaExtensionArn",
-        _pattern(
-            r"|arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:layer:[A-Za-z0-9_-]+:\d+", "a Lambda layer version ARN or empty"
-        ),
-    )
+    fis_lambda_extension_arn: str = key("fisLambdaExtensionArn", _LAYER_ARN)
 
     @field_validator("*", mode="before")
     @classmethod
