@@ -149,12 +149,10 @@ def _start_sale(opts: Options, workdir: Path, stack: ExitStack, progress: Any, k
     else:
         workers = start_ecs(p, workdir, stack, k, progress, t0)
     start_consumers(p, workdir, stack, k, progress)
-    sale = Sale(
-        opts, p, workers, Sampler(lambda: {}, t0), stack, workdir, progress, k, users, t0, t0_wall, poison_clock
-    )
-    sale.sampler = Sampler(sale.sample, t0)
-    sale.sampler.start()
-    stack.callback(sale.sampler.close)
+    sampler = Sampler(lambda: sale.sample(), t0)  # started once the sale it samples exists
+    sale: Sale = Sale(opts, p, workers, sampler, stack, workdir, progress, k, users, t0, t0_wall, poison_clock)
+    sampler.start()
+    stack.callback(sampler.close)
     return sale
 
 

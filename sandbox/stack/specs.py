@@ -15,14 +15,6 @@ def resources(template: dict[str, Any], rtype: str) -> list[dict[str, Any]]:
     return [r["Properties"] for r in template["Resources"].values() if r["Type"] == rtype]
 
 
-def resolve(value: Any, deployment: Deployment) -> Any:
-    """Resolve the Fn::ImportValue references of the service template against the data stack outputs."""
-    if isinstance(value, dict) and "Fn::ImportValue" in value:
-        name = value["Fn::ImportValue"].split(":", 1)[1]
-        return deployment.data(name)
-    return value
-
-
 # ----------------------------------------------------------------------------- ECS
 @dataclass
 class ScalingPolicy:
