@@ -70,6 +70,7 @@ class PaymentSettings:
     slots: int
     latency_ms: int
     failure_rate: float
+    lost_response_share: float = 0.0
 
 
 def runtime_environment(
@@ -90,6 +91,7 @@ def runtime_environment(
         "PAYMENT_SLOTS": str(payments.slots),
         "PAYMENT_LATENCY_MS": str(payments.latency_ms),
         "PAYMENT_FAILURE_RATE": str(payments.failure_rate),
+        "PAYMENT_LOST_RESPONSE_SHARE": str(payments.lost_response_share),
         "QUEUE_VISIBILITY_TIMEOUT_S": str(visibility_timeout_s),
         "IDEMPOTENCY_TTL_S": str(idempotency_ttl_s),
         "BACKPRESSURE_MAX_QUEUE_DEPTH": str(backpressure_max_queue_depth),

@@ -78,7 +78,10 @@ class ServiceStack(Stack):
         return runtime_environment(
             self.pipeline_data,
             payments=PaymentSettings(
-                slots=cfg.payment_slots, latency_ms=cfg.payment_latency_ms, failure_rate=cfg.payment_failure_rate
+                slots=cfg.payment_slots,
+                latency_ms=cfg.payment_latency_ms,
+                failure_rate=cfg.payment_failure_rate,
+                lost_response_share=cfg.payment_lost_response_share,
             ),
             visibility_timeout_s=cfg.visibility_timeout_s,
             idempotency_ttl_s=cfg.idempotency_ttl_s,
@@ -92,7 +95,12 @@ class ServiceStack(Stack):
             self,
             "Api",
             data=self.pipeline_data,
-            environment=self._environment("orders-api", cfg.backpressure_max_queue_depth),
+            environment={
+                **self._environment("orders-api", cfg.backpressure_max_queue_depth),
+                # The Idempotency-Key contract of the checkout routes (docs/checkout.md).
+                "CHECKOUT_KEY_WINDOW_S": str(cfg.idempotency_key_window_hours * 3600),
+                "REQUIRE_IDEMPOTENCY_KEY": "true" if cfg.require_idempotency_key else "false",
+            },
             layer=self.layer,
             iam_auth=cfg.api_auth == "iam",
             throttle_rate=cfg.api_throttle_rate,

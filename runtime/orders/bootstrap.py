@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from orders.adapters import aws
+from orders.adapters.checkout_keys import CheckoutRequests
 from orders.adapters.dynamodb import DynamoOrderRepository
 from orders.adapters.ledger import open_ledger
 from orders.adapters.payment import IdempotentPayments, SimulatedPaymentProcessor
@@ -23,23 +25,32 @@ class Container:
     service: OrderService
     processor: SimulatedPaymentProcessor
     payments: IdempotentPayments
+    checkouts: CheckoutRequests
 
 
-def build(cfg: Settings, *, persistence_store: Any = None) -> Container:
-    """Wire the real adapters (a different idempotency store may be passed in, e.g. in memory)."""
+def build(cfg: Settings, *, persistence: Callable[[], Any] | None = None) -> Container:
+    """Wire the real adapters (``persistence``: a factory of another idempotency store, e.g. in memory).
+
+    Each idempotent operation gets its own store object: Powertools configures a store for the one
+    operation it wraps (key and payload paths), so one store shared by two operations hashes one's
+    requests with the other's paths.
+    """
     dynamodb = lambda: aws.client("dynamodb")  # noqa: E731
     processor = SimulatedPaymentProcessor(
         slots=cfg.payment_slots,
         latency_ms=cfg.payment_latency_ms,
         failure_rate=cfg.payment_failure_rate,
+        lost_response_share=cfg.payment_lost_response_share,
         declined_tokens=cfg.declined_tokens,
         ledger=open_ledger(cfg.payment_ledger_path or None),
     )
-    if persistence_store is None:
+    if persistence is None:
         from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
-        persistence_store = DynamoDBPersistenceLayer(table_name=cfg.idempotency_table, boto3_client=dynamodb())
-    payments = IdempotentPayments(processor, persistence_store, ttl_s=cfg.idempotency_ttl_s)
+        def persistence() -> Any:
+            return DynamoDBPersistenceLayer(table_name=cfg.idempotency_table, boto3_client=dynamodb())
+
+    payments = IdempotentPayments(processor, persistence(), ttl_s=cfg.idempotency_ttl_s)
     service = OrderService(
         repository=DynamoOrderRepository(cfg.orders_table, dynamodb),
         publisher=SnsEventPublisher(cfg.topic_arn, lambda: aws.client("sns")),
@@ -47,7 +58,8 @@ def build(cfg: Settings, *, persistence_store: Any = None) -> Container:
         depth_probe=SqsDepthProbe(cfg.queue_url, lambda: aws.client("sqs")) if cfg.queue_url else None,
         max_queue_depth=cfg.max_queue_depth,
     )
-    return Container(settings=cfg, service=service, processor=processor, payments=payments)
+    checkouts = CheckoutRequests(persistence(), window_s=cfg.checkout_key_window_s)
+    return Container(settings=cfg, service=service, processor=processor, payments=payments, checkouts=checkouts)
 
 
 def build_tracking(cfg: Settings) -> TrackingService:

@@ -34,6 +34,9 @@ class Settings:
     max_queue_depth: int = env("BACKPRESSURE_MAX_QUEUE_DEPTH", 0, ge=0)
     visibility_timeout_s: int = env("QUEUE_VISIBILITY_TIMEOUT_S", 60, ge=1)
     idempotency_ttl_s: int = env("IDEMPOTENCY_TTL_S", 86400, ge=60)
+    checkout_key_window_s: int = env("CHECKOUT_KEY_WINDOW_S", 86400, ge=60)  # Idempotency-Key replay window
+    require_idempotency_key: bool = env("REQUIRE_IDEMPOTENCY_KEY", False)  # refuse a checkout without one
+    payment_lost_response_share: float = env("PAYMENT_LOST_RESPONSE_SHARE", 0.0, ge=0.0, le=1.0)
     payment_ledger_path: str = env("PAYMENT_LEDGER_PATH")  # simulator only: a SQLite ledger shared by processes
     connections_table: str = env("CONNECTIONS_TABLE_NAME")  # order tracking: who tracks which order
     websocket_endpoint: str = env("WEBSOCKET_MANAGEMENT_ENDPOINT")  # order tracking: the management (callback) URL
@@ -74,6 +77,8 @@ def _validator() -> Any:
         bounds = {k: f.metadata[k] for k in ("ge", "le") if f.metadata[k] is not None}
         if f.type == "int":
             return core_schema.int_schema(**bounds)
+        if f.type == "bool":
+            return core_schema.bool_schema()
         if f.type == "float":
             return core_schema.float_schema(allow_inf_nan=False, **bounds)
         if f.type == "frozenset[str]":

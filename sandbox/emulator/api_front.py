@@ -102,7 +102,7 @@ class ApiFront:
                 except Exception as exc:  # an unhandled error is a 500, as API Gateway reports it
                     resp = {"statusCode": 500, "body": json.dumps({"error": str(exc)}), "headers": {}}
                 status = int(resp.get("statusCode", 500))
-                front._count(event["routeKey"], status)
+                front._count(event["routeKey"], status, replayed="Idempotent-Replayed" in (resp.get("headers") or {}))
                 payload = (resp.get("body") or "").encode()
                 self.send_response(status)
                 for key, value in (resp.get("headers") or {}).items():
@@ -134,11 +134,12 @@ class ApiFront:
         self.port = self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, name="api-front", daemon=True)
 
-    def _count(self, route: str, status: int) -> None:
+    def _count(self, route: str, status: int, *, replayed: bool = False) -> None:
+        """``accepted``: orders, not answers: a retried checkout's replayed 202 is not a second order."""
         with self._lock:
-            key = f"{route} {status}"
+            key = f"{route} {status}" + (" replayed" if replayed else "")
             self.counts[key] = self.counts.get(key, 0) + 1
-            if route == "POST /orders" and status == 202:
+            if route == "POST /orders" and status == 202 and not replayed:
                 self.accepted += 1
 
     def stats(self) -> dict[str, Any]:

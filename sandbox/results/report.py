@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.results import metrics
+from sandbox.results.money import money_bars
 
 
 def _charts(workdir: Path, summary: dict[str, Any], rows: list[dict[str, float]]) -> list[str]:
@@ -184,6 +185,8 @@ def bars(summary: dict[str, Any]) -> list[dict[str, Any]]:
     ]
     if not faults:
         out.append(zero("dead-lettered with no faults configured", s["dead_lettered"]))
+    if "money" in s:
+        out += [zero(name, count) for name, count in money_bars(s["money"])]
     if "tracking" in s:
         out += tracking_bars(s)
     if "chaos" in s:

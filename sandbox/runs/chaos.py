@@ -35,6 +35,7 @@ class ChaosPlan:
     waves: int = 3
     wave_every_s: float = 4.0  # sandbox seconds between waves, from when workers first run
     failure_rate: float = 0.1  # transient processor failures (deployed as paymentFailureRate)
+    lost_response_share: float = 0.5  # of those, after the charge committed (deployed as paymentLostResponseShare)
     decline_share: float = 0.05  # shoppers whose card is declined (a terminal PAYMENT_FAILED)
     poison: bool = True
 
@@ -42,6 +43,7 @@ class ChaosPlan:
         """What the plan deploys: the processor's failure rate, and visibility short enough to see retries."""
         return {
             "paymentFailureRate": str(self.failure_rate),
+            "paymentLostResponseShare": str(self.lost_response_share),
             "lambdaTimeoutSeconds": "10",
             "queueVisibilityTimeoutSeconds": "60",
         }

@@ -49,7 +49,7 @@ def run_locust(
     prefix = out / user_class.lower()
     cmd = [*locust_command(user_class, users, seconds, host, stop_timeout_s=5), "--csv", str(prefix)]
     started = time.monotonic()
-    env = {**os.environ, "SANDBOX_DECLINE_SHARE": decline_share}
+    env = {**os.environ, "SANDBOX_DECLINE_SHARE": decline_share, "SANDBOX_CHECKOUT_LOG": str(out / "checkouts.jsonl")}
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 120, env=env)
     elapsed = time.monotonic() - started
     stats_file = Path(f"{prefix}_stats.csv")

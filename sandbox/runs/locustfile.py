@@ -22,6 +22,61 @@ def order() -> dict[str, object]:
     }
 
 
+# Shoppers on a bad day (docs/checkout.md): every checkout carries an Idempotency-Key and is retried with
+# it after a timeout, a 5xx, a 409 or a 429; a share of them give up first with a short timeout, a share
+# double-submit (two POSTs at once with one key), a share abandon after the first failure.
+CHECKOUT_LOG = os.environ.get("SANDBOX_CHECKOUT_LOG", "")  # JSON lines, one per checkout
+SHORT_TIMEOUT_SHARE = float(os.environ.get("SANDBOX_SHORT_TIMEOUT_SHARE", "0.05"))
+DOUBLE_SUBMIT_SHARE = float(os.environ.get("SANDBOX_DOUBLE_SUBMIT_SHARE", "0.05"))
+ABANDON_SHARE = float(os.environ.get("SANDBOX_ABANDON_SHARE", "0.05"))
+SHORT_TIMEOUT_S = 0.05
+MAX_TRIES = 4
+RETRY = {0, 409, 429, 500, 502, 503, 504}  # 0: no answer (a timeout, a dropped connection)
+
+
+def _post(
+    user: HttpUser, path: str, body: dict[str, object], key: str, timeout: float | None
+) -> tuple[int, dict[str, object]]:
+    resp = user.client.post(path, json=body, headers={"Idempotency-Key": key}, name=f"POST {path}", timeout=timeout)
+    answer: dict[str, object] = {
+        "status": resp.status_code,
+        "replayed": resp.headers.get("Idempotent-Replayed") == "true",
+    }
+    try:
+        answer["order_id"] = (resp.json() or {}).get("order_id")
+    except Exception:
+        answer["order_id"] = None
+    return resp.status_code, answer
+
+
+def checkout(user: HttpUser, path: str) -> None:
+    """One checkout as a careful client makes it: one key, the same body on every try, until an answer."""
+    import json
+    import uuid
+
+    import gevent
+
+    key, body = uuid.uuid4().hex, order()
+    timeout = SHORT_TIMEOUT_S if random.random() < SHORT_TIMEOUT_SHARE else None
+    abandon = random.random() < ABANDON_SHARE
+    answers: list[dict[str, object]] = []
+    twin = gevent.spawn(_post, user, path, body, key, None) if random.random() < DOUBLE_SUBMIT_SHARE else None
+    try:
+        for attempt in range(MAX_TRIES):
+            status, answer = _post(user, path, body, key, timeout)
+            answers.append(answer)
+            if status not in RETRY or abandon or attempt == MAX_TRIES - 1:
+                break
+            timeout = None  # the retry waits for its answer
+            gevent.sleep(0.2 * (attempt + 1))
+        if twin is not None:
+            answers.append({**twin.get()[1], "twin": True})
+    finally:  # the load's end stops a user mid-checkout: what it was told so far still counts
+        if CHECKOUT_LOG:
+            with open(CHECKOUT_LOG, "a") as out:
+                out.write(json.dumps({"key": key, "path": path, "answers": answers, "abandoned": abandon}) + "\n")
+
+
 class AsyncBuyer(HttpUser):
     """Checks out through POST /orders (accepted, paid in the background)."""
 
@@ -29,7 +84,7 @@ class AsyncBuyer(HttpUser):
 
     @task
     def checkout(self) -> None:
-        self.client.post("/orders", json=order(), name="POST /orders")
+        checkout(self, "/orders")
 
 
 class SyncBuyer(HttpUser):
@@ -39,7 +94,7 @@ class SyncBuyer(HttpUser):
 
     @task
     def checkout(self) -> None:
-        self.client.post("/orders/sync", json=order(), name="POST /orders/sync")
+        checkout(self, "/orders/sync")
 
 
 TRACKING_LOG = os.environ.get("SANDBOX_TRACKING_LOG", "")  # JSON lines, one per tracked order

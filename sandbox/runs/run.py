@@ -16,11 +16,12 @@ from sandbox.emulator.process import Scale
 from sandbox.emulator.queues import Depth, queue_depth
 from sandbox.errors import SandboxError
 from sandbox.results import metrics, report
+from sandbox.results.money import money, read_checkouts
 from sandbox.results.report import report_dir
 from sandbox.results.summary import Observed, RunSetup, Timeline, chaos_summary, classify_dlq, summarize
 from sandbox.runs.chaos import ChaosMonkey, ChaosPlan, PoisonClock, is_poison
 from sandbox.runs.load import TRACKER_SHARE, finish_trackers, kill, run_locust, start_trackers
-from sandbox.stack.probes import dlq_bodies, read_ledger, read_orders, wait_drained
+from sandbox.stack.probes import charged_order_ids, dlq_bodies, read_ledger, read_orders, wait_drained
 from sandbox.stack.topology import Pipeline, run_context, start_pipeline
 from sandbox.stack.workers import Workers, start_consumers, start_ecs, start_lambda
 
@@ -249,7 +250,13 @@ def _summary(
         peak_workers=int(max([r["workers"] for r in rows] + [workers.pool.peak if workers.pool else 0])),
         ledger=read_ledger(p.ledger_path),
     )
-    return {**summarize(setup, timeline, seen), **workers.details()}
+    checkouts = sale.workdir / "logs" / "checkouts.jsonl"
+    counted = money(
+        sale.orders,
+        charged_order_ids(p.ledger_path),
+        read_checkouts(checkouts.read_text().splitlines() if checkouts.exists() else []),
+    )
+    return {**summarize(setup, timeline, seen), "money": counted, **workers.details()}
 
 
 def _add_tracking(summary: dict[str, Any], sessions: list[dict[str, Any]] | None, orders: list[dict[str, Any]]) -> None:

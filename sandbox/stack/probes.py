@@ -49,6 +49,13 @@ def wait_drained(backlog: Callable[[], Depth], timeout_s: float, progress: Calla
     return backlog().total == 0
 
 
+def charged_order_ids(path: Path) -> list[str]:
+    """One order id per approved charge in the processor's ledger."""
+    from orders.adapters.ledger import SqliteLedger
+
+    return [e.order_id for e in SqliteLedger(path).entries() if e.approved] if path.exists() else []
+
+
 def read_ledger(path: Path) -> dict[str, int]:
     from orders.adapters.ledger import SqliteLedger, summarize
 

@@ -74,8 +74,9 @@ def test_concurrent_requests_with_different_bodies_each_get_their_own(front):
         item = {"sku": f"SKU-{n}", "qty": 1, "price": "1.00"}
         body = {"customer_id": f"cust-{n}", "items": [item], "currency": "USD"}
         status, out = _request("POST", front + ("/orders/sync" if sync else "/orders"), body)
-        # THEN each request gets its own route's answer: async 202; sync 201, or 502 when the processor failed
-        assert status in ((201, 502) if sync else (202,)), (n, status, out)
+        # THEN each request gets its own route's answer: async 202; sync 201, or 202 (pending) when the
+        # processor failed and the order went to the workers
+        assert status in ((201, 202) if sync else (202,)), (n, status, out)
         return f"cust-{n}", out.get("order_id")
 
     with ThreadPoolExecutor(16) as pool:

@@ -211,15 +211,65 @@ def test_transient_failure_propagates_and_a_retry_can_pay(valid_order):
     assert svc.process_placed(event) is Outcome.PAID
 
 
-def test_sync_path_pays_inline_and_closes_order_on_processor_failure(valid_order):
+def test_sync_path_hands_an_unknown_outcome_to_the_workers_and_never_records_it_failed(valid_order):
+    # GIVEN the processor fails every charge
     svc, processor = make_service()
     assert svc.place_and_pay(parse_order_request(valid_order)).status is OrderStatus.PAID
     processor.failure_rate = 1.0
-    with pytest.raises(TransientPaymentError):
-        svc.place_and_pay(parse_order_request(valid_order))
-    states = sorted(o.status.value for o in svc.repository.all())
-    assert states == ["PAID", "PAYMENT_FAILED"]  # nothing left PLACED without a worker
-    assert svc.publisher.events[-1].event_type is EventType.PAYMENT_FAILED  # and consumers hear of it
+    # WHEN a sync checkout meets it
+    pending = svc.place_and_pay(parse_order_request(valid_order))
+    # THEN the order is PAYING (not failed: the charge may have happened) and handed to the workers
+    assert pending.status is OrderStatus.PAYING
+    handoff = svc.publisher.events[-1]
+    assert handoff.event_type is EventType.ORDER_PLACED and handoff.order_id == pending.order_id
+    # AND a worker, once the processor is back, pays it once
+    processor.failure_rate = 0.0
+    assert svc.process_placed(handoff) is Outcome.PAID
+    assert summarize(processor.ledger.entries()).charges == 2
+
+
+def test_sync_path_adopts_a_charge_whose_response_was_lost(valid_order):
+    # GIVEN a processor that charges, then loses the answer
+    svc, processor = make_service()
+    processor.failure_rate, processor.lost_response_share = 1.0, 1.0
+    pending = svc.place_and_pay(parse_order_request(valid_order))
+    assert pending.status is OrderStatus.PAYING and summarize(processor.ledger.entries()).charges == 1
+    # WHEN the worker takes the hand-off while the processor still loses every answer
+    assert svc.process_placed(svc.publisher.events[-1]) is Outcome.PAID
+    # THEN it found the charge by key: one checkout, one charge
+    assert summarize(processor.ledger.entries()).to_dict()["charges"] == 1
+
+
+def test_sync_path_error_after_the_charge_is_not_a_failure(valid_order):
+    # GIVEN the state write after the charge fails
+    svc, processor = make_service()
+    real = svc.repository.transition
+
+    def failing(order_id, *, expected, target, **kw):
+        if target is OrderStatus.PAID:
+            raise RuntimeError("table unavailable")
+        return real(order_id, expected=expected, target=target, **kw)
+
+    svc.repository.transition = failing
+    pending = svc.place_and_pay(parse_order_request(valid_order))
+    # THEN the answer is the order as it stands, handed off; the worker adopts the charge
+    assert pending.status is OrderStatus.PAYING
+    svc.repository.transition = real
+    assert svc.process_placed(svc.publisher.events[-1]) is Outcome.PAID
+    assert summarize(processor.ledger.entries()).charges == 1
+
+
+def test_accept_whose_tombstone_fails_is_answered_as_accepted(valid_order):
+    # GIVEN the publish fails, and so does the tombstone write after it
+    svc, _ = make_service(publisher=InMemoryPublisher(fail=True))
+
+    def failing(*args, **kw):
+        raise RuntimeError("throttled")
+
+    svc.repository.transition = failing
+    # THEN accept returns the order (a 202: a worker may have it), never a PublishError (a 5xx)
+    order = svc.accept(parse_order_request(valid_order), checkout_key="k-1")
+    assert order.status is OrderStatus.PLACED and svc.get(order.order_id).checkout_key == "k-1"
 
 
 def test_backpressure_rejects_above_limit_only(valid_order):

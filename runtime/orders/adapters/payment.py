@@ -36,6 +36,7 @@ class SimulatedPaymentProcessor:
         slots: int,
         latency_ms: int,
         failure_rate: float = 0.0,
+        lost_response_share: float = 0.0,
         declined_tokens: frozenset[str] = frozenset({"tok_declined"}),
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
@@ -48,6 +49,7 @@ class SimulatedPaymentProcessor:
         self.slots = slots
         self.latency_s = latency_ms / 1000.0
         self.failure_rate = failure_rate
+        self.lost_response_share = lost_response_share  # of the failures: after the charge committed
         self.declined_tokens = declined_tokens
         self._sleep = sleep
         self._rng = rng or random.Random()
@@ -104,12 +106,17 @@ class SimulatedPaymentProcessor:
                 self.in_use += 1
                 self.peak_in_use = max(self.peak_in_use, self.in_use)
                 fail = self.failure_rate > 0 and self._rng.random() < self.failure_rate
+                lost = fail and self._rng.random() < self.lost_response_share
             try:
-                if fail:
+                if fail and not lost:
                     self._sleep(self.latency_s)
                     raise TransientPaymentError(f"processor unavailable for {request.order_id}")
                 held = self._commit(request)
                 self._sleep(self.latency_s)
+                if lost:
+                    # Charged, and the answer never reaches the caller (a timeout or a dropped connection):
+                    # only a caller that looks the charge up by key, or retries with it, learns the truth.
+                    raise TransientPaymentError(f"no response from the processor for {request.order_id}")
             finally:
                 with self._lock:
                     self.in_use -= 1

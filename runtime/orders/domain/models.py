@@ -141,6 +141,7 @@ class Order:
     payment_id: str | None = None
     failure_reason: str | None = None
     payment_key: str | None = None  # the processor idempotency key of the attempt, from PAYING on
+    checkout_key: str | None = None  # the client's Idempotency-Key of the checkout that created the order
     extra: Mapping[str, Any] = field(default_factory=dict)
     log: tuple[LogEntry, ...] = ()  # every transition, in order, written with it (conditionally)
 
@@ -169,6 +170,8 @@ class Order:
             out["payment_id"] = self.payment_id
         if self.failure_reason:
             out["failure_reason"] = self.failure_reason
+        if self.checkout_key:
+            out["checkout_key"] = self.checkout_key
         return out
 
 
@@ -309,6 +312,7 @@ def order_from_dict(data: Mapping[str, Any]) -> Order:
         payment_id=data.get("payment_id"),
         failure_reason=data.get("failure_reason"),
         payment_key=data.get("payment_key"),
+        checkout_key=data.get("checkout_key"),
         log=tuple(
             LogEntry(
                 seq=n,

@@ -15,7 +15,6 @@ from orders.domain.errors import (
     MalformedEventError,
     OrderNotFoundError,
     PublishError,
-    TransientPaymentError,
 )
 from orders.domain.events import EventType, OrderEvent
 from orders.domain.models import LogEntry, Order, OrderRequest, OrderStatus, check_transition, log_entry
@@ -60,9 +59,10 @@ class OrderService:
     id_factory: Callable[[], str] = new_order_id
 
     # -- accept ---------------------------------------------------------------
-    def _new_order(self, request: OrderRequest) -> Order:
+    def _new_order(self, request: OrderRequest, checkout_key: str | None) -> Order:
         now = self.clock()
         return Order(
+            checkout_key=checkout_key,
             order_id=self.id_factory(),
             customer_id=request.customer_id,
             items=request.items,
@@ -82,29 +82,34 @@ class OrderService:
             if depth > self.max_queue_depth:
                 raise Overloaded(depth, self.max_queue_depth)
 
-    def accept(self, request: OrderRequest) -> Order:
+    def accept(self, request: OrderRequest, *, checkout_key: str | None = None) -> Order:
         """Record the order as PLACED and publish order_placed.
 
         If the publish fails, the order is tombstoned (PLACED -> REJECTED, conditional)
         and the caller gets the PublishError (5xx): a worker never charges a REJECTED
         order. A publish can fail ambiguously (sent, then an error): if a worker has
         already moved the order on, the tombstone's condition fails, the event was
-        delivered after all and the order is returned as accepted. So a 5xx answer
-        means never charged, and a 202 means a worker will bring it to a terminal state.
+        delivered after all and the order is returned as accepted. If the tombstone
+        itself cannot be written, nobody knows whether the event went out: the order
+        is returned as accepted (202, its status URL), never as a 5xx, since a worker
+        may charge it. So a 5xx answer means never charged.
         """
         self.check_capacity()
-        order = self._new_order(request)
+        order = self._new_order(request, checkout_key)
         self.repository.create(order)
         try:
             self.publisher.publish(self._event(EventType.ORDER_PLACED, order))
         except PublishError:
-            rejected = self.repository.transition(
-                order.order_id,
-                expected=OrderStatus.PLACED,
-                target=OrderStatus.REJECTED,
-                at=self.clock(),
-                attrs={"failure_reason": "not_published"},
-            )
+            try:
+                rejected = self.repository.transition(
+                    order.order_id,
+                    expected=OrderStatus.PLACED,
+                    target=OrderStatus.REJECTED,
+                    at=self.clock(),
+                    attrs={"failure_reason": "not_published"},
+                )
+            except Exception:  # the tombstone failed too: the outcome is unknown, so never a 5xx
+                return order
             if rejected is None:
                 return order  # a worker already took it: the event was published
             raise
@@ -148,26 +153,34 @@ class OrderService:
             return Outcome.ALREADY_TERMINAL
         return self._pay(order)[0]
 
-    def place_and_pay(self, request: OrderRequest) -> Order:
-        """The synchronous baseline: record, pay inline, answer with the final state."""
-        order = self._new_order(request)
+    def place_and_pay(self, request: OrderRequest, *, checkout_key: str | None = None) -> Order:
+        """The synchronous baseline: record, pay inline, answer with the final state.
+
+        Any error once the order exists (a processor timeout, a lost response, a failed state write after
+        the charge) leaves the outcome unknown: the charge may have happened. The order is never recorded as
+        failed for it; it is handed to the asynchronous path (order_placed published for it), whose worker
+        looks the charge up by key before it charges with the same key, and the answer is the order as it
+        stands (PAYING: 202 with its status URL), never "failed, retry".
+        """
+        order = self._new_order(request, checkout_key)
         self.repository.create(order)
         try:
             _, final = self._pay(order)
-        except TransientPaymentError:
-            # No worker will ever see this order: close it rather than leave it PAYING, and say so.
-            closed = self.repository.transition(
-                order.order_id,
-                expected=OrderStatus.PAYING,
-                target=OrderStatus.PAYMENT_FAILED,
-                at=self.clock(),
-                attrs={"failure_reason": "processor_unavailable"},
-            )
-            if closed is not None:
-                with contextlib.suppress(PublishError):  # the state is recorded; the client hears 502 either way
-                    self._publish_outcome(closed)
-            raise
+        except Exception:
+            return self._hand_off(order)
         return final
+
+    def _hand_off(self, order: Order) -> Order:
+        """Give an order whose payment outcome is unknown to the workers; return it as it stands."""
+        try:
+            current = self.repository.get(order.order_id) or order
+        except Exception:
+            current = order
+        if not current.status.terminal:
+            # If this fails too the order waits, non-terminal, for the reconciler: still never a 5xx.
+            with contextlib.suppress(Exception):
+                self.publisher.publish(self._event(EventType.ORDER_PLACED, current))
+        return current
 
     def _pay(self, order: Order) -> tuple[Outcome, Order]:
         """Record the attempt (PAYING), charge with the order's key, move to the terminal state, publish.

@@ -9,16 +9,16 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.metrics import MetricUnit
 
+from orders.adapters.checkout_keys import InvalidKeyError, KeyReusedError, RequestInProgressError, check_key
 from orders.bootstrap import container
 from orders.domain.errors import (
     FutureSequenceError,
     OrderNotFoundError,
     PayloadTooLargeError,
     PublishError,
-    TransientPaymentError,
     ValidationError,
 )
-from orders.domain.models import OrderStatus, parse_after, parse_order_json
+from orders.domain.models import Order, OrderStatus, parse_after, parse_order_json
 from orders.domain.service import Overloaded
 
 logger = Logger(service="orders-api")
@@ -41,6 +41,11 @@ class UnsupportedMediaType(Exception):
 
 def _request() -> Any:
     """The order in the body: declared JSON, bounded in size, parsed and validated strictly (never a 5xx)."""
+    return parse_order_json(_body())
+
+
+def _body() -> bytes | str:
+    """The raw body, declared JSON and decoded: what the order is parsed from and a key's request compared by."""
     content_type = (app.current_event.headers or {}).get("content-type", "")
     if content_type.split(";", 1)[0].strip().lower() != "application/json":
         raise UnsupportedMediaType(content_type)
@@ -55,7 +60,7 @@ def _request() -> Any:
             raw = base64.b64decode(raw, validate=True)
         except (binascii.Error, ValueError):
             raise ValidationError("body", "is not valid base64") from None
-    return parse_order_json(raw)
+    return raw
 
 
 @app.exception_handler(ValidationError)
@@ -90,29 +95,89 @@ def _unpublished(exc: PublishError) -> Response:
     return _json(503, {"error": "unavailable", "message": "order not accepted; retry"}, {"Retry-After": "1"})
 
 
+@app.exception_handler(InvalidKeyError)
+def _bad_key(exc: InvalidKeyError) -> Response:
+    return _json(400, {"error": "invalid_idempotency_key", "field": "Idempotency-Key", "message": str(exc)})
+
+
+@app.exception_handler(KeyReusedError)
+def _key_reused(exc: KeyReusedError) -> Response:
+    return _json(
+        422,
+        {"error": "idempotency_key_reused", "message": "this Idempotency-Key was used with another request body"},
+    )
+
+
+@app.exception_handler(RequestInProgressError)
+def _in_progress(exc: RequestInProgressError) -> Response:
+    return _json(
+        409,
+        {"error": "request_in_progress", "message": "a request with this Idempotency-Key is still running; retry"},
+        {"Retry-After": "1"},
+    )
+
+
+def _caller(customer_id: str) -> str:
+    """Whom a key belongs to: the signed request's principal (apiAuth=iam), else the order's customer."""
+    authorizer = app.current_event.request_context.authorizer
+    iam = authorizer.iam if authorizer is not None else None
+    principal = iam.user_arn if iam is not None else None
+    return f"iam:{principal}" if principal else f"customer:{customer_id}"
+
+
+def _checkout(route: str, work: Any) -> Response:
+    """Run ``work(request, key)`` once per Idempotency-Key (when given), replaying the first answer."""
+    c = container()
+    key = check_key((app.current_event.headers or {}).get("idempotency-key"))
+    request = _request()
+    if key is None:
+        if c.settings.require_idempotency_key:
+            raise InvalidKeyError("is required: send one key per checkout, the same on every retry of it")
+        answer = work(request, None)
+    else:
+        c.checkouts.register_lambda_context(app.lambda_context)
+        body = json.loads(_body())
+        answer = c.checkouts.run(
+            route=route, caller=_caller(request.customer_id), key=key, body=body, work=lambda: work(request, key)
+        )
+    return _json(answer["status"], answer["body"], answer.get("headers"))
+
+
+def _accepted(order: Order, status: int = 202) -> dict[str, Any]:
+    url = f"/orders/{order.order_id}"
+    body = {"order_id": order.order_id, "status": order.status.value, "status_url": url}
+    return {"status": status, "body": body, "headers": {"Location": url}}
+
+
+def _accept(request: Any, key: str | None) -> dict[str, Any]:
+    order = container().service.accept(request, checkout_key=key)
+    metrics.add_metric(name="OrdersAccepted", unit=MetricUnit.Count, value=1)
+    return _accepted(order)
+
+
+def _place_and_pay(request: Any, key: str | None) -> dict[str, Any]:
+    order = container().service.place_and_pay(request, checkout_key=key)
+    if order.status is OrderStatus.PAID:
+        metrics.add_metric(name="OrdersPaidSync", unit=MetricUnit.Count, value=1)
+        return {"status": 201, "body": order.to_dict()}
+    if order.status is OrderStatus.PAYMENT_FAILED:
+        metrics.add_metric(name="OrdersPaymentFailed", unit=MetricUnit.Count, value=1)
+        return {"status": 402, "body": order.to_dict()}
+    # The payment's outcome is unknown (the processor timed out, or a write after it failed): the order
+    # was handed to the workers, who look the charge up by key before charging. Never "failed, retry".
+    logger.warning("sync payment outcome unknown; handed to the workers", extra={"order_id": order.order_id})
+    metrics.add_metric(name="OrdersPaymentPending", unit=MetricUnit.Count, value=1)
+    return _accepted(order)
+
+
 @app.post("/orders")
 def place_order() -> Response:
-    request = _request()
-    order = container().service.accept(request)
-    metrics.add_metric(name="OrdersAccepted", unit=MetricUnit.Count, value=1)
-    return _json(
-        202,
-        {"order_id": order.order_id, "status": order.status.value, "status_url": f"/orders/{order.order_id}"},
-        {"Location": f"/orders/{order.order_id}"},
-    )
+    return _checkout("POST /orders", _accept)
 
 
 @app.post("/orders/sync")
 def place_order_sync() -> Response:
-    request = _request()
-    try:
-        order = container().service.place_and_pay(request)
-    except TransientPaymentError as exc:
-        logger.warning("sync payment failed", extra={"reason": str(exc)})
-        return _json(502, {"error": "payment_unavailable", "message": "payment processor failed; retry"})
-    paid = order.status is OrderStatus.PAID
-    metrics.add_metric(name="OrdersPaidSync" if paid else "OrdersPaymentFailed", unit=MetricUnit.Count, value=1)
-    return _json(201 if paid else 402, order.to_dict())
+    return _checkout("POST /orders/sync", _place_and_pay)
 
 
 @app.get("/orders/<order_id>")
