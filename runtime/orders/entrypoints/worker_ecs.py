@@ -8,11 +8,17 @@
   client (its slots are the real limit);
 * a message is deleted only after its order reached a terminal state, in
   batches of up to 10 by an acker thread (consumers go straight back to
-  paying, and SQS bills one request per batch); a
-  failure makes it visible again after a backoff that grows with its receive
-  count, so the queue's redrive policy dead-letters poison messages;
+  paying, and SQS bills one request per batch); a transient failure makes it
+  visible again after the visibility timeout, as Lambda's event source mapping
+  does, so ``maxReceiveCount`` receives span minutes and a processor outage is
+  ridden out rather than dead-lettering healthy orders; poison is visible again
+  at once, so the queue's redrive policy dead-letters it without waiting;
+* a circuit breaker stops receiving while the processor keeps failing (every
+  consumer's last payment failed transiently), for a cool-off that doubles on
+  each trip up to a minute, and closes on the first success;
 * a heartbeat extends the visibility of messages still held (waiting for a
-  payment slot or paying);
+  payment slot or paying); it and a release never interleave on one message
+  (a release is never overwritten by an extension it raced with);
 * SIGTERM/SIGINT: stop receiving, release what has not started paying, let
   payments in progress finish, delete or release everything, exit 0.
 """
@@ -31,6 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from orders.domain.errors import MalformedEventError, TransientPaymentError
 from orders.entrypoints.observability import ECS_WORKER_SERVICE, RECORDS_FAILED, EmfCounters
 
 log = logging.getLogger("orders.worker_ecs")
@@ -109,6 +116,41 @@ class TaskProtection:
                 log.warning("task protection release failed", exc_info=True)
 
 
+class CircuitBreaker:
+    """Opens after ``threshold`` transient payment failures in a row; stays open for a cool-off that doubles
+    on each trip (``base_s`` .. ``max_s``); any success closes it and resets the cool-off."""
+
+    def __init__(
+        self, *, threshold: int, base_s: float = 5.0, max_s: float = 60.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.threshold, self.base_s, self.max_s, self._clock = threshold, base_s, max_s, clock
+        self._in_row = 0
+        self._trips = 0
+        self._open_until = 0.0
+        self._lock = threading.Lock()
+        self.opened = 0  # how many times it tripped (stats)
+
+    def failed(self) -> None:
+        with self._lock:
+            self._in_row += 1
+            if self._in_row >= self.threshold and self._clock() >= self._open_until:
+                self._open_until = self._clock() + min(self.max_s, self.base_s * 2**self._trips)
+                self._trips += 1
+                self._in_row = 0
+                self.opened += 1
+                log.warning("payments keep failing: receiving paused until the processor recovers")
+
+    def succeeded(self) -> None:
+        with self._lock:
+            self._in_row = self._trips = 0
+            self._open_until = 0.0
+
+    def open_for(self) -> float:
+        """Seconds until receiving may resume (0: closed)."""
+        with self._lock:
+            return max(0.0, self._open_until - self._clock())
+
+
 class QueueWorker:
     """Receive -> handle -> delete loop with bounded concurrency and graceful shutdown."""
 
@@ -151,7 +193,10 @@ class QueueWorker:
         self._held: dict[str, _Held] = {}
         self._lock = threading.Lock()
         self._room = threading.Condition(self._lock)
+        # Held around every visibility change of held messages (extensions, releases), taken before _lock.
+        self._visibility = threading.Lock()
         self._threads: list[threading.Thread] = []
+        self.breaker = CircuitBreaker(threshold=max(3, concurrency))
 
     # -- bookkeeping ----------------------------------------------------------
     def _hold(self, msg: _Held) -> None:
@@ -174,6 +219,10 @@ class QueueWorker:
     # -- receiver -------------------------------------------------------------
     def _receive_loop(self) -> None:
         while not self.stopping.is_set():
+            pause = self.breaker.open_for()
+            if pause > 0:
+                self.stopping.wait(pause)
+                continue
             with self._room:
                 while len(self._held) >= self.capacity and not self.stopping.is_set():
                     self._room.wait(0.5)
@@ -220,15 +269,22 @@ class QueueWorker:
                     self.stats.failed += 1
                 if self.counters is not None:
                     self.counters.add(RECORDS_FAILED)
-                backoff = (
-                    self.stop_release_s
-                    if self.stopping.is_set()
-                    else min(self.max_backoff_s, 2 ** min(msg.receive_count, 10))
-                )
+                if isinstance(exc, TransientPaymentError):
+                    self.breaker.failed()
+                backoff = self._backoff(exc)
                 log.warning("message failed (receive %d): %s; visible again in %ds", msg.receive_count, exc, backoff)
                 self._release(msg, backoff)
             else:
+                self.breaker.succeeded()
                 self._delete(msg)
+
+    def _backoff(self, exc: Exception) -> int:
+        """How long a failed message stays hidden: poison none, a transient failure the visibility timeout."""
+        if self.stopping.is_set():
+            return self.stop_release_s
+        if isinstance(exc, MalformedEventError):
+            return 0
+        return self.max_backoff_s
 
     def _delete(self, msg: _Held) -> None:
         self._acks.put(msg)
@@ -264,14 +320,15 @@ class QueueWorker:
                 self._forget(m, "succeeded")
 
     def _release(self, msg: _Held, after_s: int) -> None:
-        try:
-            self.sqs.change_message_visibility(
-                QueueUrl=self.queue_url, ReceiptHandle=msg.receipt, VisibilityTimeout=after_s
-            )
-        except Exception:
-            log.exception("release failed; the message reappears after its visibility timeout")
-        finally:
-            self._forget(msg, "released")
+        with self._visibility:
+            try:
+                self.sqs.change_message_visibility(
+                    QueueUrl=self.queue_url, ReceiptHandle=msg.receipt, VisibilityTimeout=after_s
+                )
+            except Exception:
+                log.exception("release failed; the message reappears after its visibility timeout")
+            finally:
+                self._forget(msg, "released")
 
     # -- heartbeat ------------------------------------------------------------
     def _heartbeat_loop(self) -> None:
@@ -281,7 +338,15 @@ class QueueWorker:
             self.protection.update(self.held)
 
     def extend_due(self) -> None:
-        """Extend every held message whose visibility is more than half used."""
+        """Extend every held message whose visibility is more than half used.
+
+        Under the visibility lock: a message released meanwhile is no longer held when the list is made, and
+        a release waits for the extension in flight, so its shorter visibility is the one that lands.
+        """
+        with self._visibility:
+            self._extend_due()
+
+    def _extend_due(self) -> None:
         now = time.monotonic()
         with self._lock:
             due = [m for m in self._held.values() if now - m.extended_at >= self.visibility_timeout_s / 2]
