@@ -6,12 +6,17 @@
 Resources come from the runtime's environment (``ORDERS_QUEUE_URL``, ``ORDERS_TABLE_NAME``,
 ``ORDER_EVENTS_TOPIC_ARN``) and ``ORDERS_DLQ_URL`` or ``--dlq-url``. Each message is read
 against the order it names: an order still PLACED or PAYING can succeed and is sent back;
-one already PAID or PAYMENT_FAILED is a spent duplicate (deleted with ``--drop-spent``);
+one already PAID or PAYMENT_FAILED is a spent duplicate: its outcome event is published again (a crash
+between the state write and the publish may have lost it; consumers drop duplicates by ``seq``), and the
+message is deleted with ``--drop-spent``;
 anything else (not JSON, unknown event type, an order that does not exist, fields that
 disagree with the order) is poison and stays. SQS's StartMessageMoveTask moves a whole DLQ
 and cannot leave poison behind, so this tool receives, sends back, then deletes: at least
 once, which the consumers' idempotency (the order's PAYING step and the processor's key)
 makes safe: a redriven order is never charged twice.
+
+The whole DLQ is read: long polls until several come back empty, every message kept hidden until the scan
+ends (so one is never read twice, nor missed behind messages already seen), then what stays is released.
 """
 
 from __future__ import annotations
@@ -35,10 +40,15 @@ CAN_SUCCEED = "can succeed (order PLACED or PAYING)"
 SPENT = "spent duplicate (order already terminal)"
 
 
+EMPTY_RECEIVES = 3  # consecutive empty long polls that end a scan
+SCAN_HIDE_S = 900  # how long a scanned message stays hidden, at most, before the scan releases it
+
+
 @dataclass(frozen=True)
 class Verdict:
     reason: str
     body: str | None  # the event to send back, when it can succeed
+    order: Order | None = None  # the terminal order of a spent duplicate
 
     @property
     def redrivable(self) -> bool:
@@ -78,7 +88,7 @@ def classify(body: str, lookup: Any) -> Verdict:
     if order.status is OrderStatus.REJECTED:
         return Verdict("poison: order was rejected (its client got 5xx)", None)
     if order.status.terminal:
-        return Verdict(SPENT, None)
+        return Verdict(SPENT, None, order)
     return Verdict(CAN_SUCCEED, inner)
 
 
@@ -91,75 +101,106 @@ class Redrive:
     def order(self, order_id: str) -> Order | None:
         return self._orders.get(order_id)
 
-    def _messages(self, visibility_s: int) -> Any:
+    def _messages(self) -> Any:
+        """Every message in the DLQ once, each hidden until the scan ends; stops after a few empty polls."""
         seen: set[str] = set()
-        while True:
+        empty = 0
+        while empty < EMPTY_RECEIVES:
             msgs = self.sqs.receive_message(
                 QueueUrl=self.dlq_url,
                 MaxNumberOfMessages=10,
-                VisibilityTimeout=visibility_s,
+                WaitTimeSeconds=1,
+                VisibilityTimeout=SCAN_HIDE_S,
                 MessageSystemAttributeNames=["ApproximateReceiveCount"],
             ).get("Messages", [])
             fresh = [m for m in msgs if m["MessageId"] not in seen]
-            for m in msgs:
-                if m["MessageId"] in seen:  # read again after we let it go: let it go again
-                    self.sqs.change_message_visibility(
-                        QueueUrl=self.dlq_url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0
-                    )
-            if not fresh:
-                return
+            empty = 0 if fresh else empty + 1
             for m in fresh:
                 seen.add(m["MessageId"])
                 yield m
 
-    def show(self) -> Counter[str]:
-        """Counts by reason; every message read becomes visible again at once (nothing is changed)."""
-        counts: Counter[str] = Counter()
-        for m in self._messages(visibility_s=30):
-            counts[classify(m["Body"], self.order).reason] += 1
-            self.sqs.change_message_visibility(
-                QueueUrl=self.dlq_url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0
+    def _release(self, receipts: list[str]) -> None:
+        """Make what the scan leaves in the DLQ visible again, for the next look."""
+        for start in range(0, len(receipts), 10):
+            self.sqs.change_message_visibility_batch(
+                QueueUrl=self.dlq_url,
+                Entries=[
+                    {"Id": str(n), "ReceiptHandle": r, "VisibilityTimeout": 0}
+                    for n, r in enumerate(receipts[start : start + 10])
+                ],
             )
+
+    def show(self) -> Counter[str]:
+        """Counts by reason; nothing is changed (every message is visible again when the scan ends)."""
+        counts: Counter[str] = Counter()
+        keep: list[str] = []
+        for m in self._messages():
+            counts[classify(m["Body"], self.order).reason] += 1
+            keep.append(m["ReceiptHandle"])
+        self._release(keep)
         return counts
 
+    def _republish_outcome(self, order: Order) -> None:
+        from datetime import UTC, datetime
+
+        kind = EventType.PAYMENT_CONFIRMED if order.status is OrderStatus.PAID else EventType.PAYMENT_FAILED
+        event = OrderEvent(
+            event_type=kind,
+            order_id=order.order_id,
+            occurred_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
+            order=order.to_dict(),
+            seq=order.seq,
+        )
+        self.sns.publish(
+            TopicArn=self.topic_arn,
+            Message=event.to_message(),
+            MessageAttributes={"event_type": {"DataType": "String", "StringValue": kind.value}},
+        )
+
     def redrive(self, *, rate: float, limit: int, target: str, dry_run: bool, drop_spent: bool) -> Counter[str]:
-        """Send back what can succeed (at most ``rate`` a second), leave poison, optionally drop spent duplicates."""
+        """Send back what can succeed (at most ``rate`` a second), leave poison, republish the outcome of
+        spent duplicates (and drop them with ``drop_spent``)."""
         done: Counter[str] = Counter()
         interval = 1.0 / rate
-        for m in self._messages(visibility_s=300):
+        keep: list[str] = []
+        for m in self._messages():
             verdict = classify(m["Body"], self.order)
             if dry_run:  # count what would happen, change nothing
-                self.sqs.change_message_visibility(
-                    QueueUrl=self.dlq_url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0
-                )
+                keep.append(m["ReceiptHandle"])
             if verdict.redrivable and done["redriven"] < limit:
                 if not dry_run:
                     assert verdict.body is not None
-                    if target == "topic":
-                        self.sns.publish(
-                            TopicArn=self.topic_arn,
-                            Message=verdict.body,
-                            MessageAttributes={
-                                "event_type": {"DataType": "String", "StringValue": EventType.ORDER_PLACED.value}
-                            },
-                        )
-                    else:
-                        self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=verdict.body)
+                    self._send_back(verdict.body, target)
                     self.sqs.delete_message(QueueUrl=self.dlq_url, ReceiptHandle=m["ReceiptHandle"])
                 done["redriven"] += 1
                 time.sleep(interval)
                 continue
-            if verdict.reason == SPENT and drop_spent:
-                if not dry_run:
-                    self.sqs.delete_message(QueueUrl=self.dlq_url, ReceiptHandle=m["ReceiptHandle"])
-                done["spent duplicates dropped"] += 1
-                continue
+            if verdict.reason == SPENT and verdict.order is not None:
+                if not dry_run and self.topic_arn:
+                    self._republish_outcome(verdict.order)
+                done[
+                    "spent: outcome republished" if self.topic_arn else "spent: outcome not republished (no topic)"
+                ] += 1
+                if drop_spent:
+                    if not dry_run:
+                        self.sqs.delete_message(QueueUrl=self.dlq_url, ReceiptHandle=m["ReceiptHandle"])
+                    done["spent duplicates dropped"] += 1
+                    continue
             done[f"left: {verdict.reason}"] += 1
-            if not dry_run:  # visible again for the next look, unchanged
-                self.sqs.change_message_visibility(
-                    QueueUrl=self.dlq_url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0
-                )
+            if not dry_run:
+                keep.append(m["ReceiptHandle"])
+        self._release(keep)
         return done
+
+    def _send_back(self, body: str, target: str) -> None:
+        if target == "topic":
+            self.sns.publish(
+                TopicArn=self.topic_arn,
+                Message=body,
+                MessageAttributes={"event_type": {"DataType": "String", "StringValue": EventType.ORDER_PLACED.value}},
+            )
+        else:
+            self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=body)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -83,3 +83,50 @@ def test_missing_resources_are_one_line_and_exit_2(capsys, monkeypatch):
     monkeypatch.setenv("ORDERS_TABLE_NAME", "orders")
     assert main(["show"]) == 2
     assert capsys.readouterr().err.strip() == "error: --dlq-url not given (nor in the environment)"
+
+
+def test_redrive_reads_the_whole_dlq_with_poison_first(aws, tool, valid_order, lambda_context):
+    # GIVEN 10 poison messages, then 15 orders that can succeed: more than one receive returns
+    pending = [place(valid_order, lambda_context) for _ in range(15)]
+    bodies = []
+    while got := aws.sqs.receive_message(QueueUrl=aws.queue_url, MaxNumberOfMessages=10, VisibilityTimeout=600).get(
+        "Messages"
+    ):
+        bodies += [m["Body"] for m in got]
+    assert len(bodies) == 15
+    aws.sqs.purge_queue(QueueUrl=aws.queue_url)
+    for n in range(10):
+        aws.sqs.send_message(QueueUrl=aws.dlq_url, MessageBody=f"poison {n}")
+    for body in bodies:
+        aws.sqs.send_message(QueueUrl=aws.dlq_url, MessageBody=body)
+    # WHEN the operator looks, then redrives
+    counts = tool.show()
+    done = tool.redrive(rate=1000, limit=100, target="queue", dry_run=False, drop_spent=False)
+    # THEN every message was read once, all 15 went back, and the poison is all still there and visible
+    assert sum(counts.values()) == 25 and counts[CAN_SUCCEED] == 15
+    assert done["redriven"] == 15
+    back = []
+    while got := aws.sqs.receive_message(QueueUrl=aws.queue_url, MaxNumberOfMessages=10, VisibilityTimeout=600).get(
+        "Messages"
+    ):
+        back += [json.loads(m["Body"])["order_id"] for m in got]
+    assert sorted(back) == sorted(pending)
+    assert aws.depth(aws.dlq_url) == (10, 0)
+
+
+def test_a_spent_duplicate_gets_its_outcome_published_again(aws, tool, valid_order, lambda_context):
+    # GIVEN a paid order whose payment_confirmed never went out, and its order_placed copy in the DLQ
+    paid = place(valid_order, lambda_context)
+    [m] = aws.queue_messages()
+    worker_lambda.handler(sqs_event(m["Body"]), lambda_context)
+    aws.sqs.send_message(QueueUrl=aws.dlq_url, MessageBody=m["Body"])
+    watcher = aws.sqs.create_queue(QueueName="watcher")["QueueUrl"]
+    arn = aws.sqs.get_queue_attributes(QueueUrl=watcher, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    aws.sns.subscribe(TopicArn=aws.topic_arn, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"})
+    # WHEN it is redriven
+    done = tool.redrive(rate=100, limit=100, target="queue", dry_run=False, drop_spent=True)
+    # THEN the outcome is published again (consumers drop it by seq if they had it) and the copy dropped
+    assert done["spent: outcome republished"] == 1 and done["spent duplicates dropped"] == 1
+    [event] = [json.loads(x["Body"]) for x in aws.queue_messages(watcher)]
+    assert event["event_type"] == "payment_confirmed" and event["order_id"] == paid
+    assert aws.depth(aws.dlq_url) == (0, 0)
