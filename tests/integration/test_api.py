@@ -73,3 +73,23 @@ def test_backpressure_answers_429_with_retry_after(aws, valid_order, lambda_cont
     status, _body, headers = call(http_event("POST", "/orders", valid_order), lambda_context)
     assert status == 429 and headers["Retry-After"] == "5"
     assert aws.depth()[0] == 3
+
+
+def test_a_create_retried_after_its_first_attempt_landed_is_not_a_duplicate(aws, valid_order):
+    # GIVEN an order written once (the first attempt landed, its answer was lost)
+    from dataclasses import replace
+
+    from orders.adapters.dynamodb import DuplicateOrderError, DynamoOrderRepository
+    from orders.domain.models import parse_order_request
+    from orders.domain.service import OrderService
+
+    repo = DynamoOrderRepository("orders", lambda: aws.ddb)
+    order = OrderService(repository=repo, publisher=None, payments=None)._new_order(  # type: ignore[arg-type]
+        parse_order_request(valid_order), None
+    )
+    repo.create(order)
+    # WHEN the client's retry writes it again THEN that is the same write, not an error
+    repo.create(order)
+    # AND another order under the same id is still refused
+    with pytest.raises(DuplicateOrderError):
+        repo.create(replace(order, customer_id="someone-else"))

@@ -33,16 +33,23 @@ def client(service: str, endpoint_url: str | None = None) -> Any:
             # endpoint data once; a new session per client repeats that work.
             _session = _session or boto3.session.Session()
             _clients[cache_key] = _session.client(  # type: ignore[call-overload]
-                service,
-                endpoint_url=endpoint_url,
-                config=Config(
-                    retries={"mode": "standard", "max_attempts": 3},
-                    max_pool_connections=128,
-                    connect_timeout=3,
-                    read_timeout=30,
-                ),
+                service, endpoint_url=endpoint_url, config=Config(max_pool_connections=128, **bounds(service))
             )
         return _clients[cache_key]
+
+
+def bounds(service: str) -> dict[str, Any]:
+    """Timeouts and retries that keep every call inside the function that makes it.
+
+    The API function has 29 s, and an accept makes up to three calls (create, publish, and the tombstone
+    after a failed publish): at most 2 attempts of 1 s to connect and 3 s to read each, about 9 s a call
+    with the backoff, so a stuck call ends in time for the answer that says what happened (botocore's
+    defaults, 60 s reads and 3 attempts, outlive the function, which then dies before it can answer). SQS
+    keeps a read timeout above its 20 s long poll.
+    """
+    if service == "sqs":
+        return {"retries": {"mode": "standard", "max_attempts": 3}, "connect_timeout": 1, "read_timeout": 25}
+    return {"retries": {"mode": "standard", "max_attempts": 2}, "connect_timeout": 1, "read_timeout": 3}
 
 
 def reset() -> None:

@@ -76,6 +76,15 @@ class DynamoOrderRepository:
                 ConditionExpression="attribute_not_exists(order_id)",
             )
         except self._client.exceptions.ConditionalCheckFailedException:
+            # The client's bounded timeouts retry a write whose first attempt may have landed: the order
+            # already stored, as this one was written, is that attempt, not a duplicate.
+            stored = self.get(order.order_id)
+            if stored is not None and (stored.created_at, stored.customer_id, stored.log[:1]) == (
+                order.created_at,
+                order.customer_id,
+                order.log[:1],
+            ):
+                return
             raise DuplicateOrderError(order.order_id) from None
 
     def get(self, order_id: str) -> Order | None:
