@@ -127,6 +127,12 @@ def grant_worker(data: PipelineData, grantee: iam.IGrantable, *, poll_queue: boo
         )
 
 
+def grant_reconciler(data: PipelineData, grantee: iam.IGrantable) -> None:
+    """Find stuck orders through the sparse pending index, move them, publish their events again."""
+    data.orders_table.grant(grantee, "dynamodb:Query", "dynamodb:GetItem", "dynamodb:UpdateItem")
+    _publish(data, grantee)
+
+
 def grant_api(data: PipelineData, grantee: iam.IGrantable) -> None:
     """What the API needs: accept (write + publish), pay inline (sync), read, probe depth. It never deletes
     an order: an accept whose publish failed is closed by a conditional update, not removed."""

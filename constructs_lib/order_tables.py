@@ -6,6 +6,8 @@ from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
+PENDING_INDEX = "pending-by-age"
+
 
 class OrderTables(Construct):
     """Attributes: ``orders`` (key ``order_id``, PITR) and ``idempotency`` (Powertools layout, TTL).
@@ -27,6 +29,14 @@ class OrderTables(Construct):
             ),
             deletion_protection=protect,
             removal_policy=removal_policy,
+        )
+        # Sparse: only PLACED and PAYING orders carry pending_key (runtime/orders/adapters/dynamodb.py), so
+        # the reconciler queries what is stuck, never scans what is done.
+        self.orders.add_global_secondary_index(
+            index_name=PENDING_INDEX,
+            partition_key=dynamodb.Attribute(name="pending_key", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="updated_at", type=dynamodb.AttributeType.STRING),
+            projection_type=dynamodb.ProjectionType.ALL,
         )
         self.idempotency = dynamodb.Table(
             self,

@@ -176,6 +176,7 @@ class AppConfig(BaseModel):
     payment_lost_response_share: float = key("paymentLostResponseShare", _float(0.0, 1.0))
     require_idempotency_key: bool = key("requireIdempotencyKey", _bool)
     idempotency_key_window_hours: int = key("idempotencyKeyWindowHours", _int(1, 720))
+    reconcile_after_s: int = key("reconcileAfterSeconds", _int(60, 86_400))
     visibility_timeout_s: int = key("queueVisibilityTimeoutSeconds", _int(1, 43_200))
     max_receive_count: int = key("maxReceiveCount", _int(1, 1000))
     queue_retention_days: int = key("queueRetentionDays", _int(1, 14))

@@ -24,6 +24,7 @@ TRACKING_URL = "TrackingUrl"
 TRACKING_FUNCTION_NAME = "TrackingFunctionName"
 TRACKING_PUSH_FUNCTION_NAME = "TrackingPushFunctionName"
 NOTIFICATIONS_FUNCTION_NAME = "NotificationsFunctionName"
+RECONCILER_FUNCTION_NAME = "ReconcilerFunctionName"
 WORKER_FUNCTION_NAME = "WorkerFunctionName"  # the Lambda variants
 CLUSTER_NAME = "ClusterName"  # the ECS variant
 WORKER_SERVICE_NAME = "WorkerServiceName"

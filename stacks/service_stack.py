@@ -18,8 +18,10 @@ from constructs_lib.lambda_workers import LambdaWorkers
 from constructs_lib.notifications import OrderNotifications
 from constructs_lib.order_api import OrderApi
 from constructs_lib.order_runtime import PaymentSettings, PipelineData, powertools_layer, runtime_environment
+from constructs_lib.order_tables import PENDING_INDEX
 from constructs_lib.order_tracking import OrderTracking
 from constructs_lib.pipeline_monitoring import PipelineMonitoring
+from constructs_lib.reconciler import OrderReconciler
 from planner.config import (
     LOG_RETENTION_DAYS,
     NOTIFICATIONS_CONCURRENCY,
@@ -42,7 +44,9 @@ def _import_data(scope: Construct, data: DataStack) -> PipelineData:
         dlq=sqs.Queue.from_queue_attributes(
             scope, "OrdersDlq", queue_arn=d.queue_arn, queue_url=d.queue_url, queue_name=d.queue_name
         ),
-        orders_table=dynamodb.Table.from_table_attributes(scope, "OrdersTable", table_arn=data.tables.orders.table_arn),
+        orders_table=dynamodb.Table.from_table_attributes(
+            scope, "OrdersTable", table_arn=data.tables.orders.table_arn, global_indexes=[PENDING_INDEX]
+        ),
         idempotency_table=dynamodb.Table.from_table_attributes(
             scope, "IdempotencyTable", table_arn=data.tables.idempotency.table_arn
         ),
@@ -66,6 +70,7 @@ class ServiceStack(Stack):
         )
         self._api()
         self._consumers()
+        self._reconciler()
         self._workers()
         self._monitoring()
         self.fault_injection: FaultInjection | None = None
@@ -139,6 +144,20 @@ class ServiceStack(Stack):
             layer=self.layer,
             max_concurrency=NOTIFICATIONS_CONCURRENCY,
             reserved_concurrency=cfg.consumers_reserved_concurrency,
+            log_retention=self.retention,
+            removal_policy=self.removal,
+        )
+
+    def _reconciler(self) -> None:
+        self.reconciler = OrderReconciler(
+            self,
+            "Reconciler",
+            data=self.pipeline_data,
+            environment={
+                **self._environment("orders-reconciler"),
+                "RECONCILE_AFTER_S": str(self.cfg.reconcile_after_s),
+            },
+            layer=self.layer,
             log_retention=self.retention,
             removal_policy=self.removal,
         )
@@ -218,6 +237,7 @@ class ServiceStack(Stack):
             consumer_alarms={
                 "TrackingPushDeadLetters": self.tracking.pusher.dead_letters,
                 "NotificationsDeadLetters": self.notifications.consumer.dead_letters,
+                "StuckOrders": self.reconciler.stuck,
             },
             alarm_email=cfg.alarm_email,
             dashboard_name=f"{cfg.stack_prefix}-orders",
@@ -267,6 +287,7 @@ class ServiceStack(Stack):
         CfnOutput(self, outputs.TRACKING_FUNCTION_NAME, value=self.tracking.route_function.function_name)
         CfnOutput(self, outputs.TRACKING_PUSH_FUNCTION_NAME, value=self.tracking.pusher.function.function_name)
         CfnOutput(self, outputs.NOTIFICATIONS_FUNCTION_NAME, value=self.notifications.consumer.function.function_name)
+        CfnOutput(self, outputs.RECONCILER_FUNCTION_NAME, value=self.reconciler.function.function_name)
         if isinstance(self.workers, LambdaWorkers):
             CfnOutput(self, outputs.WORKER_FUNCTION_NAME, value=self.workers.function.function_name)
         else:

@@ -36,6 +36,7 @@ class Settings:
     idempotency_ttl_s: int = env("IDEMPOTENCY_TTL_S", 86400, ge=60)
     checkout_key_window_s: int = env("CHECKOUT_KEY_WINDOW_S", 86400, ge=60)  # Idempotency-Key replay window
     require_idempotency_key: bool = env("REQUIRE_IDEMPOTENCY_KEY", False)  # refuse a checkout without one
+    reconcile_after_s: int = env("RECONCILE_AFTER_S", 900, ge=1)  # how long non-terminal counts as stuck
     payment_lost_response_share: float = env("PAYMENT_LOST_RESPONSE_SHARE", 0.0, ge=0.0, le=1.0)
     payment_ledger_path: str = env("PAYMENT_LEDGER_PATH")  # simulator only: a SQLite ledger shared by processes
     connections_table: str = env("CONNECTIONS_TABLE_NAME")  # order tracking: who tracks which order

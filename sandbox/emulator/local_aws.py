@@ -86,13 +86,33 @@ def create_order_resources(
         Attributes={"RawMessageDelivery": "true", "FilterPolicy": ORDER_PLACED_FILTER},
     )
     resources = OrderResources(topic_arn=topic_arn, queue_url=queue_url, dlq_url=dlq_url)
-    for name, key in ((resources.orders_table, "order_id"), (resources.idempotency_table, "id")):
-        ddb.create_table(
-            TableName=name,
-            KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+    from orders.adapters.dynamodb import PENDING_INDEX, PENDING_KEY
+
+    # The orders table as constructs_lib/order_tables.py declares it: its sparse index of pending orders.
+    ddb.create_table(
+        TableName=resources.orders_table,
+        KeySchema=[{"AttributeName": "order_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[
+            {"AttributeName": name, "AttributeType": "S"} for name in ("order_id", PENDING_KEY, "updated_at")
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": PENDING_INDEX,
+                "KeySchema": [
+                    {"AttributeName": PENDING_KEY, "KeyType": "HASH"},
+                    {"AttributeName": "updated_at", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    ddb.create_table(
+        TableName=resources.idempotency_table,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
     return resources
 
 

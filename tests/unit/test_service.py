@@ -340,3 +340,29 @@ def test_every_published_event_follows_the_documented_contract(valid_order):
     # AND the schema would refuse an event carrying the payment token
     leaked = {**messages[0], "order": {**messages[0]["order"], "payment_token": "tok_visa"}}
     assert not checker.is_valid(leaked)
+
+
+def test_the_reconciler_resolves_each_kind_of_stuck_order_once_and_leaves_fresh_ones(valid_order):
+    # GIVEN orders left behind: PLACED whose event was lost, PAYING charged (answer lost), PAYING not charged
+    svc, processor = make_service()
+    lost_event = svc.accept(parse_order_request(valid_order))
+    processor.failure_rate, processor.lost_response_share = 1.0, 1.0
+    charged = svc.place_and_pay(parse_order_request(valid_order))
+    processor.lost_response_share = 0.0
+    not_charged = svc.place_and_pay(parse_order_request(valid_order))
+    processor.failure_rate = 0.0
+    svc.publisher.events.clear()
+    # WHEN the reconciler runs with a bound that excludes nothing yet: THEN nothing is touched
+    assert svc.reconcile(updated_before="2000-01-01")["found"] == 0
+    # WHEN it runs past them
+    counts = svc.reconcile(updated_before="9999-01-01")
+    # THEN the charged one is adopted (PAID, its outcome published), the others go back to the workers
+    assert counts == {"found": 3, "adopted": 1, "republished": 2, "failed": 0}
+    assert svc.get(charged.order_id).status is OrderStatus.PAID
+    republished = {e.order_id for e in svc.publisher.events if e.event_type is EventType.ORDER_PLACED}
+    assert republished == {lost_event.order_id, not_charged.order_id}
+    # AND the workers pay those once each: one charge per order in the ledger
+    for event in [e for e in svc.publisher.events if e.event_type is EventType.ORDER_PLACED]:
+        svc.process_placed(event)
+    assert summarize(processor.ledger.entries()).to_dict()["charges"] == 3
+    assert svc.reconcile(updated_before="9999-01-01")["found"] == 0

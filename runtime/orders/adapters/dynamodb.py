@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -47,8 +48,22 @@ def _from_av(av: dict[str, Any]) -> Any:
     raise TypeError(f"unsupported attribute type {kind}")
 
 
+PENDING_INDEX = "pending-by-age"  # sparse: only non-terminal orders carry its key
+PENDING_KEY = "pending_key"
+PENDING_SHARDS = 8  # the index key's spread: a flash sale's writes over 16 partitions, not 2
+
+
+def pending_key(order_id: str, status: OrderStatus) -> str | None:
+    """The index key of a non-terminal order (``PAYING#3``); None once terminal, which drops it from the index."""
+    if status not in (OrderStatus.PLACED, OrderStatus.PAYING):
+        return None
+    return f"{status.value}#{zlib.crc32(order_id.encode()) % PENDING_SHARDS}"
+
+
 def _item(order: Order) -> dict[str, Any]:
     data = order.to_dict()
+    if (key := pending_key(order.order_id, order.status)) is not None:
+        data[PENDING_KEY] = key
     data.pop("seq")  # the log's length is the sequence: one source of truth
     data["payment_token"] = order.payment_token
     data["log"] = [e.stored() for e in order.log]
@@ -113,11 +128,18 @@ class DynamoOrderRepository:
             names[f"#a{n}"] = key
             values[f":a{n}"] = _to_av(value)
             sets.append(f"#a{n} = :a{n}")
+        pending = pending_key(order_id, target)
+        names["#p"] = PENDING_KEY
+        if pending is None:
+            update = "SET " + ", ".join(sets) + " REMOVE #p"
+        else:
+            values[":p"] = {"S": pending}
+            update = "SET " + ", ".join([*sets, "#p = :p"])
         try:
             resp = self._client.update_item(
                 TableName=self._table,
                 Key={"order_id": {"S": order_id}},
-                UpdateExpression="SET " + ", ".join(sets),
+                UpdateExpression=update,
                 ConditionExpression="#s = :expected",
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
@@ -126,3 +148,21 @@ class DynamoOrderRepository:
         except self._client.exceptions.ConditionalCheckFailedException:
             return None
         return _order(resp["Attributes"])
+
+    def stuck(self, status: OrderStatus, updated_before: str, limit: int) -> list[Order]:
+        out: list[Order] = []
+        for shard in range(PENDING_SHARDS):
+            kwargs: dict[str, Any] = {
+                "TableName": self._table,
+                "IndexName": PENDING_INDEX,
+                "KeyConditionExpression": "#p = :p AND updated_at < :before",
+                "ExpressionAttributeNames": {"#p": PENDING_KEY},
+                "ExpressionAttributeValues": {":p": {"S": f"{status.value}#{shard}"}, ":before": {"S": updated_before}},
+            }
+            while len(out) < limit:
+                resp = self._client.query(**kwargs, Limit=limit - len(out))
+                out += [_order(item) for item in resp.get("Items", [])]
+                if "LastEvaluatedKey" not in resp:
+                    break
+                kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        return out[:limit]

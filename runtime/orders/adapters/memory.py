@@ -43,6 +43,10 @@ class InMemoryOrderRepository:
     def all(self) -> list[Order]:
         return list(self._orders.values())
 
+    def stuck(self, status: OrderStatus, updated_before: str, limit: int) -> list[Order]:
+        found = [o for o in self._orders.values() if o.status is status and o.updated_at < updated_before]
+        return sorted(found, key=lambda o: o.updated_at)[:limit]
+
 
 class InMemoryPublisher:
     def __init__(self, *, fail: bool = False) -> None:

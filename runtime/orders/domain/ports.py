@@ -20,6 +20,10 @@ class OrderRepository(Protocol):
     ) -> Order | None:
         """Conditionally move ``expected -> target``; the updated order, or None if it was not in ``expected``."""
 
+    def stuck(self, status: OrderStatus, updated_before: str, limit: int) -> list[Order]:
+        """Orders in ``status`` (PLACED or PAYING) not updated since ``updated_before``: from an index of the
+        non-terminal orders only, never a scan."""
+
 
 class EventPublisher(Protocol):
     def publish(self, event: OrderEvent) -> None:

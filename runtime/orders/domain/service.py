@@ -15,6 +15,7 @@ from orders.domain.errors import (
     MalformedEventError,
     OrderNotFoundError,
     PublishError,
+    TransientPaymentError,
 )
 from orders.domain.events import EventType, OrderEvent
 from orders.domain.models import LogEntry, Order, OrderRequest, OrderStatus, check_transition, log_entry
@@ -181,6 +182,48 @@ class OrderService:
             with contextlib.suppress(Exception):
                 self.publisher.publish(self._event(EventType.ORDER_PLACED, current))
         return current
+
+    # -- reconcile ------------------------------------------------------------
+    def reconcile(self, *, updated_before: str, limit: int = 500) -> dict[str, int]:
+        """Bring orders left non-terminal to a terminal state, safely; counts of what was found and done.
+
+        PLACED for long: its order_placed may never have gone out (a publish lost after a failed
+        tombstone): publish it again. PAYING for long (a sync checkout whose outcome was unknown, a worker
+        that crashed, a message dead-lettered): ask the processor by key; a charge it holds is adopted (the
+        order moves to its outcome, which is published); otherwise the order goes back to the workers, who
+        look it up again before charging with the same key. Every step is one a redelivery may repeat.
+        """
+        counts = {"found": 0, "adopted": 0, "republished": 0, "failed": 0}
+        for status in (OrderStatus.PLACED, OrderStatus.PAYING):
+            for order in self.repository.stuck(status, updated_before, limit):
+                counts["found"] += 1
+                try:
+                    counts[self._resolve_stuck(order)] += 1
+                except Exception:
+                    counts["failed"] += 1  # the next run tries again
+        return counts
+
+    def _resolve_stuck(self, order: Order) -> str:
+        if order.status is OrderStatus.PAYING:
+            try:
+                result = self.payments.find(order.payment_key or payment_key(order.order_id))
+            except TransientPaymentError:
+                result = None  # still being answered: the workers will find it
+            if result is not None:
+                target = OrderStatus.PAID if result.approved else OrderStatus.PAYMENT_FAILED
+                attrs = (
+                    {"payment_id": result.payment_id}
+                    if result.approved
+                    else {"failure_reason": result.decline_reason or "declined"}
+                )
+                updated = self.repository.transition(
+                    order.order_id, expected=OrderStatus.PAYING, target=target, at=self.clock(), attrs=attrs
+                )
+                if updated is not None:
+                    self._publish_outcome(updated)
+                    return "adopted"
+        self.publisher.publish(self._event(EventType.ORDER_PLACED, order))
+        return "republished"
 
     def _pay(self, order: Order) -> tuple[Outcome, Order]:
         """Record the attempt (PAYING), charge with the order's key, move to the terminal state, publish.
