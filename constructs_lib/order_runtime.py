@@ -127,9 +127,13 @@ def grant_worker(data: PipelineData, grantee: iam.IGrantable, *, poll_queue: boo
         )
 
 
-def grant_reconciler(data: PipelineData, grantee: iam.IGrantable) -> None:
-    """Find stuck orders through the sparse pending index, move them, publish their events again."""
-    data.orders_table.grant(grantee, "dynamodb:Query", "dynamodb:GetItem", "dynamodb:UpdateItem")
+def grant_reconciler(data: PipelineData, grantee: iam.IGrantable, *, index_name: str) -> None:
+    """Find stuck orders through the sparse pending index (Query on that index only: never a scan, never
+    another index), move them, publish their events again."""
+    data.orders_table.grant(grantee, "dynamodb:GetItem", "dynamodb:UpdateItem")
+    grantee.grant_principal.add_to_principal_policy(
+        iam.PolicyStatement(actions=["dynamodb:Query"], resources=[f"{data.orders_table.table_arn}/index/{index_name}"])
+    )
     _publish(data, grantee)
 
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as targets
 from constructs import Construct
 
+from constructs_lib.nag import acknowledge
 from constructs_lib.order_runtime import PipelineData, grant_reconciler, runtime_function
+from constructs_lib.order_tables import PENDING_INDEX
 
 SCHEDULE = Duration.minutes(1)
 
@@ -43,14 +46,30 @@ class OrderReconciler(Construct):
             memory_mb=256,
             timeout=Duration.seconds(55),  # done before the next run starts
         )
-        grant_reconciler(data, self.function)
+        grant_reconciler(data, self.function, index_name=PENDING_INDEX)
+        # Its own role (not the stack-wide one the target would make), so what it may do is stated here.
+        self.scheduler_role = iam.Role(
+            self,
+            "SchedulerRole",
+            assumed_by=iam.ServicePrincipal(
+                "scheduler.amazonaws.com",
+                conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account}},
+            ),
+        )
         # A missed run is made up by the next one a minute later: no retries, no stale runs.
         self.schedule = scheduler.Schedule(
             self,
             "EveryMinute",
             schedule=scheduler.ScheduleExpression.rate(SCHEDULE),
-            target=targets.LambdaInvoke(self.function, retry_attempts=0, max_event_age=Duration.minutes(1)),
+            target=targets.LambdaInvoke(
+                self.function, role=self.scheduler_role, retry_attempts=0, max_event_age=Duration.minutes(1)
+            ),
             description="Run the order reconciler",
+        )
+        acknowledge(
+            self.scheduler_role,
+            "AwsSolutions-IAM5[Resource::<ReconcilerFunction0432B6FF.Arn>:*]",
+            "grant_invoke covers this one function's versions and aliases; the schedule invokes $LATEST only",
         )
         self.stuck = cloudwatch.Alarm(
             self,

@@ -18,7 +18,6 @@ from constructs_lib.lambda_workers import LambdaWorkers
 from constructs_lib.notifications import OrderNotifications
 from constructs_lib.order_api import OrderApi
 from constructs_lib.order_runtime import PaymentSettings, PipelineData, powertools_layer, runtime_environment
-from constructs_lib.order_tables import PENDING_INDEX
 from constructs_lib.order_tracking import OrderTracking
 from constructs_lib.pipeline_monitoring import PipelineMonitoring
 from constructs_lib.reconciler import OrderReconciler
@@ -44,9 +43,7 @@ def _import_data(scope: Construct, data: DataStack) -> PipelineData:
         dlq=sqs.Queue.from_queue_attributes(
             scope, "OrdersDlq", queue_arn=d.queue_arn, queue_url=d.queue_url, queue_name=d.queue_name
         ),
-        orders_table=dynamodb.Table.from_table_attributes(
-            scope, "OrdersTable", table_arn=data.tables.orders.table_arn, global_indexes=[PENDING_INDEX]
-        ),
+        orders_table=dynamodb.Table.from_table_attributes(scope, "OrdersTable", table_arn=data.tables.orders.table_arn),
         idempotency_table=dynamodb.Table.from_table_attributes(
             scope, "IdempotencyTable", table_arn=data.tables.idempotency.table_arn
         ),
