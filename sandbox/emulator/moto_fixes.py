@@ -6,6 +6,7 @@ other version is refused rather than silently mis-patched.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 SUPPORTED_MOTO = "5.2.5"
@@ -154,8 +155,33 @@ def fix_sqs_event_source_mappings_polled_by_control_plane() -> None:
     Queue.__init__ = init  # type: ignore[method-assign]
 
 
+_DYNAMODB_LOCK = threading.Lock()
+
+
+def fix_dynamodb_atomic_requests() -> None:
+    """DynamoDB applies each request atomically: a conditional write checks and writes as one step, so of two
+    concurrent ``attribute_not_exists`` puts exactly one succeeds. moto 5.2.5 checks, then writes, on
+    whichever server thread serves the request, so both could succeed: two requests with one
+    Idempotency-Key each created an order (the sale's money bar counted the checkout charged twice), and a
+    read beside a write could fail inside moto ("dictionary changed size during iteration"). Serve one
+    DynamoDB request at a time. Idempotent: applying it twice wraps once."""
+    from moto.dynamodb.responses import DynamoHandler
+
+    if getattr(DynamoHandler.call_action, "_atomic", False):
+        return
+    original = DynamoHandler.call_action
+
+    def call_action(self: Any) -> Any:
+        with _DYNAMODB_LOCK:
+            return original(self)
+
+    call_action._atomic = True  # type: ignore[attr-defined]
+    DynamoHandler.call_action = call_action  # type: ignore[method-assign]
+
+
 def apply() -> None:
     check_version()
+    fix_dynamodb_atomic_requests()
     fix_kms_cloudformation_tags()
     fix_cloudformation_update_removing_unmodelled()
     fix_cloudformation_route_table_removal()

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.results.money import INVARIANTS
+
 ROOT = Path(__file__).resolve().parents[2]
 
 if shutil.which("npx") is None or not (ROOT / "node_modules" / ".bin" / "cdk").exists():
@@ -45,6 +47,14 @@ def run_sandbox(tmp_path: Path, *args: str, users: int = 10, duration: int = 20)
     return summary
 
 
+def check_money(s: dict) -> None:
+    """One checkout, one charge, counted from the ledger, the orders table and the clients' own answers;
+    every checkout the clients made is in their log."""
+    m = s["money"]
+    assert {k: m[k] for k in INVARIANTS} == dict.fromkeys(INVARIANTS, 0), m
+    assert m["clients"]["checkouts"] >= s["accepted"], m["clients"]
+
+
 def check_invariants(s: dict) -> None:
     """Correctness only: timing bars belong to the report and `make compare`, not to pass/fail here."""
     assert s["accepted"] >= 20, s
@@ -56,6 +66,7 @@ def check_invariants(s: dict) -> None:
     assert s["double_charges"] == 0
     assert s["charges"] == s["paid"] + s["sync"]["orders"]
     assert s["sync"]["orders"] > 0
+    check_money(s)
     # The model predicted this run from its arrival log and the deployed config.
     model = s["model"]
     assert model["inputs"]["arrivals"] == s["accepted"]
@@ -128,6 +139,7 @@ def test_chaos_loses_nothing_charges_nothing_twice_and_dead_letters_every_poison
     assert s["lost"] == 0 and s["double_charges"] == 0 and c["good_orders_stuck"] == 0
     assert s["paid"] + s["payment_failed"] + s["dead_lettered"] == s["accepted"]
     assert c["kills"] >= 1 and s["payment_failed"] >= 1  # the faults really happened (declines at least)
+    check_money(s)
     # AND every poison message is in the DLQ, and the runbook's tool reads it all as poison, nothing to redrive
     assert c["poison_dead_lettered"] == c["poison_sent"] == 10
     show = c["redrive_show"]

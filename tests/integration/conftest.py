@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,28 +47,13 @@ class Aws:
         return {k: next(iter(v.values())) for k, v in item.items()} if item else None
 
 
-_DYNAMODB_LOCK = threading.Lock()
+@pytest.fixture(autouse=True, scope="session")
+def atomic_dynamodb_requests() -> None:
+    """The emulator's fix, in process too: a worker thread's UpdateItem beside the test's GetItem raised
+    inside moto, and two conditional puts could both succeed (sandbox/emulator/moto_fixes.py)."""
+    from sandbox.emulator.moto_fixes import fix_dynamodb_atomic_requests
 
-
-@pytest.fixture(autouse=True)
-def atomic_dynamodb_requests(monkeypatch) -> None:
-    """DynamoDB serves each request atomically; moto's in-process backend does not.
-
-    A worker thread's UpdateItem mutating an item while the test thread's GetItem serializes it raised
-    "dictionary changed size during iteration" inside moto. Serialize DynamoDB requests (only: an SQS long
-    poll holding a lock would stall every other call).
-    """
-    from moto.core.botocore_stubber import BotocoreStubber
-
-    original = BotocoreStubber.process_request
-
-    def process_request(self: Any, request: Any) -> Any:
-        if ".dynamodb." not in request.url and "//dynamodb." not in request.url:
-            return original(self, request)
-        with _DYNAMODB_LOCK:
-            return original(self, request)
-
-    monkeypatch.setattr(BotocoreStubber, "process_request", process_request)
+    fix_dynamodb_atomic_requests()
 
 
 @pytest.fixture
