@@ -43,6 +43,7 @@ def build(cfg: Settings, *, persistence: Callable[[], Any] | None = None) -> Con
         lost_response_share=cfg.payment_lost_response_share,
         declined_tokens=cfg.declined_tokens,
         ledger=open_ledger(cfg.payment_ledger_path or None),
+        outage_file=cfg.payment_outage_file or None,
     )
     if persistence is None:
         from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer

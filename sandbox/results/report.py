@@ -253,6 +253,11 @@ def chaos_bars(s: dict[str, Any]) -> list[dict[str, Any]]:
             landed is not None and landed <= bound,
         ),
         zero("good orders stuck (not terminal, not in the DLQ)", c["good_orders_stuck"]),
+        *(
+            [zero("healthy orders dead-lettered (a processor outage ridden out)", c["healthy_orders_dead_lettered"])]
+            if c.get("processor_outage_s")
+            else []
+        ),
         bar("workers killed mid-payment", ">= 1", str(c["kills"]), c["kills"] >= 1),
     ]
 
@@ -291,6 +296,13 @@ def write(workdir: Path, summary: dict[str, Any], rows: list[dict[str, float]]) 
             f"- kills: {c['kills']} workers in {len(c['kill_waves'])} waves at "
             + ", ".join(f"t={w['t']:.1f}s ({w['killed']})" for w in c["kill_waves"]),
             f"- transient payment failures: {c['payment_failure_rate']:.0%}; declined cards: {c['decline_share']:.0%}",
+            "- processor outage: "
+            + (
+                f"down from t={c['processor_outage_s'][0]:.1f}s to t={c['processor_outage_s'][1]:.1f}s; "
+                f"healthy orders dead-lettered: {c['healthy_orders_dead_lettered']}"
+                if c.get("processor_outage_s")
+                else "none"
+            ),
             f"- poison sent: {c['poison_sent']} ({c['poison_sent_to']}); in the DLQ: {c['poison_dead_lettered']}, "
             f"all there after {fmt_or_na(c['poison_in_dlq_after_s'])} s (bound {c['poison_bound_s']:.0f} s)",
             f"- charges / double charges at the processor: {summary['charges']} / {summary['double_charges']}",

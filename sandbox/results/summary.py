@@ -251,6 +251,8 @@ def chaos_summary(
         "poison_in_dlq_after_s": landed,
         "poison_bound_s": bound,
         "good_orders_stuck": summary["lost"],
+        "processor_outage_s": [round(t, 2) for t in rec.outage] if rec.outage else None,
+        "healthy_orders_dead_lettered": summary["dead_lettered"],
         "recovery_seconds": drained - last_fault if last_fault is not None else None,
         "payment_failure_rate": config.payment_failure_rate,
         "decline_share": decline_share,

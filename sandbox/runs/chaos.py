@@ -22,6 +22,7 @@ import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("sandbox")
@@ -38,6 +39,8 @@ class ChaosPlan:
     lost_response_share: float = 0.5  # of those, after the charge committed (deployed as paymentLostResponseShare)
     decline_share: float = 0.05  # shoppers whose card is declined (a terminal PAYMENT_FAILED)
     poison: bool = True
+    outage_after_s: float = 2.0  # sandbox seconds from the start of the async load
+    outage_s: float = 30.0  # sandbox seconds the processor is down: every charge fails before committing
 
     def context(self) -> dict[str, str]:
         """What the plan deploys: the processor's failure rate, and visibility short enough to see retries."""
@@ -128,6 +131,7 @@ class ChaosRecord:
     poison_sent: dict[str, int] = field(default_factory=dict)  # where -> count
     poison_sent_at: float | None = None
     errors: list[str] = field(default_factory=list)
+    outage: tuple[float, float] | None = None  # (start, end), seconds since the run started
 
     @property
     def killed(self) -> int:
@@ -154,10 +158,13 @@ class ChaosMonkey:
         busy: Any,
         kill: Any,
         t0: float,
+        outage_file: Path | None = None,
+        time_scale: float = 1.0,
     ) -> None:
         self.plan, self.sqs, self.sns = plan, sqs, sns
         self.queue_url, self.topic_arn, self.api_base = queue_url, topic_arn, api_base
         self.busy, self.kill, self.t0 = busy, kill, t0
+        self.outage_file, self.k = outage_file, time_scale
         self.record = ChaosRecord()
         self.stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="chaos", daemon=True)
@@ -203,7 +210,18 @@ class ChaosMonkey:
             self.record.poison_sent["topic"] = self.record.poison_sent.get("topic", 0) + 1
         self.record.poison_sent_at = self._now()
 
+    def _outage(self) -> None:
+        """The processor down for a stretch mid-sale: healthy orders must ride it out, not dead-letter."""
+        if self.outage_file is None or self.stop.wait(self.plan.outage_after_s / self.k):
+            return
+        start = time.time()
+        self.outage_file.write_text(str(start + self.plan.outage_s / self.k))
+        self.record.outage = (self._now(), self._now() + self.plan.outage_s / self.k)
+        log.warning("chaos: the payment processor is down for %.1f s", self.plan.outage_s / self.k)
+
     def _run(self) -> None:
+        outage = threading.Thread(target=self._outage, name="chaos-outage", daemon=True)
+        outage.start()
         try:
             if self.plan.poison:
                 self._send_poison()

@@ -22,7 +22,7 @@ from sandbox.results.summary import Observed, RunSetup, Timeline, chaos_summary,
 from sandbox.runs.chaos import ChaosMonkey, ChaosPlan, PoisonClock, is_poison
 from sandbox.runs.load import TRACKER_SHARE, finish_trackers, kill, run_locust, start_trackers
 from sandbox.stack.probes import charged_order_ids, dlq_bodies, read_ledger, read_orders, wait_drained
-from sandbox.stack.topology import Pipeline, run_context, start_pipeline
+from sandbox.stack.topology import Pipeline, outage_file, run_context, start_pipeline
 from sandbox.stack.workers import Workers, start_consumers, start_ecs, start_lambda
 
 log = logging.getLogger("sandbox")
@@ -198,6 +198,8 @@ def _start_monkey(sale: Sale) -> ChaosMonkey:
         busy=workers.busy,
         kill=workers.kill,
         t0=sale.t0,
+        outage_file=outage_file(p.ledger_path),
+        time_scale=sale.k.k,
     )
     monkey.start()
     sale.stack.callback(monkey.close)

@@ -231,6 +231,11 @@ def connect(em: Emulators, stack: ExitStack) -> dict[str, Any]:
     return clients
 
 
+def outage_file(ledger_path: Path) -> Path:
+    """Where the fault harness declares a processor outage (every client process reads it)."""
+    return ledger_path.with_name("payment-outage")
+
+
 def process_env(em: Emulators, ledger_path: Path, k: Scale) -> ProcessEnv:
     base = {
         "PATH": os.environ.get("PATH", ""),
@@ -238,6 +243,7 @@ def process_env(em: Emulators, ledger_path: Path, k: Scale) -> ProcessEnv:
         "AWS_ENDPOINT_URL_DYNAMODB": em.data_endpoint,
         # Every worker and the API are clients of one simulated processor: one ledger for all.
         "PAYMENT_LEDGER_PATH": str(ledger_path),
+        "PAYMENT_OUTAGE_FILE": str(outage_file(ledger_path)),
     }
     return ProcessEnv(base=base, scale=k)
 

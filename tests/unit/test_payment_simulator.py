@@ -146,3 +146,15 @@ def test_sqlite_ledger_is_shared_by_every_client_of_the_file(tmp_path, shared):
         assert first == second and summarize(entries).charges == 1
     else:
         assert first.payment_id != second.payment_id and summarize(entries).charges == 1
+
+
+def test_an_outage_fails_every_charge_before_it_commits_then_ends(tmp_path):
+    outage = tmp_path / "payment-outage"
+    processor = SimulatedPaymentProcessor(slots=1, latency_ms=0, outage_file=str(outage), lost_response_share=1.0)
+    request = PaymentRequest(order_id="o1", amount=Decimal("1"), currency="USD", token="tok_visa", idempotency_key="k1")
+    outage.write_text(str(time.time() + 60))
+    with pytest.raises(TransientPaymentError):
+        processor.charge(request)
+    assert processor.ledger.entries() == []  # down: nothing was charged, whatever the lost-answer share
+    outage.write_text(str(time.time() - 1))
+    assert processor.charge(request).approved and processor.charges == 1

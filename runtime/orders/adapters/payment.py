@@ -43,6 +43,7 @@ class SimulatedPaymentProcessor:
         ledger: PaymentLedger | None = None,
         clock: Callable[[], float] = time.time,
         key_window_s: float = 24 * 3600,
+        outage_file: str | None = None,
     ) -> None:
         if slots < 1:
             raise ValueError("slots must be >= 1")
@@ -56,6 +57,9 @@ class SimulatedPaymentProcessor:
         self.ledger: PaymentLedger = ledger if ledger is not None else InMemoryLedger()
         self._clock = clock
         self.key_window_s = key_window_s  # how long the processor replays a key (Stripe: 24 h)
+        # A processor outage, shared by every process that is a client of it: the file holds the epoch
+        # second it ends (the sandbox's chaos writes it); while it lasts every charge fails before committing.
+        self.outage_file = outage_file
         self._free = slots
         self._waiters: deque[threading.Event] = deque()
         self._slots_lock = threading.Lock()
@@ -105,8 +109,9 @@ class SimulatedPaymentProcessor:
             with self._lock:
                 self.in_use += 1
                 self.peak_in_use = max(self.peak_in_use, self.in_use)
-                fail = self.failure_rate > 0 and self._rng.random() < self.failure_rate
-                lost = fail and self._rng.random() < self.lost_response_share
+                down = self._down()
+                fail = down or (self.failure_rate > 0 and self._rng.random() < self.failure_rate)
+                lost = fail and not down and self._rng.random() < self.lost_response_share
             try:
                 if fail and not lost:
                     self._sleep(self.latency_s)
@@ -123,6 +128,15 @@ class SimulatedPaymentProcessor:
         finally:
             self._release()
         return held
+
+    def _down(self) -> bool:
+        if not self.outage_file:
+            return False
+        try:
+            with open(self.outage_file) as f:
+                return time.time() < float(f.read().strip() or 0)
+        except (OSError, ValueError):
+            return False
 
     def _commit(self, request: PaymentRequest) -> PaymentResult:
         """Record the charge as the processor receives it; a key it holds is answered from the ledger."""
