@@ -122,6 +122,17 @@ def test_a_spent_duplicate_gets_its_outcome_published_again(aws, tool, valid_ord
     aws.sqs.send_message(QueueUrl=aws.dlq_url, MessageBody=m["Body"])
     watcher = aws.sqs.create_queue(QueueName="watcher")["QueueUrl"]
     arn = aws.sqs.get_queue_attributes(QueueUrl=watcher, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    # As on AWS, the topic delivers only to a queue whose policy lets it send.
+    allow = {
+        "Effect": "Allow",
+        "Principal": {"Service": "sns.amazonaws.com"},
+        "Action": "sqs:SendMessage",
+        "Resource": arn,
+        "Condition": {"ArnEquals": {"aws:SourceArn": aws.topic_arn}},
+    }
+    aws.sqs.set_queue_attributes(
+        QueueUrl=watcher, Attributes={"Policy": json.dumps({"Version": "2012-10-17", "Statement": [allow]})}
+    )
     aws.sns.subscribe(TopicArn=aws.topic_arn, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"})
     # WHEN it is redriven
     done = tool.redrive(rate=100, limit=100, target="queue", dry_run=False, drop_spent=True)
