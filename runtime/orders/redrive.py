@@ -30,11 +30,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from orders.adapters.dynamodb import DynamoOrderRepository
+from orders.adapters.sns import SnsEventPublisher
 from orders.cli import OneLineParser
 from orders.domain.errors import MalformedEventError
 from orders.domain.events import EventType, OrderEvent
 from orders.domain.models import Order, OrderStatus
-from orders.domain.service import check_event_matches
+from orders.domain.service import check_event_matches, outcome_event
 
 CAN_SUCCEED = "can succeed (order PLACED or PAYING)"
 SPENT = "spent duplicate (order already terminal)"
@@ -143,19 +144,9 @@ class Redrive:
     def _republish_outcome(self, order: Order) -> None:
         from datetime import UTC, datetime
 
-        kind = EventType.PAYMENT_CONFIRMED if order.status is OrderStatus.PAID else EventType.PAYMENT_FAILED
-        event = OrderEvent(
-            event_type=kind,
-            order_id=order.order_id,
-            occurred_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
-            order=order.to_dict(),
-            seq=order.seq,
-        )
-        self.sns.publish(
-            TopicArn=self.topic_arn,
-            Message=event.to_message(),
-            MessageAttributes={"event_type": {"DataType": "String", "StringValue": kind.value}},
-        )
+        event = outcome_event(order, datetime.now(UTC).isoformat(timespec="milliseconds"))
+        if event is not None:
+            SnsEventPublisher(self.topic_arn, lambda: self.sns).publish(event)
 
     def redrive(self, *, rate: float, limit: int, target: str, dry_run: bool, drop_spent: bool) -> Counter[str]:
         """Send back what can succeed (at most ``rate`` a second), leave poison, republish the outcome of

@@ -19,7 +19,7 @@ from orders.domain.errors import (
 )
 from orders.domain.events import EventType, OrderEvent
 from orders.domain.models import LogEntry, Order, OrderRequest, OrderStatus, check_transition, log_entry
-from orders.domain.payment import PaymentRequest, payment_key
+from orders.domain.payment import PaymentRequest, PaymentResult, payment_key
 from orders.domain.ports import EventPublisher, OrderRepository, PaymentGateway, QueueDepthProbe
 
 
@@ -210,12 +210,7 @@ class OrderService:
             except TransientPaymentError:
                 result = None  # still being answered: the workers will find it
             if result is not None:
-                target = OrderStatus.PAID if result.approved else OrderStatus.PAYMENT_FAILED
-                attrs = (
-                    {"payment_id": result.payment_id}
-                    if result.approved
-                    else {"failure_reason": result.decline_reason or "declined"}
-                )
+                target, attrs = outcome_of(result)
                 updated = self.repository.transition(
                     order.order_id, expected=OrderStatus.PAYING, target=target, at=self.clock(), attrs=attrs
                 )
@@ -267,10 +262,7 @@ class OrderService:
                     idempotency_key=key,
                 )
             )
-        if result.approved:
-            target, attrs = OrderStatus.PAID, {"payment_id": result.payment_id}
-        else:
-            target, attrs = OrderStatus.PAYMENT_FAILED, {"failure_reason": result.decline_reason or "declined"}
+        target, attrs = outcome_of(result)
         check_transition(order.status, target)
         updated = self.repository.transition(
             order.order_id, expected=OrderStatus.PAYING, target=target, at=self.clock(), attrs=attrs
@@ -289,15 +281,34 @@ class OrderService:
         return Outcome.ALREADY_TERMINAL, order
 
     def _publish_outcome(self, order: Order) -> None:
-        if order.status not in (OrderStatus.PAID, OrderStatus.PAYMENT_FAILED):
-            return
-        kind = EventType.PAYMENT_CONFIRMED if order.status is OrderStatus.PAID else EventType.PAYMENT_FAILED
-        self.publisher.publish(self._event(kind, order))
+        event = outcome_event(order, self.clock())
+        if event is not None:
+            self.publisher.publish(event)
 
     def _event(self, kind: EventType, order: Order) -> OrderEvent:
-        # The payment token stays in the order record: events reach every subscriber of the topic.
-        body = order.to_dict()
-        return OrderEvent(event_type=kind, order_id=order.order_id, occurred_at=self.clock(), order=body, seq=order.seq)
+        return order_event(kind, order, self.clock())
+
+
+def order_event(kind: EventType, order: Order, occurred_at: str) -> OrderEvent:
+    # The payment token stays in the order record: events reach every subscriber of the topic.
+    return OrderEvent(
+        event_type=kind, order_id=order.order_id, occurred_at=occurred_at, order=order.to_dict(), seq=order.seq
+    )
+
+
+def outcome_event(order: Order, occurred_at: str) -> OrderEvent | None:
+    """payment_confirmed or payment_failed for a terminal order; None for any other state."""
+    if order.status not in (OrderStatus.PAID, OrderStatus.PAYMENT_FAILED):
+        return None
+    kind = EventType.PAYMENT_CONFIRMED if order.status is OrderStatus.PAID else EventType.PAYMENT_FAILED
+    return order_event(kind, order, occurred_at)
+
+
+def outcome_of(result: PaymentResult) -> tuple[OrderStatus, dict[str, str | None]]:
+    """The terminal state a processor's answer moves an order to, and what the transition records."""
+    if result.approved:
+        return OrderStatus.PAID, {"payment_id": result.payment_id}
+    return OrderStatus.PAYMENT_FAILED, {"failure_reason": result.decline_reason or "declined"}
 
 
 def check_event_matches(event: OrderEvent, order: Order) -> None:

@@ -39,11 +39,6 @@ class UnsupportedMediaType(Exception):
     """The request body is not declared as JSON."""
 
 
-def _request() -> Any:
-    """The order in the body: declared JSON, bounded in size, parsed and validated strictly (never a 5xx)."""
-    return parse_order_json(_body())
-
-
 def _body() -> bytes | str:
     """The raw body, declared JSON and decoded: what the order is parsed from and a key's request compared by."""
     content_type = (app.current_event.headers or {}).get("content-type", "")
@@ -129,14 +124,15 @@ def _checkout(route: str, work: Any) -> Response:
     """Run ``work(request, key)`` once per Idempotency-Key (when given), replaying the first answer."""
     c = container()
     key = check_key((app.current_event.headers or {}).get("idempotency-key"))
-    request = _request()
+    raw = _body()
+    request = parse_order_json(raw)  # declared JSON, bounded in size, validated strictly (never a 5xx)
     if key is None:
         if c.settings.require_idempotency_key:
             raise InvalidKeyError("is required: send one key per checkout, the same on every retry of it")
         answer = work(request, None)
     else:
         c.checkouts.register_lambda_context(app.lambda_context)
-        body = json.loads(_body())
+        body = json.loads(raw)
         answer = c.checkouts.run(
             route=route, caller=_caller(request.customer_id), key=key, body=body, work=lambda: work(request, key)
         )
