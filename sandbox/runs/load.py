@@ -15,6 +15,7 @@ from sandbox.emulator.process import ROOT
 from sandbox.errors import SandboxError
 
 LOCUSTFILE = ROOT / "sandbox" / "runs" / "locustfile.py"
+IN_FLIGHT_S = 30  # real seconds a checkout in flight at the load's end may take to be answered
 
 
 def locust_command(user_class: str, users: int, seconds: float, host: str, *, stop_timeout_s: int) -> list[str]:
@@ -47,7 +48,9 @@ def run_locust(
     user_class: str, users: int, seconds: float, host: str, out: Path, decline_share: str = "0"
 ) -> dict[str, Any]:
     prefix = out / user_class.lower()
-    cmd = [*locust_command(user_class, users, seconds, host, stop_timeout_s=5), "--csv", str(prefix)]
+    # A checkout in flight when the load ends still gets its answer (a shopper does not vanish
+    # mid-request): on a loaded machine a sync checkout's first answer can take longer than a short phase.
+    cmd = [*locust_command(user_class, users, seconds, host, stop_timeout_s=IN_FLIGHT_S), "--csv", str(prefix)]
     started = time.monotonic()
     env = {**os.environ, "SANDBOX_DECLINE_SHARE": decline_share, "SANDBOX_CHECKOUT_LOG": str(out / "checkouts.jsonl")}
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 120, env=env)
@@ -58,8 +61,10 @@ def run_locust(
     rows = {r["Name"]: r for r in csv.DictReader(stats_file.open())}
     row = next((r for name, r in rows.items() if name.startswith("POST")), None)
     if row is None:
+        said = " | ".join(proc.stderr.strip().splitlines()[-3:]) or "nothing"
         raise SandboxError(
             f"{user_class}: no order was placed in {seconds:.1f} s of load; give the sale longer (--duration)"
+            f" (Locust said: {said})"
         )
     return {
         "requests": int(row["Request Count"]),

@@ -133,7 +133,7 @@ def test_port_in_use_is_one_clear_line(tmp_path):
 
 def test_chaos_loses_nothing_charges_nothing_twice_and_dead_letters_every_poison(tmp_path):
     # GIVEN the ECS variant under kill waves, 10% transient payment faults, declines and poison
-    s = run_sandbox(tmp_path, "--compute", "ecs", "--chaos", "--time-scale", "5", users=5, duration=15)
+    s = run_sandbox(tmp_path, "--compute", "ecs", "--chaos", "--time-scale", "5", users=5, duration=20)
     c = s["chaos"]
     # THEN nothing is lost or charged twice, and every order the API accepted ended somewhere
     assert s["lost"] == 0 and s["double_charges"] == 0 and c["good_orders_stuck"] == 0
