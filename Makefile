@@ -19,7 +19,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup test test-unit test-infra test-integration test-e2e lint typecheck synth deploy preflight smoke bench sandbox chaos compare plan cost redrive up down deploy-local load watch clean help
+.PHONY: setup test test-unit test-infra test-integration test-e2e lint typecheck synth deploy preflight smoke catalog bench sandbox chaos compare plan cost redrive up down deploy-local load watch clean help
 
 $(PY_STAMP): requirements.txt requirements-dev.txt runtime/requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -83,6 +83,9 @@ deploy: setup ## preflight, then deploy to the AWS account in your credentials (
 
 smoke: setup ## one order end to end against `make up`'s stack, or the deployed one (SMOKE_ARGS='--stack-prefix ...')
 	$(PY) -m ops.smoke $(SMOKE_ARGS)
+
+catalog: setup ## load a catalog file into `make up`'s stack, or the deployed one (FILE=..., CATALOG_ARGS='--stack-prefix ...')
+	$(PY) -m ops.catalog load $(or $(FILE),sandbox/catalogs/flash-sale.json) $(CATALOG_ARGS)
 
 bench: setup ## measured figures: worker efficiency, cold start, synth time, emulator SQS rates
 	@status=0; \

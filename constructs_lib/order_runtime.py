@@ -63,6 +63,7 @@ class PipelineData:
     dlq: sqs.IQueue
     orders_table: dynamodb.ITable
     idempotency_table: dynamodb.ITable
+    catalog_table: dynamodb.ITable
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ def runtime_environment(
         "ORDERS_QUEUE_URL": data.queue.queue_url,
         "ORDERS_TABLE_NAME": data.orders_table.table_name,
         "IDEMPOTENCY_TABLE_NAME": data.idempotency_table.table_name,
+        "CATALOG_TABLE_NAME": data.catalog_table.table_name,
         "PAYMENT_SLOTS": str(payments.slots),
         "PAYMENT_LATENCY_MS": str(payments.latency_ms),
         "PAYMENT_FAILURE_RATE": str(payments.failure_rate),
@@ -106,11 +108,13 @@ def _publish(data: PipelineData, grantee: iam.IGrantable) -> None:
 
 
 def _pay(data: PipelineData, grantee: iam.IGrantable) -> None:
-    """Read and move orders; record payments idempotently."""
+    """Read and move orders; record payments idempotently; give a failed order's stock back (an UpdateItem
+    of its shards in the transaction that moves it: a transaction's items need their own actions)."""
     data.orders_table.grant(grantee, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
     data.idempotency_table.grant(
         grantee, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"
     )
+    data.catalog_table.grant(grantee, "dynamodb:UpdateItem")
 
 
 def grant_worker(data: PipelineData, grantee: iam.IGrantable, *, poll_queue: bool) -> None:
@@ -131,6 +135,7 @@ def grant_reconciler(data: PipelineData, grantee: iam.IGrantable, *, index_name:
     """Find stuck orders through the sparse pending index (Query on that index only: never a scan, never
     another index), move them, publish their events again."""
     data.orders_table.grant(grantee, "dynamodb:GetItem", "dynamodb:UpdateItem")
+    data.catalog_table.grant(grantee, "dynamodb:UpdateItem")  # a failed order's stock, given back
     grantee.grant_principal.add_to_principal_policy(
         iam.PolicyStatement(actions=["dynamodb:Query"], resources=[f"{data.orders_table.table_arn}/index/{index_name}"])
     )
@@ -143,6 +148,9 @@ def grant_api(data: PipelineData, grantee: iam.IGrantable) -> None:
     _pay(data, grantee)
     _publish(data, grantee)
     data.queue.grant(grantee, "sqs:GetQueueAttributes")
+    # Price and reserve: products by key, the sale page's listing (a small table, cached), and each stock
+    # shard's conditional decrement in the order's transaction (UpdateItem, granted by _pay).
+    data.catalog_table.grant(grantee, "dynamodb:BatchGetItem", "dynamodb:Scan")
 
 
 def pin_runtime(function: lambda_.Function) -> None:

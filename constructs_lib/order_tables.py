@@ -10,7 +10,8 @@ PENDING_INDEX = "pending-by-age"
 
 
 class OrderTables(Construct):
-    """Attributes: ``orders`` (key ``order_id``, PITR) and ``idempotency`` (Powertools layout, TTL).
+    """Attributes: ``orders`` (key ``order_id``, PITR), ``idempotency`` (Powertools layout, TTL) and
+    ``catalog`` (key ``sku`` + ``part``: a product item and its stock shards, runtime/orders/adapters/catalog.py).
 
     On-demand billing: a flash sale is a spike, not a steady rate.
     """
@@ -45,6 +46,19 @@ class OrderTables(Construct):
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
             time_to_live_attribute="expiration",
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            deletion_protection=protect,
+            removal_policy=removal_policy,
+        )
+        self.catalog = dynamodb.Table(
+            self,
+            "Catalog",
+            partition_key=dynamodb.Attribute(name="sku", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="part", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True
             ),

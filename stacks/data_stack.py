@@ -49,6 +49,8 @@ class DataStack(Stack):
             self.tables.orders.table_arn,
             self.tables.idempotency.table_name,
             self.tables.idempotency.table_arn,
+            self.tables.catalog.table_name,
+            self.tables.catalog.table_arn,
         ):
             self.export_value(value)
         # What an operator reads (README, docs/deploying.md) and `make smoke` / `make redrive` find by name.
@@ -57,5 +59,7 @@ class DataStack(Stack):
             (outputs.ORDERS_QUEUE_URL, self.work.queue.queue_url, "The orders queue the workers read"),
             (outputs.ORDERS_DLQ_URL, self.work.dlq.queue_url, "The orders dead-letter queue (make redrive)"),
             (outputs.ORDERS_TABLE_NAME, self.tables.orders.table_name, "The orders read model"),
+            (outputs.CATALOG_TABLE_NAME, self.tables.catalog.table_name, "Products and stock (make catalog)"),
+            (outputs.STOCK_SHARDS, str(config.stock_shards), "Stock items per SKU that make catalog writes"),
         ):
             CfnOutput(self, name, value=value, description=description)

@@ -13,6 +13,8 @@ ORDER_EVENTS_TOPIC_ARN = "OrderEventsTopicArn"
 ORDERS_QUEUE_URL = "OrdersQueueUrl"
 ORDERS_DLQ_URL = "OrdersDlqUrl"
 ORDERS_TABLE_NAME = "OrdersTableName"
+CATALOG_TABLE_NAME = "CatalogTableName"
+STOCK_SHARDS = "StockShards"  # what `make catalog` splits each product's stock over (context stockShards)
 
 # service stack
 API_URL = "ApiUrl"

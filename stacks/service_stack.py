@@ -47,6 +47,9 @@ def _import_data(scope: Construct, data: DataStack) -> PipelineData:
         idempotency_table=dynamodb.Table.from_table_attributes(
             scope, "IdempotencyTable", table_arn=data.tables.idempotency.table_arn
         ),
+        catalog_table=dynamodb.Table.from_table_attributes(
+            scope, "CatalogTable", table_arn=data.tables.catalog.table_arn
+        ),
     )
 
 
@@ -102,6 +105,7 @@ class ServiceStack(Stack):
                 # The Idempotency-Key contract of the checkout routes (docs/checkout.md).
                 "CHECKOUT_KEY_WINDOW_S": str(cfg.idempotency_key_window_hours * 3600),
                 "REQUIRE_IDEMPOTENCY_KEY": "true" if cfg.require_idempotency_key else "false",
+                "CATALOG_CACHE_S": str(cfg.catalog_cache_s),
             },
             layer=self.layer,
             iam_auth=cfg.api_auth == "iam",

@@ -47,3 +47,18 @@ class FakeLambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return 60_000
+
+
+def sample_catalog(shards: int = 1) -> Any:
+    """The products tests order (tests/events/catalog.json) in an in-memory catalog with stock shards."""
+    from orders.adapters.memory import InMemoryCatalog
+    from orders.domain.catalog import parse_catalog
+
+    return InMemoryCatalog(parse_catalog((EVENTS / "catalog.json").read_bytes(), shards=shards))
+
+
+def priced(svc: Any, data: dict[str, Any]) -> Any:
+    """A payload as the API prices it: validated, then priced from the service's catalog."""
+    from orders.domain.models import parse_order_request
+
+    return svc.price(parse_order_request(data))

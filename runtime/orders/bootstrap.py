@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orders.adapters import aws
+from orders.adapters.catalog import DynamoCatalog
 from orders.adapters.checkout_keys import CheckoutRequests
 from orders.adapters.dynamodb import DynamoOrderRepository
 from orders.adapters.ledger import open_ledger
@@ -53,9 +54,10 @@ def build(cfg: Settings, *, persistence: Callable[[], Any] | None = None) -> Con
 
     payments = IdempotentPayments(processor, persistence(), ttl_s=cfg.idempotency_ttl_s)
     service = OrderService(
-        repository=DynamoOrderRepository(cfg.orders_table, dynamodb),
+        repository=DynamoOrderRepository(cfg.orders_table, dynamodb, catalog_table=cfg.catalog_table),
         publisher=SnsEventPublisher(cfg.topic_arn, lambda: aws.client("sns")),
         payments=payments,
+        catalog=DynamoCatalog(cfg.catalog_table, dynamodb, cache_s=cfg.catalog_cache_s) if cfg.catalog_table else None,
         depth_probe=SqsDepthProbe(cfg.queue_url, lambda: aws.client("sqs")) if cfg.queue_url else None,
         max_queue_depth=cfg.max_queue_depth,
     )

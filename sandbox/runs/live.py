@@ -359,6 +359,8 @@ def _stack_state(p: Pipeline, workdir: Path, k: Scale) -> dict[str, Any]:
         "ORDERS_QUEUE_URL": p.queue_url,
         "ORDERS_DLQ_URL": p.dlq_url,
         "ORDERS_TABLE_NAME": p.orders_table,
+        "CATALOG_TABLE_NAME": p.catalog_table,
+        "STOCK_SHARDS": str(p.config.stock_shards),
         "API_URL": p.front.base,
         **({"TRACKING_URL": p.ws_url} if p.ws_url else {}),
     }

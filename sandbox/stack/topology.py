@@ -96,6 +96,7 @@ class Pipeline:
     queue_arn: str
     dlq_url: str
     orders_table: str
+    catalog_table: str
     penv: ProcessEnv
     api_env: dict[str, str]
     front: ApiStats
@@ -248,6 +249,21 @@ def process_env(em: Emulators, ledger_path: Path, k: Scale) -> ProcessEnv:
     return ProcessEnv(base=base, scale=k)
 
 
+DEFAULT_CATALOG = ROOT / "sandbox" / "catalogs" / "flash-sale.json"  # a small sale with one scarce SKU
+
+
+def load_catalog(ddb: Any, table: str, path: Path, *, shards: int) -> None:
+    """The sale's products and stock, loaded by the loader `make catalog` runs (orders.catalog)."""
+    from orders.adapters.catalog import load
+    from orders.domain.catalog import CatalogFileError, parse_catalog
+
+    try:
+        rows = parse_catalog(path.read_bytes(), shards=shards)
+    except (OSError, CatalogFileError) as exc:
+        raise SandboxError(f"--catalog {path}: {exc}") from None
+    load(ddb, table, rows)
+
+
 def start_pipeline(
     *,
     context: dict[str, str],
@@ -259,8 +275,10 @@ def start_pipeline(
     port: int = 0,
     api_warm: int | None = None,
     api_start: bool = True,
+    catalog: Path | None = DEFAULT_CATALOG,
 ) -> Pipeline:
-    """Emulators, the real `cdk deploy` of ``context``, the data-plane mirror and the API process."""
+    """Emulators, the real `cdk deploy` of ``context``, the data-plane mirror, the sale's ``catalog``
+    (loaded as `make catalog` does, before any order) and the API process."""
     em = start_emulators(workdir, stack, port)
     progress(f"emulator up on {em.endpoint}; deploying with the CDK CLI ...")
     config = resolve(context)  # what synth will validate and deploy, read the same way
@@ -269,6 +287,9 @@ def start_pipeline(
     progress(f"deployed {', '.join(deployment.outputs)} in {time.monotonic() - t_deploy:.0f} s")
     clients = connect(em, stack)
     mirror_tables(clients["dynamodb_control"], clients["dynamodb"])
+    catalog_table = deployment.data(outputs.CATALOG_TABLE_NAME)
+    if catalog is not None:
+        load_catalog(clients["dynamodb"], catalog_table, catalog, shards=config.stock_shards)
     ledger_path = workdir / "payment-ledger.sqlite"
     penv = process_env(em, ledger_path, k)
     api_env = function_environment(clients["lambda"], deployment, outputs.API_FUNCTION_NAME) or {}
@@ -289,6 +310,7 @@ def start_pipeline(
         queue_arn=queue_arn["Attributes"]["QueueArn"],
         dlq_url=deployment.data(outputs.ORDERS_DLQ_URL),
         orders_table=deployment.data(outputs.ORDERS_TABLE_NAME),
+        catalog_table=catalog_table,
         penv=penv,
         api_env=api_env,
         front=ApiStats(f"http://127.0.0.1:{api.port if api else 0}"),

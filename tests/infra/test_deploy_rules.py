@@ -211,6 +211,7 @@ def _bare_pipeline_data(stack: cdk.Stack):
         dlq=sqs.Queue(stack, "D"),
         orders_table=table,
         idempotency_table=table,
+        catalog_table=table,
     )
 
 

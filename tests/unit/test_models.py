@@ -6,11 +6,22 @@ from orders.domain.errors import InvalidTransitionError, ValidationError
 from orders.domain.models import OrderStatus, check_transition, parse_order_request
 
 
-def test_valid_order_is_parsed_with_exact_total(valid_order):
-    request = parse_order_request(valid_order)
-    assert request.customer_id == "cust-42"
-    assert request.total == Decimal("47.48")
-    assert request.payment_token == "tok_visa"
+def test_valid_order_is_parsed_with_displayed_prices_as_decimal(valid_order):
+    cart = parse_order_request(valid_order)
+    assert cart.customer_id == "cust-42" and cart.currency == "USD"
+    assert [(line.sku, line.qty, line.price) for line in cart.lines] == [
+        ("SKU-RED-TEE", 2, Decimal("19.99")),
+        ("SKU-CAP", 1, Decimal("7.50")),
+    ]
+    assert cart.payment_token == "tok_visa"
+
+
+def test_price_and_currency_are_optional_the_catalog_prices_the_order(valid_order):
+    del valid_order["currency"]
+    for item in valid_order["items"]:
+        del item["price"]
+    cart = parse_order_request(valid_order)
+    assert cart.currency is None and all(line.price is None for line in cart.lines)
 
 
 @pytest.mark.parametrize(
@@ -30,7 +41,9 @@ def test_valid_order_is_parsed_with_exact_total(valid_order):
         (lambda o: o["items"][0].update(price="NaN"), "items[0].price"),
         (lambda o: o["items"][0].update(colour="red"), "items[0].colour"),
         (lambda o: o.update(currency="XXX"), "currency"),
-        (lambda o: o.pop("currency"), "currency"),
+        (lambda o: o["items"].append({"sku": "SKU-CAP", "qty": 1}), "items[2].sku"),  # one line per SKU
+        (lambda o: o["items"][0].update(qty=101), "items[0].qty"),
+        (lambda o: o["items"][0].update(price=19.99), "items[0].price"),  # a float: never read as money
         (lambda o: o.update(coupon="FREE"), "coupon"),
         (lambda o: o.update(payment_token=5), "payment_token"),
     ],

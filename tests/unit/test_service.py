@@ -9,7 +9,8 @@ from orders.adapters.memory import InMemoryOrderRepository, InMemoryPublisher, i
 from orders.adapters.payment import FixedBudget, IdempotentPayments, SimulatedPaymentProcessor
 from orders.domain.errors import MalformedEventError, OrderNotFoundError, PublishError, TransientPaymentError
 from orders.domain.events import EventType, OrderEvent
-from orders.domain.models import OrderStatus, parse_order_request
+from orders.domain.models import OrderStatus
+from tests.helpers import priced, sample_catalog
 from orders.domain.payment import PaymentRequest
 from orders.domain.service import OrderService, Outcome, Overloaded
 from orders.entrypoints.records import process_message
@@ -29,18 +30,20 @@ def make_service(*, failure_rate=0.0, publisher=None, depth=None, limit=0, clock
     processor = SimulatedPaymentProcessor(slots=5, latency_ms=0, failure_rate=failure_rate, clock=clock)
     payments = IdempotentPayments(processor, in_memory_persistence(), ttl_s=3600)
     payments.register_lambda_context(FixedBudget(60_000))
+    catalog = sample_catalog()
     svc = OrderService(
-        repository=InMemoryOrderRepository(),
+        repository=InMemoryOrderRepository(catalog),
         publisher=publisher or InMemoryPublisher(),
         payments=payments,
         depth_probe=depth,
         max_queue_depth=limit,
+        catalog=catalog,
     )
     return svc, processor
 
 
 def placed_event(svc, valid_order, **overrides):
-    order = svc.accept(parse_order_request({**valid_order, **overrides}))
+    order = svc.accept(priced(svc, {**valid_order, **overrides}))
     return order, svc.publisher.events[-1]
 
 
@@ -62,7 +65,7 @@ def test_failed_publish_tombstones_the_order_and_no_worker_charges_it(valid_orde
     svc, processor = make_service(publisher=SentThenFailed())
     # WHEN an order is accepted THEN the client gets the error (5xx) ...
     with pytest.raises(PublishError):
-        svc.accept(parse_order_request(valid_order))
+        svc.accept(priced(svc, valid_order))
     [order] = svc.repository.all()
     assert order.status is OrderStatus.REJECTED
     # ... AND the event that did get out is never charged, however often it is delivered
@@ -86,7 +89,7 @@ def test_ambiguous_publish_whose_event_a_worker_already_took_is_accepted(valid_o
     svc, processor = make_service(publisher=DeliveredThenFailed())
     holder["svc"] = svc
     # WHEN it is accepted THEN the tombstone's condition fails and the client is told 202 (no error)
-    order = svc.accept(parse_order_request(valid_order))
+    order = svc.accept(priced(svc, valid_order))
     # AND the order is terminal, charged once
     assert svc.get(order.order_id).status is OrderStatus.PAID
     assert processor.charges == 1
@@ -127,10 +130,10 @@ def test_redelivery_after_every_dedupe_record_expired_does_not_charge_again(vali
     order, event = placed_event(svc, valid_order)
     real_transition = svc.repository.transition
 
-    def crash_on_terminal_write(order_id, *, expected, target, at, attrs):
+    def crash_on_terminal_write(order_id, *, target, **kwargs):
         if target in (OrderStatus.PAID, OrderStatus.PAYMENT_FAILED):
             raise ConnectionError("worker killed")
-        return real_transition(order_id, expected=expected, target=target, at=at, attrs=attrs)
+        return real_transition(order_id, target=target, **kwargs)
 
     svc.repository.transition = crash_on_terminal_write
     with pytest.raises(ConnectionError):
@@ -172,7 +175,10 @@ def test_concurrent_duplicates_charge_once(valid_order):
     processor = SimulatedPaymentProcessor(slots=5, latency_ms=50)
     payments = IdempotentPayments(processor, in_memory_persistence(), ttl_s=3600)
     payments.register_lambda_context(FixedBudget(60_000))
-    svc = OrderService(repository=InMemoryOrderRepository(), publisher=InMemoryPublisher(), payments=payments)
+    catalog = sample_catalog()
+    svc = OrderService(
+        repository=InMemoryOrderRepository(catalog), publisher=InMemoryPublisher(), payments=payments, catalog=catalog
+    )
     _order, event = placed_event(svc, valid_order)
     results: list[object] = []
 
@@ -214,10 +220,10 @@ def test_transient_failure_propagates_and_a_retry_can_pay(valid_order):
 def test_sync_path_hands_an_unknown_outcome_to_the_workers_and_never_records_it_failed(valid_order):
     # GIVEN the processor fails every charge
     svc, processor = make_service()
-    assert svc.place_and_pay(parse_order_request(valid_order)).status is OrderStatus.PAID
+    assert svc.place_and_pay(priced(svc, valid_order)).status is OrderStatus.PAID
     processor.failure_rate = 1.0
     # WHEN a sync checkout meets it
-    pending = svc.place_and_pay(parse_order_request(valid_order))
+    pending = svc.place_and_pay(priced(svc, valid_order))
     # THEN the order is PAYING (not failed: the charge may have happened) and handed to the workers
     assert pending.status is OrderStatus.PAYING
     handoff = svc.publisher.events[-1]
@@ -232,7 +238,7 @@ def test_sync_path_adopts_a_charge_whose_response_was_lost(valid_order):
     # GIVEN a processor that charges, then loses the answer
     svc, processor = make_service()
     processor.failure_rate, processor.lost_response_share = 1.0, 1.0
-    pending = svc.place_and_pay(parse_order_request(valid_order))
+    pending = svc.place_and_pay(priced(svc, valid_order))
     assert pending.status is OrderStatus.PAYING and summarize(processor.ledger.entries()).charges == 1
     # WHEN the worker takes the hand-off while the processor still loses every answer
     assert svc.process_placed(svc.publisher.events[-1]) is Outcome.PAID
@@ -251,7 +257,7 @@ def test_sync_path_error_after_the_charge_is_not_a_failure(valid_order):
         return real(order_id, expected=expected, target=target, **kw)
 
     svc.repository.transition = failing
-    pending = svc.place_and_pay(parse_order_request(valid_order))
+    pending = svc.place_and_pay(priced(svc, valid_order))
     # THEN the answer is the order as it stands, handed off; the worker adopts the charge
     assert pending.status is OrderStatus.PAYING
     svc.repository.transition = real
@@ -268,7 +274,7 @@ def test_accept_whose_tombstone_fails_is_answered_as_accepted(valid_order):
 
     svc.repository.transition = failing
     # THEN accept returns the order (a 202: a worker may have it), never a PublishError (a 5xx)
-    order = svc.accept(parse_order_request(valid_order), checkout_key="k-1")
+    order = svc.accept(priced(svc, valid_order), checkout_key="k-1")
     assert order.status is OrderStatus.PLACED and svc.get(order.order_id).checkout_key == "k-1"
 
 
@@ -276,10 +282,10 @@ def test_backpressure_rejects_above_limit_only(valid_order):
     depth = FixedDepth(101)
     svc, _ = make_service(depth=depth, limit=100)
     with pytest.raises(Overloaded):
-        svc.accept(parse_order_request(valid_order))
+        svc.accept(priced(svc, valid_order))
     assert svc.repository.all() == [] and svc.publisher.events == []
     depth.value = 100
-    svc.accept(parse_order_request(valid_order))
+    svc.accept(priced(svc, valid_order))
 
 
 def test_unknown_order_is_not_found():
@@ -345,11 +351,11 @@ def test_every_published_event_follows_the_documented_contract(valid_order):
 def test_the_reconciler_resolves_each_kind_of_stuck_order_once_and_leaves_fresh_ones(valid_order):
     # GIVEN orders left behind: PLACED whose event was lost, PAYING charged (answer lost), PAYING not charged
     svc, processor = make_service()
-    lost_event = svc.accept(parse_order_request(valid_order))
+    lost_event = svc.accept(priced(svc, valid_order))
     processor.failure_rate, processor.lost_response_share = 1.0, 1.0
-    charged = svc.place_and_pay(parse_order_request(valid_order))
+    charged = svc.place_and_pay(priced(svc, valid_order))
     processor.lost_response_share = 0.0
-    not_charged = svc.place_and_pay(parse_order_request(valid_order))
+    not_charged = svc.place_and_pay(priced(svc, valid_order))
     processor.failure_rate = 0.0
     svc.publisher.events.clear()
     # WHEN the reconciler runs with a bound that excludes nothing yet: THEN nothing is touched

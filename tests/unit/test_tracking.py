@@ -11,7 +11,8 @@ import pytest
 from orders.adapters.connections import InMemoryConnectionStore
 from orders.domain.errors import FutureSequenceError
 from orders.domain.events import EventType
-from orders.domain.models import OrderStatus, parse_order_request
+from orders.domain.models import OrderStatus
+from tests.helpers import priced
 from orders.domain.tracking import MAX_MESSAGE_BYTES, TrackingService
 from tests.unit.test_service import make_service
 
@@ -49,7 +50,7 @@ def track(order_id: str, after: int = 0) -> str:
 
 def test_every_transition_is_logged_once_in_order_with_a_sequence(valid_order: dict[str, Any]) -> None:
     svc, _ = make_service()
-    order = svc.accept(parse_order_request(valid_order))
+    order = svc.accept(priced(svc, valid_order))
     placed = svc.publisher.events[-1]
     svc.process_placed(placed)
     svc.process_placed(placed)  # a redelivery: already terminal, writes nothing
@@ -77,7 +78,7 @@ def test_a_client_reconnecting_after_missing_three_transitions_gets_exactly_thos
     valid_order: dict[str, Any],
 ) -> None:
     svc, tracking, sockets, _ = setup(valid_order)
-    order = svc.accept(parse_order_request(valid_order))
+    order = svc.accept(priced(svc, valid_order))
     # GIVEN a client that saw nothing yet and was offline while the order was placed, started and paid
     svc.process_placed(svc.publisher.events[-1])
     # WHEN it reconnects and tracks from sequence 0
@@ -90,7 +91,7 @@ def test_a_client_reconnecting_after_missing_three_transitions_gets_exactly_thos
 
 def test_catch_up_then_live_events_reach_the_tracking_connection(valid_order: dict[str, Any]) -> None:
     svc, tracking, sockets, _ = setup(valid_order)
-    order = svc.accept(parse_order_request(valid_order))
+    order = svc.accept(priced(svc, valid_order))
     tracking.connect("c-1")
     tracking.track("c-1", track(order.order_id, 0))
     assert sockets.events("c-1") == [(1, "PLACED")]
@@ -102,7 +103,7 @@ def test_catch_up_then_live_events_reach_the_tracking_connection(valid_order: di
 
 def test_a_gone_connection_is_forgotten_not_retried(valid_order: dict[str, Any]) -> None:
     svc, tracking, sockets, store = setup(valid_order)
-    order = svc.accept(parse_order_request(valid_order))
+    order = svc.accept(priced(svc, valid_order))
     for cid in ("alive", "gone"):
         tracking.connect(cid)
         tracking.track(cid, track(order.order_id, 1))
@@ -139,14 +140,14 @@ def test_bad_track_messages_get_an_error_frame_and_change_nothing(
     assert sockets.last("c-1")["type"] == "error" and sockets.last("c-1")["error"] == error
     assert store.connections == {"c-1": set()}
     # the connection stays usable
-    order = svc.accept(parse_order_request(valid_order))
+    order = svc.accept(priced(svc, valid_order))
     tracking.track("c-1", track(order.order_id))
     assert sockets.events("c-1") == [(1, "PLACED")]
 
 
 def test_a_sequence_from_the_future_is_refused_with_the_last_one(valid_order: dict[str, Any]) -> None:
     svc, tracking, sockets, store = setup(valid_order)
-    order = svc.accept(parse_order_request(valid_order))
+    order = svc.accept(priced(svc, valid_order))
     tracking.connect("c-1")
     tracking.track("c-1", track(order.order_id, 7))
     assert sockets.last("c-1") == {

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import random
+import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
-from orders.domain.errors import OrderError
+from orders.adapters.catalog import release_update, reserve_update
+from orders.domain.catalog import Reservation
+from orders.domain.errors import ContendedError, OrderError, StockShortError
 from orders.domain.models import Order, OrderStatus, log_entry, order_from_dict
 
 
@@ -66,6 +70,8 @@ def _item(order: Order) -> dict[str, Any]:
         data[PENDING_KEY] = key
     data.pop("seq")  # the log's length is the sequence: one source of truth
     data["payment_token"] = order.payment_token
+    if order.reservations:
+        data["reservations"] = [r.to_dict() for r in order.reservations]
     data["log"] = [e.stored() for e in order.log]
     return {k: _to_av(v) for k, v in data.items()}
 
@@ -74,33 +80,73 @@ def _order(item: dict[str, Any]) -> Order:
     return order_from_dict({k: _from_av(v) for k, v in item.items()})
 
 
+CONFLICT_TRIES = 5  # a release meeting a concurrent reservation on its shard, retried inline
+
+
+def _codes(exc: Any) -> list[str]:
+    return [str(r.get("Code") or "None") for r in exc.response.get("CancellationReasons") or []]
+
+
 class DynamoOrderRepository:
-    def __init__(self, table_name: str, client_factory: Callable[[], Any]) -> None:
+    """``catalog_table``: where stock shards live; an order holding reservations is written in one
+    transaction with them (TransactWriteItems: the order's conditional put beside each shard's conditional
+    decrement), so no interleaving of checkouts sells more than a shard holds."""
+
+    def __init__(self, table_name: str, client_factory: Callable[[], Any], *, catalog_table: str = "") -> None:
         self._table = table_name
         self._client_factory = client_factory
+        self._catalog = catalog_table
 
     @property
     def _client(self) -> Any:
         return self._client_factory()
 
     def create(self, order: Order) -> None:
+        put = {
+            "TableName": self._table,
+            "Item": _item(order),
+            "ConditionExpression": "attribute_not_exists(order_id)",
+        }
+        client = self._client
         try:
-            self._client.put_item(
-                TableName=self._table,
-                Item=_item(order),
-                ConditionExpression="attribute_not_exists(order_id)",
-            )
-        except self._client.exceptions.ConditionalCheckFailedException:
-            # The client's bounded timeouts retry a write whose first attempt may have landed: the order
-            # already stored, as this one was written, is that attempt, not a duplicate.
-            stored = self.get(order.order_id)
-            if stored is not None and (stored.created_at, stored.customer_id, stored.log[:1]) == (
-                order.created_at,
-                order.customer_id,
-                order.log[:1],
-            ):
+            if not order.reservations:
+                client.put_item(**put)
                 return
-            raise DuplicateOrderError(order.order_id) from None
+            if not self._catalog:
+                raise RuntimeError("an order with reservations needs the catalog table (CATALOG_TABLE_NAME)")
+            client.transact_write_items(
+                # The SDK fills ClientRequestToken (an idempotency token in the API model) once per call and
+                # resends it on its retries: a retried attempt that had landed changes nothing the second time.
+                TransactItems=[{"Put": put}, *(reserve_update(self._catalog, r) for r in order.reservations)],
+            )
+        except client.exceptions.ConditionalCheckFailedException:
+            self._same_write_or_duplicate(order)
+        except client.exceptions.TransactionCanceledException as exc:
+            codes = _codes(exc)
+            if codes[:1] == ["ConditionalCheckFailed"]:
+                self._same_write_or_duplicate(order)
+                return
+            for r, code in zip(order.reservations, codes[1:], strict=False):
+                if code == "ConditionalCheckFailed":
+                    raise StockShortError(r.sku, r.shard) from None
+            if "TransactionConflict" in codes:
+                raise ContendedError(f"order {order.order_id}: a concurrent write on its stock") from None
+            raise
+        except client.exceptions.TransactionInProgressException:
+            raise ContendedError(f"order {order.order_id}: its write is still in progress") from None
+
+    def _same_write_or_duplicate(self, order: Order) -> None:
+        # The client's bounded timeouts retry a write whose first attempt may have landed: the order
+        # already stored, as this one was written, is that attempt (its stock taken once), not a duplicate.
+        stored = self.get(order.order_id)
+        if stored is not None and (stored.created_at, stored.customer_id, stored.log[:1], stored.reservations) == (
+            order.created_at,
+            order.customer_id,
+            order.log[:1],
+            order.reservations,
+        ):
+            return
+        raise DuplicateOrderError(order.order_id) from None
 
     def get(self, order_id: str) -> Order | None:
         resp = self._client.get_item(TableName=self._table, Key={"order_id": {"S": order_id}}, ConsistentRead=True)
@@ -108,10 +154,18 @@ class DynamoOrderRepository:
         return _order(item) if item else None
 
     def transition(
-        self, order_id: str, *, expected: OrderStatus, target: OrderStatus, at: str, attrs: dict[str, Any]
+        self,
+        order_id: str,
+        *,
+        expected: OrderStatus,
+        target: OrderStatus,
+        at: str,
+        attrs: dict[str, Any],
+        release: Sequence[Reservation] = (),
     ) -> Order | None:
         # The log entry is appended by the same conditional write that moves the state: a redelivery that
-        # finds the order moved on writes nothing, so the log has each transition once and no gaps.
+        # finds the order moved on writes nothing, so the log has each transition once and no gaps, and
+        # stock given back with it is given back once.
         entry = log_entry(0, target, at, attrs).stored()
         names = {"#s": "status", "#u": "updated_at", "#log": "log"}
         values = {
@@ -135,19 +189,43 @@ class DynamoOrderRepository:
         else:
             values[":p"] = {"S": pending}
             update = "SET " + ", ".join([*sets, "#p = :p"])
+        request = {
+            "TableName": self._table,
+            "Key": {"order_id": {"S": order_id}},
+            "UpdateExpression": update,
+            "ConditionExpression": "#s = :expected",
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+        if release:
+            return self._transition_releasing(order_id, request, release, target)
+        client = self._client
         try:
-            resp = self._client.update_item(
-                TableName=self._table,
-                Key={"order_id": {"S": order_id}},
-                UpdateExpression=update,
-                ConditionExpression="#s = :expected",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
-            )
-        except self._client.exceptions.ConditionalCheckFailedException:
+            resp = client.update_item(**request, ReturnValues="ALL_NEW")
+        except client.exceptions.ConditionalCheckFailedException:
             return None
         return _order(resp["Attributes"])
+
+    def _transition_releasing(
+        self, order_id: str, request: dict[str, Any], release: Sequence[Reservation], target: OrderStatus
+    ) -> Order | None:
+        client = self._client
+        items = [{"Update": request}, *(release_update(self._catalog, r) for r in release)]
+        for attempt in range(1, CONFLICT_TRIES + 1):
+            try:
+                client.transact_write_items(TransactItems=items)
+                return self.get(order_id)
+            except client.exceptions.TransactionCanceledException as exc:
+                codes = _codes(exc)
+                if codes[:1] == ["ConditionalCheckFailed"]:
+                    return None
+                if "TransactionConflict" not in codes or attempt == CONFLICT_TRIES:
+                    raise
+            except client.exceptions.TransactionInProgressException:
+                if attempt == CONFLICT_TRIES:
+                    raise
+            time.sleep(random.uniform(0, 0.02 * attempt))
+        return None  # unreachable: the last attempt raises
 
     def stuck(self, status: OrderStatus, updated_before: str, limit: int) -> list[Order]:
         out: list[Order] = []

@@ -3,30 +3,83 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from orders.adapters.dynamodb import DuplicateOrderError
-from orders.domain.errors import PublishError
+from orders.domain.catalog import CatalogRow, Product, Reservation, shard_stock
+from orders.domain.errors import PublishError, StockShortError
 from orders.domain.events import OrderEvent
 from orders.domain.models import Order, OrderStatus, log_entry
 
 
+class InMemoryCatalog:
+    """Products and stock shards with the counters of the DynamoDB layout (adapters/catalog.py)."""
+
+    def __init__(self, rows: Iterable[CatalogRow] = ()) -> None:
+        self._products: dict[str, Product] = {}
+        self.shards: dict[tuple[str, int], dict[str, int]] = {}
+        self.lock = threading.Lock()
+        for row in rows:
+            self._products[row.product.sku] = row.product
+            for n, stock in enumerate(shard_stock(row.stock, row.product.shards)):
+                self.shards[(row.product.sku, n)] = {"initial": stock, "sold": 0, "released": 0, "left": stock}
+
+    def products(self, skus: Iterable[str]) -> dict[str, Product]:
+        return {s: self._products[s] for s in skus if s in self._products}
+
+    def listing(self) -> list[dict[str, Any]]:
+        return [
+            {**p.to_dict(), "left": sum(c["left"] for (s, _), c in self.shards.items() if s == sku)}
+            for sku, p in sorted(self._products.items())
+        ]
+
+    def reserve(self, held: Sequence[Reservation]) -> None:
+        """Take every reservation or none (the caller holds ``lock``)."""
+        for r in held:
+            if self.shards.get((r.sku, r.shard), {"left": -1})["left"] < r.qty:
+                raise StockShortError(r.sku, r.shard)
+        for r in held:
+            shard = self.shards[(r.sku, r.shard)]
+            shard["left"] -= r.qty
+            shard["sold"] += r.qty
+
+    def release(self, held: Sequence[Reservation]) -> None:
+        for r in held:
+            shard = self.shards.setdefault((r.sku, r.shard), {"initial": 0, "sold": 0, "released": 0, "left": 0})
+            shard["left"] += r.qty
+            shard["released"] += r.qty
+
+
 class InMemoryOrderRepository:
-    def __init__(self) -> None:
+    def __init__(self, catalog: InMemoryCatalog | None = None) -> None:
         self._orders: dict[str, Order] = {}
         self._lock = threading.Lock()
+        self.catalog = catalog
 
     def create(self, order: Order) -> None:
         with self._lock:
             if order.order_id in self._orders:
                 raise DuplicateOrderError(order.order_id)
+            if order.reservations:
+                if self.catalog is None:
+                    raise RuntimeError("an order with reservations needs a catalog")
+                with self.catalog.lock:
+                    self.catalog.reserve(order.reservations)
             self._orders[order.order_id] = order
 
     def get(self, order_id: str) -> Order | None:
         return self._orders.get(order_id)
 
     def transition(
-        self, order_id: str, *, expected: OrderStatus, target: OrderStatus, at: str, attrs: dict[str, Any]
+        self,
+        order_id: str,
+        *,
+        expected: OrderStatus,
+        target: OrderStatus,
+        at: str,
+        attrs: dict[str, Any],
+        release: Sequence[Reservation] = (),
     ) -> Order | None:
         from dataclasses import replace
 
@@ -34,6 +87,9 @@ class InMemoryOrderRepository:
             order = self._orders.get(order_id)
             if order is None or order.status is not expected:
                 return None
+            if release and self.catalog is not None:
+                with self.catalog.lock:
+                    self.catalog.release(release)
             known = {k: v for k, v in attrs.items() if k in ("payment_id", "failure_reason", "payment_key")}
             entry = log_entry(order.seq + 1, target, at, attrs)
             updated = replace(order, status=target, updated_at=at, log=(*order.log, entry), **known)

@@ -47,3 +47,40 @@ class TransientPaymentError(OrderError):
 
 class MalformedEventError(OrderError):
     """A message carries no usable order event; retrying it cannot help."""
+
+
+class UnknownSkuError(ValidationError):
+    """The cart names a SKU the catalog does not sell."""
+
+    def __init__(self, sku: str, field: str) -> None:
+        super().__init__(field, f"{sku} is not in the catalog")
+        self.sku = sku
+
+
+class PriceChangedError(OrderError):
+    """The price the client displayed is not the catalog's: nothing was written; the current price is told."""
+
+    def __init__(self, sku: str, price: object, currency: str) -> None:
+        super().__init__(f"{sku} now costs {price} {currency}")
+        self.sku, self.price, self.currency = sku, price, currency
+
+
+class SoldOutError(OrderError):
+    """Not enough stock of ``sku`` is left for the quantity asked: nothing was written or reserved."""
+
+    def __init__(self, sku: str) -> None:
+        super().__init__(f"{sku} is sold out")
+        self.sku = sku
+
+
+class StockShortError(OrderError):
+    """One stock shard of ``sku`` holds less than the quantity (a repository tells the service, which falls
+    over to another shard)."""
+
+    def __init__(self, sku: str, shard: int) -> None:
+        super().__init__(f"shard {shard} of {sku} is short")
+        self.sku, self.shard = sku, shard
+
+
+class ContendedError(OrderError):
+    """The write met a concurrent one on the same items (a DynamoDB transaction conflict): retry it."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -9,11 +10,12 @@ from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from typing import Any
 
+from orders.domain.catalog import MINOR_UNITS, Reservation
 from orders.domain.errors import InvalidTransitionError, PayloadTooLargeError, ValidationError
 
-CURRENCIES = frozenset({"USD", "EUR", "GBP", "INR", "JPY", "AUD", "CAD"})
+CURRENCIES = frozenset(MINOR_UNITS)
 MAX_ITEMS = 50
-MAX_QTY = 1000
+MAX_QTY = 100  # per line: a flash sale's basket, not a wholesale order
 DEFAULT_PAYMENT_TOKEN = "tok_visa"
 
 
@@ -63,19 +65,39 @@ class OrderItem:
 
 
 @dataclass(frozen=True, slots=True)
+class CartLine:
+    """A line as the client sent it: ``price`` is what it displayed (optional), never what is charged."""
+
+    sku: str
+    qty: int
+    price: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Cart:
+    """A validated checkout request, not yet priced: the catalog prices it (OrderService.price)."""
+
+    customer_id: str
+    lines: tuple[CartLine, ...]
+    currency: str | None = None
+    payment_token: str = DEFAULT_PAYMENT_TOKEN
+
+
+@dataclass(frozen=True, slots=True)
 class OrderRequest:
-    """A validated order as the customer placed it (before it has an id)."""
+    """An order priced by the server (before it has an id). ``shards``: per SKU, how many stock shards
+    hold it; a SKU listed there is reserved when the order is created."""
 
     customer_id: str
     items: tuple[OrderItem, ...]
     currency: str
     payment_token: str = DEFAULT_PAYMENT_TOKEN
+    shards: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def total(self) -> Decimal:
-        return sum((i.price * i.qty for i in self.items), Decimal("0")).quantize(
-            Decimal("0.01"), rounding=ROUND_HALF_UP
-        )
+        places = Decimal(1).scaleb(-MINOR_UNITS.get(self.currency, 2))
+        return sum((i.price * i.qty for i in self.items), Decimal("0")).quantize(places, rounding=ROUND_HALF_UP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +164,7 @@ class Order:
     failure_reason: str | None = None
     payment_key: str | None = None  # the processor idempotency key of the attempt, from PAYING on
     checkout_key: str | None = None  # the client's Idempotency-Key of the checkout that created the order
+    reservations: tuple[Reservation, ...] = ()  # the stock it holds, per shard (given back if it fails)
     extra: Mapping[str, Any] = field(default_factory=dict)
     log: tuple[LogEntry, ...] = ()  # every transition, in order, written with it (conditionally)
 
@@ -182,10 +205,11 @@ _ID_MESSAGE = "must be 1-64 characters of letters, digits and _.:@-"
 
 
 def _price(value: Any) -> Decimal:
-    """A price as the customer sent it: a JSON number or string of ASCII digits, at most 2 decimals."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+    """A displayed price as the customer sent it: a JSON number (parsed as Decimal, never float) or a
+    string of ASCII digits, at most 2 decimals. ``1e2`` and ``19.999999999999999`` are refused, not read."""
+    if isinstance(value, bool) or not isinstance(value, (int, Decimal, str)):
         raise ValueError("must be a number")
-    text = repr(value) if isinstance(value, float) else str(value)
+    text = str(value)
     if not _PRICE_RE.fullmatch(text):
         raise ValueError("must be a non-negative amount of up to 8 digits with at most 2 decimals")
     return Decimal(text)
@@ -212,7 +236,7 @@ def _validator() -> Any:
             {
                 "sku": field(ident()),
                 "qty": field(core_schema.int_schema(ge=1, le=MAX_QTY, strict=True)),
-                "price": field(core_schema.no_info_plain_validator_function(_price)),
+                "price": field(core_schema.no_info_plain_validator_function(_price), required=False),
             },
             extra_behavior="forbid",
         )
@@ -220,7 +244,7 @@ def _validator() -> Any:
             {
                 "customer_id": field(ident()),
                 "items": field(core_schema.list_schema(item, min_length=1, max_length=MAX_ITEMS)),
-                "currency": field(core_schema.literal_schema(sorted(CURRENCIES))),
+                "currency": field(core_schema.literal_schema(sorted(CURRENCIES)), required=False),
                 "payment_token": field(
                     core_schema.with_default_schema(ident(), default=DEFAULT_PAYMENT_TOKEN), required=False
                 ),
@@ -259,20 +283,25 @@ def _message(error: dict[str, Any]) -> str:
     return msg.removeprefix("Value error, ")
 
 
-def _to_request(data: dict[str, Any]) -> OrderRequest:
-    return OrderRequest(
+def _to_cart(data: dict[str, Any]) -> Cart:
+    seen: set[str] = set()
+    for n, item in enumerate(data["items"]):
+        if item["sku"] in seen:
+            raise ValidationError(f"items[{n}].sku", "appears twice in the order: send one line per SKU")
+        seen.add(item["sku"])
+    return Cart(
         customer_id=data["customer_id"],
-        items=tuple(OrderItem(sku=i["sku"], qty=i["qty"], price=i["price"]) for i in data["items"]),
-        currency=data["currency"],
+        lines=tuple(CartLine(sku=i["sku"], qty=i["qty"], price=i.get("price")) for i in data["items"]),
+        currency=data.get("currency"),
         payment_token=data.get("payment_token", DEFAULT_PAYMENT_TOKEN),
     )
 
 
-def _validated(parse: Any) -> OrderRequest:
+def _validated(parse: Any) -> Cart:
     from pydantic_core import ValidationError as PydanticError
 
     try:
-        return _to_request(parse())
+        return _to_cart(parse())
     except PydanticError as exc:
         first = exc.errors(include_url=False)[0]
         loc = tuple(first.get("loc", ()))
@@ -283,16 +312,32 @@ def _validated(parse: Any) -> OrderRequest:
         raise ValidationError("body", "is nested too deeply") from None
 
 
-def parse_order_request(data: Any) -> OrderRequest:
+def parse_order_request(data: Any) -> Cart:
     """Validate a customer's order payload (already decoded); the first problem found is raised."""
     return _validated(lambda: _validator().validate_python(data))
 
 
-def parse_order_json(raw: str | bytes) -> OrderRequest:
-    """Validate a request body as sent: size bound, JSON parsed by pydantic (depth-bounded), strict types."""
+def decode_json(raw: str | bytes) -> Any:
+    """A request body as JSON, numbers with a fraction or exponent as Decimal (never float); NaN and
+    Infinity refused. Depth is bounded by the interpreter (RecursionError: refused by the caller)."""
+
+    def constant(name: str) -> Any:
+        raise ValueError(f"{name} is not a JSON value")
+
+    try:
+        return json.loads(raw, parse_float=Decimal, parse_constant=constant)
+    except RecursionError:
+        raise ValidationError("body", "is nested too deeply") from None
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ValidationError("body", "is not valid JSON") from None
+
+
+def parse_order_json(raw: str | bytes) -> Cart:
+    """Validate a request body as sent: size bound, JSON with Decimal numbers, strict types."""
     if len(raw) > MAX_BODY_BYTES:
         raise PayloadTooLargeError(f"body is larger than {MAX_BODY_BYTES} bytes")
-    return _validated(lambda: _validator().validate_json(raw))
+    data = decode_json(raw)
+    return _validated(lambda: _validator().validate_python(data))
 
 
 def order_from_dict(data: Mapping[str, Any]) -> Order:
@@ -313,6 +358,7 @@ def order_from_dict(data: Mapping[str, Any]) -> Order:
         failure_reason=data.get("failure_reason"),
         payment_key=data.get("payment_key"),
         checkout_key=data.get("checkout_key"),
+        reservations=tuple(Reservation.from_dict(r) for r in data.get("reservations") or ()),
         log=tuple(
             LogEntry(
                 seq=n,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
+from orders.domain.catalog import Product, Reservation
 from orders.domain.events import OrderEvent
 from orders.domain.models import Order, OrderStatus
 from orders.domain.payment import PaymentRequest, PaymentResult
@@ -11,18 +13,36 @@ from orders.domain.payment import PaymentRequest, PaymentResult
 
 class OrderRepository(Protocol):
     def create(self, order: Order) -> None:
-        """Store a new order; fails if the id already exists."""
+        """Store a new order and take its ``reservations`` from stock, in one atomic write; fails if the id
+        already exists (DuplicateOrderError), StockShortError if a shard holds less than its quantity, or
+        ContendedError if a concurrent write met it (nothing written in either case)."""
 
     def get(self, order_id: str) -> Order | None: ...
 
     def transition(
-        self, order_id: str, *, expected: OrderStatus, target: OrderStatus, at: str, attrs: dict[str, Any]
+        self,
+        order_id: str,
+        *,
+        expected: OrderStatus,
+        target: OrderStatus,
+        at: str,
+        attrs: dict[str, Any],
+        release: Sequence[Reservation] = (),
     ) -> Order | None:
-        """Conditionally move ``expected -> target``; the updated order, or None if it was not in ``expected``."""
+        """Conditionally move ``expected -> target`` and give ``release`` back to stock in the same write;
+        the updated order, or None if it was not in ``expected`` (then nothing is given back)."""
 
     def stuck(self, status: OrderStatus, updated_before: str, limit: int) -> list[Order]:
         """Orders in ``status`` (PLACED or PAYING) not updated since ``updated_before``: from an index of the
         non-terminal orders only, never a scan."""
+
+
+class Catalog(Protocol):
+    def products(self, skus: Iterable[str]) -> dict[str, Product]:
+        """The products of these SKUs that are on sale (a SKU not on sale is absent); may be cached briefly."""
+
+    def listing(self) -> list[dict[str, Any]]:
+        """Every product with its stock left, as a sale page shows it; may be cached briefly."""
 
 
 class EventPublisher(Protocol):

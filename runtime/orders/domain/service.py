@@ -3,24 +3,43 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import random
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from orders.domain.catalog import Reservation, price_cart
 from orders.domain.errors import (
+    ContendedError,
     FutureSequenceError,
     InvalidTransitionError,
     MalformedEventError,
     OrderNotFoundError,
     PublishError,
+    SoldOutError,
+    StockShortError,
     TransientPaymentError,
 )
 from orders.domain.events import EventType, OrderEvent
-from orders.domain.models import LogEntry, Order, OrderRequest, OrderStatus, check_transition, log_entry
+from orders.domain.models import (
+    Cart,
+    LogEntry,
+    Order,
+    OrderItem,
+    OrderRequest,
+    OrderStatus,
+    check_transition,
+    log_entry,
+)
 from orders.domain.payment import PaymentRequest, PaymentResult, payment_key
-from orders.domain.ports import EventPublisher, OrderRepository, PaymentGateway, QueueDepthProbe
+from orders.domain.ports import Catalog, EventPublisher, OrderRepository, PaymentGateway, QueueDepthProbe
+
+RELEASING = frozenset({OrderStatus.PAYMENT_FAILED, OrderStatus.REJECTED})  # an order that gives its stock back
+CONTENDED_TRIES = 5  # transaction conflicts on one stock item, retried before the checkout gives up (5xx)
 
 
 def utc_now() -> str:
@@ -58,6 +77,55 @@ class OrderService:
     max_queue_depth: int = 0
     clock: Callable[[], str] = utc_now
     id_factory: Callable[[], str] = new_order_id
+    catalog: Catalog | None = None
+    rng: random.Random = dataclasses.field(default_factory=random.Random)
+    sleep: Callable[[float], None] = time.sleep
+
+    # -- price ----------------------------------------------------------------
+    def price(self, cart: Cart) -> OrderRequest:
+        """The order as the catalog prices it: the client's displayed prices are checked, never used.
+
+        Raises UnknownSkuError, PriceChangedError or ValidationError; nothing is written.
+        """
+        if self.catalog is None:
+            raise RuntimeError("no catalog: the service cannot price an order")
+        products = self.catalog.products([line.sku for line in cart.lines])
+        currency, _ = price_cart(cart.lines, products, cart.currency)
+        return OrderRequest(
+            customer_id=cart.customer_id,
+            items=tuple(OrderItem(sku=line.sku, qty=line.qty, price=products[line.sku].price) for line in cart.lines),
+            currency=currency,
+            payment_token=cart.payment_token,
+            shards={line.sku: products[line.sku].shards for line in cart.lines},
+        )
+
+    def _create(self, order: Order, shards: dict[str, int] | None) -> Order:
+        """Store the order with its stock reserved in the same write, or raise SoldOutError (nothing written).
+
+        Each SKU's shard is picked at random; a short shard is struck off for that SKU and another tried,
+        so "sold out" means every shard of the SKU was short for the quantity.
+        """
+        if not shards:
+            self.repository.create(order)
+            return order
+        untried = {sku: self.rng.sample(range(n), n) for sku, n in shards.items()}
+        picked = {sku: left.pop() for sku, left in untried.items()}
+        conflicts = 0
+        while True:
+            held = tuple(Reservation(i.sku, picked[i.sku], i.qty) for i in order.items if i.sku in picked)
+            candidate = dataclasses.replace(order, reservations=held)
+            try:
+                self.repository.create(candidate)
+                return candidate
+            except StockShortError as short:
+                if not untried[short.sku]:
+                    raise SoldOutError(short.sku) from None
+                picked[short.sku] = untried[short.sku].pop()
+            except ContendedError:
+                conflicts += 1
+                if conflicts >= CONTENDED_TRIES:
+                    raise
+                self.sleep(self.rng.uniform(0, 0.02 * conflicts))  # jittered: the contenders spread out
 
     # -- accept ---------------------------------------------------------------
     def _new_order(self, request: OrderRequest, checkout_key: str | None) -> Order:
@@ -84,7 +152,7 @@ class OrderService:
                 raise Overloaded(depth, self.max_queue_depth)
 
     def accept(self, request: OrderRequest, *, checkout_key: str | None = None) -> Order:
-        """Record the order as PLACED and publish order_placed.
+        """Record the order as PLACED (its stock reserved in the same write) and publish order_placed.
 
         If the publish fails, the order is tombstoned (PLACED -> REJECTED, conditional)
         and the caller gets the PublishError (5xx): a worker never charges a REJECTED
@@ -96,8 +164,7 @@ class OrderService:
         may charge it. So a 5xx answer means never charged.
         """
         self.check_capacity()
-        order = self._new_order(request, checkout_key)
-        self.repository.create(order)
+        order = self._create(self._new_order(request, checkout_key), dict(request.shards))
         try:
             self.publisher.publish(self._event(EventType.ORDER_PLACED, order))
         except PublishError:
@@ -108,6 +175,7 @@ class OrderService:
                     target=OrderStatus.REJECTED,
                     at=self.clock(),
                     attrs={"failure_reason": "not_published"},
+                    release=order.reservations,
                 )
             except Exception:  # the tombstone failed too: the outcome is unknown, so never a 5xx
                 return order
@@ -163,8 +231,7 @@ class OrderService:
         looks the charge up by key before it charges with the same key, and the answer is the order as it
         stands (PAYING: 202 with its status URL), never "failed, retry".
         """
-        order = self._new_order(request, checkout_key)
-        self.repository.create(order)
+        order = self._create(self._new_order(request, checkout_key), dict(request.shards))
         try:
             _, final = self._pay(order)
         except Exception:
@@ -212,7 +279,12 @@ class OrderService:
             if result is not None:
                 target, attrs = outcome_of(result)
                 updated = self.repository.transition(
-                    order.order_id, expected=OrderStatus.PAYING, target=target, at=self.clock(), attrs=attrs
+                    order.order_id,
+                    expected=OrderStatus.PAYING,
+                    target=target,
+                    at=self.clock(),
+                    attrs=attrs,
+                    release=_releases(order, target),
                 )
                 if updated is not None:
                     self._publish_outcome(updated)
@@ -265,7 +337,12 @@ class OrderService:
         target, attrs = outcome_of(result)
         check_transition(order.status, target)
         updated = self.repository.transition(
-            order.order_id, expected=OrderStatus.PAYING, target=target, at=self.clock(), attrs=attrs
+            order.order_id,
+            expected=OrderStatus.PAYING,
+            target=target,
+            at=self.clock(),
+            attrs=attrs,
+            release=_releases(order, target),
         )
         if updated is None:
             # Another delivery reached a terminal state first; report what actually happened.
@@ -287,6 +364,12 @@ class OrderService:
 
     def _event(self, kind: EventType, order: Order) -> OrderEvent:
         return order_event(kind, order, self.clock())
+
+
+def _releases(order: Order, target: OrderStatus) -> tuple[Reservation, ...]:
+    """The stock an order gives back by moving to ``target``: all it holds if it fails, else none. The
+    repository writes it with the (conditional) transition, so a redelivery never gives it back twice."""
+    return order.reservations if target in RELEASING else ()
 
 
 def order_event(kind: EventType, order: Order, occurred_at: str) -> OrderEvent:

@@ -12,13 +12,17 @@ from aws_lambda_powertools.metrics import MetricUnit
 from orders.adapters.checkout_keys import InvalidKeyError, KeyReusedError, RequestInProgressError, check_key
 from orders.bootstrap import container
 from orders.domain.errors import (
+    ContendedError,
     FutureSequenceError,
     OrderNotFoundError,
     PayloadTooLargeError,
+    PriceChangedError,
     PublishError,
+    SoldOutError,
+    UnknownSkuError,
     ValidationError,
 )
-from orders.domain.models import Order, OrderStatus, parse_after, parse_order_json
+from orders.domain.models import Cart, Order, OrderStatus, parse_after, parse_order_json
 from orders.domain.service import Overloaded
 
 logger = Logger(service="orders-api")
@@ -56,6 +60,38 @@ def _body() -> bytes | str:
         except (binascii.Error, ValueError):
             raise ValidationError("body", "is not valid base64") from None
     return raw
+
+
+@app.exception_handler(UnknownSkuError)
+def _unknown_sku(exc: UnknownSkuError) -> Response:
+    metrics.add_metric(name="OrdersRejected", unit=MetricUnit.Count, value=1)
+    return _json(422, {"error": "unknown_sku", "field": exc.field, "sku": exc.sku, "message": exc.message})
+
+
+@app.exception_handler(PriceChangedError)
+def _price_changed(exc: PriceChangedError) -> Response:
+    metrics.add_metric(name="OrdersRejected", unit=MetricUnit.Count, value=1)
+    return _json(
+        409,
+        {
+            "error": "price_changed",
+            "sku": exc.sku,
+            "price": str(exc.price),
+            "currency": exc.currency,
+            "message": f"{exc.sku} now costs {exc.price} {exc.currency}: confirm the new price and check out again",
+        },
+    )
+
+
+@app.exception_handler(SoldOutError)
+def _sold_out(exc: SoldOutError) -> Response:
+    metrics.add_metric(name="OrdersSoldOut", unit=MetricUnit.Count, value=1)
+    return _json(409, {"error": "sold_out", "sku": exc.sku, "message": f"{exc.sku} is sold out"})
+
+
+@app.exception_handler(ContendedError)
+def _contended(exc: ContendedError) -> Response:
+    return _json(503, {"error": "unavailable", "message": "too many checkouts at once; retry"}, {"Retry-After": "1"})
 
 
 @app.exception_handler(ValidationError)
@@ -125,16 +161,16 @@ def _checkout(route: str, work: Any) -> Response:
     c = container()
     key = check_key((app.current_event.headers or {}).get("idempotency-key"))
     raw = _body()
-    request = parse_order_json(raw)  # declared JSON, bounded in size, validated strictly (never a 5xx)
+    cart = parse_order_json(raw)  # declared JSON, bounded in size, validated strictly (never a 5xx)
     if key is None:
         if c.settings.require_idempotency_key:
             raise InvalidKeyError("is required: send one key per checkout, the same on every retry of it")
-        answer = work(request, None)
+        answer = work(cart, None)
     else:
         c.checkouts.register_lambda_context(app.lambda_context)
         body = json.loads(raw)
         answer = c.checkouts.run(
-            route=route, caller=_caller(request.customer_id), key=key, body=body, work=lambda: work(request, key)
+            route=route, caller=_caller(cart.customer_id), key=key, body=body, work=lambda: work(cart, key)
         )
     return _json(answer["status"], answer["body"], answer.get("headers"))
 
@@ -145,14 +181,16 @@ def _accepted(order: Order, status: int = 202) -> dict[str, Any]:
     return {"status": status, "body": body, "headers": {"Location": url}}
 
 
-def _accept(request: Any, key: str | None) -> dict[str, Any]:
-    order = container().service.accept(request, checkout_key=key)
+def _accept(cart: Cart, key: str | None) -> dict[str, Any]:
+    service = container().service
+    order = service.accept(service.price(cart), checkout_key=key)
     metrics.add_metric(name="OrdersAccepted", unit=MetricUnit.Count, value=1)
     return _accepted(order)
 
 
-def _place_and_pay(request: Any, key: str | None) -> dict[str, Any]:
-    order = container().service.place_and_pay(request, checkout_key=key)
+def _place_and_pay(cart: Cart, key: str | None) -> dict[str, Any]:
+    service = container().service
+    order = service.place_and_pay(service.price(cart), checkout_key=key)
     if order.status is OrderStatus.PAID:
         metrics.add_metric(name="OrdersPaidSync", unit=MetricUnit.Count, value=1)
         return {"status": 201, "body": order.to_dict()}
@@ -174,6 +212,16 @@ def place_order() -> Response:
 @app.post("/orders/sync")
 def place_order_sync() -> Response:
     return _checkout("POST /orders/sync", _place_and_pay)
+
+
+@app.get("/catalog")
+def get_catalog() -> Response:
+    """The sale page's view: every product with its price and the stock left (cached briefly: public)."""
+    c = container()
+    if c.service.catalog is None:
+        return _json(404, {"error": "not_found", "message": "no catalog is configured"})
+    cache = int(c.settings.catalog_cache_s)
+    return _json(200, {"products": c.service.catalog.listing()}, {"Cache-Control": f"public, max-age={cache}"})
 
 
 @app.get("/orders/<order_id>")
