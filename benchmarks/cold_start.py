@@ -148,9 +148,7 @@ def main(argv: list[str] | None = None) -> int:
 
         bootstrap.reset()
         service = bootstrap.container().service
-        request = parse_order_request(
-            {"customer_id": "bench", "items": [{"sku": "SKU-1", "qty": 1, "price": "9.99"}], "currency": "USD"}
-        )
+        request = service.price(parse_order_request({"customer_id": "bench", "items": [{"sku": "SKU-1", "qty": 1}]}))
         api_event = json.dumps(
             http_event(
                 "POST",

@@ -28,17 +28,31 @@ def _install(slots: int, latency_ms: int) -> Any:
     """Put an in-memory container where the handler looks for its composition root."""
     os.environ["PAYMENT_SLOTS"] = str(slots)
     from orders import bootstrap
-    from orders.adapters.memory import InMemoryOrderRepository, InMemoryPublisher, in_memory_persistence
+    from orders.adapters.checkout_keys import CheckoutRequests
+    from orders.adapters.memory import (
+        InMemoryCatalog,
+        InMemoryOrderRepository,
+        InMemoryPublisher,
+        in_memory_persistence,
+    )
     from orders.adapters.payment import IdempotentPayments, SimulatedPaymentProcessor
     from orders.domain.service import OrderService
     from orders.entrypoints import worker_lambda
     from orders.settings import Settings
+    from sandbox.emulator.local_aws import test_catalog_rows
 
     processor = SimulatedPaymentProcessor(slots=slots, latency_ms=latency_ms)
     payments = IdempotentPayments(processor, in_memory_persistence(), ttl_s=3600)
-    service = OrderService(repository=InMemoryOrderRepository(), publisher=InMemoryPublisher(), payments=payments)
+    catalog = InMemoryCatalog(test_catalog_rows())
+    service = OrderService(
+        repository=InMemoryOrderRepository(catalog), publisher=InMemoryPublisher(), payments=payments, catalog=catalog
+    )
     bootstrap._container = bootstrap.Container(
-        settings=Settings.from_env(), service=service, processor=processor, payments=payments
+        settings=Settings.from_env(),
+        service=service,
+        processor=processor,
+        payments=payments,
+        checkouts=CheckoutRequests(in_memory_persistence(), window_s=3600),
     )
     worker_lambda._pool = None
     return bootstrap._container
@@ -47,9 +61,7 @@ def _install(slots: int, latency_ms: int) -> Any:
 def _batches(service: Any, batches: int, batch_size: int) -> list[dict[str, Any]]:
     from orders.domain.models import parse_order_request
 
-    request = parse_order_request(
-        {"customer_id": "bench", "items": [{"sku": "SKU-1", "qty": 1, "price": "9.99"}], "currency": "USD"}
-    )
+    request = service.price(parse_order_request({"customer_id": "bench", "items": [{"sku": "SKU-1", "qty": 1}]}))
     for _ in range(batches * batch_size):
         service.accept(request)
     events = service.publisher.events

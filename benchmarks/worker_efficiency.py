@@ -60,15 +60,13 @@ def end_to_end(orders: int, concurrency: int, slots: int, latency_ms: int) -> di
             "LOG_LEVEL": "WARNING",
         }
         # Orders are accepted through the real service, so the queue holds real events.
-        os.environ.update({k: v for k, v in env.items() if k.startswith(("AWS_", "ORDER", "IDEMPOTENCY"))})
+        os.environ.update({k: v for k, v in env.items() if k.startswith(("AWS_", "ORDER", "IDEMPOTENCY", "CATALOG"))})
         from orders import bootstrap
         from orders.domain.models import parse_order_request
 
         bootstrap.reset()
         service = bootstrap.container().service
-        request = parse_order_request(
-            {"customer_id": "bench", "items": [{"sku": "SKU-1", "qty": 1, "price": "9.99"}], "currency": "USD"}
-        )
+        request = service.price(parse_order_request({"customer_id": "bench", "items": [{"sku": "SKU-1", "qty": 1}]}))
         ids = [service.accept(request).order_id for _ in range(orders)]
         proc = subprocess.Popen(
             [sys.executable, "-m", "orders.entrypoints.worker_ecs"],

@@ -12,9 +12,19 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 ORDER_PLACED_FILTER = json.dumps({"event_type": ["order_placed"]})
+# What the tests and benches order (its SKUs and prices); a sandbox sale loads sandbox/catalogs/.
+TEST_CATALOG = Path(__file__).resolve().parents[2] / "tests" / "events" / "catalog.json"
+
+
+def test_catalog_rows(shards: int = 1) -> list[Any]:
+    """TEST_CATALOG's rows, for in-memory services (orders.adapters.memory.InMemoryCatalog)."""
+    from orders.domain.catalog import parse_catalog
+
+    return parse_catalog(TEST_CATALOG.read_bytes(), shards=shards)
 
 
 @contextmanager
@@ -42,6 +52,7 @@ class OrderResources:
     dlq_url: str
     orders_table: str = "orders"
     idempotency_table: str = "idempotency"
+    catalog_table: str = "catalog"
 
     def environment(self) -> dict[str, str]:
         """The runtime's environment contract for these resources."""
@@ -50,14 +61,23 @@ class OrderResources:
             "ORDERS_QUEUE_URL": self.queue_url,
             "ORDERS_TABLE_NAME": self.orders_table,
             "IDEMPOTENCY_TABLE_NAME": self.idempotency_table,
+            "CATALOG_TABLE_NAME": self.catalog_table,
+            "CATALOG_CACHE_S": "0",  # tests change stock and prices between requests
         }
 
 
 def create_order_resources(
-    sqs: Any, sns: Any, ddb: Any, *, visibility_timeout_s: int = 30, max_receive_count: int = 3
+    sqs: Any,
+    sns: Any,
+    ddb: Any,
+    *,
+    visibility_timeout_s: int = 30,
+    max_receive_count: int = 3,
+    catalog: Path | None = TEST_CATALOG,
+    stock_shards: int = 1,
 ) -> OrderResources:
     """Topic, queue (+DLQ, redrive, a policy letting the topic send) subscribed to order_placed with raw
-    delivery, and both tables."""
+    delivery, the tables, and ``catalog`` loaded over ``stock_shards`` shards."""
     topic_arn = sns.create_topic(Name="order-events")["TopicArn"]
     dlq_url = sqs.create_queue(QueueName="orders-dlq")["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -113,6 +133,17 @@ def create_order_resources(
         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
+    ddb.create_table(
+        TableName=resources.catalog_table,
+        KeySchema=[{"AttributeName": "sku", "KeyType": "HASH"}, {"AttributeName": "part", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("sku", "part")],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    if catalog is not None:
+        from orders.adapters.catalog import load
+        from orders.domain.catalog import parse_catalog
+
+        load(ddb, resources.catalog_table, parse_catalog(catalog.read_bytes(), shards=stock_shards))
     return resources
 
 

@@ -12,21 +12,27 @@ from typing import Any
 
 def _in_memory_run(orders: int, concurrency: int, slots: int, latency_ms: int) -> dict[str, Any]:
     """One worker process draining ``orders`` from an in-memory queue."""
-    from orders.adapters.memory import InMemoryOrderRepository, InMemoryPublisher, InMemoryQueue, in_memory_persistence
+    from orders.adapters.memory import (
+        InMemoryCatalog,
+        InMemoryOrderRepository,
+        InMemoryPublisher,
+        InMemoryQueue,
+        in_memory_persistence,
+    )
     from orders.adapters.payment import FixedBudget, IdempotentPayments, SimulatedPaymentProcessor
     from orders.domain.models import OrderStatus, parse_order_request
     from orders.domain.service import OrderService
     from orders.entrypoints.records import process_message
     from orders.entrypoints.worker_ecs import QueueWorker
+    from sandbox.emulator.local_aws import test_catalog_rows
 
     processor = SimulatedPaymentProcessor(slots=slots, latency_ms=latency_ms)
     payments = IdempotentPayments(processor, in_memory_persistence(), ttl_s=3600)
     payments.register_lambda_context(FixedBudget(60_000))
-    repo, publisher, queue = InMemoryOrderRepository(), InMemoryPublisher(), InMemoryQueue()
-    service = OrderService(repository=repo, publisher=publisher, payments=payments)
-    request = parse_order_request(
-        {"customer_id": "bench", "items": [{"sku": "SKU-1", "qty": 1, "price": "9.99"}], "currency": "USD"}
-    )
+    catalog = InMemoryCatalog(test_catalog_rows())
+    repo, publisher, queue = InMemoryOrderRepository(catalog), InMemoryPublisher(), InMemoryQueue()
+    service = OrderService(repository=repo, publisher=publisher, payments=payments, catalog=catalog)
+    request = service.price(parse_order_request({"customer_id": "bench", "items": [{"sku": "SKU-1", "qty": 1}]}))
     for _ in range(orders):
         service.accept(request)
     for event in publisher.events:

@@ -76,20 +76,23 @@ def test_backpressure_answers_429_with_retry_after(aws, valid_order, lambda_cont
 
 
 def test_a_create_retried_after_its_first_attempt_landed_is_not_a_duplicate(aws, valid_order):
-    # GIVEN an order written once (the first attempt landed, its answer was lost)
+    # GIVEN an order written once with its stock (the first attempt landed, its answer was lost)
     from dataclasses import replace
 
+    from orders.adapters.catalog import DynamoCatalog, stock_levels
     from orders.adapters.dynamodb import DuplicateOrderError, DynamoOrderRepository
     from orders.domain.models import parse_order_request
     from orders.domain.service import OrderService
 
-    repo = DynamoOrderRepository("orders", lambda: aws.ddb)
-    order = OrderService(repository=repo, publisher=None, payments=None)._new_order(  # type: ignore[arg-type]
-        parse_order_request(valid_order), None
-    )
+    repo = DynamoOrderRepository("orders", lambda: aws.ddb, catalog_table="catalog")
+    catalog = DynamoCatalog("catalog", lambda: aws.ddb, cache_s=0)
+    svc = OrderService(repository=repo, publisher=None, payments=None, catalog=catalog)  # type: ignore[arg-type]
+    request = svc.price(parse_order_request(valid_order))
+    order = svc._create(svc._new_order(request, None), dict(request.shards))
+    # WHEN the client's retry writes it again THEN that is the same write, not an error, and takes no stock
     repo.create(order)
-    # WHEN the client's retry writes it again THEN that is the same write, not an error
-    repo.create(order)
+    sold = {s["sku"]: s["sold"] for s in stock_levels(aws.ddb, "catalog")}
+    assert (sold["SKU-RED-TEE"], sold["SKU-CAP"]) == (2, 1)
     # AND another order under the same id is still refused
     with pytest.raises(DuplicateOrderError):
         repo.create(replace(order, customer_id="someone-else"))

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 from pathlib import Path
 
 import boto3
@@ -71,7 +72,7 @@ def test_concurrent_requests_with_different_bodies_each_get_their_own(front):
     # GIVEN 40 orders from 40 customers, sent 16 at a time to 4 environments (sync ones hold theirs while paying)
     def place(n: int) -> tuple[str, str | None]:
         sync = n % 4 == 0
-        item = {"sku": f"SKU-{n}", "qty": 1, "price": "1.00"}
+        item = {"sku": "SKU-1", "qty": 1 + n % 5, "price": "9.99"}
         body = {"customer_id": f"cust-{n}", "items": [item], "currency": "USD"}
         status, out = _request("POST", front + ("/orders/sync" if sync else "/orders"), body)
         # THEN each request gets its own route's answer: async 202; sync 201, or 202 (pending) when the
@@ -86,4 +87,5 @@ def test_concurrent_requests_with_different_bodies_each_get_their_own(front):
     for customer, order_id in accepted:
         status, order = _request("GET", f"{front}/orders/{order_id}")
         assert status == 200 and order["customer_id"] == customer
+        assert order["total"] == str(Decimal("9.99") * (1 + int(customer.removeprefix("cust-")) % 5))
     assert len({order_id for _, order_id in accepted}) == len(accepted) >= 30

@@ -10,10 +10,10 @@ from orders.adapters.payment import FixedBudget, IdempotentPayments, SimulatedPa
 from orders.domain.errors import MalformedEventError, OrderNotFoundError, PublishError, TransientPaymentError
 from orders.domain.events import EventType, OrderEvent
 from orders.domain.models import OrderStatus
-from tests.helpers import priced, sample_catalog
 from orders.domain.payment import PaymentRequest
 from orders.domain.service import OrderService, Outcome, Overloaded
 from orders.entrypoints.records import process_message
+from tests.helpers import priced, sample_catalog
 
 
 class FixedDepth:

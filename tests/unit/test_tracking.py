@@ -12,8 +12,8 @@ from orders.adapters.connections import InMemoryConnectionStore
 from orders.domain.errors import FutureSequenceError
 from orders.domain.events import EventType
 from orders.domain.models import OrderStatus
-from tests.helpers import priced
 from orders.domain.tracking import MAX_MESSAGE_BYTES, TrackingService
+from tests.helpers import priced
 from tests.unit.test_service import make_service
 
 

@@ -71,7 +71,12 @@ class DynamoCatalog:
     same few products thousands of times a second, and a price change is seen within ``cache_s``."""
 
     def __init__(
-        self, table: str, client_factory: Callable[[], Any], *, cache_s: float, clock: Callable[[], float] = time.monotonic
+        self,
+        table: str,
+        client_factory: Callable[[], Any],
+        *,
+        cache_s: float,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._table, self._client_factory, self.cache_s, self._clock = table, client_factory, cache_s, clock
         self._products: dict[str, tuple[float, Product | None]] = {}
@@ -82,7 +87,11 @@ class DynamoCatalog:
         now = self._clock()
         wanted = list(dict.fromkeys(skus))
         with self._lock:
-            fresh = {s: self._products[s] for s in wanted if s in self._products and now - self._products[s][0] < self.cache_s}
+            fresh = {
+                s: self._products[s]
+                for s in wanted
+                if s in self._products and now - self._products[s][0] < self.cache_s
+            }
         missing = [s for s in wanted if s not in fresh]
         if missing:
             found = self._fetch(missing)
@@ -151,11 +160,7 @@ def load(client: Any, table: str, rows: Sequence[CatalogRow]) -> int:
     restarts the stock and its counts. Shards beyond a product's new count are kept at 0 left, so an order
     holding stock there can still give it back. Returns the items written."""
     items: list[dict[str, Any]] = []
-    existing = {
-        (i["sku"]["S"], i["part"]["S"])
-        for i in _scan(client, table)
-        if i["part"]["S"] != PRODUCT
-    }
+    existing = {(i["sku"]["S"], i["part"]["S"]) for i in _scan(client, table) if i["part"]["S"] != PRODUCT}
     for row in rows:
         p = row.product
         items.append(

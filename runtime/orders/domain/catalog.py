@@ -176,7 +176,7 @@ def _row(row: Any, seen: set[str], shards: int) -> CatalogRow:
     if not isinstance(name, str) or not 1 <= len(name.strip()) <= 200:
         raise ValidationError("name", "must be 1-200 characters")
     currency = row.get("currency")
-    if currency not in MINOR_UNITS:
+    if not isinstance(currency, str) or currency not in MINOR_UNITS:
         raise ValidationError("currency", f"must be one of {', '.join(sorted(MINOR_UNITS))}")
     try:
         price = amount(row.get("price"), currency, "price")
