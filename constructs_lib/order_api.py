@@ -118,6 +118,21 @@ class OrderApi(Construct):
         self.http_api.add_routes(
             path="/orders/{order_id}/events", methods=[apigw.HttpMethod.GET], integration=integration
         )
+        # The sale page's product list is public whatever apiAuth is: it shows what anyone may see (prices
+        # and stock left), cached by clients for catalogCacheSeconds, and writes nothing.
+        [catalog] = self.http_api.add_routes(
+            path="/catalog",
+            methods=[apigw.HttpMethod.GET],
+            integration=integration,
+            authorizer=apigw.HttpNoneAuthorizer(),
+        )
+        if iam_auth:
+            acknowledge(
+                catalog,
+                "AwsSolutions-APIG4",
+                "GET /catalog is the public sale page (prices and stock left, read-only); every order route "
+                "keeps the API's authorizer.",
+            )
 
         self.access_logs = logs.LogGroup(self, "AccessLogs", retention=log_retention, removal_policy=removal_policy)
         self.stage = apigw.HttpStage(

@@ -7,7 +7,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -25,15 +25,62 @@ class _Context:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
-ROUTES = (("POST", "/orders/sync", "POST /orders/sync"), ("POST", "/orders", "POST /orders"))
+# The HTTP API's routes when none are given: the sandbox passes the deployed template's (SANDBOX_API_ROUTES),
+# so a route the stack does not deploy is a 404 here as on AWS, never served by the handler anyway.
+DEFAULT_ROUTES = (
+    "POST /orders",
+    "POST /orders/sync",
+    "GET /orders/{order_id}",
+    "GET /orders/{order_id}/events",
+    "GET /catalog",
+)
 
 
-def to_event(method: str, path: str, headers: dict[str, str], body: bytes, query: str = "") -> dict[str, Any]:
+def http_routes(template: dict[str, Any]) -> list[str]:
+    """The route keys an HTTP API in ``template`` serves (WebSocket routes, ``$connect`` and actions, not)."""
+    keys = (
+        str(r["Properties"]["RouteKey"])
+        for r in template.get("Resources", {}).values()
+        if r.get("Type") == "AWS::ApiGatewayV2::Route"
+    )
+    return sorted(k for k in keys if k.split(" ", 1)[0] in ("GET", "POST", "PUT", "PATCH", "DELETE", "ANY"))
+
+
+def match_route(method: str, path: str, routes: Iterable[str]) -> str | None:
+    """The route key a request matches: a literal segment first, then a ``{param}`` one, as API Gateway."""
+    parts = path.rstrip("/").split("/") if path != "/" else [""]
+    best: tuple[int, str] | None = None
+    for key in routes:
+        verb, _, pattern = key.partition(" ")
+        if verb not in (method, "ANY"):
+            continue
+        want = pattern.rstrip("/").split("/")
+        if len(want) != len(parts):
+            continue
+        literal = 0
+        for w, got in zip(want, parts, strict=True):
+            if w.startswith("{") and w.endswith("}") and got:
+                continue
+            if w != got:
+                break
+            literal += 1
+        else:
+            if best is None or literal > best[0]:
+                best = (literal, key)
+    return best[1] if best else None
+
+
+def to_event(
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    body: bytes,
+    query: str = "",
+    routes: Iterable[str] = DEFAULT_ROUTES,
+) -> dict[str, Any]:
     from urllib.parse import parse_qsl
 
-    route = next((key for m, p, key in ROUTES if m == method and p == path), None)
-    if route is None and method == "GET" and path.startswith("/orders/"):
-        route = "GET /orders/{order_id}/events" if path.endswith("/events") else "GET /orders/{order_id}"
+    route = match_route(method, path, routes)
     params = dict(parse_qsl(query, keep_blank_values=True))
     return {
         "version": "2.0",
@@ -70,6 +117,8 @@ class ApiFront:
         """``websockets``: a WebSocketFront whose management API (``/@connections/{id}``) this server answers."""
         self.handler = handler
         self.websockets = websockets
+        routes = os.environ.get("SANDBOX_API_ROUTES")
+        self.routes: tuple[str, ...] = tuple(json.loads(routes)) if routes else DEFAULT_ROUTES
         self.counts: dict[str, int] = {}
         self.accepted = 0
         self._lock = threading.Lock()
@@ -96,11 +145,14 @@ class ApiFront:
                     self._manage(managed[2], body)
                     return
                 path, _, query = self.path.partition("?")
-                event = to_event(self.command, path, dict(self.headers), body, query)
-                try:
-                    resp = front.handler(event, _Context())
-                except Exception as exc:  # an unhandled error is a 500, as API Gateway reports it
-                    resp = {"statusCode": 500, "body": json.dumps({"error": str(exc)}), "headers": {}}
+                event = to_event(self.command, path, dict(self.headers), body, query, front.routes)
+                if event["routeKey"] == "$default":  # no such route deployed: API Gateway answers, not the function
+                    resp = {"statusCode": 404, "body": json.dumps({"message": "Not Found"}), "headers": {}}
+                else:
+                    try:
+                        resp = front.handler(event, _Context())
+                    except Exception as exc:  # an unhandled error is a 500, as API Gateway reports it
+                        resp = {"statusCode": 500, "body": json.dumps({"error": str(exc)}), "headers": {}}
                 status = int(resp.get("statusCode", 500))
                 front._count(event["routeKey"], status, replayed="Idempotent-Replayed" in (resp.get("headers") or {}))
                 payload = (resp.get("body") or "").encode()

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
+from sandbox.emulator.api_front import http_routes
 from sandbox.emulator.process import Scale, stop_process
 from sandbox.emulator.queues import Depth, queue_depth
 from sandbox.errors import SandboxError
@@ -231,16 +232,19 @@ class LiveStack:
             warm=API_WARM,
             port=port,
             tracking_env=tracking_env,
+            routes=http_routes(self.p.deployment.service_template()),
         )
         self.p.api = api
         self._api = (api.proc, env)
         return api.port
 
     def _api_environment(self) -> dict[str, str]:
+        """The API function's environment, and the routes the stack deploys (a change of either restarts it)."""
         fn = self.p.client("lambda").get_function_configuration(
             FunctionName=self.p.deployment.service(outputs.API_FUNCTION_NAME)
         )
-        return dict(fn["Environment"]["Variables"])
+        routes = ",".join(http_routes(self.p.deployment.service_template()))
+        return {**fn["Environment"]["Variables"], "SANDBOX_API_ROUTE_KEYS": routes}
 
     def _restart_api_if_changed(self) -> None:
         if self._api is None:

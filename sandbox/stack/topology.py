@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from planner.config import AppConfig, resolve
+from sandbox.emulator.api_front import http_routes
 from sandbox.emulator.process import ROOT, ProcessEnv, Scale, free_port, stop_process
 from sandbox.errors import SandboxError
 from sandbox.stack.deploy import Deployment, aws_env, deploy, wait_for
@@ -145,6 +146,7 @@ def start_api(
     warm: int,
     port: int = 0,
     tracking_env: dict[str, str] | None = None,
+    routes: list[str] | None = None,
 ) -> ApiProcess:
     """The API process: the real handlers behind local HTTP and WebSocket fronts."""
     api_log = stack.enter_context((workdir / "logs" / "api.log").open("a"))
@@ -162,6 +164,7 @@ def start_api(
             "SANDBOX_API_WARM": str(warm),
             "SANDBOX_API_PORT": str(port),
             "SANDBOX_LOG_DIR": str(workdir / "logs"),
+            **({"SANDBOX_API_ROUTES": json.dumps(routes)} if routes is not None else {}),
             **(
                 {"SANDBOX_TRACKING_ENV": json.dumps(penv.for_runtime(tracking_env, sandbox_host=True))}
                 if tracking_env is not None
@@ -297,7 +300,16 @@ def start_pipeline(
     if api_start:
         warm = api_envs if api_warm is None else api_warm
         tracking_env = function_environment(clients["lambda"], deployment, outputs.TRACKING_FUNCTION_NAME)
-        api = start_api(penv, api_env, workdir, stack, envs=api_envs, warm=warm, tracking_env=tracking_env)
+        api = start_api(
+            penv,
+            api_env,
+            workdir,
+            stack,
+            envs=api_envs,
+            warm=warm,
+            tracking_env=tracking_env,
+            routes=http_routes(deployment.service_template()),
+        )
     queue_url = deployment.data(outputs.ORDERS_QUEUE_URL)
     queue_arn = clients["sqs"].get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
     return Pipeline(

@@ -69,6 +69,22 @@ def test_tables_have_pitr_encryption_and_idempotency_ttl(variant):
             "TimeToLiveSpecification": {"AttributeName": "expiration", "Enabled": True},
         },
     )
+    # The catalog: a product item and its stock shards per SKU, on-demand (a sale is a spike), kept like the orders
+    v.data.has_resource_properties(
+        "AWS::DynamoDB::Table",
+        {
+            "KeySchema": [
+                {"AttributeName": "sku", "KeyType": "HASH"},
+                {"AttributeName": "part", "KeyType": "RANGE"},
+            ],
+            "BillingMode": "PAY_PER_REQUEST",
+            "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+            "SSESpecification": {"SSEEnabled": True},
+            "DeletionProtectionEnabled": True,
+        },
+    )
+    outputs = v.data_json["Outputs"]
+    assert outputs["StockShards"]["Value"] == "4" and "CatalogTableName" in outputs
 
 
 def test_stateful_resources_are_retained_and_protected_unless_throwaway(variant):

@@ -107,7 +107,32 @@ def test_api_role_holds_only_what_the_api_needs(variant):
     t = variant("lambda-sqs").service_json
     assert policy_actions(t, "ApiFunction") == PAY_AND_PUBLISH | {
         "sqs:GetQueueAttributes",
+        "dynamodb:BatchGetItem",  # products by SKU (the catalog only, below)
+        "dynamodb:Scan",  # the sale page's listing
     }
+
+
+def _catalog_actions(template: dict, role_fragment: str) -> set[str]:
+    """The actions a role's policies grant on the catalog table (imported from the data stack)."""
+    actions: set[str] = set()
+    for policy in resources(template, "AWS::IAM::Policy").values():
+        if role_fragment not in json.dumps(policy["Properties"]["Roles"]):
+            continue
+        for stmt in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if "Catalog" in json.dumps(stmt["Resource"]):
+                actions.update(stmt["Action"] if isinstance(stmt["Action"], list) else [stmt["Action"]])
+    return actions
+
+
+def test_the_catalog_is_read_and_reserved_by_the_api_and_given_back_by_whoever_fails_an_order(variant):
+    # Stock is taken in the API's transaction (UpdateItem of a shard) and given back by the transition
+    # that fails an order (API tombstone, worker decline, reconciler); nobody else writes or deletes it.
+    for name in ("lambda-sqs", "ecs"):
+        t = variant(name).service_json
+        assert _catalog_actions(t, "ApiFunction") == {"dynamodb:BatchGetItem", "dynamodb:Scan", "dynamodb:UpdateItem"}
+        assert _catalog_actions(t, "Reconciler") == {"dynamodb:UpdateItem"}
+        worker = "LambdaWorkersFunction" if name != "ecs" else "TaskRole"
+        assert _catalog_actions(t, worker) == {"dynamodb:UpdateItem"}, name
 
 
 def test_no_policy_anywhere_grants_wildcard_actions(variant):
@@ -122,13 +147,14 @@ def test_no_policy_anywhere_grants_wildcard_actions(variant):
 def test_api_routes_are_iam_authorized_by_default_and_open_only_on_request(variant):
     default = variant("lambda-sqs").service_json
     routes = resources(default, "AWS::ApiGatewayV2::Route", "ApiHttpApi")
-    assert {r["Properties"]["RouteKey"] for r in routes.values()} == {
-        "POST /orders",
-        "POST /orders/sync",
-        "GET /orders/{order_id}",
-        "GET /orders/{order_id}/events",
+    auth = {r["Properties"]["RouteKey"]: r["Properties"].get("AuthorizationType", "NONE") for r in routes.values()}
+    assert auth == {
+        "POST /orders": "AWS_IAM",
+        "POST /orders/sync": "AWS_IAM",
+        "GET /orders/{order_id}": "AWS_IAM",
+        "GET /orders/{order_id}/events": "AWS_IAM",
+        "GET /catalog": "NONE",  # the public sale page: read-only prices and stock left
     }
-    assert {r["Properties"]["AuthorizationType"] for r in routes.values()} == {"AWS_IAM"}
     opened = variant("lambda-tuned").service_json
     assert {
         r["Properties"].get("AuthorizationType", "NONE")
