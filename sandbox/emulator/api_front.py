@@ -146,6 +146,7 @@ class ApiFront:
                     return
                 path, _, query = self.path.partition("?")
                 event = to_event(self.command, path, dict(self.headers), body, query, front.routes)
+                resp: dict[str, Any]
                 if event["routeKey"] == "$default":  # no such route deployed: API Gateway answers, not the function
                     resp = {"statusCode": 404, "body": json.dumps({"message": "Not Found"}), "headers": {}}
                 else:
