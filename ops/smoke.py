@@ -29,12 +29,6 @@ from stacks import outputs
 
 ROOT = Path(__file__).resolve().parents[1]
 TERMINAL = ("PAID", "PAYMENT_FAILED", "REJECTED")
-SMOKE_ORDER = {
-    "customer_id": "smoke-test",
-    "items": [{"sku": "SKU-SMOKE", "qty": 1, "price": "1.00"}],
-    "currency": "USD",
-    "payment_token": "tok_visa",
-}
 
 
 @dataclass
@@ -158,7 +152,21 @@ def smoke(target: Target, timeout_s: float) -> list[tuple[bool, str, str]]:
     """(passed, step, detail) for each step."""
     steps: list[tuple[bool, str, str]] = []
     before = dead_letters(target)
-    status, body = http(target, "POST", "/orders", {**SMOKE_ORDER, "customer_id": f"smoke-{uuid.uuid4().hex[:8]}"})
+    code, page = http(target, "GET", "/catalog")
+    in_stock = sorted((p for p in page.get("products", []) if int(p["left"]) > 0), key=lambda p: -int(p["left"]))
+    steps.append(
+        (code == 200 and bool(in_stock), "catalog", f"GET /catalog -> {code}, {len(in_stock)} products in stock")
+    )
+    if not in_stock:
+        steps[-1] = (False, "catalog", f"GET /catalog -> {code} {page}: load one (make catalog FILE=...)")
+        return steps
+    product = in_stock[0]  # the most plentiful: a smoke test must not take the scarce unit a shopper wants
+    smoke_order = {
+        "customer_id": f"smoke-{uuid.uuid4().hex[:8]}",
+        "items": [{"sku": product["sku"], "qty": 1, "price": product["price"]}],
+        "payment_token": "tok_visa",
+    }
+    status, body = http(target, "POST", "/orders", smoke_order)
     order_id = body.get("order_id")
     steps.append((status == 202 and bool(order_id), "accept", f"POST /orders -> {status} {order_id or body}"))
     if not order_id:

@@ -50,7 +50,11 @@ def money(
             "checkouts": len(checkouts),
             "retries": sum(max(0, len([a for a in c.get("answers", []) if not a.get("twin")]) - 1) for c in checkouts),
             "replays": sum(1 for a in answers if a.get("replayed")),
-            "in_progress_409": sum(1 for a in answers if a.get("status") == 409),
+            "in_progress_409": sum(
+                1
+                for a in answers
+                if a.get("status") == 409 and a.get("error", "request_in_progress") == "request_in_progress"
+            ),
             "no_answer": sum(1 for a in answers if a.get("status") == 0),
             "double_submits": sum(1 for a in answers if a.get("twin")),
             "abandoned": sum(1 for c in checkouts if c.get("abandoned") and not 200 <= (final_answer(c) or 0) < 500),

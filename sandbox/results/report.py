@@ -9,6 +9,7 @@ from typing import Any
 
 from sandbox.results import metrics
 from sandbox.results.money import money_bars
+from sandbox.results.stock import stock_bars
 
 
 def _charts(workdir: Path, summary: dict[str, Any], rows: list[dict[str, float]]) -> list[str]:
@@ -187,6 +188,8 @@ def bars(summary: dict[str, Any]) -> list[dict[str, Any]]:
         out.append(zero("dead-lettered with no faults configured", s["dead_lettered"]))
     if "money" in s:
         out += [zero(name, count) for name, count in money_bars(s["money"])]
+    if "stock" in s:
+        out += [bar(name, target, measured, met) for name, target, measured, met in stock_bars(s["stock"])]
     if "tracking" in s:
         out += tracking_bars(s)
     if "chaos" in s:
@@ -288,6 +291,21 @@ def write(workdir: Path, summary: dict[str, Any], rows: list[dict[str, float]]) 
         f"| {b['bar']} | {b['target']} | {b['measured']} | {'met' if b['met'] else 'MISSED'} |" for b in summary["bars"]
     ]
     lines += [""]
+    if summary.get("stock"):
+        lines += [
+            "## Stock",
+            "",
+            "Counted twice: the catalog's shard counters, and the units held by orders that did not fail.",
+            "",
+            "| SKU | initial | sold | released | left | held by orders | oversold | sold-out answers |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {sku} | {x['initial']} | {x['sold']} | {x['released']} | {x['left']} | {x['held_by_orders']} "
+            f"| {x['oversold']} | {x['sold_out_answers']} |"
+            for sku, x in summary["stock"].items()
+        ]
+        lines += [""]
     if "chaos" in summary:
         c = summary["chaos"]
         lines += [

@@ -7,17 +7,29 @@ import random
 
 from locust import HttpUser, constant, task
 
-SKUS = ["SKU-RED-TEE", "SKU-CAP", "SKU-HOODIE", "SKU-SOCKS"]
-
-
 DECLINE_SHARE = float(os.environ.get("SANDBOX_DECLINE_SHARE", "0"))  # chaos: cards the processor declines
+SCARCE_SHARE = float(os.environ.get("SANDBOX_SCARCE_SHARE", "0.3"))  # checkouts that want the scarce SKU
+_CATALOG: list[dict[str, object]] = []  # the sale page as the first shopper of the process read it
 
 
-def order() -> dict[str, object]:
+def sale_page(user: HttpUser) -> list[dict[str, object]]:
+    """GET /catalog once per process (the page a shopper loads before the sale opens)."""
+    if not _CATALOG:
+        resp = user.client.get("/catalog", name="GET /catalog")
+        resp.raise_for_status()
+        _CATALOG.extend(sorted(resp.json()["products"], key=lambda p: int(str(p["left"]))))
+    return _CATALOG
+
+
+def order(user: HttpUser) -> dict[str, object]:
+    """A cart from the sale page, with the prices it displayed: a share want the scarcest SKU (one unit)."""
+    products = sale_page(user)
+    scarce = random.random() < SCARCE_SHARE
+    product = products[0] if scarce or len(products) == 1 else random.choice(products[1:])
+    qty = 1 if scarce else random.randint(1, 3)
     return {
-        "customer_id": f"cust-{random.randint(1, 10_000)}",
-        "items": [{"sku": random.choice(SKUS), "qty": random.randint(1, 3), "price": "19.99"}],
-        "currency": "USD",
+        "customer_id": user.customer_id,  # type: ignore[attr-defined]
+        "items": [{"sku": product["sku"], "qty": qty, "price": product["price"]}],
         "payment_token": "tok_declined" if random.random() < DECLINE_SHARE else "tok_visa",
     }
 
@@ -31,21 +43,31 @@ DOUBLE_SUBMIT_SHARE = float(os.environ.get("SANDBOX_DOUBLE_SUBMIT_SHARE", "0.05"
 ABANDON_SHARE = float(os.environ.get("SANDBOX_ABANDON_SHARE", "0.05"))
 SHORT_TIMEOUT_S = 0.05
 MAX_TRIES = 4
-RETRY = {0, 409, 429, 500, 502, 503, 504}  # 0: no answer (a timeout, a dropped connection)
+RETRY = {0, 429, 500, 502, 503, 504}  # 0: no answer (a timeout, a dropped connection)
+FINAL_409 = ("sold_out", "price_changed")  # answers, not failures: a retry with the same cart changes nothing
 
 
 def _post(
     user: HttpUser, path: str, body: dict[str, object], key: str, timeout: float | None
 ) -> tuple[int, dict[str, object]]:
-    resp = user.client.post(path, json=body, headers={"Idempotency-Key": key}, name=f"POST {path}", timeout=timeout)
-    answer: dict[str, object] = {
-        "status": resp.status_code,
-        "replayed": resp.headers.get("Idempotent-Replayed") == "true",
-    }
-    try:
-        answer["order_id"] = (resp.json() or {}).get("order_id")
-    except Exception:
-        answer["order_id"] = None
+    with user.client.post(
+        path, json=body, headers={"Idempotency-Key": key}, name=f"POST {path}", timeout=timeout, catch_response=True
+    ) as resp:
+        answer: dict[str, object] = {
+            "status": resp.status_code,
+            "replayed": resp.headers.get("Idempotent-Replayed") == "true",
+        }
+        try:
+            data = resp.json() or {}
+        except Exception:
+            data = {}
+        answer["order_id"] = data.get("order_id")
+        if data.get("error"):
+            answer["error"], answer["sku"] = data["error"], data.get("sku")
+        if resp.status_code == 409 and data.get("error") in FINAL_409:
+            resp.success()  # the sale's answer (sold out), not a failure of the API
+        elif resp.status_code >= 400 or resp.status_code == 0:
+            resp.failure(f"{resp.status_code} {data.get('error', '')}".strip())
     return resp.status_code, answer
 
 
@@ -56,7 +78,7 @@ def checkout(user: HttpUser, path: str) -> None:
 
     import gevent
 
-    key, body = uuid.uuid4().hex, order()
+    key, body = uuid.uuid4().hex, order(user)
     timeout = SHORT_TIMEOUT_S if random.random() < SHORT_TIMEOUT_SHARE else None
     abandon = random.random() < ABANDON_SHARE
     answers: list[dict[str, object]] = []
@@ -65,7 +87,8 @@ def checkout(user: HttpUser, path: str) -> None:
         for attempt in range(MAX_TRIES):
             status, answer = _post(user, path, body, key, timeout)
             answers.append(answer)
-            if status not in RETRY or abandon or attempt == MAX_TRIES - 1:
+            retry = status in RETRY or answer.get("error") == "request_in_progress"
+            if not retry or abandon or attempt == MAX_TRIES - 1:
                 break
             timeout = None  # the retry waits for its answer
             gevent.sleep(0.2 * (attempt + 1))
@@ -74,10 +97,23 @@ def checkout(user: HttpUser, path: str) -> None:
     finally:  # the load's end stops a user mid-checkout: what it was told so far still counts
         if CHECKOUT_LOG:
             with open(CHECKOUT_LOG, "a") as out:
-                out.write(json.dumps({"key": key, "path": path, "answers": answers, "abandoned": abandon}) + "\n")
+                skus = [i["sku"] for i in body["items"]]  # type: ignore[attr-defined]
+                record = {"key": key, "path": path, "skus": skus, "answers": answers, "abandoned": abandon}
+                out.write(json.dumps(record) + "\n")
 
 
-class AsyncBuyer(HttpUser):
+class Shopper(HttpUser):
+    """One customer per simulated user (distinct customers, as a real crowd is)."""
+
+    abstract = True
+
+    def on_start(self) -> None:
+        import uuid
+
+        self.customer_id = f"cust-{uuid.uuid4().hex[:12]}"
+
+
+class AsyncBuyer(Shopper):
     """Checks out through POST /orders (accepted, paid in the background)."""
 
     wait_time = constant(0)
@@ -87,7 +123,7 @@ class AsyncBuyer(HttpUser):
         checkout(self, "/orders")
 
 
-class SyncBuyer(HttpUser):
+class SyncBuyer(Shopper):
     """Checks out through POST /orders/sync (pays inline: the seed's baseline)."""
 
     wait_time = constant(0)
@@ -211,7 +247,7 @@ class OrderTracker:
         }
 
 
-class TrackingBuyer(HttpUser):
+class TrackingBuyer(Shopper):
     """Checks out through POST /orders, then follows the order over the WebSocket API until it is paid."""
 
     wait_time = constant(0)
@@ -221,7 +257,7 @@ class TrackingBuyer(HttpUser):
     def checkout_and_track(self) -> None:
         import json
 
-        resp = self.client.post("/orders", json=order(), name="POST /orders")
+        resp = self.client.post("/orders", json=order(self), name="POST /orders")
         if resp.status_code != 202 or not TRACKING_URL:
             return
         self.tracked += 1

@@ -12,12 +12,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from orders.adapters.catalog import stock_levels
 from sandbox.emulator.process import Scale
 from sandbox.emulator.queues import Depth, queue_depth
 from sandbox.errors import SandboxError
 from sandbox.results import metrics, report
 from sandbox.results.money import money, read_checkouts
 from sandbox.results.report import report_dir
+from sandbox.results.stock import stock
 from sandbox.results.summary import Observed, RunSetup, Timeline, chaos_summary, classify_dlq, summarize
 from sandbox.runs.chaos import ChaosMonkey, ChaosPlan, PoisonClock, is_poison
 from sandbox.runs.load import TRACKER_SHARE, finish_trackers, kill, run_locust, start_trackers
@@ -253,12 +255,15 @@ def _summary(
         ledger=read_ledger(p.ledger_path),
     )
     checkouts = sale.workdir / "logs" / "checkouts.jsonl"
-    counted = money(
-        sale.orders,
-        charged_order_ids(p.ledger_path),
-        read_checkouts(checkouts.read_text().splitlines() if checkouts.exists() else []),
-    )
-    return {**summarize(setup, timeline, seen), "money": counted, **workers.details()}
+    told = read_checkouts(checkouts.read_text().splitlines() if checkouts.exists() else [])
+    counted = money(sale.orders, charged_order_ids(p.ledger_path), told)
+    levels = stock_levels(p.client("dynamodb"), p.catalog_table)
+    return {
+        **summarize(setup, timeline, seen),
+        "money": counted,
+        "stock": stock(levels, sale.orders, told),
+        **workers.details(),
+    }
 
 
 def _add_tracking(summary: dict[str, Any], sessions: list[dict[str, Any]] | None, orders: list[dict[str, Any]]) -> None:

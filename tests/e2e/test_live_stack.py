@@ -55,7 +55,7 @@ def place_order(api: str) -> str:
     body = json.dumps(
         {
             "customer_id": "cust-live",
-            "items": [{"sku": "SKU-CAP", "qty": 1, "price": "19.99"}],
+            "items": [{"sku": "SKU-CAP", "qty": 1, "price": "7.50"}],
             "currency": "USD",
             "payment_token": "tok_visa",
         }
@@ -98,7 +98,7 @@ def smoke_test(env: dict[str, str], compute: str) -> None:
         timeout=180,
     )
     assert proc.returncode == 0, f"smoke on {compute}:\n{proc.stdout}{proc.stderr}"
-    assert "smoke: PASSED (5/5 steps)" in proc.stdout
+    assert "smoke: PASSED (6/6 steps)" in proc.stdout
     for step in ("accept", "pay (HTTP)", "track (WebSocket)", "dead-letter queues"):
         assert f"ok   {step}" in proc.stdout, proc.stdout
 
