@@ -54,6 +54,14 @@ def _reports(p: argparse.ArgumentParser) -> None:
 
 
 def _sale_shape(p: argparse.ArgumentParser, *, duration_help: str, drain_timeout: float) -> None:
+    from sandbox.stack.topology import DEFAULT_CATALOG
+
+    p.add_argument(
+        "--catalog",
+        type=Path,
+        default=DEFAULT_CATALOG,
+        help="the sale's catalog file, loaded before the load (default: sandbox/catalogs/flash-sale.json)",
+    )
     p.add_argument("--users", type=int, help="users per checkout path (default: the scenario's)")
     p.add_argument("--duration", dest="duration_s", type=float, help=duration_help)
     p.add_argument(

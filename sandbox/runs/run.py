@@ -143,7 +143,14 @@ class Sale:
 def _start_sale(opts: Options, workdir: Path, stack: ExitStack, progress: Any, k: Scale, users: int) -> Sale:
     context = run_context(opts.compute, opts.chaos.context() if opts.chaos else None, opts.context)
     p = start_pipeline(
-        context=context, workdir=workdir, stack=stack, progress=progress, k=k, api_envs=users, port=opts.port
+        context=context,
+        workdir=workdir,
+        stack=stack,
+        progress=progress,
+        k=k,
+        api_envs=users,
+        port=opts.port,
+        catalog=opts.catalog,
     )
     t0, t0_wall = time.monotonic(), time.time()
     poison_clock = PoisonClock() if opts.chaos else None

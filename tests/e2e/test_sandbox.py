@@ -18,6 +18,9 @@ if shutil.which("npx") is None or not (ROOT / "node_modules" / ".bin" / "cdk").e
     pytest.fail("the e2e tests need the CDK CLI: run `make setup` (npm ci) first", pytrace=False)
 
 
+SCARCE_SALE = ROOT / "tests" / "events" / "scarce-sale.json"
+
+
 def run_sandbox(tmp_path: Path, *args: str, users: int = 10, duration: int = 20) -> dict:
     proc = subprocess.run(
         [
@@ -55,6 +58,17 @@ def check_money(s: dict) -> None:
     assert m["clients"]["checkouts"] >= s["accepted"], m["clients"]
 
 
+def check_stock(s: dict, *, sells_out: str | None = None) -> None:
+    """No SKU oversold (counted from the orders) and every unit accounted for; ``sells_out``: that SKU's
+    stock was all sold, its buyers after that told sold out."""
+    stock = s["stock"]
+    assert stock and all(x["oversold"] == 0 and x["balanced"] for x in stock.values()), stock
+    if sells_out:
+        x = stock[sells_out]
+        assert x["left"] == 0 and x["sold_out_answers"] > 0, x
+        assert x["held_by_orders"] == x["initial"] + x["released"] - x["left"], x
+
+
 def check_invariants(s: dict) -> None:
     """Correctness only: timing bars belong to the report and `make compare`, not to pass/fail here."""
     assert s["accepted"] >= 20, s
@@ -67,6 +81,7 @@ def check_invariants(s: dict) -> None:
     assert s["charges"] == s["paid"] + s["sync"]["orders"]
     assert s["sync"]["orders"] > 0
     check_money(s)
+    check_stock(s)
     # The model predicted this run from its arrival log and the deployed config.
     model = s["model"]
     assert model["inputs"]["arrivals"] == s["accepted"]
@@ -88,7 +103,10 @@ def lambda_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 @pytest.fixture(scope="module")
 def ecs_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    return run_sandbox(tmp_path_factory.mktemp("ecs"), "--compute", "ecs", users=5, duration=15)
+    # A sale whose scarce SKU (10 units) sells out within the run.
+    return run_sandbox(
+        tmp_path_factory.mktemp("ecs"), "--compute", "ecs", "--catalog", str(SCARCE_SALE), users=5, duration=15
+    )
 
 
 def test_lambda_variant_loses_nothing_and_stays_within_its_concurrency(lambda_run):
@@ -105,6 +123,7 @@ def test_ecs_variant_loses_nothing_and_wakes_as_its_policy_says(ecs_run):
     assert scaling["activities"] and scaling["activities"][0]["why"].startswith("wake")
     assert 0 < ecs_run["max_workers"] <= scaling["max_tasks"]
     assert ecs_run["first_scale_out_s"] is not None and ecs_run["model"]["first_scale_out_s"] is not None
+    check_stock(ecs_run, sells_out="SKU-TV-OLED65")
 
 
 def test_lambda_sns_variant_loses_nothing(tmp_path):
@@ -140,6 +159,8 @@ def test_chaos_loses_nothing_charges_nothing_twice_and_dead_letters_every_poison
     assert s["paid"] + s["payment_failed"] + s["dead_lettered"] == s["accepted"]
     assert c["kills"] >= 1 and s["payment_failed"] >= 1  # the faults really happened (declines at least)
     check_money(s)
+    check_stock(s)  # declined orders gave their stock back once, through kills and redeliveries
+    assert sum(x["released"] for x in s["stock"].values()) >= 1
     # AND every poison message is in the DLQ, and the runbook's tool reads it all as poison, nothing to redrive
     assert c["poison_dead_lettered"] == c["poison_sent"] == 10
     show = c["redrive_show"]
