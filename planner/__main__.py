@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 
 from planner.cost import Assumptions, Prices, break_even, monthly_cost
 from planner.model import VARIANTS, Timing, Workload, duration_text, simulate
-from planner.plan import Target, limits, size
+from planner.plan import Target, hot_sku_limit, limits, shards_needed, size
 
 ROOT = Path(__file__).resolve().parents[1]
 VOLUMES = (10_000, 100_000, 1_000_000, 10_000_000)
@@ -142,7 +142,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
                     _money(cost["total_usd"]),
                 ]
             )
-        for lim in limits(target, sizing, api_rate_limit=cfg.api_throttle_rate)[: args.limits]:
+        found = limits(target, sizing, api_rate_limit=cfg.api_throttle_rate, stock_shards=cfg.stock_shards)
+        for lim in found[: args.limits]:
             limit_rows.append(
                 [
                     variant,
@@ -155,6 +156,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
     print(_table(["variant", "setting", "drain", "wait p99", "peak workers", "per month"], rows))
     print("\nlimits the target meets first (demand at the target vs the limit; headroom = limit / demand):")
     print(_table(["variant", "limit", "demand", "headroom", "raise?"], limit_rows))
+    hot = hot_sku_limit(args.rate, cfg.stock_shards)
+    print(
+        f"\nhot SKU: every order reserves one SKU's stock: {hot.demand:,.0f} write units/s against "
+        f"stockShards={cfg.stock_shards} x 1,000 = {hot.limit:,.0f} ({'OVER' if hot.headroom < 1 else 'within'}); "
+        f"the smallest stockShards for {args.rate:g} orders/s is {shards_needed(args.rate)}"
+    )
     return 0
 
 

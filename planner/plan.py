@@ -120,12 +120,44 @@ def _in_flight(held: float) -> Limit:
     )
 
 
-def limits(target: Target, sizing: Sizing, *, api_rate_limit: int, api_ms: float = 60.0) -> list[Limit]:
+# One DynamoDB partition serves up to 1,000 write units a second, and one item lives in one partition;
+# a transactional write costs two write units per item up to 1 KB (DynamoDB Developer Guide: "Partitions
+# and data distribution", "Read/write capacity mode: transactional read/write requests", read Dec 2026).
+PARTITION_WRITE_UNITS = 1_000
+TRANSACTION_WRITE_UNITS = 2
+HOT_SKU_SHARE = 1.0  # a flash sale puts the crowd on one SKU: every order reserves it
+
+
+def stock_writes_per_s(rate: float, hot_share: float = HOT_SKU_SHARE) -> float:
+    """Write units a second the hottest SKU's stock takes: one transactional decrement per order for it."""
+    return rate * hot_share * TRANSACTION_WRITE_UNITS
+
+
+def shards_needed(rate: float, hot_share: float = HOT_SKU_SHARE) -> int:
+    """The smallest ``stockShards`` whose items together take the hottest SKU's reservations."""
+    return max(1, math.ceil(stock_writes_per_s(rate, hot_share) / PARTITION_WRITE_UNITS))
+
+
+def hot_sku_limit(rate: float, stock_shards: int, hot_share: float = HOT_SKU_SHARE) -> Limit:
+    return Limit(
+        f"DynamoDB writes to one SKU's stock ({stock_shards} shard(s) x 1,000 write units/s)",
+        stock_shards * PARTITION_WRITE_UNITS,
+        "write units/s",
+        stock_writes_per_s(rate, hot_share),
+        f"yes: -c stockShards={shards_needed(rate, hot_share)} (the smallest for this rate), then make catalog",
+        "DynamoDB Developer Guide: 1,000 write units/s per partition; a transactional write costs 2 per item",
+    )
+
+
+def limits(
+    target: Target, sizing: Sizing, *, api_rate_limit: int, api_ms: float = 60.0, stock_shards: int = 1
+) -> list[Limit]:
     """The AWS quotas and this deployment's own limits the target meets, tightest first (figures: Nov 2026)."""
     w = sizing.workload
     peak_workers = sizing.result.peak_workers if sizing.result else 0
     lambda_workers = peak_workers if w and w.variant != "ecs" else 0
     out = _shared_limits(target.rate_per_s, api_rate_limit, api_ms, lambda_workers)
+    out.append(hot_sku_limit(target.rate_per_s, stock_shards))
     if w is not None:
         out += _worker_limits(w, peak_workers)
     return sorted(out, key=lambda lim: lim.headroom)
@@ -245,11 +277,14 @@ def _worker_limits(w: Workload, peak_workers: int) -> list[Limit]:
 
 
 def plan(
-    base: Workload, target: Target, *, api_rate_limit: int, timing: Timing | None = None
+    base: Workload, target: Target, *, api_rate_limit: int, timing: Timing | None = None, stock_shards: int = 1
 ) -> dict[str, dict[str, Any]]:
     """Per variant: the smallest sizing that meets the target, its simulated figures and its limits."""
     out: dict[str, dict[str, Any]] = {}
     for variant in VARIANTS:
         sizing = size(variant, base, target, timing)
-        out[variant] = {"sizing": sizing, "limits": limits(target, sizing, api_rate_limit=api_rate_limit)}
+        out[variant] = {
+            "sizing": sizing,
+            "limits": limits(target, sizing, api_rate_limit=api_rate_limit, stock_shards=stock_shards),
+        }
     return out

@@ -175,6 +175,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         reports=args.reports.resolve(),
         worker_table=args.worker_table,
         progress=_say("compare"),
+        catalog=args.catalog,
     )
     print(f"[compare] {outdir / 'comparison.md'}")
     return 0

@@ -34,6 +34,7 @@ def compare(
     reports: Path,
     worker_table: bool,
     progress: Any,
+    catalog: Path | None = None,
 ) -> Path:
     """Run each variant's sale, then write the comparison; returns its folder."""
     from sandbox.runs.run import Options, run
@@ -55,6 +56,8 @@ def compare(
             reports=reports,
             label=f"-{variant.split('-')[-1]}" if variant != "ecs" else "",
         )
+        if catalog is not None:
+            opts.catalog = catalog
         result = run(opts, progress=lambda msg: progress(f"  {msg}"))
         runs[variant], dirs[variant] = result["summary"], result["dir"]
     write(outdir, runs, dirs, measured_worker_table() if worker_table else None)

@@ -24,7 +24,7 @@ from sandbox.results.summary import Observed, RunSetup, Timeline, chaos_summary,
 from sandbox.runs.chaos import ChaosMonkey, ChaosPlan, PoisonClock, is_poison
 from sandbox.runs.load import TRACKER_SHARE, finish_trackers, kill, run_locust, start_trackers
 from sandbox.stack.probes import charged_order_ids, dlq_bodies, read_ledger, read_orders, wait_drained
-from sandbox.stack.topology import Pipeline, outage_file, run_context, start_pipeline
+from sandbox.stack.topology import DEFAULT_CATALOG, Pipeline, outage_file, run_context, start_pipeline
 from sandbox.stack.workers import Workers, start_consumers, start_ecs, start_lambda
 
 log = logging.getLogger("sandbox")
@@ -49,6 +49,7 @@ class Options:
     reports: Path = ROOT / "reports"
     label: str = ""  # appended to the report folder's name (e.g. "-sns")
     chaos: ChaosPlan | None = None  # the flash sale under faults (`make chaos`)
+    catalog: Path = DEFAULT_CATALOG  # the sale's products and stock, loaded before the load
 
 
 class Sampler:

@@ -170,3 +170,14 @@ def test_context_overrides_change_the_prediction_before_a_deploy(capsys):
     fewer = capsys.readouterr().out
     assert "5 x 1.67/s = 8.3/s" in fewer and "25 x 1.67/s = 41.7/s" in default
     assert math.isfinite(len(fewer))
+
+
+def test_a_hot_sku_needs_a_shard_per_500_orders_a_second():
+    # Hand-computed: each order reserves the hot SKU in a transaction (2 write units); an item takes 1,000/s.
+    from planner.plan import hot_sku_limit, shards_needed
+
+    assert [shards_needed(r) for r in (60, 500, 501, 3000)] == [1, 1, 2, 6]
+    one = hot_sku_limit(600, stock_shards=1)
+    assert (one.demand, one.limit) == (1200, 1000) and one.headroom < 1  # one shard is the bottleneck
+    assert hot_sku_limit(600, stock_shards=shards_needed(600)).headroom >= 1
+    assert "stockShards=2" in one.adjustable
