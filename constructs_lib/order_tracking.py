@@ -28,7 +28,6 @@ from constructs_lib.order_runtime import PipelineData, runtime_function
 # PLACED entry always comes by catch-up; pushing order_placed live would reach no one.
 TRACKED_EVENTS = ("payment_started", "payment_confirmed", "payment_failed")
 STAGE_NAME = "live"
-BY_ORDER_INDEX = "by_order"  # runtime/orders/adapters/connections.py queries it
 
 
 class OrderTracking(Construct):
@@ -79,12 +78,8 @@ class OrderTracking(Construct):
             ),
             removal_policy=RemovalPolicy.DESTROY,  # connections live two hours at most
         )
-        self.connections.add_global_secondary_index(
-            index_name=BY_ORDER_INDEX,
-            partition_key=dynamodb.Attribute(name="order_id", type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name="connection_id", type=dynamodb.AttributeType.STRING),
-            projection_type=dynamodb.ProjectionType.KEYS_ONLY,
-        )
+        # No index: the pusher finds an order's trackers by a strongly consistent query of the order's own
+        # rows (runtime/orders/adapters/connections.py), so a push right after a track cannot miss it.
 
     def _route_function(
         self,
@@ -196,14 +191,12 @@ class OrderTracking(Construct):
 
     def _grants(self, data: PipelineData) -> None:
         data.orders_table.grant(self.route_function, "dynamodb:GetItem")
-        by_order = f"{self.connections.table_arn}/index/{BY_ORDER_INDEX}"
         self.route_function.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["dynamodb:PutItem", "dynamodb:Query", "dynamodb:DeleteItem"],
                 resources=[self.connections.table_arn],
             )
         )
-        self.pusher.function.add_to_role_policy(iam.PolicyStatement(actions=["dynamodb:Query"], resources=[by_order]))
         self.pusher.function.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["dynamodb:Query", "dynamodb:DeleteItem"], resources=[self.connections.table_arn]

@@ -148,7 +148,7 @@ def create_order_resources(
 
 
 def create_connections_table(ddb: Any, name: str = "connections") -> str:
-    """The tracking connections table as constructs_lib/order_tracking.py declares it (keys, sparse index)."""
+    """The tracking connections table as constructs_lib/order_tracking.py declares it (keys, no index)."""
     ddb.create_table(
         TableName=name,
         KeySchema=[
@@ -158,17 +158,6 @@ def create_connections_table(ddb: Any, name: str = "connections") -> str:
         AttributeDefinitions=[
             {"AttributeName": "connection_id", "AttributeType": "S"},
             {"AttributeName": "target", "AttributeType": "S"},
-            {"AttributeName": "order_id", "AttributeType": "S"},
-        ],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": "by_order",
-                "KeySchema": [
-                    {"AttributeName": "order_id", "KeyType": "HASH"},
-                    {"AttributeName": "connection_id", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "KEYS_ONLY"},
-            }
         ],
         BillingMode="PAY_PER_REQUEST",
     )

@@ -180,12 +180,14 @@ class ChaosMonkey:
         return time.monotonic() - self.t0
 
     def _target_order(self) -> dict[str, Any]:
-        """Place a real order through the API: its event will be forged (the order itself is a good one)."""
-        order = {
-            "customer_id": "chaos-target",
-            "items": [{"sku": "SKU-CHAOS", "qty": 1, "price": "10.00"}],
-            "currency": "USD",
-        }
+        """Place a real order through the API: its event will be forged (the order itself is a good one).
+
+        It buys one of the sale's most plentiful product, so it never takes a scarce unit from a shopper.
+        """
+        with urllib.request.urlopen(self.api_base + "/catalog", timeout=30) as resp:
+            products = json.loads(resp.read())["products"]
+        product = max(products, key=lambda p: int(p["left"]))
+        order = {"customer_id": "chaos-target", "items": [{"sku": product["sku"], "qty": 1}]}
         req = urllib.request.Request(
             self.api_base + "/orders",
             data=json.dumps(order).encode(),
@@ -194,7 +196,12 @@ class ChaosMonkey:
         )
         with urllib.request.urlopen(req, timeout=30) as resp:
             order_id = json.loads(resp.read())["order_id"]
-        return {"order_id": order_id, "customer_id": "chaos-target", "total": "10.00", "currency": "USD"}
+        return {
+            "order_id": order_id,
+            "customer_id": "chaos-target",
+            "total": str(product["price"]),
+            "currency": str(product["currency"]),
+        }
 
     def _send_poison(self) -> None:
         bodies = poison_bodies(self._target_order())

@@ -1,8 +1,11 @@
 """Who tracks which order: WebSocket connections in DynamoDB, and pushing frames to them.
 
-Table layout (constructs_lib/order_tracking.py): key ``connection_id`` + ``target`` ("connection" for
-the connection itself, ``order#<id>`` for each order it tracks); tracking rows also carry ``order_id``,
-which the sparse index ``by_order`` is keyed on; ``expires_at`` is the TTL (a connection lives 2 h).
+Table layout (constructs_lib/order_tracking.py): key ``connection_id`` + ``target``. A connection has
+its own row (``target = "connection"``); tracking an order writes two rows in one transaction: the
+connection's (``order#<id>``, what a disconnect finds) and the order's (partition ``order#<id>``, target
+``connection#<cid>``), which the pusher reads with a strongly consistent query. An index would be
+eventually consistent: a push right after a ``track`` could miss the new registration, and if that push
+is the terminal event the client has no gap to notice. ``expires_at`` is the TTL (2 h).
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-BY_ORDER_INDEX = "by_order"
 _CONNECTION = "connection"
+_ORDER = "order#"
+_BY = "connection#"
 
 
 class DynamoConnectionStore:
@@ -32,28 +36,29 @@ class DynamoConnectionStore:
         )
 
     def track(self, connection_id: str, order_id: str, expires_at: int) -> None:
-        self._client_factory().put_item(
-            TableName=self._table,
-            Item={
-                "connection_id": {"S": connection_id},
-                "target": {"S": f"order#{order_id}"},
-                "order_id": {"S": order_id},
-                "expires_at": {"N": str(expires_at)},
-            },
+        ttl = {"expires_at": {"N": str(expires_at)}}
+        rows = (
+            {"connection_id": {"S": connection_id}, "target": {"S": f"{_ORDER}{order_id}"}, **ttl},
+            {"connection_id": {"S": f"{_ORDER}{order_id}"}, "target": {"S": f"{_BY}{connection_id}"}, **ttl},
+        )
+        self._client_factory().transact_write_items(
+            TransactItems=[{"Put": {"TableName": self._table, "Item": row}} for row in rows]
         )
 
     def trackers(self, order_id: str) -> list[str]:
+        """Strongly consistent: a registration written before this read is seen (see the module doc)."""
         client = self._client_factory()
         found: list[str] = []
         kwargs: dict[str, Any] = {
             "TableName": self._table,
-            "IndexName": BY_ORDER_INDEX,
-            "KeyConditionExpression": "order_id = :o",
-            "ExpressionAttributeValues": {":o": {"S": order_id}},
+            "KeyConditionExpression": "connection_id = :o AND begins_with(#t, :by)",
+            "ExpressionAttributeNames": {"#t": "target"},
+            "ExpressionAttributeValues": {":o": {"S": f"{_ORDER}{order_id}"}, ":by": {"S": _BY}},
+            "ConsistentRead": True,
         }
         while True:
             resp = client.query(**kwargs)
-            found += [item["connection_id"]["S"] for item in resp.get("Items", [])]
+            found += [item["target"]["S"].removeprefix(_BY) for item in resp.get("Items", [])]
             if "LastEvaluatedKey" not in resp:
                 return sorted(set(found))
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
@@ -66,11 +71,18 @@ class DynamoConnectionStore:
             ExpressionAttributeValues={":c": {"S": connection_id}},
             ProjectionExpression="connection_id, #t",
             ExpressionAttributeNames={"#t": "target"},
+            ConsistentRead=True,  # a disconnect right after a track must find the rows it wrote
         )
         for item in resp.get("Items", []):
             client.delete_item(
                 TableName=self._table, Key={"connection_id": item["connection_id"], "target": item["target"]}
             )
+            target = item["target"]["S"]
+            if target.startswith(_ORDER):  # the order's row of this registration
+                client.delete_item(
+                    TableName=self._table,
+                    Key={"connection_id": {"S": target}, "target": {"S": f"{_BY}{connection_id}"}},
+                )
 
 
 class InMemoryConnectionStore:
