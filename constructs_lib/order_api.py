@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import jsii
 from aws_cdk import Duration, RemovalPolicy
@@ -64,12 +65,18 @@ class JsonAccessLogs:
         return apigw_v1.AccessLogFormat.custom(json.dumps(self._fields, separators=(",", ":")))
 
 
-class OrderApi(Construct):
-    """Attributes: ``http_api``, ``stage``, ``function``, ``access_logs``.
+@dataclass(frozen=True)
+class ApiAuth:
+    """``mode``: ``iam`` (callers sign with SigV4 and need ``execute-api:Invoke``), ``jwt`` (a bearer token
+    from ``issuer`` for one of ``audience``: the customer is its subject) or ``none`` (a public demo)."""
 
-    ``iam_auth`` (default on): callers sign requests with SigV4 and need
-    ``execute-api:Invoke``. Turn it off only for a public demo.
-    """
+    mode: str
+    issuer: str = ""
+    audience: tuple[str, ...] = ()
+
+
+class OrderApi(Construct):
+    """Attributes: ``http_api``, ``stage``, ``function``, ``access_logs``. ``auth``: see ApiAuth."""
 
     def __init__(
         self,
@@ -79,7 +86,7 @@ class OrderApi(Construct):
         data: PipelineData,
         environment: dict[str, str],
         layer: lambda_.ILayerVersion,
-        iam_auth: bool,
+        auth: ApiAuth,
         throttle_rate: int,
         throttle_burst: int,
         reserved_concurrency: int,
@@ -103,7 +110,18 @@ class OrderApi(Construct):
         )
         grant_api(data, self.function)
 
-        authorizer = authorizers.HttpIamAuthorizer() if iam_auth else apigw.HttpNoneAuthorizer()
+        authorizer: apigw.IHttpRouteAuthorizer
+        if auth.mode == "iam":
+            authorizer = authorizers.HttpIamAuthorizer()
+        elif auth.mode == "jwt":
+            authorizer = authorizers.HttpJwtAuthorizer(
+                "Customers",
+                auth.issuer,
+                jwt_audience=list(auth.audience),
+                identity_source=["$request.header.Authorization"],
+            )
+        else:
+            authorizer = apigw.HttpNoneAuthorizer()
         self.http_api = apigw.HttpApi(
             self,
             "HttpApi",
@@ -126,7 +144,7 @@ class OrderApi(Construct):
             integration=integration,
             authorizer=apigw.HttpNoneAuthorizer(),
         )
-        if iam_auth:
+        if auth.mode != "none":
             acknowledge(
                 catalog,
                 "AwsSolutions-APIG4",
@@ -144,7 +162,7 @@ class OrderApi(Construct):
             throttle=apigw.ThrottleSettings(rate_limit=throttle_rate, burst_limit=throttle_burst),
             access_log_settings=JsonAccessLogs(self.access_logs, HTTP_ACCESS_LOG),
         )
-        if not iam_auth:
+        if auth.mode == "none":
             acknowledge(
                 self.http_api,
                 "AwsSolutions-APIG4",

@@ -163,7 +163,15 @@ class AppConfig(BaseModel):
     compute: str = key("compute", _enum("lambda", "ecs"))
     lambda_trigger: str = key("lambdaTrigger", _enum("sqs", "sns"))
     retain_data: bool = key("retainData", _bool)
-    api_auth: str = key("apiAuth", _enum("iam", "none"))
+    api_auth: str = key("apiAuth", _enum("iam", "jwt", "none"))
+    jwt_issuer: str = key(
+        "jwtIssuer",
+        _pattern(
+            r"|https://[^\s]+|http://(127\.0\.0\.1|localhost)(:\d+)?(/[^\s]*)?",
+            "empty (the stack creates a Cognito user pool), an https:// issuer URL, or a loopback one (the sandbox)",
+        ),
+    )
+    jwt_audience: str = key("jwtAudience", _pattern(r"|[^\s,]+(,[^\s,]+)*", "empty, or audiences separated by commas"))
     api_throttle_rate: int = key("apiThrottleRateLimit", _int(1, 10000))
     api_throttle_burst: int = key("apiThrottleBurstLimit", _int(1, 5000))
     api_reserved_concurrency: int = key("apiReservedConcurrency", _int(0, 1000))
@@ -234,9 +242,22 @@ class AppConfig(BaseModel):
             self._ecs_task,
             self._lifetimes,
             self._variant_keys,
+            self._auth,
         ):
             rule()
         return self
+
+    def _auth(self) -> None:
+        """An issuer of one's own comes with its audience; both only mean something with apiAuth=jwt."""
+        if (self.jwt_issuer or self.jwt_audience) and self.api_auth != "jwt":
+            raise _fail("apiAuth", self.api_auth, "jwt when jwtIssuer or jwtAudience is set")
+        if self.jwt_issuer and not self.jwt_audience:
+            raise _fail("jwtAudience", "", "the token audience(s) jwtIssuer issues for this API (required with it)")
+
+    @property
+    def customer_pool(self) -> bool:
+        """apiAuth=jwt without an issuer of one's own: the data stack creates a Cognito user pool."""
+        return self.api_auth == "jwt" and not self.jwt_issuer
 
     @property
     def ecs_prefetch(self) -> int:

@@ -14,6 +14,8 @@ ORDERS_QUEUE_URL = "OrdersQueueUrl"
 ORDERS_DLQ_URL = "OrdersDlqUrl"
 ORDERS_TABLE_NAME = "OrdersTableName"
 CATALOG_TABLE_NAME = "CatalogTableName"
+USER_POOL_ID = "UserPoolId"  # apiAuth=jwt without an issuer: the customers' Cognito pool
+USER_POOL_CLIENT_ID = "UserPoolClientId"  # ... and the storefront's app client (the tokens' audience)
 STOCK_SHARDS = "StockShards"  # what `make catalog` splits each product's stock over (context stockShards)
 
 # service stack

@@ -16,7 +16,7 @@ from constructs_lib.fan_out import TopicSubscriberQueue, workers_inbox
 from constructs_lib.fault_injection import FaultInjection
 from constructs_lib.lambda_workers import LambdaWorkers
 from constructs_lib.notifications import OrderNotifications
-from constructs_lib.order_api import OrderApi
+from constructs_lib.order_api import ApiAuth, OrderApi
 from constructs_lib.order_runtime import PaymentSettings, PipelineData, powertools_layer, runtime_environment
 from constructs_lib.order_tracking import OrderTracking
 from constructs_lib.pipeline_monitoring import PipelineMonitoring
@@ -68,7 +68,7 @@ class ServiceStack(Stack):
         self.layer = powertools_layer(
             self, "PowertoolsLayer", layer_arn=config.powertools_layer_arn, version=config.powertools_layer_version
         )
-        self._api()
+        self._api(data)
         self._consumers()
         self._reconciler()
         self._workers()
@@ -94,7 +94,17 @@ class ServiceStack(Stack):
             service=service,
         )
 
-    def _api(self) -> None:
+    def _auth(self, data: DataStack) -> ApiAuth:
+        """Who may call the order routes: SigV4 principals, the holders of tokens from the customer pool or
+        the configured issuer, or anyone (demo)."""
+        cfg = self.cfg
+        if cfg.api_auth != "jwt":
+            return ApiAuth(mode=cfg.api_auth)
+        if data.customers is not None:
+            return ApiAuth(mode="jwt", issuer=data.customers.issuer, audience=(data.customers.audience,))
+        return ApiAuth(mode="jwt", issuer=cfg.jwt_issuer, audience=tuple(cfg.jwt_audience.split(",")))
+
+    def _api(self, data: DataStack) -> None:
         cfg = self.cfg
         self.api = OrderApi(
             self,
@@ -106,9 +116,10 @@ class ServiceStack(Stack):
                 "CHECKOUT_KEY_WINDOW_S": str(cfg.idempotency_key_window_hours * 3600),
                 "REQUIRE_IDEMPOTENCY_KEY": "true" if cfg.require_idempotency_key else "false",
                 "CATALOG_CACHE_S": str(cfg.catalog_cache_s),
+                "API_AUTH": cfg.api_auth,  # who the customer is: the caller (jwt, iam) or the body (none)
             },
             layer=self.layer,
-            iam_auth=cfg.api_auth == "iam",
+            auth=self._auth(data),
             throttle_rate=cfg.api_throttle_rate,
             throttle_burst=cfg.api_throttle_burst,
             reserved_concurrency=cfg.api_reserved_concurrency,

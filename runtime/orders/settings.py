@@ -26,6 +26,7 @@ class Settings:
     queue_url: str = env("ORDERS_QUEUE_URL")
     orders_table: str = env("ORDERS_TABLE_NAME")
     idempotency_table: str = env("IDEMPOTENCY_TABLE_NAME")
+    api_auth: str = env("API_AUTH", "none")  # iam | jwt | none: who the customer is (the caller, or the body)
     catalog_table: str = env("CATALOG_TABLE_NAME")  # products and stock shards
     catalog_cache_s: float = env("CATALOG_CACHE_S", 5.0, ge=0.0, le=300.0)  # a price change is seen within this
     payment_slots: int = env("PAYMENT_SLOTS", 5, ge=1)

@@ -47,6 +47,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "fargateCapacity": "ondemand",
         "containerImage": "123456789012.dkr.ecr.us-east-1.amazonaws.com/orders-worker:1.4.2",
     },
+    # Customers signed in with tokens from a Cognito user pool the data stack creates.
+    "lambda-jwt": {"compute": "lambda", "apiAuth": "jwt"},
     # The AWS FIS experiments (off by default).
     "ecs-chaos": {"compute": "ecs", "chaos": "true"},
     "lambda-chaos": {
@@ -61,6 +63,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
 EXTRA_VARIANTS: dict[str, dict[str, Any]] = {
     "ecs-thresholds": {**VARIANTS["ecs"], "backlogPerTaskTarget": "50", "maxTasks": "40", "minTasks": "1"},
     "lambda-thresholds": {**VARIANTS["lambda-sqs"], "maxConcurrency": "40", "batchSize": "3"},
+    "ecs-jwt-issuer": {
+        "compute": "ecs",
+        "apiAuth": "jwt",
+        "jwtIssuer": "https://login.example.com/",
+        "jwtAudience": "storefront,mobile",
+    },
 }
 
 

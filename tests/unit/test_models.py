@@ -27,7 +27,6 @@ def test_price_and_currency_are_optional_the_catalog_prices_the_order(valid_orde
 @pytest.mark.parametrize(
     ("mutate", "field"),
     [
-        (lambda o: o.pop("customer_id"), "customer_id"),
         (lambda o: o.update(customer_id=""), "customer_id"),
         (lambda o: o.update(items=[]), "items"),
         (lambda o: o.update(items="x"), "items"),

@@ -75,7 +75,8 @@ class CartLine:
 
 @dataclass(frozen=True, slots=True)
 class Cart:
-    """A validated checkout request, not yet priced: the catalog prices it (OrderService.price)."""
+    """A validated checkout request, not yet priced: the catalog prices it (OrderService.price).
+    ``customer_id``: as the body named it ("" when it named none); the API replaces it with the caller."""
 
     customer_id: str
     lines: tuple[CartLine, ...]
@@ -125,6 +126,19 @@ def validate_id(value: Any, field_name: str) -> str:
     if not isinstance(value, str) or not re.match(_ID_PATTERN, value):
         raise ValidationError(field_name, _ID_MESSAGE)
     return value
+
+
+def customer_of(kind: str, issuer: str, subject: str) -> str | None:
+    """A signed-in caller as a customer id: a token's subject as it is when it is a valid id (a Cognito
+    sub is a UUID), else a stable digest of issuer and subject (``jwt:...``); an IAM principal's ARN as
+    ``iam:`` and a digest (ARNs hold characters ids may not). None when there is no identity."""
+    import hashlib
+
+    if not subject:
+        return None
+    if kind == "jwt" and re.match(_ID_PATTERN, subject):
+        return subject
+    return f"{kind}:{hashlib.sha256(f'{issuer}|{subject}'.encode()).hexdigest()[:40]}"
 
 
 MAX_SEQUENCE = 1_000_000  # far beyond any order's transitions; bounds what a client may send
@@ -242,7 +256,7 @@ def _validator() -> Any:
         )
         request = core_schema.typed_dict_schema(
             {
-                "customer_id": field(ident()),
+                "customer_id": field(ident(), required=False),
                 "items": field(core_schema.list_schema(item, min_length=1, max_length=MAX_ITEMS)),
                 "currency": field(core_schema.literal_schema(sorted(CURRENCIES)), required=False),
                 "payment_token": field(
@@ -290,7 +304,7 @@ def _to_cart(data: dict[str, Any]) -> Cart:
             raise ValidationError(f"items[{n}].sku", "appears twice in the order: send one line per SKU")
         seen.add(item["sku"])
     return Cart(
-        customer_id=data["customer_id"],
+        customer_id=data.get("customer_id", ""),
         lines=tuple(CartLine(sku=i["sku"], qty=i["qty"], price=i.get("price")) for i in data["items"]),
         currency=data.get("currency"),
         payment_token=data.get("payment_token", DEFAULT_PAYMENT_TOKEN),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -22,7 +23,7 @@ from orders.domain.errors import (
     UnknownSkuError,
     ValidationError,
 )
-from orders.domain.models import Cart, Order, OrderStatus, parse_after, parse_order_json
+from orders.domain.models import Cart, Order, OrderStatus, customer_of, parse_after, parse_order_json
 from orders.domain.service import Overloaded
 
 logger = Logger(service="orders-api")
@@ -148,12 +149,65 @@ def _in_progress(exc: RequestInProgressError) -> Response:
     )
 
 
-def _caller(customer_id: str) -> str:
-    """Whom a key belongs to: the signed request's principal (apiAuth=iam), else the order's customer."""
+class Unauthenticated(Exception):
+    """A route behind an authorizer reached without the caller's identity (never on a deployed stack)."""
+
+
+class CustomerMismatch(Exception):
+    """The body names a customer other than the signed-in caller."""
+
+
+@app.exception_handler(Unauthenticated)
+def _unauthenticated(exc: Unauthenticated) -> Response:
+    return _json(401, {"error": "unauthenticated", "message": "sign in: this route needs the caller's identity"})
+
+
+@app.exception_handler(CustomerMismatch)
+def _mismatch(exc: CustomerMismatch) -> Response:
+    metrics.add_metric(name="OrdersRejected", unit=MetricUnit.Count, value=1)
+    return _json(
+        403,
+        {"error": "customer_mismatch", "message": "customer_id is the signed-in caller's: leave it out or send yours"},
+    )
+
+
+def _signed_in() -> str | None:
+    """The caller as the authorizer identified it (apiAuth=jwt: the token's subject; iam: the principal),
+    or None with apiAuth=none, where the body names the customer (a demo only)."""
+    mode = container().settings.api_auth
+    if mode == "none":
+        return None
     authorizer = app.current_event.request_context.authorizer
-    iam = authorizer.iam if authorizer is not None else None
-    principal = iam.user_arn if iam is not None else None
-    return f"iam:{principal}" if principal else f"customer:{customer_id}"
+    if mode == "jwt":
+        claims = authorizer.jwt_claim if authorizer is not None else {}
+        caller = customer_of("jwt", str(claims.get("iss", "")), str(claims.get("sub", "")))
+    else:
+        iam = authorizer.iam if authorizer is not None else None
+        caller = customer_of("iam", "", iam.user_arn if iam is not None else "")
+    if caller is None:
+        raise Unauthenticated()
+    return caller
+
+
+def _customer(named: str) -> str:
+    """The order's customer: the signed-in caller; a body may name it only as itself."""
+    caller = _signed_in()
+    if caller is None:
+        if not named:
+            raise ValidationError("customer_id", "is required (apiAuth=none: the body names the customer)")
+        return named
+    if named and named != caller:
+        raise CustomerMismatch()
+    return caller
+
+
+def _owned(order_id: str) -> Order:
+    """The order, if the caller may see it: its owner only (anyone else gets the answer for an unknown id)."""
+    caller = _signed_in()
+    order = container().service.get(order_id)
+    if caller is not None and order.customer_id != caller:
+        raise OrderNotFoundError(order_id)
+    return order
 
 
 def _checkout(route: str, work: Any) -> Response:
@@ -162,6 +216,7 @@ def _checkout(route: str, work: Any) -> Response:
     key = check_key((app.current_event.headers or {}).get("idempotency-key"))
     raw = _body()
     cart = parse_order_json(raw)  # declared JSON, bounded in size, validated strictly (never a 5xx)
+    cart = dataclasses.replace(cart, customer_id=_customer(cart.customer_id))
     if key is None:
         if c.settings.require_idempotency_key:
             raise InvalidKeyError("is required: send one key per checkout, the same on every retry of it")
@@ -170,7 +225,7 @@ def _checkout(route: str, work: Any) -> Response:
         c.checkouts.register_lambda_context(app.lambda_context)
         body = json.loads(raw)
         answer = c.checkouts.run(
-            route=route, caller=_caller(cart.customer_id), key=key, body=body, work=lambda: work(cart, key)
+            route=route, caller=f"customer:{cart.customer_id}", key=key, body=body, work=lambda: work(cart, key)
         )
     return _json(answer["status"], answer["body"], answer.get("headers"))
 
@@ -227,7 +282,7 @@ def get_catalog() -> Response:
 @app.get("/orders/<order_id>")
 def get_order(order_id: str) -> Response:
     try:
-        order = container().service.get(order_id)
+        order = _owned(order_id)
     except OrderNotFoundError:
         return _json(404, {"error": "not_found", "order_id": order_id})
     return _json(200, order.to_dict())
@@ -238,6 +293,7 @@ def get_order_events(order_id: str) -> Response:
     """The order's event log after ``?after=N`` (default 0): the HTTP form of the tracking catch-up."""
     try:
         after = parse_after(app.current_event.get_query_string_value("after", "0"))
+        _owned(order_id)
         entries = container().service.events(order_id, after)
     except ValidationError as exc:
         return _json(400, {"error": "bad_request", "field": exc.field, "message": exc.message})
