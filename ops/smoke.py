@@ -41,6 +41,7 @@ class Target:
     iam_auth: bool
     alarm_prefix: str | None
     session: Any
+    token: str | None = None  # apiAuth=jwt: a customer's bearer token
 
 
 def local_target(state_dir: Path) -> Target:
@@ -48,6 +49,11 @@ def local_target(state_dir: Path) -> Target:
     state = json.loads((state_dir / "stack.json").read_text())
     os.environ.update(state["env"])
     names = state["names"]
+    token = None
+    if state.get("jwt_key"):  # the sandbox's issuer signs a token for a smoke-test customer
+        from sandbox.emulator.tokens import mint
+
+        token = mint(Path(state["jwt_key"]), f"smoke-{uuid.uuid4().hex[:8]}")
     return Target(
         api_url=state["api_url"],
         tracking_url=names.get("TRACKING_URL"),
@@ -55,6 +61,7 @@ def local_target(state_dir: Path) -> Target:
         iam_auth=False,
         alarm_prefix=None,  # the local emulator keeps no alarms
         session=boto3.session.Session(),
+        token=token,
     )
 
 
@@ -77,6 +84,7 @@ def deployed_target(prefix: str) -> Target:
         iam_auth=any(r.get("AuthorizationType") == "AWS_IAM" for r in routes),
         alarm_prefix=f"{prefix}-service",
         session=session,
+        token=os.environ.get("SMOKE_TOKEN") or None,  # apiAuth=jwt: a signed-in test customer's token
     )
 
 
@@ -90,6 +98,8 @@ def http(target: Target, method: str, path: str, body: dict[str, Any] | None = N
     url = f"{target.api_url}{path}"
     data = json.dumps(body).encode() if body is not None else None
     headers = {"Content-Type": "application/json"} if data else {}
+    if target.token:
+        headers["Authorization"] = f"Bearer {target.token}"
     if target.iam_auth:
         headers = _signed(target.session, method, url, data, headers)
     request = urllib.request.Request(url, data=data, method=method, headers=headers)
@@ -161,8 +171,8 @@ def smoke(target: Target, timeout_s: float) -> list[tuple[bool, str, str]]:
         steps[-1] = (False, "catalog", f"GET /catalog -> {code} {page}: load one (make catalog FILE=...)")
         return steps
     product = in_stock[0]  # the most plentiful: a smoke test must not take the scarce unit a shopper wants
-    smoke_order = {
-        "customer_id": f"smoke-{uuid.uuid4().hex[:8]}",
+    smoke_order: dict[str, Any] = {} if target.token else {"customer_id": f"smoke-{uuid.uuid4().hex[:8]}"}
+    smoke_order |= {
         "items": [{"sku": product["sku"], "qty": 1, "price": product["price"]}],
         "payment_token": "tok_visa",
     }

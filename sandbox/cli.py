@@ -23,7 +23,7 @@ from orders.cli import OneLineParser
 from planner.config import ConfigError, parse_context_args, resolve
 
 SCENARIO_NAMES = ("normal", "flash", "source")  # sandbox.runs.run.SCENARIOS
-COMMANDS = ("sale", "compare", "up", "down", "deploy-local", "load", "watch", "context")
+COMMANDS = ("sale", "compare", "up", "down", "deploy-local", "load", "watch", "context", "token")
 
 
 def _say(prefix: str = "sandbox") -> Callable[[str], None]:
@@ -123,6 +123,8 @@ def build_parser() -> OneLineParser:
     watch = sub.add_parser("watch", help="the running stack, refreshed each second")
     watch.add_argument("--once", action="store_true", help="print one frame and exit")
     sub.add_parser("context", help="the running stack's context as -c arguments, for your own `npx cdk deploy`")
+    token = sub.add_parser("token", help="a signed-in customer's token for the running stack (1 h)")
+    token.add_argument("customer", help="the customer id (the token's subject)")
     return parser
 
 
@@ -194,6 +196,21 @@ def cmd_live(args: argparse.Namespace) -> int:
         return 0
     if args.command == "load":
         live.load(args.scenario, web=args.web, web_port=args.web_port, progress=say)
+        return 0
+    if args.command == "token":
+        from orders.domain.errors import ValidationError
+        from orders.domain.models import validate_id
+        from sandbox.emulator.tokens import mint
+        from sandbox.errors import SandboxError
+
+        state = live.require_state()
+        if not state.get("jwt_key"):
+            raise SandboxError("the running stack takes no tokens (apiAuth is not jwt)")
+        try:
+            customer = validate_id(args.customer, "customer")
+        except ValidationError as exc:
+            raise SandboxError(f"{exc.field}: {exc.message}") from None
+        print(mint(Path(state["jwt_key"]), customer))
         return 0
     if args.command == "context":
         state = live.require_state()

@@ -27,23 +27,24 @@ class _Context:
 
 # The HTTP API's routes when none are given: the sandbox passes the deployed template's (SANDBOX_API_ROUTES),
 # so a route the stack does not deploy is a 404 here as on AWS, never served by the handler anyway.
-DEFAULT_ROUTES = (
-    "POST /orders",
-    "POST /orders/sync",
-    "GET /orders/{order_id}",
-    "GET /orders/{order_id}/events",
-    "GET /catalog",
+DEFAULT_ROUTES = dict.fromkeys(
+    ("POST /orders", "POST /orders/sync", "GET /orders/{order_id}", "GET /orders/{order_id}/events", "GET /catalog"),
+    "NONE",
 )
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "ANY")
 
 
-def http_routes(template: dict[str, Any]) -> list[str]:
-    """The route keys an HTTP API in ``template`` serves (WebSocket routes, ``$connect`` and actions, not)."""
-    keys = (
-        str(r["Properties"]["RouteKey"])
-        for r in template.get("Resources", {}).values()
-        if r.get("Type") == "AWS::ApiGatewayV2::Route"
-    )
-    return sorted(k for k in keys if k.split(" ", 1)[0] in ("GET", "POST", "PUT", "PATCH", "DELETE", "ANY"))
+def http_routes(template: dict[str, Any]) -> dict[str, str]:
+    """The route keys an HTTP API in ``template`` serves, each with its authorization type (``NONE``,
+    ``AWS_IAM``, ``JWT``); WebSocket routes (``$connect``, actions) are not HTTP routes."""
+    out: dict[str, str] = {}
+    for r in template.get("Resources", {}).values():
+        if r.get("Type") != "AWS::ApiGatewayV2::Route":
+            continue
+        key = str(r["Properties"]["RouteKey"])
+        if key.split(" ", 1)[0] in _METHODS:
+            out[key] = str(r["Properties"].get("AuthorizationType", "NONE"))
+    return dict(sorted(out.items()))
 
 
 def match_route(method: str, path: str, routes: Iterable[str]) -> str | None:
@@ -118,7 +119,16 @@ class ApiFront:
         self.handler = handler
         self.websockets = websockets
         routes = os.environ.get("SANDBOX_API_ROUTES")
-        self.routes: tuple[str, ...] = tuple(json.loads(routes)) if routes else DEFAULT_ROUTES
+        self.routes: dict[str, str] = json.loads(routes) if routes else DEFAULT_ROUTES
+        # The JWT authorizer: the sandbox issuer's key (sandbox/emulator/tokens.py), when the stack uses one.
+        key = os.environ.get("SANDBOX_JWT_KEY")
+        self.verifier: Any = None
+        if key:
+            from pathlib import Path
+
+            from sandbox.emulator.tokens import Verifier
+
+            self.verifier = Verifier(Path(key))
         self.counts: dict[str, int] = {}
         self.accepted = 0
         self._lock = threading.Lock()
@@ -147,8 +157,11 @@ class ApiFront:
                 path, _, query = self.path.partition("?")
                 event = to_event(self.command, path, dict(self.headers), body, query, front.routes)
                 resp: dict[str, Any]
+                denied = front.authorize(event)
                 if event["routeKey"] == "$default":  # no such route deployed: API Gateway answers, not the function
                     resp = {"statusCode": 404, "body": json.dumps({"message": "Not Found"}), "headers": {}}
+                elif denied is not None:
+                    resp = denied
                 else:
                     try:
                         resp = front.handler(event, _Context())
@@ -186,6 +199,22 @@ class ApiFront:
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, name="api-front", daemon=True)
+
+    def authorize(self, event: dict[str, Any]) -> dict[str, Any] | None:
+        """A JWT route's check, as the HTTP API's JWT authorizer makes it: a 401 answer, or None with the
+        token's claims in the event (``requestContext.authorizer.jwt``) for the function."""
+        if self.routes.get(event["routeKey"]) != "JWT":
+            return None
+        from sandbox.emulator.tokens import Unauthorized
+
+        try:
+            if self.verifier is None:
+                raise Unauthorized("the stack uses a JWT authorizer, and the sandbox has no issuer key for it")
+            claims = self.verifier.claims(event["headers"].get("authorization"))
+        except Unauthorized:
+            return {"statusCode": 401, "body": json.dumps({"message": "Unauthorized"}), "headers": {}}
+        event["requestContext"]["authorizer"] = {"jwt": {"claims": claims, "scopes": None}}
+        return None
 
     def _count(self, route: str, status: int, *, replayed: bool = False) -> None:
         """``accepted``: orders, not answers: a retried checkout's replayed 202 is not a second order."""

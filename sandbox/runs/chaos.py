@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 import urllib.request
@@ -187,12 +188,15 @@ class ChaosMonkey:
         with urllib.request.urlopen(self.api_base + "/catalog", timeout=30) as resp:
             products = json.loads(resp.read())["products"]
         product = max(products, key=lambda p: int(p["left"]))
-        order = {"customer_id": "chaos-target", "items": [{"sku": product["sku"], "qty": 1}]}
+        order: dict[str, Any] = {"customer_id": "chaos-target", "items": [{"sku": product["sku"], "qty": 1}]}
+        headers = {"Content-Type": "application/json"}
+        if key := os.environ.get("SANDBOX_JWT_KEY"):  # signed in as the chaos customer
+            from sandbox.emulator.tokens import mint
+
+            headers["Authorization"] = f"Bearer {mint(Path(key), 'chaos-target')}"
+            del order["customer_id"]
         req = urllib.request.Request(
-            self.api_base + "/orders",
-            data=json.dumps(order).encode(),
-            method="POST",
-            headers={"Content-Type": "application/json"},
+            self.api_base + "/orders", data=json.dumps(order).encode(), method="POST", headers=headers
         )
         with urllib.request.urlopen(req, timeout=30) as resp:
             order_id = json.loads(resp.read())["order_id"]

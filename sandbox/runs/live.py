@@ -233,6 +233,7 @@ class LiveStack:
             port=port,
             tracking_env=tracking_env,
             routes=http_routes(self.p.deployment.service_template()),
+            jwt_key=self.p.jwt_key,
         )
         self.p.api = api
         self._api = (api.proc, env)
@@ -243,7 +244,7 @@ class LiveStack:
         fn = self.p.client("lambda").get_function_configuration(
             FunctionName=self.p.deployment.service(outputs.API_FUNCTION_NAME)
         )
-        routes = ",".join(http_routes(self.p.deployment.service_template()))
+        routes = json.dumps(http_routes(self.p.deployment.service_template()))
         return {**fn["Environment"]["Variables"], "SANDBOX_API_ROUTE_KEYS": routes}
 
     def _restart_api_if_changed(self) -> None:
@@ -386,6 +387,7 @@ def _stack_state(p: Pipeline, workdir: Path, k: Scale) -> dict[str, Any]:
         "layer_arn": p.deployment.layer_arn,
         "workdir": str(workdir),
         "ledger": str(p.ledger_path),
+        "jwt_key": str(p.jwt_key),  # `python -m sandbox token CUSTOMER` signs with it
         "time_scale": k.k,
         "started_at": time.time(),
     }
@@ -407,11 +409,22 @@ def _follow(live: LiveStack, directory: Path) -> NoReturn:
 
 
 def banner(state: dict[str, Any], directory: Path) -> str:
+    from sandbox.emulator.tokens import mint
+
     rel = os.path.relpath(directory)
+    token = mint(Path(state["jwt_key"]), "demo-customer") if state.get("jwt_key") else ""
     return "\n".join(
         [
             "",
-            f"  API            {state['api_url']}   (POST /orders, GET /orders/{{id}})",
+            f"  API            {state['api_url']}   (POST /orders, GET /orders/{{id}}, GET /catalog)",
+            *(
+                [
+                    "  sign in        a demo customer's token (1 h; `python -m sandbox token CUSTOMER` for others):",
+                    f"                 curl -H 'Authorization: Bearer {token}' {state['api_url']}/orders/ID",
+                ]
+                if token
+                else []
+            ),
             f"  AWS endpoint   {state['endpoint']}   (DynamoDB: {state['dynamodb_endpoint']})",
             f"  environment    source {rel}/env.sh",
             *(f"  {k:<14} {v}" for k, v in state["names"].items() if k != "API_URL"),

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from planner.config import AppConfig, resolve
+from sandbox.emulator import tokens
 from sandbox.emulator.api_front import http_routes
 from sandbox.emulator.process import ROOT, ProcessEnv, Scale, free_port, stop_process
 from sandbox.errors import SandboxError
@@ -98,6 +99,7 @@ class Pipeline:
     dlq_url: str
     orders_table: str
     catalog_table: str
+    jwt_key: Path  # the sandbox issuer's key: tokens for shoppers, the JWT authorizer's check
     penv: ProcessEnv
     api_env: dict[str, str]
     front: ApiStats
@@ -146,7 +148,8 @@ def start_api(
     warm: int,
     port: int = 0,
     tracking_env: dict[str, str] | None = None,
-    routes: list[str] | None = None,
+    routes: dict[str, str] | None = None,
+    jwt_key: Path | None = None,
 ) -> ApiProcess:
     """The API process: the real handlers behind local HTTP and WebSocket fronts."""
     api_log = stack.enter_context((workdir / "logs" / "api.log").open("a"))
@@ -165,6 +168,7 @@ def start_api(
             "SANDBOX_API_PORT": str(port),
             "SANDBOX_LOG_DIR": str(workdir / "logs"),
             **({"SANDBOX_API_ROUTES": json.dumps(routes)} if routes is not None else {}),
+            **({"SANDBOX_JWT_KEY": str(jwt_key)} if jwt_key is not None else {}),
             **(
                 {"SANDBOX_TRACKING_ENV": json.dumps(penv.for_runtime(tracking_env, sandbox_host=True))}
                 if tracking_env is not None
@@ -193,7 +197,8 @@ def function_environment(lam: Any, deployment: Deployment, output: str) -> dict[
 def run_context(compute: str, *layers: Mapping[str, str] | None) -> dict[str, str]:
     """What a sandbox run deploys: the variant, disposable data and what two cores emulate, then each of
     ``layers`` on top (a fault plan's context, the user's ``-c`` overrides)."""
-    context = {"compute": compute, "retainData": "false", **SANDBOX_CONTEXT}
+    # Signed-in shoppers: the order routes take tokens of the sandbox's own issuer (sandbox/emulator/tokens.py).
+    context = {"compute": compute, "retainData": "false", **SANDBOX_CONTEXT, **tokens.CONTEXT}
     for layer in layers:
         context.update(layer or {})
     return context
@@ -294,6 +299,8 @@ def start_pipeline(
     if catalog is not None:
         load_catalog(clients["dynamodb"], catalog_table, catalog, shards=config.stock_shards)
     ledger_path = workdir / "payment-ledger.sqlite"
+    jwt_key = tokens.create_key(workdir)
+    os.environ["SANDBOX_JWT_KEY"] = str(jwt_key)  # what this run's Locust shoppers sign in with
     penv = process_env(em, ledger_path, k)
     api_env = function_environment(clients["lambda"], deployment, outputs.API_FUNCTION_NAME) or {}
     api = None
@@ -309,6 +316,7 @@ def start_pipeline(
             warm=warm,
             tracking_env=tracking_env,
             routes=http_routes(deployment.service_template()),
+            jwt_key=jwt_key,
         )
     queue_url = deployment.data(outputs.ORDERS_QUEUE_URL)
     queue_arn = clients["sqs"].get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
@@ -323,6 +331,7 @@ def start_pipeline(
         dlq_url=deployment.data(outputs.ORDERS_DLQ_URL),
         orders_table=deployment.data(outputs.ORDERS_TABLE_NAME),
         catalog_table=catalog_table,
+        jwt_key=jwt_key,
         penv=penv,
         api_env=api_env,
         front=ApiStats(f"http://127.0.0.1:{api.port if api else 0}"),

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -51,23 +52,23 @@ def read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
+SIGNED_IN: dict[str, str] = {}  # the customer's Authorization header, from `python -m sandbox token`
+
+
 def place_order(api: str) -> str:
     body = json.dumps(
-        {
-            "customer_id": "cust-live",
-            "items": [{"sku": "SKU-CAP", "qty": 1, "price": "7.50"}],
-            "currency": "USD",
-            "payment_token": "tok_visa",
-        }
+        {"items": [{"sku": "SKU-CAP", "qty": 1, "price": "7.50"}], "currency": "USD", "payment_token": "tok_visa"}
     ).encode()
-    req = urllib.request.Request(f"{api}/orders", data=body, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json", **SIGNED_IN}
+    req = urllib.request.Request(f"{api}/orders", data=body, headers=headers)
     with urllib.request.urlopen(req, timeout=30) as resp:
         assert resp.status == 202
         return str(json.loads(resp.read())["order_id"])
 
 
 def order_status(api: str, order_id: str) -> str:
-    with urllib.request.urlopen(f"{api}/orders/{order_id}", timeout=30) as resp:
+    req = urllib.request.Request(f"{api}/orders/{order_id}", headers=SIGNED_IN)
+    with urllib.request.urlopen(req, timeout=30) as resp:
         return str(json.loads(resp.read())["status"])
 
 
@@ -164,6 +165,13 @@ def test_live_stack_adopts_a_threshold_and_a_compute_switch_with_orders_in_fligh
         second = sandbox(env, "up", "--compute", "ecs")
         assert second.returncode == 1 and "already up" in second.stderr and len(second.stderr.splitlines()) == 1
 
+        # A customer signs in (the stack's JWT authorizer checks the sandbox issuer's tokens); unsigned is 401.
+        token = sandbox(env, "token", "cust-live")
+        assert token.returncode == 0, token.stderr
+        with pytest.raises(urllib.error.HTTPError) as unsigned:
+            place_order(api)
+        assert unsigned.value.code == 401
+        SIGNED_IN["Authorization"] = f"Bearer {token.stdout.strip()}"
         # Orders placed by hand are paid.
         first = [place_order(api) for _ in range(5)]
         wait_until("the first orders to be paid", lambda: all(order_status(api, o) == "PAID" for o in first), 60)
