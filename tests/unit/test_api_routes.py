@@ -7,13 +7,16 @@ def test_routes_come_from_the_template_http_only():
     template = {
         "Resources": {
             "A": {"Type": "AWS::ApiGatewayV2::Route", "Properties": {"RouteKey": "POST /orders"}},
-            "B": {"Type": "AWS::ApiGatewayV2::Route", "Properties": {"RouteKey": "GET /orders/{order_id}"}},
+            "B": {
+                "Type": "AWS::ApiGatewayV2::Route",
+                "Properties": {"RouteKey": "GET /orders/{order_id}", "AuthorizationType": "JWT"},
+            },
             "W": {"Type": "AWS::ApiGatewayV2::Route", "Properties": {"RouteKey": "$connect"}},
             "T": {"Type": "AWS::ApiGatewayV2::Route", "Properties": {"RouteKey": "track"}},
             "Q": {"Type": "AWS::SQS::Queue", "Properties": {}},
         }
     }
-    assert http_routes(template) == ["GET /orders/{order_id}", "POST /orders"]
+    assert http_routes(template) == {"GET /orders/{order_id}": "JWT", "POST /orders": "NONE"}
 
 
 def test_a_literal_segment_wins_over_a_parameter_and_an_undeployed_route_matches_nothing():
