@@ -205,3 +205,44 @@ def test_sold_out_writes_nothing():
     with pytest.raises(SoldOutError):
         svc.place_and_pay(svc.price(cart()))
     assert svc.repository.all() == [] and svc.publisher.events == []  # type: ignore[attr-defined]
+
+
+# -- contention -------------------------------------------------------------------------------------------
+def _canceled(stub, *codes: str) -> None:
+    stub.add_client_error(
+        "transact_write_items",
+        service_error_code="TransactionCanceledException",
+        modeled_fields={"CancellationReasons": [{"Code": c} for c in codes]},
+    )
+
+
+def test_a_transaction_conflict_is_retried_then_a_short_shard_falls_over_then_sold_out():
+    # GIVEN DynamoDB answering a reservation as AWS does under contention (moto never conflicts)
+    import boto3
+    from botocore.stub import Stubber
+
+    from orders.adapters.dynamodb import DynamoOrderRepository
+    from orders.domain.errors import ContendedError
+
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    repo = DynamoOrderRepository("orders", lambda: client, catalog_table="catalog")
+    svc = service(stock=10, shards=2)
+    svc.repository, svc.sleep = repo, lambda s: None
+    request = svc.price(cart())
+    with Stubber(client) as stub:
+        _canceled(stub, "None", "TransactionConflict")  # a concurrent write on the shard: try again
+        _canceled(stub, "None", "ConditionalCheckFailed")  # that shard is short: the other one
+        stub.add_response("transact_write_items", {})
+        order = svc.accept(request)
+        stub.assert_no_pending_responses()
+    assert len({r.shard for r in order.reservations}) == 1
+    with Stubber(client) as stub:
+        for _ in range(2):
+            _canceled(stub, "None", "ConditionalCheckFailed")
+        with pytest.raises(SoldOutError):
+            svc.accept(request)  # both shards short: sold out, nothing written
+    with Stubber(client) as stub:
+        for _ in range(5):
+            _canceled(stub, "None", "TransactionConflict")
+        with pytest.raises(ContendedError):
+            svc.accept(request)  # still contended after 5 tries: the API answers 503, retry
