@@ -36,8 +36,12 @@ def post(raw: str | bytes, ctx, content_type: str = "application/json") -> int:
     return int(api.handler(event, ctx)["statusCode"])
 
 
-def counts(aws) -> tuple[int, int]:
-    return aws.ddb.scan(TableName="orders", Select="COUNT")["Count"], sum(aws.depth())
+def counts(aws) -> tuple[int, int, int]:
+    """Orders written, messages queued, units of stock reserved: a 4xx must change none of them."""
+    from orders.adapters.catalog import stock_levels
+
+    sold = sum(s["sold"] for s in stock_levels(aws.ddb, "catalog"))
+    return aws.ddb.scan(TableName="orders", Select="COUNT")["Count"], sum(aws.depth()), sold
 
 
 def check(aws, ctx, raw, content_type="application/json") -> int:
@@ -89,3 +93,45 @@ def test_arbitrary_bytes_are_a_4xx(aws, lambda_context, raw):
 )
 def test_known_hostile_requests(aws, lambda_context, raw, content_type, status):
     assert check(aws, lambda_context, raw, content_type) == status
+
+
+PRICES = {"SKU-1": "9.99", "SKU-CAP": "7.50", "SKU-SCARCE": "100.00", "SKU-YEN": "1500"}
+
+
+@settings(FUZZ, max_examples=60)  # every combination of the four choices is 240; each example rebuilds the API
+@given(
+    sku=st.sampled_from([*PRICES, "SKU-NOPE", "sku-1"]),
+    qty=st.integers(min_value=-1, max_value=150),
+    shown=st.sampled_from(["right", "wrong", "absent", "float-text"]),
+    named=st.sampled_from(["absent", "self", "other"]),
+)
+def test_signed_in_checkouts_are_priced_by_the_server_owned_by_the_caller_or_refused_whole(
+    aws, lambda_context, monkeypatch, sku, qty, shown, named
+):
+    # GIVEN alice signed in (apiAuth=jwt), a cart of any SKU, quantity, displayed price and named customer
+    from orders import bootstrap
+
+    monkeypatch.setenv("API_AUTH", "jwt")
+    bootstrap.reset()
+    line: dict = {"sku": sku, "qty": qty}
+    if shown != "absent":
+        line["price"] = {"right": PRICES.get(sku, "1.00"), "wrong": "0.01", "float-text": "1e2"}[shown]
+    body: dict = {"items": [line]}
+    if named != "absent":
+        body["customer_id"] = "alice" if named == "self" else "bob"
+    event = http_event("POST", "/orders", body)
+    event["requestContext"]["authorizer"] = {"jwt": {"claims": {"sub": "alice", "iss": "https://i/"}, "scopes": None}}
+    before = counts(aws)
+    resp = api.handler(event, lambda_context)
+    status, answer = resp["statusCode"], json.loads(resp["body"])
+    # THEN one clear 4xx that writes and reserves nothing, or an order the catalog priced, alice's
+    assert status < 500, answer
+    if status >= 400:
+        assert counts(aws) == before and answer.get("error"), answer
+        return
+    assert status == 202 and sku in PRICES and 1 <= qty <= 100 and named != "other" and shown in ("right", "absent")
+    order = aws.order(answer["order_id"])
+    assert order["customer_id"] == "alice"
+    from decimal import Decimal
+
+    assert Decimal(order["total"]) == Decimal(PRICES[sku]) * qty
