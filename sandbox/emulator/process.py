@@ -45,6 +45,8 @@ class ProcessEnv:
             out["PAYMENT_LATENCY_MS"] = str(int(int(out["PAYMENT_LATENCY_MS"]) / k.k))
         if "QUEUE_VISIBILITY_TIMEOUT_S" in out:
             out["QUEUE_VISIBILITY_TIMEOUT_S"] = str(max(2, int(int(out["QUEUE_VISIBILITY_TIMEOUT_S"]) / k.k)))
+        if "RECONCILE_AFTER_S" in out:  # the reconciler's "stuck" age, as the schedule that runs it is scaled
+            out["RECONCILE_AFTER_S"] = str(max(1, int(int(out["RECONCILE_AFTER_S"]) / k.k)))
         out["SQS_WAIT_TIME_S"] = str(max(1, int(20 / k.k)))
         out.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
         out.setdefault("LOG_LEVEL", "WARNING")

@@ -121,6 +121,17 @@ def headline(summary: dict[str, Any]) -> list[tuple[str, str]]:
                 f"p50 {lat['p50']:.0f} ms, p99 {lat['p99']:.0f} ms ({lat['samples']} pushes; not time-scaled)",
             )
         )
+    for name, run in (s.get("schedules") or {}).items():
+        if run.get("not_fired"):
+            rows.append((f"schedule {name}", "not fired by the sandbox"))
+            continue
+        counts = ", ".join(f"{k} {v}" for k, v in run.items() if k not in ("period_s", "runs", "errors"))
+        rows.append(
+            (
+                f"schedule {name} (every {run['period_s']:g} s)",
+                f"{run['runs']} runs, {run['errors']} failed" + (f"; {counts}" if counts else ""),
+            )
+        )
     if "cold_starts" in s:
         rows.append(
             (

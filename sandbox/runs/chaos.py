@@ -44,12 +44,15 @@ class ChaosPlan:
     outage_s: float = 30.0  # sandbox seconds the processor is down: every charge fails before committing
 
     def context(self) -> dict[str, str]:
-        """What the plan deploys: the processor's failure rate, and visibility short enough to see retries."""
+        """What the plan deploys: the processor's failure rate, visibility short enough to see retries, and
+        the reconciler's shortest "stuck" age, so it runs into orders still being paid (its hand-backs must
+        be as safe as a redelivery)."""
         return {
             "paymentFailureRate": str(self.failure_rate),
             "paymentLostResponseShare": str(self.lost_response_share),
             "lambdaTimeoutSeconds": "10",
             "queueVisibilityTimeoutSeconds": "60",
+            "reconcileAfterSeconds": "60",
         }
 
 

@@ -37,7 +37,7 @@ from sandbox.stack.deploy import Deployment, aws_env, deploy, live_deployment
 from sandbox.stack.probes import read_ledger, read_orders, wait_drained
 from sandbox.stack.specs import LambdaSpec, ScalingPolicy, task_definition
 from sandbox.stack.topology import Pipeline, function_environment, mirror_tables, run_context, start_api, start_pipeline
-from sandbox.stack.workers import Workers, start_consumers, start_ecs, start_lambda
+from sandbox.stack.workers import Workers, start_consumers, start_ecs, start_lambda, start_schedules
 from stacks import outputs
 
 log = logging.getLogger("sandbox")
@@ -340,6 +340,7 @@ def up(opts: UpOptions, progress: Any = print) -> int:
             p.front = type(p.front)(f"http://127.0.0.1:{api_port}")
             live.start_workers()
             start_consumers(p, workdir, stack, k, progress)
+            start_schedules(p, workdir, stack, k, progress)
             state = _stack_state(p, workdir, k)
             _write_json(directory / "context.json", p.context)
             _write_json(directory / "status.json", live.status())

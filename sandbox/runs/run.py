@@ -15,6 +15,7 @@ from typing import Any
 from orders.adapters.catalog import stock_levels
 from sandbox.emulator.process import Scale
 from sandbox.emulator.queues import Depth, queue_depth
+from sandbox.emulator.schedules import Scheduler, schedule_runs
 from sandbox.errors import SandboxError
 from sandbox.results import metrics, report
 from sandbox.results.money import money, read_checkouts
@@ -25,7 +26,7 @@ from sandbox.runs.chaos import ChaosMonkey, ChaosPlan, PoisonClock, is_poison
 from sandbox.runs.load import TRACKER_SHARE, finish_trackers, kill, run_locust, start_trackers
 from sandbox.stack.probes import charged_order_ids, dlq_bodies, read_ledger, read_orders, wait_drained
 from sandbox.stack.topology import DEFAULT_CATALOG, Pipeline, outage_file, run_context, start_pipeline
-from sandbox.stack.workers import Workers, start_consumers, start_ecs, start_lambda
+from sandbox.stack.workers import Workers, start_consumers, start_ecs, start_lambda, start_schedules
 
 log = logging.getLogger("sandbox")
 ROOT = Path(__file__).resolve().parents[2]
@@ -123,6 +124,7 @@ class Sale:
     orders: list[dict[str, Any]] = field(default_factory=list)
     dlq_by_reason: dict[str, int] = field(default_factory=dict)
     poison_in_dlq: int = 0
+    scheduler: Scheduler | None = None  # the stack's EventBridge schedules (the reconciler), fired here
 
     def mark(self, name: str) -> None:
         self.marks[name] = time.monotonic() - self.t0
@@ -160,8 +162,10 @@ def _start_sale(opts: Options, workdir: Path, stack: ExitStack, progress: Any, k
     else:
         workers = start_ecs(p, workdir, stack, k, progress, t0)
     start_consumers(p, workdir, stack, k, progress)
+    scheduler = start_schedules(p, workdir, stack, k, progress)
     sampler = Sampler(lambda: sale.sample(), t0)  # started once the sale it samples exists
     sale: Sale = Sale(opts, p, workers, sampler, stack, workdir, progress, k, users, t0, t0_wall, poison_clock)
+    sale.scheduler = scheduler
     sampler.start()
     stack.callback(sampler.close)
     return sale
@@ -270,6 +274,7 @@ def _summary(
         **summarize(setup, timeline, seen),
         "money": counted,
         "stock": stock(levels, sale.orders, told),
+        "schedules": schedule_runs(sale.scheduler),
         **workers.details(),
     }
 

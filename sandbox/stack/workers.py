@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import statistics
+import threading
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +17,7 @@ from sandbox.emulator.event_sources import InvokeObserver, PollerGroup, SnsAsync
 from sandbox.emulator.lambda_pool import LambdaPool
 from sandbox.emulator.process import ProcessEnv, Scale
 from sandbox.emulator.queues import Depth, async_queue_name, queue_depth
+from sandbox.emulator.schedules import Scheduler, schedules
 from sandbox.stack.specs import LambdaSpec, ScalingPolicy, task_definition
 from sandbox.stack.topology import Pipeline
 from stacks import outputs
@@ -224,6 +227,43 @@ def start_consumers(p: Pipeline, workdir: Path, stack: ExitStack, k: Scale, prog
     if started:
         progress(f"consumers: {', '.join(started)}")
     return started
+
+
+def start_schedules(p: Pipeline, workdir: Path, stack: ExitStack, k: Scale, progress: Any) -> Scheduler:
+    """The service template's EventBridge schedules, fired on time into their Lambda targets (moto never
+    fires them): the reconciler every minute, time-scaled (sandbox/emulator/schedules.py)."""
+    lam, cfn = p.client("lambda"), p.client("cloudformation")
+    service_stack = next(name for name in p.deployment.templates if name.endswith(outputs.SERVICE_STACK))
+    pools: dict[str, LambdaPool] = {}
+    stop = threading.Event()
+    stack.callback(stop.set)
+
+    def invoke(logical_id: str, payload: str) -> dict[str, Any]:
+        if logical_id not in pools:
+            detail = cfn.describe_stack_resource(StackName=service_stack, LogicalResourceId=logical_id)
+            fn = lam.get_function_configuration(FunctionName=detail["StackResourceDetail"]["PhysicalResourceId"])
+            env = dict(fn["Environment"]["Variables"])
+            pools[logical_id] = function_pool(p, fn, max_envs=1, workdir=workdir, stack=stack, env=env)
+        pool = pools[logical_id]
+        environment = pool.acquire(stop)
+        if environment is None:
+            return {"error": "stopped"}
+        try:
+            out = pool.invoke(environment, json.loads(payload))
+        finally:
+            pool.release(environment)
+        return dict(out.get("result") or {}) if out.get("ok") else {"error": str(out.get("error"))}
+
+    scheduler = Scheduler(schedules(p.deployment.service_template()), invoke, k=k.k)
+    scheduler.start()
+    stack.callback(scheduler.close)
+    if scheduler.firings or scheduler.skipped:
+        fired = [f"{f.schedule.logical_id} every {f.period_s:g} s" for f in scheduler.firings]
+        progress(
+            f"schedules: {', '.join(fired) or 'none fired'}"
+            + (f"; not fired: {scheduler.skipped}" if scheduler.skipped else "")
+        )
+    return scheduler
 
 
 def start_ecs(p: Pipeline, workdir: Path, stack: ExitStack, k: Scale, progress: Any, t0: float) -> Workers:
