@@ -201,6 +201,9 @@ def bars(summary: dict[str, Any]) -> list[dict[str, Any]]:
         out += [zero(name, count) for name, count in money_bars(s["money"])]
     if "stock" in s:
         out += [bar(name, target, measured, met) for name, target, measured, met in stock_bars(s["stock"])]
+    for name, run in (s.get("schedules") or {}).items():
+        if not run.get("not_fired"):
+            out.append(zero(f"schedule {name}: runs that failed", int(run["errors"])))
     if "tracking" in s:
         out += tracking_bars(s)
     if "chaos" in s:

@@ -232,16 +232,24 @@ def start_consumers(p: Pipeline, workdir: Path, stack: ExitStack, k: Scale, prog
 def start_schedules(p: Pipeline, workdir: Path, stack: ExitStack, k: Scale, progress: Any) -> Scheduler:
     """The service template's EventBridge schedules, fired on time into their Lambda targets (moto never
     fires them): the reconciler every minute, time-scaled (sandbox/emulator/schedules.py)."""
-    lam, cfn = p.client("lambda"), p.client("cloudformation")
-    service_stack = next(name for name in p.deployment.templates if name.endswith(outputs.SERVICE_STACK))
+    lam = p.client("lambda")
+    template = p.deployment.service_template()
+    # The target's physical name through the stack output that names it (moto's DescribeStackResource
+    # fails on a stack holding resources it does not model, the schedule itself among them).
+    named_by = {
+        o["Value"]["Ref"]: key
+        for key, o in template.get("Outputs", {}).items()
+        if isinstance(o.get("Value"), dict) and "Ref" in o["Value"]
+    }
     pools: dict[str, LambdaPool] = {}
     stop = threading.Event()
     stack.callback(stop.set)
 
     def invoke(logical_id: str, payload: str) -> dict[str, Any]:
         if logical_id not in pools:
-            detail = cfn.describe_stack_resource(StackName=service_stack, LogicalResourceId=logical_id)
-            fn = lam.get_function_configuration(FunctionName=detail["StackResourceDetail"]["PhysicalResourceId"])
+            if logical_id not in named_by:
+                raise RuntimeError(f"no stack output names {logical_id}: the sandbox cannot find the target")
+            fn = lam.get_function_configuration(FunctionName=p.deployment.service(named_by[logical_id]))
             env = dict(fn["Environment"]["Variables"])
             pools[logical_id] = function_pool(p, fn, max_envs=1, workdir=workdir, stack=stack, env=env)
         pool = pools[logical_id]
@@ -254,7 +262,7 @@ def start_schedules(p: Pipeline, workdir: Path, stack: ExitStack, k: Scale, prog
             pool.release(environment)
         return dict(out.get("result") or {}) if out.get("ok") else {"error": str(out.get("error"))}
 
-    scheduler = Scheduler(schedules(p.deployment.service_template()), invoke, k=k.k)
+    scheduler = Scheduler(schedules(template), invoke, k=k.k)
     scheduler.start()
     stack.callback(scheduler.close)
     if scheduler.firings or scheduler.skipped:
