@@ -239,15 +239,24 @@ def model_bars(s: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+TRACKING_MIN = {"clients": 20, "reconnects": 3, "samples": 20}  # what a sale must track for its figures to mean much
+
+
 def tracking_bars(s: dict[str, Any]) -> list[dict[str, Any]]:
     t = s["tracking"]
     return [
         zero("tracking: events missed after a reconnect (catch-up)", t["missed_after_reconnect"]),
         bar(
             "tracking: clients that reconnected (so the catch-up was exercised)",
-            ">= 1",
+            f">= {TRACKING_MIN['reconnects']}",
             str(t["reconnects"]),
-            t["reconnects"] >= 1,
+            t["reconnects"] >= TRACKING_MIN["reconnects"],
+        ),
+        bar(
+            "tracking: orders tracked to the end, and live pushes timed (enough to measure)",
+            f">= {TRACKING_MIN['clients']} and >= {TRACKING_MIN['samples']}",
+            f"{t['clients']} and {t['push_latency_ms']['samples']}",
+            t["clients"] >= TRACKING_MIN["clients"] and t["push_latency_ms"]["samples"] >= TRACKING_MIN["samples"],
         ),
     ]
 

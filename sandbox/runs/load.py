@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess
@@ -50,30 +49,69 @@ def run_locust(
     prefix = out / user_class.lower()
     # A checkout in flight when the load ends still gets its answer (a shopper does not vanish
     # mid-request): on a loaded machine a sync checkout's first answer can take longer than a short phase.
-    cmd = [*locust_command(user_class, users, seconds, host, stop_timeout_s=IN_FLIGHT_S), "--csv", str(prefix)]
+    # --json-file is written after the users stopped (the CSV's last write can predate the checkouts that
+    # finished in the stop timeout): the figures come from it.
+    cmd = [
+        *locust_command(user_class, users, seconds, host, stop_timeout_s=IN_FLIGHT_S),
+        "--csv",
+        str(prefix),
+        "--json-file",
+        str(prefix),
+    ]
     started = time.monotonic()
     env = {**os.environ, "SANDBOX_DECLINE_SHARE": decline_share, "SANDBOX_CHECKOUT_LOG": str(out / "checkouts.jsonl")}
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 120, env=env)
     elapsed = time.monotonic() - started
-    stats_file = Path(f"{prefix}_stats.csv")
+    stats_file = Path(f"{prefix}.json")
     if not stats_file.exists():
         raise SandboxError(f"locust produced no statistics: {proc.stderr.strip().splitlines()[-1:]}")
-    rows = {r["Name"]: r for r in csv.DictReader(stats_file.open())}
-    row = next((r for name, r in rows.items() if name.startswith("POST")), None)
-    if row is None:
+    entry = _entry(json.loads(stats_file.read_text()), "POST")
+    if entry is None:
         said = " | ".join(proc.stderr.strip().splitlines()[-3:]) or "nothing"
         raise SandboxError(
             f"{user_class}: no order was placed in {seconds:.1f} s of load; give the sale longer (--duration)"
             f" (Locust said: {said})"
         )
     return {
-        "requests": int(row["Request Count"]),
-        "failures": int(row["Failure Count"]),
-        "p50_ms": float(row["50%"]),
-        "p99_ms": float(row["99%"]),
-        "rps": float(row["Requests/s"]),
+        "requests": entry.num_requests,
+        "failures": entry.num_failures,
+        "p50_ms": float(entry.get_response_time_percentile(0.5) or 0),
+        "p99_ms": float(entry.get_response_time_percentile(0.99) or 0),
+        "rps": float(entry.total_rps),
         "elapsed_s": elapsed,
     }
+
+
+def _entry(entries: list[dict[str, Any]], method: str) -> LocustEntry | None:
+    """The first ``method`` entry of Locust's JSON statistics. Read here without importing Locust: its
+    import monkey-patches the process with gevent, which the sandbox's threads must not run under."""
+    for data in entries:
+        if data.get("method") == method:
+            return LocustEntry(data)
+    return None
+
+
+class LocustEntry:
+    """Counts, percentiles (Locust's rounded response-time buckets) and rate of one JSON stats entry."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.num_requests = int(data["num_requests"])
+        self.num_failures = int(data["num_failures"])
+        self._times = sorted((int(float(k)), int(n)) for k, n in data["response_times"].items())
+        span = float(data["last_request_timestamp"] or 0) - float(data["start_time"] or 0)
+        self.total_rps = self.num_requests / span if span > 0 else 0.0
+
+    def get_response_time_percentile(self, share: float) -> float:
+        """The smallest bucket at or above ``share`` of the requests, as Locust computes it."""
+        if not self._times:
+            return 0.0
+        wanted = self.num_requests - int(self.num_requests * share)
+        seen = 0
+        for bucket, n in reversed(self._times):
+            seen += n
+            if seen >= wanted:
+                return float(bucket)
+        return float(self._times[0][0])
 
 
 TRACKER_SHARE = 5  # one tracking user per this many flash-sale users

@@ -254,22 +254,41 @@ class OrderTracker:
         }
 
 
-class TrackingBuyer(Shopper):
-    """Checks out through POST /orders, then follows the order over the WebSocket API until it is paid."""
+TRACK_EVERY_S = float(os.environ.get("SANDBOX_TRACK_EVERY_S", "0.5"))  # a tracking customer's checkout pace
+MAX_FOLLOWING = int(os.environ.get("SANDBOX_MAX_FOLLOWING", "20"))  # orders one tracking customer follows at once
 
-    wait_time = constant(0)
+
+class TrackingBuyer(Shopper):
+    """Checks out through POST /orders every TRACK_EVERY_S and follows each order over the WebSocket API
+    until it is paid, several at once (one connection each), so a sale tracks enough orders to measure:
+    reconnects, catch-up after them, and live push latency."""
+
+    wait_time = constant(TRACK_EVERY_S)
     tracked = 0
+
+    def on_start(self) -> None:
+        from gevent.pool import Pool
+
+        super().on_start()
+        self.following = Pool(MAX_FOLLOWING)
+
+    def on_stop(self) -> None:
+        self.following.join(timeout=TRACK_TIMEOUT_S)  # the orders already placed are followed to the end
 
     @task
     def checkout_and_track(self) -> None:
-        import json
-
         resp = self.client.post("/orders", json=order(self), name="POST /orders")
         if resp.status_code != 202 or not TRACKING_URL:
             return
         self.tracked += 1
         reconnect = self.tracked % RECONNECT_EVERY == 1 % RECONNECT_EVERY  # the first, then every n-th
         tracker = OrderTracker(TRACKING_URL, resp.json()["order_id"], reconnect=reconnect)
+        self.following.spawn(self._follow, tracker)  # waits for a free slot when MAX_FOLLOWING are followed
+
+    @staticmethod
+    def _follow(tracker: OrderTracker) -> None:
+        import json
+
         try:
             tracker.follow()
         finally:
