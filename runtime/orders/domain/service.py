@@ -15,6 +15,7 @@ from enum import StrEnum
 from orders.domain.catalog import Reservation, price_cart
 from orders.domain.errors import (
     ContendedError,
+    OrderError,
     FutureSequenceError,
     InvalidTransitionError,
     MalformedEventError,
@@ -106,7 +107,7 @@ class OrderService:
         so "sold out" means every shard of the SKU was short for the quantity.
         """
         if not shards:
-            self.repository.create(order)
+            self._store(order)
             return order
         untried = {sku: self.rng.sample(range(n), n) for sku, n in shards.items()}
         picked = {sku: left.pop() for sku, left in untried.items()}
@@ -115,7 +116,7 @@ class OrderService:
             held = tuple(Reservation(i.sku, picked[i.sku], i.qty) for i in order.items if i.sku in picked)
             candidate = dataclasses.replace(order, reservations=held)
             try:
-                self.repository.create(candidate)
+                self._store(candidate)
                 return candidate
             except StockShortError as short:
                 if not untried[short.sku]:
@@ -126,6 +127,28 @@ class OrderService:
                 if conflicts >= CONTENDED_TRIES:
                     raise
                 self.sleep(self.rng.uniform(0, 0.02 * conflicts))  # jittered: the contenders spread out
+
+    def _store(self, order: Order) -> None:
+        """``repository.create``, and if it fails in a way that may have landed (a timeout, a lost answer),
+        close what may exist: the checkout is answered 5xx, so no worker or reconciler may charge it.
+
+        The domain's own refusals (short stock, a conflict, a duplicate id) wrote nothing of this order.
+        """
+        try:
+            self.repository.create(order)
+        except (StockShortError, ContendedError, OrderError):
+            raise
+        except Exception:
+            with contextlib.suppress(Exception):  # the original error is the answer; a failed close adds nothing
+                self.repository.transition(
+                    order.order_id,
+                    expected=OrderStatus.PLACED,
+                    target=OrderStatus.REJECTED,
+                    at=self.clock(),
+                    attrs={"failure_reason": "not_created"},
+                    release=order.reservations,
+                )
+            raise
 
     # -- accept ---------------------------------------------------------------
     def _new_order(self, request: OrderRequest, checkout_key: str | None) -> Order:
