@@ -72,6 +72,7 @@ class PaymentSettings:
     latency_ms: int
     failure_rate: float
     lost_response_share: float = 0.0
+    slow_share: float = 0.0
 
 
 def runtime_environment(
@@ -94,6 +95,7 @@ def runtime_environment(
         "PAYMENT_LATENCY_MS": str(payments.latency_ms),
         "PAYMENT_FAILURE_RATE": str(payments.failure_rate),
         "PAYMENT_LOST_RESPONSE_SHARE": str(payments.lost_response_share),
+        "PAYMENT_SLOW_SHARE": str(payments.slow_share),
         "QUEUE_VISIBILITY_TIMEOUT_S": str(visibility_timeout_s),
         "IDEMPOTENCY_TTL_S": str(idempotency_ttl_s),
         "BACKPRESSURE_MAX_QUEUE_DEPTH": str(backpressure_max_queue_depth),

@@ -182,6 +182,7 @@ class AppConfig(BaseModel):
     payment_latency_ms: int = key("paymentLatencyMs", _int(0, 60_000))
     payment_failure_rate: float = key("paymentFailureRate", _float(0.0, 1.0))
     payment_lost_response_share: float = key("paymentLostResponseShare", _float(0.0, 1.0))
+    payment_slow_share: float = key("paymentSlowShare", _float(0.0, 1.0))
     require_idempotency_key: bool = key("requireIdempotencyKey", _bool)
     idempotency_key_window_hours: int = key("idempotencyKeyWindowHours", _int(1, 720))
     reconcile_after_s: int = key("reconcileAfterSeconds", _int(60, 86_400))

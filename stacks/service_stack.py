@@ -87,6 +87,7 @@ class ServiceStack(Stack):
                 latency_ms=cfg.payment_latency_ms,
                 failure_rate=cfg.payment_failure_rate,
                 lost_response_share=cfg.payment_lost_response_share,
+                slow_share=cfg.payment_slow_share,
             ),
             visibility_timeout_s=cfg.visibility_timeout_s,
             idempotency_ttl_s=cfg.idempotency_ttl_s,

@@ -42,6 +42,7 @@ def build(cfg: Settings, *, persistence: Callable[[], Any] | None = None) -> Con
         latency_ms=cfg.payment_latency_ms,
         failure_rate=cfg.payment_failure_rate,
         lost_response_share=cfg.payment_lost_response_share,
+        slow_share=cfg.payment_slow_share,
         declined_tokens=cfg.declined_tokens,
         ledger=open_ledger(cfg.payment_ledger_path or None),
         outage_file=cfg.payment_outage_file or None,

@@ -41,6 +41,7 @@ class Settings:
     require_idempotency_key: bool = env("REQUIRE_IDEMPOTENCY_KEY", False)  # refuse a checkout without one
     reconcile_after_s: int = env("RECONCILE_AFTER_S", 900, ge=1)  # how long non-terminal counts as stuck
     payment_lost_response_share: float = env("PAYMENT_LOST_RESPONSE_SHARE", 0.0, ge=0.0, le=1.0)
+    payment_slow_share: float = env("PAYMENT_SLOW_SHARE", 0.0, ge=0.0, le=1.0)  # simulator: 5x slow answers
     payment_outage_file: str = env("PAYMENT_OUTAGE_FILE")  # simulator only: an outage shared by processes
     payment_ledger_path: str = env("PAYMENT_LEDGER_PATH")  # simulator only: a SQLite ledger shared by processes
     connections_table: str = env("CONNECTIONS_TABLE_NAME")  # order tracking: who tracks which order

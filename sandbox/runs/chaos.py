@@ -38,6 +38,7 @@ class ChaosPlan:
     wave_every_s: float = 4.0  # sandbox seconds between waves, from when workers first run
     failure_rate: float = 0.1  # transient processor failures (deployed as paymentFailureRate)
     lost_response_share: float = 0.5  # of those, after the charge committed (deployed as paymentLostResponseShare)
+    slow_share: float = 0.05  # answers 5x slower than the processor's latency (deployed as paymentSlowShare)
     decline_share: float = 0.05  # shoppers whose card is declined (a terminal PAYMENT_FAILED)
     poison: bool = True
     outage_after_s: float = 2.0  # sandbox seconds from the start of the async load
@@ -50,6 +51,7 @@ class ChaosPlan:
         return {
             "paymentFailureRate": str(self.failure_rate),
             "paymentLostResponseShare": str(self.lost_response_share),
+            "paymentSlowShare": str(self.slow_share),
             "lambdaTimeoutSeconds": "10",
             "queueVisibilityTimeoutSeconds": "60",
             "reconcileAfterSeconds": "60",

@@ -1,3 +1,4 @@
+import random
 import threading
 import time
 from decimal import Decimal
@@ -158,3 +159,41 @@ def test_an_outage_fails_every_charge_before_it_commits_then_ends(tmp_path):
     assert processor.ledger.entries() == []  # down: nothing was charged, whatever the lost-answer share
     outage.write_text(str(time.time() - 1))
     assert processor.charge(request).approved and processor.charges == 1
+
+
+def test_a_slow_answer_takes_five_times_the_latency_and_a_lookup_meanwhile_finds_it_in_progress():
+    slept: list[float] = []
+    now = [1000.0]
+    processor = SimulatedPaymentProcessor(
+        slots=1,
+        latency_ms=2000,
+        slow_share=1.0,
+        sleep=slept.append,
+        rng=random.Random(1),
+        clock=lambda: now[0],
+    )
+    request = PaymentRequest(
+        order_id="o",
+        amount=Decimal("1.00"),
+        currency="USD",
+        token="tok_visa",
+        idempotency_key="k",
+    )
+    processor.charge(request)
+    assert slept == [10.0]
+    now[0] += 5  # still being answered (ready after 10 s)
+    with pytest.raises(TransientPaymentError):
+        processor.find("k")
+
+
+def test_lookup_by_key_forgets_after_the_processors_window():
+    now = [1000.0]
+    processor = SimulatedPaymentProcessor(
+        slots=1, latency_ms=0, sleep=lambda s: None, clock=lambda: now[0], key_window_s=3600
+    )
+    processor.charge(
+        PaymentRequest(order_id="o", amount=Decimal("1.00"), currency="USD", token="tok_visa", idempotency_key="k")
+    )
+    assert processor.find("k") is not None
+    now[0] += 3601
+    assert processor.find("k") is None  # as a real processor: the key is gone; only the order's own record knows

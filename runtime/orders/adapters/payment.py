@@ -37,6 +37,8 @@ class SimulatedPaymentProcessor:
         latency_ms: int,
         failure_rate: float = 0.0,
         lost_response_share: float = 0.0,
+        slow_share: float = 0.0,
+        slow_factor: float = 5.0,
         declined_tokens: frozenset[str] = frozenset({"tok_declined"}),
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
@@ -51,6 +53,7 @@ class SimulatedPaymentProcessor:
         self.latency_s = latency_ms / 1000.0
         self.failure_rate = failure_rate
         self.lost_response_share = lost_response_share  # of the failures: after the charge committed
+        self.slow_share, self.slow_factor = slow_share, slow_factor  # answers that take slow_factor x latency
         self.declined_tokens = declined_tokens
         self._sleep = sleep
         self._rng = rng or random.Random()
@@ -112,12 +115,14 @@ class SimulatedPaymentProcessor:
                 down = self._down()
                 fail = down or (self.failure_rate > 0 and self._rng.random() < self.failure_rate)
                 lost = fail and not down and self._rng.random() < self.lost_response_share
+                slow = self.slow_share > 0 and self._rng.random() < self.slow_share
+            latency = self.latency_s * (self.slow_factor if slow else 1.0)
             try:
                 if fail and not lost:
-                    self._sleep(self.latency_s)
+                    self._sleep(latency)
                     raise TransientPaymentError(f"processor unavailable for {request.order_id}")
-                held = self._commit(request)
-                self._sleep(self.latency_s)
+                held = self._commit(request, latency)
+                self._sleep(latency)
                 if lost:
                     # Charged, and the answer never reaches the caller (a timeout or a dropped connection):
                     # only a caller that looks the charge up by key, or retries with it, learns the truth.
@@ -138,9 +143,10 @@ class SimulatedPaymentProcessor:
         except (OSError, ValueError):
             return False
 
-    def _commit(self, request: PaymentRequest) -> PaymentResult:
+    def _commit(self, request: PaymentRequest, latency_s: float | None = None) -> PaymentResult:
         """Record the charge as the processor receives it; a key it holds is answered from the ledger."""
         now = self._clock()
+        latency_s = self.latency_s if latency_s is None else latency_s
         approved = request.token not in self.declined_tokens
         entry, created = self.ledger.claim(
             fresh := LedgerEntry(
@@ -152,7 +158,7 @@ class SimulatedPaymentProcessor:
                 payment_id=f"pay_{uuid.uuid4().hex[:20]}" if approved else None,
                 decline_reason=None if approved else "card_declined",
                 created_at=now,
-                ready_at=now + self.latency_s,
+                ready_at=now + latency_s,
             )
         )
         if not created and now - entry.created_at > self.key_window_s:
@@ -170,8 +176,8 @@ class SimulatedPaymentProcessor:
     def find(self, idempotency_key: str) -> PaymentResult | None:
         """Look a charge up by its key, as processors allow by merchant reference; none while still in flight."""
         entry = self.ledger.find(idempotency_key)
-        if entry is None:
-            return None
+        if entry is None or self._clock() - entry.created_at > self.key_window_s:
+            return None  # never seen, or forgotten: lookup by key has the same window as replay
         if entry.ready_at > self._clock():
             raise TransientPaymentError(f"a payment with key {idempotency_key} is in progress")
         return _result(entry)

@@ -15,10 +15,10 @@ from enum import StrEnum
 from orders.domain.catalog import Reservation, price_cart
 from orders.domain.errors import (
     ContendedError,
-    OrderError,
     FutureSequenceError,
     InvalidTransitionError,
     MalformedEventError,
+    OrderError,
     OrderNotFoundError,
     PublishError,
     SoldOutError,
