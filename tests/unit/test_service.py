@@ -1,6 +1,7 @@
 """Domain behaviour with in-memory adapters behind the same ports (no network)."""
 
 import threading
+from datetime import UTC, datetime
 
 import pytest
 
@@ -140,16 +141,41 @@ def test_redelivery_after_every_dedupe_record_expired_does_not_charge_again(vali
         svc.process_placed(event)
     svc.repository.transition = real_transition
     assert svc.get(order.order_id).status is OrderStatus.PAYING and processor.charges == 1
-    # AND 30 days later every time-bound dedupe is gone: the Powertools idempotency record expired
-    # (idempotencyTtlSeconds) and the processor no longer replays the key (its window is 24 h)
+    # AND within the processor's key window a redelivery adopts the charge
+    svc.payments.persistence_store.records.clear()  # the Powertools record expired (idempotencyTtlSeconds)
+    now[0] += 3600
+    assert svc.process_placed(event) is Outcome.PAID and processor.charges == 1
+    assert svc.get(order.order_id).payment_id == processor.ledger.entries()[0].payment_id
+
+
+def test_an_attempt_older_than_the_processors_key_window_is_never_charged_again(valid_order):
+    # GIVEN a charge, a crash before the state write, and 30 days: every time-bound dedupe is gone (the
+    # Powertools record, the processor's replay and its lookup by key, 24 h)
+    now = [1_000_000.0]
+    svc, processor = make_service(clock=lambda: now[0])
+    svc.now = lambda: now[0]
+    svc.clock = lambda: datetime.fromtimestamp(now[0], UTC).isoformat(timespec="milliseconds")
+    order, event = placed_event(svc, valid_order)
+    real_transition = svc.repository.transition
+    svc.repository.transition = lambda order_id, *, target, **kw: (
+        (_ for _ in ()).throw(ConnectionError("worker killed"))
+        if target is OrderStatus.PAID
+        else real_transition(order_id, target=target, **kw)
+    )
+    with pytest.raises(ConnectionError):
+        svc.process_placed(event)
+    svc.repository.transition = real_transition
     svc.payments.persistence_store.records.clear()
     now[0] += 30 * 86400
-    # WHEN the message is redelivered from the DLQ
-    assert svc.process_placed(event) is Outcome.PAID
-    # THEN the earlier charge is adopted, not repeated
-    assert processor.charges == 1
-    assert summarize(processor.ledger.entries()).double_charges == 0
-    assert svc.get(order.order_id).payment_id == processor.ledger.entries()[0].payment_id
+    assert processor.find(svc.get(order.order_id).payment_key) is None  # forgotten
+    # WHEN the message is redelivered (from the DLQ) THEN it is not charged again: it goes to a person
+    with pytest.raises(MalformedEventError, match="look the charge up by hand"):
+        svc.process_placed(event)
+    assert processor.charges == 1 and summarize(processor.ledger.entries()).double_charges == 0
+    # AND the reconciler leaves it for review (the StuckOrders alarm) instead of handing it back
+    published = len(svc.publisher.events)
+    assert svc.reconcile(updated_before="9999-12-31T00:00:00+00:00")["needs_review"] == 1
+    assert len(svc.publisher.events) == published and svc.get(order.order_id).status is OrderStatus.PAYING
 
 
 def test_processing_pays_and_publishes_confirmation(valid_order):
@@ -363,7 +389,7 @@ def test_the_reconciler_resolves_each_kind_of_stuck_order_once_and_leaves_fresh_
     # WHEN it runs past them
     counts = svc.reconcile(updated_before="9999-01-01")
     # THEN the charged one is adopted (PAID, its outcome published), the others go back to the workers
-    assert counts == {"found": 3, "adopted": 1, "republished": 2, "failed": 0}
+    assert counts == {"found": 3, "adopted": 1, "republished": 2, "needs_review": 0, "failed": 0}
     assert svc.get(charged.order_id).status is OrderStatus.PAID
     republished = {e.order_id for e in svc.publisher.events if e.event_type is EventType.ORDER_PLACED}
     assert republished == {lost_event.order_id, not_charged.order_id}

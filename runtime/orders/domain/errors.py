@@ -49,6 +49,11 @@ class MalformedEventError(OrderError):
     """A message carries no usable order event; retrying it cannot help."""
 
 
+class OutcomeUnknownError(MalformedEventError):
+    """An order PAYING for longer than the processor remembers its key, whose lookup finds nothing: a
+    retry could charge twice, so the message goes to the DLQ and a person checks the processor."""
+
+
 class UnknownSkuError(ValidationError):
     """The cart names a SKU the catalog does not sell."""
 

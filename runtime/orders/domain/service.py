@@ -20,6 +20,7 @@ from orders.domain.errors import (
     MalformedEventError,
     OrderError,
     OrderNotFoundError,
+    OutcomeUnknownError,
     PublishError,
     SoldOutError,
     StockShortError,
@@ -79,6 +80,8 @@ class OrderService:
     clock: Callable[[], str] = utc_now
     id_factory: Callable[[], str] = new_order_id
     catalog: Catalog | None = None
+    payment_key_window_s: float = 24 * 3600  # how long the processor replays and finds a key (Stripe: 24 h)
+    now: Callable[[], float] = time.time
     rng: random.Random = dataclasses.field(default_factory=random.Random)
     sleep: Callable[[float], None] = time.sleep
 
@@ -140,15 +143,20 @@ class OrderService:
             raise
         except Exception:
             with contextlib.suppress(Exception):  # the original error is the answer; a failed close adds nothing
-                self.repository.transition(
-                    order.order_id,
-                    expected=OrderStatus.PLACED,
-                    target=OrderStatus.REJECTED,
-                    at=self.clock(),
-                    attrs={"failure_reason": "not_created"},
-                    release=order.reservations,
-                )
+                self._tombstone(order, "not_created")
             raise
+
+    def _tombstone(self, order: Order, reason: str) -> Order | None:
+        """PLACED -> REJECTED (its stock given back): the order's client is told 5xx, so nobody charges it.
+        None when the order is not PLACED (a worker took it) or does not exist."""
+        return self.repository.transition(
+            order.order_id,
+            expected=OrderStatus.PLACED,
+            target=OrderStatus.REJECTED,
+            at=self.clock(),
+            attrs={"failure_reason": reason},
+            release=order.reservations,
+        )
 
     # -- accept ---------------------------------------------------------------
     def _new_order(self, request: OrderRequest, checkout_key: str | None) -> Order:
@@ -192,14 +200,7 @@ class OrderService:
             self.publisher.publish(self._event(EventType.ORDER_PLACED, order))
         except PublishError:
             try:
-                rejected = self.repository.transition(
-                    order.order_id,
-                    expected=OrderStatus.PLACED,
-                    target=OrderStatus.REJECTED,
-                    at=self.clock(),
-                    attrs={"failure_reason": "not_published"},
-                    release=order.reservations,
-                )
+                rejected = self._tombstone(order, "not_published")
             except Exception:  # the tombstone failed too: the outcome is unknown, so never a 5xx
                 return order
             if rejected is None:
@@ -283,7 +284,7 @@ class OrderService:
         order moves to its outcome, which is published); otherwise the order goes back to the workers, who
         look it up again before charging with the same key. Every step is one a redelivery may repeat.
         """
-        counts = {"found": 0, "adopted": 0, "republished": 0, "failed": 0}
+        counts = {"found": 0, "adopted": 0, "republished": 0, "needs_review": 0, "failed": 0}
         for status in (OrderStatus.PLACED, OrderStatus.PAYING):
             for order in self.repository.stuck(status, updated_before, limit):
                 counts["found"] += 1
@@ -312,8 +313,18 @@ class OrderService:
                 if updated is not None:
                     self._publish_outcome(updated)
                     return "adopted"
+            elif self._beyond_key_window(order):
+                return "needs_review"  # the StuckOrders alarm stays on it; see OutcomeUnknownError
         self.publisher.publish(self._event(EventType.ORDER_PLACED, order))
         return "republished"
+
+    def _beyond_key_window(self, order: Order) -> bool:
+        """The order's payment attempt is older than the processor remembers keys: a lookup that finds
+        nothing no longer proves there was no charge."""
+        started = next((e.occurred_at for e in reversed(order.log) if e.status is OrderStatus.PAYING), None)
+        if started is None:
+            return False
+        return self.now() - datetime.fromisoformat(started).timestamp() > self.payment_key_window_s
 
     def _pay(self, order: Order) -> tuple[Outcome, Order]:
         """Record the attempt (PAYING), charge with the order's key, move to the terminal state, publish.
@@ -347,6 +358,12 @@ class OrderService:
         if order.status is not OrderStatus.PAYING:
             raise InvalidTransitionError(f"{order.order_id} is {order.status.value}, expected PLACED or PAYING")
         result = None if fresh else self.payments.find(key)
+        if result is None and not fresh and self._beyond_key_window(order):
+            # Charging again could charge twice, and failing it could keep money taken: a person decides.
+            raise OutcomeUnknownError(
+                f"order {order.order_id} has been PAYING longer than the processor remembers its key "
+                f"({self.payment_key_window_s:.0f} s): look the charge up by hand before anyone retries it"
+            )
         if result is None:
             result = self.payments.charge(
                 PaymentRequest(
