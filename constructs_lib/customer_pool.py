@@ -43,6 +43,7 @@ class CustomerPool(Construct):
             access_token_validity=Duration.hours(1),
             refresh_token_validity=Duration.days(30),
             generate_secret=False,  # a browser or app client cannot keep a secret
+            disable_o_auth=True,  # SRP sign-in through the SDK; no hosted-UI grants to leave open
         )
         self.issuer = f"https://cognito-idp.{Stack.of(self).region}.amazonaws.com/{self.user_pool.user_pool_id}"
         self.audience = self.client.user_pool_client_id

@@ -187,7 +187,7 @@ class AppConfig(BaseModel):
     idempotency_key_window_hours: int = key("idempotencyKeyWindowHours", _int(1, 720))
     reconcile_after_s: int = key("reconcileAfterSeconds", _int(60, 86_400))
     stock_shards: int = key("stockShards", _int(1, 100))
-    catalog_cache_s: int = key("catalogCacheSeconds", _int(0, 300))
+    catalog_cache_s: int = key("catalogCacheSeconds", _int(1, 300))  # >= 1: the public listing is a Scan
     visibility_timeout_s: int = key("queueVisibilityTimeoutSeconds", _int(1, 43_200))
     max_receive_count: int = key("maxReceiveCount", _int(1, 1000))
     queue_retention_days: int = key("queueRetentionDays", _int(1, 14))

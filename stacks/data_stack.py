@@ -5,7 +5,6 @@ from __future__ import annotations
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
 from constructs import Construct
 
-from constructs_lib.customer_pool import CustomerPool
 from constructs_lib.event_topic import EventTopic
 from constructs_lib.order_tables import OrderTables
 from constructs_lib.work_queue import WorkQueue
@@ -14,8 +13,7 @@ from stacks import outputs
 
 
 class DataStack(Stack):
-    """Attributes: ``events`` (EventTopic), ``work`` (WorkQueue), ``tables`` (OrderTables), ``customers``
-    (CustomerPool, apiAuth=jwt without an issuer of one's own; else None).
+    """Attributes: ``events`` (EventTopic), ``work`` (WorkQueue), ``tables`` (OrderTables).
 
     Every attribute a consumer may reference is exported explicitly, so the
     exports (and so this template) do not change when ``compute`` does.
@@ -36,7 +34,6 @@ class DataStack(Stack):
         self.work.accept_from(self.events.topic)
         self.work.accept_dead_letters_from(self.events.topic)
         self.tables = OrderTables(self, "Tables", removal_policy=removal)
-        self.customers = CustomerPool(self, "Customers", removal_policy=removal) if config.customer_pool else None
 
         for value in (
             self.events.topic.topic_arn,
@@ -66,13 +63,3 @@ class DataStack(Stack):
             (outputs.STOCK_SHARDS, str(config.stock_shards), "Stock items per SKU that make catalog writes"),
         ):
             CfnOutput(self, name, value=value, description=description)
-        if self.customers is not None:
-            self.export_value(self.customers.user_pool.user_pool_id)
-            self.export_value(self.customers.client.user_pool_client_id)
-            CfnOutput(self, outputs.USER_POOL_ID, value=self.customers.user_pool.user_pool_id, description="Customers")
-            CfnOutput(
-                self,
-                outputs.USER_POOL_CLIENT_ID,
-                value=self.customers.client.user_pool_client_id,
-                description="The storefront's app client: the audience of the customers' tokens",
-            )

@@ -11,6 +11,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from constructs_lib.apigw_account import ApiGatewayAccount
+from constructs_lib.customer_pool import CustomerPool
 from constructs_lib.ecs_workers import EcsQueueWorkers, ScalingProps, TaskProps
 from constructs_lib.fan_out import TopicSubscriberQueue, workers_inbox
 from constructs_lib.fault_injection import FaultInjection
@@ -68,7 +69,7 @@ class ServiceStack(Stack):
         self.layer = powertools_layer(
             self, "PowertoolsLayer", layer_arn=config.powertools_layer_arn, version=config.powertools_layer_version
         )
-        self._api(data)
+        self._api()
         self._consumers()
         self._reconciler()
         self._workers()
@@ -95,17 +96,32 @@ class ServiceStack(Stack):
             service=service,
         )
 
-    def _auth(self, data: DataStack) -> ApiAuth:
+    def _auth(self) -> ApiAuth:
         """Who may call the order routes: SigV4 principals, the holders of tokens from the customer pool or
-        the configured issuer, or anyone (demo)."""
+        the configured issuer, or anyone (demo).
+
+        The customer pool lives in this stack, not the data stack: a pool there would be exported to this
+        one, and switching apiAuth away from jwt would remove an export still imported, which
+        CloudFormation refuses. Its removal policy is the data's (kept unless retainData=false), and a
+        compute switch leaves it as it is.
+        """
         cfg = self.cfg
+        self.customers: CustomerPool | None = None
         if cfg.api_auth != "jwt":
             return ApiAuth(mode=cfg.api_auth)
-        if data.customers is not None:
-            return ApiAuth(mode="jwt", issuer=data.customers.issuer, audience=(data.customers.audience,))
+        if cfg.customer_pool:
+            self.customers = CustomerPool(self, "Customers", removal_policy=self.removal)
+            CfnOutput(self, outputs.USER_POOL_ID, value=self.customers.user_pool.user_pool_id, description="Customers")
+            CfnOutput(
+                self,
+                outputs.USER_POOL_CLIENT_ID,
+                value=self.customers.client.user_pool_client_id,
+                description="The storefront's app client: the audience of the customers' tokens",
+            )
+            return ApiAuth(mode="jwt", issuer=self.customers.issuer, audience=(self.customers.audience,))
         return ApiAuth(mode="jwt", issuer=cfg.jwt_issuer, audience=tuple(cfg.jwt_audience.split(",")))
 
-    def _api(self, data: DataStack) -> None:
+    def _api(self) -> None:
         cfg = self.cfg
         self.api = OrderApi(
             self,
@@ -120,7 +136,7 @@ class ServiceStack(Stack):
                 "API_AUTH": cfg.api_auth,  # who the customer is: the caller (jwt, iam) or the body (none)
             },
             layer=self.layer,
-            auth=self._auth(data),
+            auth=self._auth(),
             throttle_rate=cfg.api_throttle_rate,
             throttle_burst=cfg.api_throttle_burst,
             reserved_concurrency=cfg.api_reserved_concurrency,

@@ -67,11 +67,15 @@ class Verifier:
         try:
             decoded = jwt.decode(token.strip(), self._keys, algorithms=["RS256"])
             jwt.JWTClaimsRegistry(
-                iss={"essential": True, "value": self.issuer},
-                aud={"essential": True, "values": list(self.audiences)},
-                exp={"essential": True},
-                sub={"essential": True},
+                iss={"essential": True, "value": self.issuer}, exp={"essential": True}, sub={"essential": True}
             ).validate(decoded.claims)
         except (JoseError, ValueError) as exc:
             raise Unauthorized(str(exc)) from None
-        return dict(decoded.claims)
+        claims = dict(decoded.claims)
+        # API Gateway: the token's aud, or its client_id when it has no aud (Cognito access tokens), must be
+        # one of the authorizer's audiences.
+        audience = claims.get("aud", claims.get("client_id"))
+        given = audience if isinstance(audience, list) else [audience]
+        if not any(a in self.audiences for a in given):
+            raise Unauthorized("the token is for another audience")
+        return claims
