@@ -6,6 +6,7 @@ other version is refused rather than silently mis-patched.
 
 from __future__ import annotations
 
+import copy
 import threading
 from typing import Any
 
@@ -179,9 +180,71 @@ def fix_dynamodb_atomic_requests() -> None:
     DynamoHandler.call_action = call_action  # type: ignore[method-assign]
 
 
+def fix_dynamodb_transaction_copies() -> None:
+    """moto 5.2.5 backs up every table a TransactWriteItems touches with ``copy.deepcopy`` of the whole
+    table, to roll back a cancelled transaction: each checkout (the order's put beside its stock) copied the
+    orders table, so a sale slowed as it sold (quadratic). DynamoDB undoes only the items a transaction
+    wrote. Here the items it names are saved before it runs (its requests are served one at a time, above)
+    and put back if it is cancelled; the whole-table copy becomes a no-op. Idempotent."""
+    import moto.dynamodb.models as models
+    from moto.dynamodb.models.table import Table
+
+    backend = models.DynamoDBBackend
+    if getattr(backend.transact_write_items, "_item_undo", False):
+        return
+    original = backend.transact_write_items
+
+    class _NoTableCopy:
+        """``copy`` for that module: a Table is not copied (the undo below restores its items)."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(copy, name)
+
+        @staticmethod
+        def deepcopy(x: Any, memo: Any = None) -> Any:
+            return x if isinstance(x, Table) else copy.deepcopy(x, memo)
+
+    models.copy = _NoTableCopy()  # type: ignore[assignment]
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        saved: list[tuple[str, dict[str, Any], Any]] = []
+        for entry in transact_items:
+            op = next(iter(entry.values())) if entry else {}
+            name = op.get("TableName")
+            if not name or name not in self.tables:
+                continue
+            table = self.tables[name]
+            if "Key" in op:
+                key = op["Key"]
+            elif "Item" in op:
+                key = {table.hash_key_attr: op["Item"][table.hash_key_attr]}
+                if table.range_key_attr is not None and table.range_key_attr in op["Item"]:
+                    key[table.range_key_attr] = op["Item"][table.range_key_attr]
+            else:
+                continue
+            try:
+                current = self.get_item(name, key)
+            except Exception:  # a malformed key: moto's own validation answers it below
+                continue
+            saved.append((name, key, copy.deepcopy(current.to_json()["Attributes"]) if current else None))
+        try:
+            original(self, transact_items)
+        except Exception:
+            for name, key, attributes in reversed(saved):
+                if attributes is None:
+                    self.delete_item(name, key)
+                else:
+                    self.put_item(name, attributes)
+            raise
+
+    transact_write_items._item_undo = True  # type: ignore[attr-defined]
+    backend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+
 def apply() -> None:
     check_version()
     fix_dynamodb_atomic_requests()
+    fix_dynamodb_transaction_copies()
     fix_kms_cloudformation_tags()
     fix_cloudformation_update_removing_unmodelled()
     fix_cloudformation_route_table_removal()
