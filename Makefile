@@ -49,13 +49,13 @@ typecheck: $(PY_STAMP)
 	$(VENV)/bin/mypy
 
 # The e2e level spends much of its time waiting on the sandbox (deploy polls, drain, long polls): the other
-# levels run beside it at the lowest CPU priority (two workers: once the sales are done they have both cores),
+# levels run beside it at the lowest CPU priority,
 # so they fill that idle time and never slow a sale. Each
 # writes its own coverage file; the report combines them. The other levels' output is printed after e2e's.
 test: setup ## lint, typecheck, every test level (e2e beside the rest), coverage printed
 	@$(MAKE) --no-print-directory -j2 lint typecheck
 	@rm -f .coverage .coverage.*; log=$$(mktemp); status=0; \
-	COVERAGE_FILE=.coverage.levels nice -n 19 $(PY) -m pytest -m "not e2e" -n 2 --dist loadfile --cov --cov-report= >$$log 2>&1 & levels=$$!; \
+	COVERAGE_FILE=.coverage.levels nice -n 19 $(PY) -m pytest -m "not e2e" --cov --cov-report= >$$log 2>&1 & levels=$$!; \
 	COVERAGE_FILE=.coverage.e2e $(PY) -m pytest -m e2e --cov --cov-report= || status=1; \
 	wait $$levels || status=1; cat $$log; rm -f $$log; \
 	$(PY) -m coverage combine -q && $(PY) -m coverage report; exit $$status
