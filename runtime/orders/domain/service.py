@@ -301,15 +301,7 @@ class OrderService:
             except TransientPaymentError:
                 result = None  # still being answered: the workers will find it
             if result is not None:
-                target, attrs = outcome_of(result)
-                updated = self.repository.transition(
-                    order.order_id,
-                    expected=OrderStatus.PAYING,
-                    target=target,
-                    at=self.clock(),
-                    attrs=attrs,
-                    release=_releases(order, target),
-                )
+                updated = self._settle(order, result)
                 if updated is not None:
                     self._publish_outcome(updated)
                     return "adopted"
@@ -374,16 +366,8 @@ class OrderService:
                     idempotency_key=key,
                 )
             )
-        target, attrs = outcome_of(result)
-        check_transition(order.status, target)
-        updated = self.repository.transition(
-            order.order_id,
-            expected=OrderStatus.PAYING,
-            target=target,
-            at=self.clock(),
-            attrs=attrs,
-            release=_releases(order, target),
-        )
+        check_transition(order.status, outcome_of(result)[0])
+        updated = self._settle(order, result)
         if updated is None:
             # Another delivery reached a terminal state first; report what actually happened.
             current = self.get(order.order_id)
@@ -392,6 +376,19 @@ class OrderService:
             return self._already_terminal(current)
         self._publish_outcome(updated)
         return (Outcome.PAID if result.approved else Outcome.PAYMENT_FAILED), updated
+
+    def _settle(self, order: Order, result: PaymentResult) -> Order | None:
+        """PAYING -> the outcome the processor gave; a failed order gives all its stock back in the same
+        (conditional) write, so a redelivery never gives it back twice. None if it was no longer PAYING."""
+        target, attrs = outcome_of(result)
+        return self.repository.transition(
+            order.order_id,
+            expected=OrderStatus.PAYING,
+            target=target,
+            at=self.clock(),
+            attrs=attrs,
+            release=order.reservations if target in RELEASING else (),
+        )
 
     def _already_terminal(self, order: Order) -> tuple[Outcome, Order]:
         self._publish_outcome(order)
@@ -404,12 +401,6 @@ class OrderService:
 
     def _event(self, kind: EventType, order: Order) -> OrderEvent:
         return order_event(kind, order, self.clock())
-
-
-def _releases(order: Order, target: OrderStatus) -> tuple[Reservation, ...]:
-    """The stock an order gives back by moving to ``target``: all it holds if it fails, else none. The
-    repository writes it with the (conditional) transition, so a redelivery never gives it back twice."""
-    return order.reservations if target in RELEASING else ()
 
 
 def order_event(kind: EventType, order: Order, occurred_at: str) -> OrderEvent:
