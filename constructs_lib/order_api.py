@@ -136,6 +136,10 @@ class OrderApi(Construct):
         self.http_api.add_routes(
             path="/orders/{order_id}/events", methods=[apigw.HttpMethod.GET], integration=integration
         )
+        if auth.mode == "jwt":
+            # Connect tickets for order tracking: the WebSocket carries the signed-in caller this way
+            # (constructs_lib/order_tracking.py issues them from this function).
+            self.http_api.add_routes(path="/tracking/tickets", methods=[apigw.HttpMethod.POST], integration=integration)
         # The sale page's product list is public whatever apiAuth is: it shows what anyone may see (prices
         # and stock left), cached by clients for catalogCacheSeconds, and writes nothing.
         [catalog] = self.http_api.add_routes(

@@ -33,7 +33,9 @@ STAGE_NAME = "live"
 class OrderTracking(Construct):
     """Attributes: ``api``, ``stage``, ``connections`` (table), ``route_function``, ``pusher`` (TopicConsumer).
 
-    ``iam_auth`` (the HTTP API's ``apiAuth``): $connect needs a SigV4-signed request, as the HTTP API does.
+    ``auth`` (the HTTP API's ``apiAuth``): ``iam``, $connect needs a SigV4-signed request, as the HTTP API
+    does; ``jwt``, $connect needs a connect ticket the HTTP API issued to the signed-in caller
+    (``POST /tracking/tickets``), checked by a REQUEST authorizer (the route function); ``none``, anyone.
     ``account_logging``: the API Gateway account setting the logging stage waits for (``ApiGatewayAccount``),
     or None where the account already has its CloudWatch role.
     """
@@ -46,7 +48,7 @@ class OrderTracking(Construct):
         data: PipelineData,
         environment: dict[str, str],
         layer: lambda_.ILayerVersion,
-        iam_auth: bool,
+        auth: str,
         throttle_rate: int,
         throttle_burst: int,
         reserved_concurrency: int,
@@ -58,7 +60,7 @@ class OrderTracking(Construct):
         super().__init__(scope, construct_id)
         self._connections_table()
         self._route_function(environment, layer, reserved_concurrency, log_retention, removal_policy)
-        self._api(iam_auth)
+        self._api(auth)
         self._stage(throttle_rate, throttle_burst, account_logging, log_retention, removal_policy)
         self._pusher(data, environment, layer, push_concurrency, reserved_concurrency, log_retention, removal_policy)
         self._grants(data)
@@ -103,9 +105,20 @@ class OrderTracking(Construct):
             reserved_concurrent_executions=reserved_concurrency or None,
         )
 
-    def _api(self, iam_auth: bool) -> None:
+    def _api(self, auth: str) -> None:
         integration = integrations.WebSocketLambdaIntegration("Routes", self.route_function)
-        connect_auth = authorizers.WebSocketIamAuthorizer() if iam_auth else apigw.WebSocketNoneAuthorizer()
+        connect_auth: apigw.IWebSocketRouteAuthorizer
+        if auth == "iam":
+            connect_auth = authorizers.WebSocketIamAuthorizer()
+        elif auth == "jwt":
+            # The ticket rides in the query string (browsers cannot set headers on a WebSocket); a request
+            # without one is refused by API Gateway (401) before the function runs. WebSocket authorizers
+            # cache nothing, and a ticket is single-use anyway.
+            connect_auth = authorizers.WebSocketLambdaAuthorizer(
+                "ConnectTickets", self.route_function, identity_source=["route.request.querystring.ticket"]
+            )
+        else:
+            connect_auth = apigw.WebSocketNoneAuthorizer()
         self.api = apigw.WebSocketApi(
             self,
             "Api",
@@ -115,13 +128,12 @@ class OrderTracking(Construct):
             default_route_options=apigw.WebSocketRouteOptions(integration=integration),
         )
         self.api.add_route("track", integration=integration)
-        if not iam_auth:
+        if auth == "none":
             acknowledge(
                 self.api,
                 "AwsSolutions-APIG4",
-                "$connect is IAM-authorized only with apiAuth=iam (the default); with apiAuth=none (a public demo) "
-                "or jwt (browsers cannot sign; a token check on $connect is not built yet, docs/tracking.md) "
-                "anyone may connect and track an order id they know.",
+                "apiAuth=none was chosen in context for a public demo: anyone may connect and track an order id "
+                "they know (iam and jwt authorize $connect, and a connection tracks only its customer's orders).",
             )
         for route in ("$disconnect-Route", "$default-Route", "track-Route"):
             # API Gateway authorizes a WebSocket connection once, on $connect (it accepts an authorizer on
@@ -195,7 +207,8 @@ class OrderTracking(Construct):
         data.orders_table.grant(self.route_function, "dynamodb:GetItem")
         self.route_function.add_to_role_policy(
             iam.PolicyStatement(
-                actions=["dynamodb:PutItem", "dynamodb:Query", "dynamodb:DeleteItem"],
+                # GetItem: a connection's customer; DeleteItem also redeems connect tickets.
+                actions=["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query", "dynamodb:DeleteItem"],
                 resources=[self.connections.table_arn],
             )
         )
@@ -215,6 +228,13 @@ class OrderTracking(Construct):
                 f"<{api_id}>/{STAGE_NAME}/*/@connections/*]",
                 "Connection ids exist only at run time; the grant is this API's stage's @connections and nothing else.",
             )
+
+    def issue_tickets_from(self, function: lambda_.Function) -> None:
+        """Let the HTTP API's function issue connect tickets: it may only put rows in the connections table."""
+        function.add_environment("CONNECTIONS_TABLE_NAME", self.connections.table_name)
+        function.add_to_role_policy(
+            iam.PolicyStatement(actions=["dynamodb:PutItem"], resources=[self.connections.table_arn])
+        )
 
     @property
     def url(self) -> str:

@@ -116,11 +116,17 @@ def track(target: Target, order_id: str, timeout_s: float) -> tuple[bool, str]:
 
     assert target.tracking_url is not None
     headers: list[str] = []
+    url = target.tracking_url
     if target.iam_auth:
         https = target.tracking_url.replace("wss://", "https://", 1)
         signed = _signed(target.session, "GET", https, None, {})
         headers = [f"{k}: {v}" for k, v in signed.items() if k.lower() != "host"]
-    ws = websocket.create_connection(target.tracking_url, header=headers, timeout=5)
+    elif target.token:  # apiAuth=jwt: $connect takes a single-use ticket issued to the signed-in caller
+        code, issued = http(target, "POST", "/tracking/tickets")
+        if code != 201:
+            return False, f"POST /tracking/tickets -> {code} {issued}"
+        url = f"{target.tracking_url}?ticket={issued['ticket']}"
+    ws = websocket.create_connection(url, header=headers, timeout=5)
     try:
         ws.send(json.dumps({"action": "track", "order_id": order_id, "after": 0}))
         deadline = time.monotonic() + timeout_s

@@ -156,7 +156,7 @@ class ServiceStack(Stack):
             data=self.pipeline_data,
             environment=self._environment("orders-tracking"),
             layer=self.layer,
-            iam_auth=cfg.api_auth == "iam",
+            auth=cfg.api_auth,
             throttle_rate=cfg.api_throttle_rate,
             throttle_burst=cfg.api_throttle_burst,
             reserved_concurrency=cfg.consumers_reserved_concurrency,
@@ -165,6 +165,8 @@ class ServiceStack(Stack):
             log_retention=self.retention,
             removal_policy=self.removal,
         )
+        if cfg.api_auth == "jwt":
+            self.tracking.issue_tickets_from(self.api.function)
         self.notifications = OrderNotifications(
             self,
             "Notifications",

@@ -16,7 +16,7 @@ from orders.adapters.payment import IdempotentPayments, SimulatedPaymentProcesso
 from orders.adapters.sns import SnsEventPublisher
 from orders.adapters.sqs import SqsDepthProbe
 from orders.domain.service import OrderService
-from orders.domain.tracking import TrackingService
+from orders.domain.tracking import TicketStore, TrackingService
 from orders.settings import Settings, settings
 
 
@@ -27,6 +27,7 @@ class Container:
     processor: SimulatedPaymentProcessor
     payments: IdempotentPayments
     checkouts: CheckoutRequests
+    tickets: TicketStore | None = None  # apiAuth=jwt: where the API issues tracking connect tickets
 
 
 def build(cfg: Settings, *, persistence: Callable[[], Any] | None = None) -> Container:
@@ -63,7 +64,14 @@ def build(cfg: Settings, *, persistence: Callable[[], Any] | None = None) -> Con
         max_queue_depth=cfg.max_queue_depth,
     )
     checkouts = CheckoutRequests(persistence(), window_s=cfg.checkout_key_window_s)
-    return Container(settings=cfg, service=service, processor=processor, payments=payments, checkouts=checkouts)
+    tickets = None
+    if cfg.connections_table:
+        from orders.adapters.connections import DynamoConnectionStore
+
+        tickets = DynamoConnectionStore(cfg.connections_table, dynamodb)
+    return Container(
+        settings=cfg, service=service, processor=processor, payments=payments, checkouts=checkouts, tickets=tickets
+    )
 
 
 def build_tracking(cfg: Settings) -> TrackingService:
@@ -74,11 +82,14 @@ def build_tracking(cfg: Settings) -> TrackingService:
 
     cfg.require("orders_table", "connections_table", "websocket_endpoint")
     dynamodb = lambda: aws.client("dynamodb")  # noqa: E731
+    connections = DynamoConnectionStore(cfg.connections_table, dynamodb)
     return TrackingService(
         orders=DynamoOrderRepository(cfg.orders_table, dynamodb),
-        connections=DynamoConnectionStore(cfg.connections_table, dynamodb),
+        connections=connections,
+        tickets=connections,
         pusher=ApiGatewayPusher(lambda: aws.client("apigatewaymanagementapi", endpoint_url=cfg.websocket_endpoint)),
         now=time.time,
+        owners_only=cfg.api_auth != "none",
     )
 
 

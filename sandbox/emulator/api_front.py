@@ -314,7 +314,7 @@ def main() -> int:
                 "WEBSOCKET_MANAGEMENT_ENDPOINT": f"http://127.0.0.1:{front.port}/{STAGE}",
             },
         )
-        ws = WebSocketFront(routes)
+        ws = WebSocketFront(routes, connect_auth=os.environ.get("SANDBOX_TRACKING_CONNECT_AUTH", "NONE"))
         ws.start()
         front.websockets = ws
     front.start()

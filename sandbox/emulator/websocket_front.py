@@ -5,6 +5,12 @@ Each connection gets an id; ``$connect``, every message (routed by its ``action`
 ``$default``) and ``$disconnect`` become API Gateway WebSocket events for the route function, run in
 a pool of environments like any Lambda function here. A post to a connection that is gone answers 410
 ``GoneException``, as API Gateway does. Messages above API Gateway's 128 KB close the connection (1009).
+
+$connect is authorized as the template says (``connect_authorization``): a CUSTOM (REQUEST) authorizer
+is invoked in the handshake with the identity source, ``?ticket=``: without it the upgrade is refused
+401 before any function runs, a Deny is 403, and an Allow's context reaches every event of the
+connection as ``requestContext.authorizer``, as API Gateway passes it. The authorizer is the route
+function here (the stack makes it so). SigV4 on $connect (AWS_IAM) is not checked.
 """
 
 from __future__ import annotations
@@ -18,12 +24,47 @@ import time
 import uuid
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 MAX_MESSAGE_BYTES = 128 * 1024  # API Gateway WebSocket message limit
 STAGE = "live"
 
 
-def ws_event(route: str, connection_id: str, event_type: str, body: str | None = None) -> dict[str, Any]:
+def connect_authorization(template: dict[str, Any]) -> str:
+    """How the template's WebSocket API authorizes $connect: ``NONE``, ``AWS_IAM`` or ``CUSTOM``."""
+    for r in template.get("Resources", {}).values():
+        props = r.get("Properties", {})
+        if r.get("Type") == "AWS::ApiGatewayV2::Route" and props.get("RouteKey") == "$connect":
+            return str(props.get("AuthorizationType", "NONE"))
+    return "NONE"
+
+
+def authorizer_event(connection_id: str, query: dict[str, str]) -> dict[str, Any]:
+    """A WebSocket REQUEST authorizer's input for $connect (the fields the handler reads)."""
+    context = ws_event("$connect", connection_id, "CONNECT")["requestContext"]
+    return {
+        "type": "REQUEST",
+        "methodArn": f"arn:aws:execute-api:us-east-1:000000000000:{context['apiId']}/{STAGE}/$connect",
+        "headers": {},
+        "queryStringParameters": query,
+        "requestContext": context,
+    }
+
+
+def allowed(policy: dict[str, Any]) -> bool:
+    """Whether an authorizer's policy lets $connect through: an Allow of execute-api:Invoke, no Deny."""
+    statements = (policy.get("policyDocument") or {}).get("Statement") or []
+    effects = {str(st.get("Effect")) for st in statements if "execute-api:Invoke" in str(st.get("Action"))}
+    return "Allow" in effects and "Deny" not in effects
+
+
+def ws_event(
+    route: str,
+    connection_id: str,
+    event_type: str,
+    body: str | None = None,
+    authorizer: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     return {
         "requestContext": {
             "routeKey": route,
@@ -36,6 +77,7 @@ def ws_event(route: str, connection_id: str, event_type: str, body: str | None =
             "messageId": str(uuid.uuid4()),
             "connectedAt": int(time.time() * 1000),
             "requestTimeEpoch": int(time.time() * 1000),
+            **({"authorizer": authorizer} if authorizer is not None else {}),
         },
         "body": body,
         "isBase64Encoded": False,
@@ -54,11 +96,13 @@ def route_of(message: str) -> str:
 class WebSocketFront:
     """Serves the WebSocket API on its own port; ``post`` delivers a management-API frame."""
 
-    def __init__(self, handler: Callable[[dict[str, Any], Any], dict[str, Any]]) -> None:
+    def __init__(self, handler: Callable[[dict[str, Any], Any], dict[str, Any]], connect_auth: str = "NONE") -> None:
         self.handler = handler
+        self.connect_auth = connect_auth
         self.loop = asyncio.new_event_loop()
         self.connections: dict[str, Any] = {}
-        self.counts = {"connected": 0, "messages": 0, "pushed": 0, "gone": 0}
+        self.counts = {"connected": 0, "messages": 0, "pushed": 0, "gone": 0, "refused": 0}
+        self._authorized: dict[int, tuple[str, dict[str, Any]]] = {}  # handshake -> (connection id, context)
         self.port = 0
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ws-front", daemon=True)
@@ -75,7 +119,9 @@ class WebSocketFront:
         from websockets.asyncio.server import serve
 
         port = int(os.environ.get("SANDBOX_WS_PORT", "0"))
-        async with serve(self._connection, "127.0.0.1", port, max_size=MAX_MESSAGE_BYTES) as server:
+        async with serve(
+            self._connection, "127.0.0.1", port, max_size=MAX_MESSAGE_BYTES, process_request=self._handshake
+        ) as server:
             self.port = next(iter(server.sockets)).getsockname()[1]
             self._ready.set()
             await asyncio.Future()  # until the process ends
@@ -86,9 +132,27 @@ class WebSocketFront:
         except Exception as exc:  # an unhandled error: API Gateway answers 500 to the client
             return {"statusCode": 500, "body": str(exc)}
 
-    async def _connection(self, ws: Any) -> None:
+    async def _handshake(self, ws: Any, request: Any) -> Any:
+        """Authorize $connect before the upgrade, as API Gateway does; None lets the handshake go on."""
         connection_id = base64.urlsafe_b64encode(uuid.uuid4().bytes[:12]).decode()
-        resp = await self._invoke(ws_event("$connect", connection_id, "CONNECT"))
+        context: dict[str, Any] | None = None
+        if self.connect_auth == "CUSTOM":
+            query = {k: v[-1] for k, v in parse_qs(urlsplit(request.path).query).items()}
+            if not query.get("ticket"):
+                self.counts["refused"] += 1
+                return ws.respond(401, "Unauthorized\n")  # the identity source is missing: no function runs
+            policy = await self._invoke(authorizer_event(connection_id, query))
+            if not allowed(policy):
+                self.counts["refused"] += 1
+                return ws.respond(403, "Forbidden\n")
+            context = {"principalId": policy.get("principalId"), **(policy.get("context") or {})}
+        self._authorized[id(ws)] = (connection_id, context or {})
+        return None
+
+    async def _connection(self, ws: Any) -> None:
+        connection_id, context = self._authorized.pop(id(ws))
+        authorizer = context or None
+        resp = await self._invoke(ws_event("$connect", connection_id, "CONNECT", authorizer=authorizer))
         if int(resp.get("statusCode", 500)) != 200:
             await ws.close(1008, "forbidden")
             return
@@ -98,12 +162,12 @@ class WebSocketFront:
             async for message in ws:
                 text = message if isinstance(message, str) else message.decode("utf-8", errors="replace")
                 self.counts["messages"] += 1
-                await self._invoke(ws_event(route_of(text), connection_id, "MESSAGE", text))
+                await self._invoke(ws_event(route_of(text), connection_id, "MESSAGE", text, authorizer))
         except Exception:  # a dropped connection ends like a closed one
             pass
         finally:
             self.connections.pop(connection_id, None)
-            await self._invoke(ws_event("$disconnect", connection_id, "DISCONNECT"))
+            await self._invoke(ws_event("$disconnect", connection_id, "DISCONNECT", authorizer=authorizer))
 
     def post(self, connection_id: str, data: bytes) -> int:
         """The management API's PostToConnection: 200, or 410 when the connection is gone."""

@@ -28,6 +28,7 @@ from typing import Any, NoReturn, TextIO
 from sandbox.emulator.api_front import http_routes
 from sandbox.emulator.process import Scale, stop_process
 from sandbox.emulator.queues import Depth, queue_depth
+from sandbox.emulator.websocket_front import connect_authorization
 from sandbox.errors import SandboxError
 from sandbox.results.report import report_dir
 from sandbox.results.tables import md_table
@@ -233,6 +234,7 @@ class LiveStack:
             port=port,
             tracking_env=tracking_env,
             routes=http_routes(self.p.deployment.service_template()),
+            connect_auth=connect_authorization(self.p.deployment.service_template()),
             jwt_key=self.p.jwt_key,
         )
         self.p.api = api
@@ -244,8 +246,13 @@ class LiveStack:
         fn = self.p.client("lambda").get_function_configuration(
             FunctionName=self.p.deployment.service(outputs.API_FUNCTION_NAME)
         )
-        routes = json.dumps(http_routes(self.p.deployment.service_template()))
-        return {**fn["Environment"]["Variables"], "SANDBOX_API_ROUTE_KEYS": routes}
+        template = self.p.deployment.service_template()
+        routes = json.dumps(http_routes(template))
+        return {
+            **fn["Environment"]["Variables"],
+            "SANDBOX_API_ROUTE_KEYS": routes,
+            "SANDBOX_TRACKING_CONNECT_AUTH": connect_authorization(template),
+        }
 
     def _restart_api_if_changed(self) -> None:
         if self._api is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Callable
 
 from locust import HttpUser, constant, task
 
@@ -152,8 +153,11 @@ class OrderTracker:
     track from the last sequence seen, drop duplicates by seq, re-track after a gap, and (a share of
     them) drop the connection after the first event and reconnect with the last sequence seen."""
 
-    def __init__(self, url: str, order_id: str, reconnect: bool) -> None:
+    def __init__(
+        self, url: str, order_id: str, reconnect: bool, ticket: Callable[[], str | None] | None = None
+    ) -> None:
         self.url, self.order_id, self.reconnect = url, order_id, reconnect
+        self.ticket = ticket  # signed in: each connection opens with a fresh connect ticket
         self.seen: dict[int, str] = {}
         self.frames: list[dict[str, object]] = []
         self.reconnects = self.duplicates = self.resyncs = self.errors = 0
@@ -180,7 +184,9 @@ class OrderTracker:
 
         import websocket
 
-        ws = websocket.create_connection(self.url, timeout=5)
+        ticket = self.ticket() if self.ticket is not None else None
+        url = f"{self.url}?ticket={ticket}" if ticket else self.url
+        ws = websocket.create_connection(url, timeout=5)
         try:
             self._track(ws)
             catching_up = True
@@ -282,8 +288,15 @@ class TrackingBuyer(Shopper):
             return
         self.tracked += 1
         reconnect = self.tracked % RECONNECT_EVERY == 1 % RECONNECT_EVERY  # the first, then every n-th
-        tracker = OrderTracker(TRACKING_URL, resp.json()["order_id"], reconnect=reconnect)
+        tracker = OrderTracker(TRACKING_URL, resp.json()["order_id"], reconnect=reconnect, ticket=self._ticket)
         self.following.spawn(self._follow, tracker)  # waits for a free slot when MAX_FOLLOWING are followed
+
+    def _ticket(self) -> str | None:
+        """A connect ticket for the signed-in shopper (apiAuth=jwt), or None where $connect needs none."""
+        if "Authorization" not in self.client.headers:
+            return None
+        resp = self.client.post("/tracking/tickets", name="POST /tracking/tickets")
+        return str(resp.json()["ticket"]) if resp.status_code == 201 else None
 
     @staticmethod
     def _follow(tracker: OrderTracker) -> None:

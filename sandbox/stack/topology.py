@@ -17,6 +17,7 @@ from planner.config import AppConfig, resolve
 from sandbox.emulator import tokens
 from sandbox.emulator.api_front import http_routes
 from sandbox.emulator.process import ROOT, ProcessEnv, Scale, free_port, stop_process
+from sandbox.emulator.websocket_front import connect_authorization
 from sandbox.errors import SandboxError
 from sandbox.stack.deploy import Deployment, aws_env, deploy, wait_for
 from stacks import outputs
@@ -149,6 +150,7 @@ def start_api(
     port: int = 0,
     tracking_env: dict[str, str] | None = None,
     routes: dict[str, str] | None = None,
+    connect_auth: str = "NONE",
     jwt_key: Path | None = None,
 ) -> ApiProcess:
     """The API process: the real handlers behind local HTTP and WebSocket fronts."""
@@ -168,6 +170,7 @@ def start_api(
             "SANDBOX_API_PORT": str(port),
             "SANDBOX_LOG_DIR": str(workdir / "logs"),
             **({"SANDBOX_API_ROUTES": json.dumps(routes)} if routes is not None else {}),
+            "SANDBOX_TRACKING_CONNECT_AUTH": connect_auth,
             **({"SANDBOX_JWT_KEY": str(jwt_key)} if jwt_key is not None else {}),
             **(
                 {"SANDBOX_TRACKING_ENV": json.dumps(penv.for_runtime(tracking_env, sandbox_host=True))}
@@ -316,6 +319,7 @@ def start_pipeline(
             warm=warm,
             tracking_env=tracking_env,
             routes=http_routes(deployment.service_template()),
+            connect_auth=connect_authorization(deployment.service_template()),
             jwt_key=jwt_key,
         )
     queue_url = deployment.data(outputs.ORDERS_QUEUE_URL)

@@ -96,3 +96,21 @@ def test_none_the_body_names_the_customer_and_must(aws, auth):
     status, body = call(http_event("POST", "/orders", CART))
     assert (status, body["field"]) == (400, "customer_id")
     assert call(http_event("POST", "/orders", {**CART, "customer_id": "demo"}))[0] == 202
+
+
+def test_a_tracking_ticket_is_issued_to_the_signed_in_caller_only(aws, auth, monkeypatch):
+    from orders.domain.tracking import redeem_ticket
+    from sandbox.emulator.local_aws import create_connections_table
+
+    monkeypatch.setenv("CONNECTIONS_TABLE_NAME", create_connections_table(aws.ddb))
+    auth("jwt")
+    # GIVEN alice signed in: she gets a ticket that stands for her, once
+    resp = api.handler(signed(http_event("POST", "/tracking/tickets"), sub="alice"), FakeLambdaContext())
+    assert resp["statusCode"] == 201 and resp["headers"]["Cache-Control"] == "no-store"
+    ticket = json.loads(resp["body"])["ticket"]
+    store = bootstrap.container().tickets
+    assert store is not None and redeem_ticket(store, ticket, __import__("time").time()) == "alice"
+    # THEN a caller the authorizer names no one for gets 401, and a stack without tickets (none) 404
+    assert call(http_event("POST", "/tracking/tickets"))[0] == 401
+    auth("none")
+    assert call(http_event("POST", "/tracking/tickets"))[0] == 404

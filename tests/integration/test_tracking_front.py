@@ -12,6 +12,7 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,10 +34,13 @@ class Front:
     ws: str
     management: str
     env: dict[str, str]
+    auth: dict[str, str]
 
 
-@pytest.fixture
-def front(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Front]:
+@contextmanager
+def serve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, signed_in: bool = False) -> Iterator[Front]:
+    """The API process (HTTP and WebSocket fronts) on moto server; ``signed_in``: apiAuth=jwt as the
+    stack deploys it (JWT order routes, $connect behind the ticket authorizer), with the sandbox's key."""
     with moto_server() as endpoint:
         session = boto3.Session(aws_access_key_id="test", aws_secret_access_key="test")
         kw = {"endpoint_url": endpoint, "region_name": "us-east-1"}
@@ -53,12 +57,24 @@ def front(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Front]:
             "POWERTOOLS_METRICS_DISABLED": "true",
             "CONNECTIONS_TABLE_NAME": table,
             **res.environment(),
+            **({"API_AUTH": "jwt"} if signed_in else {}),
         }
+        auth: dict[str, str] = {}
+        if signed_in:
+            from sandbox.emulator import tokens
+
+            routes = {r: "JWT" for r in ("POST /orders", "GET /orders/{order_id}", "POST /tracking/tickets")}
+            auth = {
+                "SANDBOX_JWT_KEY": str(tokens.create_key(tmp_path)),
+                "SANDBOX_API_ROUTES": json.dumps(routes),
+                "SANDBOX_TRACKING_CONNECT_AUTH": "CUSTOM",
+            }
         proc = subprocess.Popen(
             [sys.executable, "-m", "sandbox.emulator.api_front"],
             cwd=ROOT,
             env={
                 **env,
+                **auth,
                 "SANDBOX_API_ENVS": "2",
                 "SANDBOX_API_WARM": "1",
                 "SANDBOX_LOG_DIR": str(tmp_path),
@@ -78,17 +94,25 @@ def front(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Front]:
             from orders import bootstrap
 
             bootstrap.reset()
-            yield Front(f"http://127.0.0.1:{ports['port']}", f"ws://127.0.0.1:{ports['ws_port']}", management, env)
+            yield Front(
+                f"http://127.0.0.1:{ports['port']}", f"ws://127.0.0.1:{ports['ws_port']}", management, env, auth
+            )
             bootstrap.reset()
         finally:
             proc.stdin.close()  # type: ignore[union-attr]
             proc.wait(timeout=30)
 
 
-def place(front: Front) -> str:
-    req = urllib.request.Request(
-        front.http + "/orders", data=json.dumps(ORDER).encode(), headers={"Content-Type": "application/json"}
-    )
+@pytest.fixture
+def front(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Front]:
+    with serve(tmp_path, monkeypatch) as running:
+        yield running
+
+
+def place(front: Front, token: str | None = None) -> str:
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+    order = {k: v for k, v in ORDER.items() if not (token and k == "customer_id")}  # signed in: no body customer
+    req = urllib.request.Request(front.http + "/orders", data=json.dumps(order).encode(), headers=headers)
     with urllib.request.urlopen(req, timeout=30) as resp:
         return str(json.loads(resp.read())["order_id"])
 
@@ -214,3 +238,55 @@ def test_the_push_handler_reads_its_queue_and_reports_no_failures(front: Front, 
     assert entry.push_handler(batch, lambda_context) == {"batchItemFailures": []}
     assert [(f["seq"], f["status"]) for f in (json.loads(ws.recv()) for _ in range(2))] == [(2, "PAYING"), (3, "PAID")]
     ws.close()
+
+
+def ticket(front: Front, token: str) -> str:
+    req = urllib.request.Request(
+        front.http + "/tracking/tickets", data=b"", method="POST", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.status == 201 and resp.headers["Cache-Control"] == "no-store"
+        return str(json.loads(resp.read())["ticket"])
+
+
+def refused(url: str) -> int:
+    """The HTTP status a WebSocket handshake was refused with (0 if it was accepted)."""
+    try:
+        websocket.create_connection(url, timeout=10).close()
+    except websocket.WebSocketBadStatusException as exc:
+        return int(exc.status_code)
+    return 0
+
+
+def test_signed_in_tracking_connects_with_a_ticket_and_follows_only_the_callers_orders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sandbox.emulator import tokens
+
+    with serve(tmp_path, monkeypatch, signed_in=True) as front:
+        key = Path(front.auth["SANDBOX_JWT_KEY"])
+        alice, bob = tokens.mint(key, "alice"), tokens.mint(key, "bob")
+        mine, theirs = place(front, alice), place(front, bob)
+        # WHEN alice connects with a ticket the API issued her, she follows her order
+        first = ticket(front, alice)
+        ws = websocket.create_connection(f"{front.ws}?ticket={first}", timeout=10)
+        ws.send(json.dumps({"action": "track", "order_id": mine, "after": 0}))
+        assert [f["type"] for f in frames_until(ws, "caught_up")] == ["event", "caught_up"]
+        # THEN bob's order, by its real id, gets the same answer as an id that does not exist
+        ws.send(json.dumps({"action": "track", "order_id": theirs, "after": 0}))
+        frame = json.loads(ws.recv())
+        assert frame["type"] == "error" and frame["error"] == "unknown_order", frame
+        ws.close()
+        # AND the connection needs a ticket: none is refused before any function runs, a used, forged or
+        # made-up one by the authorizer, and the ticket route itself wants a token
+        assert refused(front.ws) == 401
+        assert refused(f"{front.ws}?ticket={first}") == 403  # single use
+        assert refused(f"{front.ws}?ticket={'x' * 43}") == 403
+        with pytest.raises(urllib.error.HTTPError) as no_token:
+            urllib.request.urlopen(urllib.request.Request(front.http + "/tracking/tickets", data=b"", method="POST"))
+        assert no_token.value.code == 401
+        # AND bob, with his own ticket, follows his own order
+        ws = websocket.create_connection(f"{front.ws}?ticket={ticket(front, bob)}", timeout=10)
+        ws.send(json.dumps({"action": "track", "order_id": theirs, "after": 0}))
+        assert [f["type"] for f in frames_until(ws, "caught_up")] == ["event", "caught_up"]
+        ws.close()

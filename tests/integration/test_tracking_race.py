@@ -101,3 +101,21 @@ def test_a_terminal_push_right_after_track_reaches_the_customer(aws, valid_order
     tracking.disconnect("conn-1")
     assert tracking.push(order_event(EventType.PAYMENT_CONFIRMED, paid, "t3")) == 0
     assert aws.ddb.scan(TableName=table)["Count"] == 0
+
+
+def test_connect_tickets_in_dynamodb_are_single_use_and_expire_before_ttl_deletes_them(aws):
+    from orders.domain.tracking import TICKET_TTL_S, issue_ticket, redeem_ticket, ticket_digest
+
+    store = DynamoConnectionStore(create_connections_table(aws.ddb), lambda: aws.ddb)
+    now = time.time()
+    first, late = (issue_ticket(store, "alice", now)["ticket"] for _ in range(2))
+    # GIVEN two tickets: the table holds their digests, never a ticket that could be presented
+    rows = aws.ddb.scan(TableName=store._table)["Items"]
+    assert {r["connection_id"]["S"] for r in rows} == {f"ticket#{ticket_digest(t)}" for t in (first, late)}
+    # THEN the first is taken by its first redeem only, and a late one is refused though TTL has not run
+    assert redeem_ticket(store, first, now + 1) == "alice"
+    assert redeem_ticket(store, first, now + 1) is None
+    assert redeem_ticket(store, late, now + TICKET_TTL_S + 1) is None
+    # AND a connection keeps the customer its $connect authenticated, read consistently by track
+    store.connect("conn-1", int(now) + 60, "alice")
+    assert store.customer("conn-1") == "alice" and store.customer("conn-2") is None

@@ -158,3 +158,37 @@ def test_a_sequence_from_the_future_is_refused_with_the_last_one(valid_order: di
         "last_seq": 1,
     }
     assert store.trackers(order.order_id) == []
+
+
+def test_a_connect_ticket_stands_for_its_customer_once_and_for_a_minute() -> None:
+    from orders.domain.tracking import TICKET_TTL_S, issue_ticket, redeem_ticket
+
+    store = InMemoryConnectionStore()
+    issued = issue_ticket(store, "alice", now=1_000.0)
+    assert issued["expires_in"] == TICKET_TTL_S and len(issued["ticket"]) >= 40
+    assert issued["ticket"] not in json.dumps(store.tickets)  # only its digest is kept
+    # WHEN it is redeemed, THEN it names alice, and only the first time
+    assert redeem_ticket(store, issued["ticket"], now=1_001.0) == "alice"
+    assert redeem_ticket(store, issued["ticket"], now=1_001.0) is None
+    # AND a late, a made-up, a missing or an absurd ticket names nobody
+    late = issue_ticket(store, "alice", now=1_000.0)["ticket"]
+    assert redeem_ticket(store, late, now=1_000.0 + TICKET_TTL_S) is None
+    for bad in ("made-up", "", None, "x" * 4096):
+        assert redeem_ticket(store, bad, now=1_000.0) is None
+
+
+def test_with_auth_on_a_connection_tracks_only_its_customers_orders(valid_order: dict[str, Any]) -> None:
+    svc, tracking, sockets, store = setup(valid_order)
+    tracking.owners_only = True
+    mine = svc.accept(priced(svc, {**valid_order, "customer_id": "alice"}))
+    theirs = svc.accept(priced(svc, {**valid_order, "customer_id": "bob"}))
+    # GIVEN $connect without a customer: refused when auth is on
+    assert tracking.connect("c0") is False
+    assert tracking.connect("c1", "alice") is True
+    # WHEN alice tracks her order and bob's
+    tracking.track("c1", track(mine.order_id))
+    assert sockets.events("c1") == [(1, "PLACED")]
+    tracking.track("c1", track(theirs.order_id))
+    # THEN bob's gets the answer an unknown id gets, and her connection follows nothing of his
+    assert sockets.last("c1")["error"] == "unknown_order"
+    assert store.connections["c1"] == {mine.order_id}

@@ -5,7 +5,10 @@ its own row (``target = "connection"``); tracking an order writes two rows in on
 connection's (``order#<id>``, what a disconnect finds) and the order's (partition ``order#<id>``, target
 ``connection#<cid>``), which the pusher reads with a strongly consistent query. An index would be
 eventually consistent: a push right after a ``track`` could miss the new registration, and if that push
-is the terminal event the client has no gap to notice. ``expires_at`` is the TTL (2 h).
+is the terminal event the client has no gap to notice. ``expires_at`` is the TTL (2 h). A connection's
+row keeps the customer $connect authenticated. Connect tickets (apiAuth=jwt) are rows of their own
+(``ticket#<sha256>``, target ``ticket``): issued by the API, deleted by the one $connect that redeems them.
+DynamoDB's TTL deletes late (up to days), so a redeem checks ``expires_at`` itself.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 _CONNECTION = "connection"
 _ORDER = "order#"
 _BY = "connection#"
+_TICKET = "ticket#"
 
 
 class DynamoConnectionStore:
@@ -25,15 +29,49 @@ class DynamoConnectionStore:
         self._table = table_name
         self._client_factory = client_factory
 
-    def connect(self, connection_id: str, expires_at: int) -> None:
+    def connect(self, connection_id: str, expires_at: int, customer: str | None = None) -> None:
+        item = {
+            "connection_id": {"S": connection_id},
+            "target": {"S": _CONNECTION},
+            "expires_at": {"N": str(expires_at)},
+        }
+        if customer:
+            item["customer"] = {"S": customer}
+        self._client_factory().put_item(TableName=self._table, Item=item)
+
+    def customer(self, connection_id: str) -> str | None:
+        resp = self._client_factory().get_item(
+            TableName=self._table,
+            Key={"connection_id": {"S": connection_id}, "target": {"S": _CONNECTION}},
+            ConsistentRead=True,  # the first track follows $connect at once
+        )
+        return resp.get("Item", {}).get("customer", {}).get("S")
+
+    def issue(self, digest: str, customer: str, expires_at: int) -> None:
         self._client_factory().put_item(
             TableName=self._table,
             Item={
-                "connection_id": {"S": connection_id},
-                "target": {"S": _CONNECTION},
+                "connection_id": {"S": f"{_TICKET}{digest}"},
+                "target": {"S": "ticket"},
+                "customer": {"S": customer},
                 "expires_at": {"N": str(expires_at)},
             },
+            ConditionExpression="attribute_not_exists(connection_id)",  # a digest collision never rebinds one
         )
+
+    def redeem(self, digest: str, now: int) -> str | None:
+        client = self._client_factory()
+        try:
+            resp = client.delete_item(
+                TableName=self._table,
+                Key={"connection_id": {"S": f"{_TICKET}{digest}"}, "target": {"S": "ticket"}},
+                ConditionExpression="attribute_exists(connection_id) AND expires_at > :now",
+                ExpressionAttributeValues={":now": {"N": str(now)}},
+                ReturnValues="ALL_OLD",
+            )
+        except client.exceptions.ConditionalCheckFailedException:
+            return None  # unknown, already used, or expired (TTL has not removed it yet)
+        return str(resp["Attributes"]["customer"]["S"])
 
     def track(self, connection_id: str, order_id: str, expires_at: int) -> None:
         ttl = {"expires_at": {"N": str(expires_at)}}
@@ -88,11 +126,28 @@ class DynamoConnectionStore:
 class InMemoryConnectionStore:
     def __init__(self) -> None:
         self.connections: dict[str, set[str]] = {}
+        self.customers: dict[str, str] = {}
+        self.tickets: dict[str, tuple[str, int]] = {}
         self._lock = threading.Lock()
 
-    def connect(self, connection_id: str, expires_at: int) -> None:
+    def connect(self, connection_id: str, expires_at: int, customer: str | None = None) -> None:
         with self._lock:
             self.connections.setdefault(connection_id, set())
+            if customer:
+                self.customers[connection_id] = customer
+
+    def customer(self, connection_id: str) -> str | None:
+        with self._lock:
+            return self.customers.get(connection_id)
+
+    def issue(self, digest: str, customer: str, expires_at: int) -> None:
+        with self._lock:
+            self.tickets.setdefault(digest, (customer, expires_at))
+
+    def redeem(self, digest: str, now: int) -> str | None:
+        with self._lock:
+            found = self.tickets.pop(digest, None)
+        return found[0] if found is not None and found[1] > now else None
 
     def track(self, connection_id: str, order_id: str, expires_at: int) -> None:
         with self._lock:
@@ -105,6 +160,7 @@ class InMemoryConnectionStore:
     def disconnect(self, connection_id: str) -> None:
         with self._lock:
             self.connections.pop(connection_id, None)
+            self.customers.pop(connection_id, None)
 
 
 class ApiGatewayPusher:

@@ -11,7 +11,9 @@ the connection stays usable.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -23,10 +25,17 @@ from orders.domain.ports import OrderRepository
 
 MAX_MESSAGE_BYTES = 1024  # a track message is ~100 bytes; anything far larger is refused unread
 CONNECTION_TTL_S = 2 * 3600  # API Gateway closes a WebSocket connection after 2 hours
+# A connect ticket is redeemed within seconds of being issued (the page asks for one, then connects);
+# short enough that one copied from a log or a browser history is worthless.
+TICKET_TTL_S = 60
 
 
 class ConnectionStore(Protocol):
-    def connect(self, connection_id: str, expires_at: int) -> None: ...
+    def connect(self, connection_id: str, expires_at: int, customer: str | None = None) -> None:
+        """Record a connection and, where auth is on, the customer $connect authenticated."""
+
+    def customer(self, connection_id: str) -> str | None:
+        """The customer a connection was opened for (strongly consistent), or None."""
 
     def track(self, connection_id: str, order_id: str, expires_at: int) -> None:
         """Record that this connection follows this order (idempotent)."""
@@ -36,6 +45,38 @@ class ConnectionStore(Protocol):
 
     def disconnect(self, connection_id: str) -> None:
         """Forget the connection and everything it tracks."""
+
+
+class TicketStore(Protocol):
+    def issue(self, digest: str, customer: str, expires_at: int) -> None:
+        """Keep a ticket (by its digest) for this customer until it expires."""
+
+    def redeem(self, digest: str, now: int) -> str | None:
+        """Take the ticket once: its customer if it exists and has not expired (then it is gone), else None."""
+
+
+def ticket_digest(ticket: str) -> str:
+    """What is stored of a ticket: a table read (or a backup) never yields one that can be redeemed."""
+    return hashlib.sha256(ticket.encode()).hexdigest()
+
+
+def issue_ticket(store: TicketStore, customer: str, now: float) -> dict[str, Any]:
+    """A single-use, short-lived ticket that opens one tracking connection as ``customer``.
+
+    Why a ticket and not the token: a browser cannot set headers on a WebSocket, so the credential travels
+    in the URL, where access logs, proxies and histories keep it. The HTTP API has already checked the
+    caller's token (its JWT authorizer); the ticket only carries that identity across, once, for a minute.
+    """
+    ticket = secrets.token_urlsafe(32)
+    store.issue(ticket_digest(ticket), customer, int(now) + TICKET_TTL_S)
+    return {"ticket": ticket, "expires_in": TICKET_TTL_S}
+
+
+def redeem_ticket(store: TicketStore, ticket: str | None, now: float) -> str | None:
+    """The customer a presented ticket stands for, taking it; None for a missing, unknown, used or old one."""
+    if not ticket or len(ticket) > 128:
+        return None
+    return store.redeem(ticket_digest(ticket), int(now))
 
 
 class Pusher(Protocol):
@@ -84,12 +125,23 @@ class TrackingService:
     connections: ConnectionStore
     pusher: Pusher
     now: Callable[[], float]
+    # apiAuth iam or jwt: a connection tracks only its customer's orders. none (a demo): any order.
+    owners_only: bool = False
+    tickets: TicketStore | None = None  # apiAuth=jwt: connect tickets (the connections table holds them)
+
+    def redeem(self, ticket: str | None) -> str | None:
+        """The $connect authorizer's question: whom does this ticket stand for (taking it)?"""
+        return redeem_ticket(self.tickets, ticket, self.now()) if self.tickets is not None else None
 
     def _expires(self) -> int:
         return int(self.now()) + CONNECTION_TTL_S
 
-    def connect(self, connection_id: str) -> None:
-        self.connections.connect(connection_id, self._expires())
+    def connect(self, connection_id: str, customer: str | None = None) -> bool:
+        """Keep the connection; False (refuse it) when auth is on and $connect named no customer."""
+        if self.owners_only and not customer:
+            return False
+        self.connections.connect(connection_id, self._expires(), customer)
+        return True
 
     def disconnect(self, connection_id: str) -> None:
         self.connections.disconnect(connection_id)
@@ -101,6 +153,8 @@ class TrackingService:
         except ValidationError as exc:
             return self._reply(connection_id, error_frame("bad_request", exc.message, field=exc.field))
         order = self.orders.get(request.order_id)
+        if order is not None and self.owners_only and order.customer_id != self.connections.customer(connection_id):
+            order = None  # someone else's order: the same answer as for an id that does not exist
         if order is None:
             return self._reply(
                 connection_id,

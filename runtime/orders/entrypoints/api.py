@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -25,6 +26,7 @@ from orders.domain.errors import (
 )
 from orders.domain.models import Cart, Order, OrderStatus, customer_of, parse_after, parse_order_json
 from orders.domain.service import Overloaded
+from orders.domain.tracking import issue_ticket
 
 logger = Logger(service="orders-api")
 metrics = Metrics(namespace="FlashSaleOrders", service="orders-api")
@@ -277,6 +279,18 @@ def get_catalog() -> Response:
         return _json(404, {"error": "not_found", "message": "no catalog is configured"})
     cache = int(c.settings.catalog_cache_s)
     return _json(200, {"products": c.service.catalog.listing()}, {"Cache-Control": f"public, max-age={cache}"})
+
+
+@app.post("/tracking/tickets")
+def create_tracking_ticket() -> Response:
+    """A one-minute, single-use ticket that opens one tracking WebSocket as the signed-in caller
+    (apiAuth=jwt: a browser cannot send its token as a header on a WebSocket; docs/tracking.md)."""
+    c = container()
+    caller = _signed_in()
+    if caller is None or c.tickets is None:
+        return _json(404, {"error": "not_found", "message": "tracking connects without a ticket here"})
+    ticket = issue_ticket(c.tickets, caller, time.time())
+    return _json(201, ticket, {"Cache-Control": "no-store"})
 
 
 @app.get("/orders/<order_id>")
