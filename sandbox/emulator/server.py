@@ -31,6 +31,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from moto.server import ThreadedMotoServer
 
+    from sandbox.emulator import request_counts
+
+    request_counts.install()  # GET /_sandbox/requests: what this process served, by service and operation
+
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=args.port, verbose=False)
     server.start()

@@ -329,6 +329,8 @@ def write(workdir: Path, summary: dict[str, Any], rows: list[dict[str, float]]) 
             for sku, x in summary["stock"].items()
         ]
         lines += [""]
+    if summary.get("emulator"):
+        lines += emulator_section(summary["emulator"])
     if "chaos" in summary:
         c = summary["chaos"]
         lines += [
@@ -365,6 +367,19 @@ def write(workdir: Path, summary: dict[str, Any], rows: list[dict[str, float]]) 
     (workdir / "report.md").write_text("\n".join(lines) + "\n")
 
 
+def emulator_line(e: dict[str, Any]) -> str:
+    by = ", ".join(f"{s} {n}" for s, n in e["by_service_per_order"].items())
+    return f"{e['per_order']} requests per accepted order ({by}); {e['per_second']} requests/s over {e['seconds']} s"
+
+
+def emulator_section(e: dict[str, Any]) -> list[str]:
+    """What the sale asked of the emulator (its processes count what they serve): the hot path's cost here."""
+    lines = ["## What the emulator served", "", f"From the async sale's start to the drain: {emulator_line(e)}.", ""]
+    lines += ["| operation | requests per order |", "|---|---|"]
+    lines += [f"| {op} | {n} |" for op, n in e["top_per_order"].items()]
+    return [*lines, ""]
+
+
 def report_dir(root: Path, name: str) -> Path:
     """A new report folder, ``<root>/<UTC stamp>-<name>/`` with its ``logs/``: one per run or command."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -388,5 +403,7 @@ def terminal_summary(summary: dict[str, Any], workdir: Path) -> str:
     for bar in summary["bars"]:
         verdict = "met" if bar["met"] else "MISSED"
         lines.append(f"  {bar['bar']:<{width}}  {bar['measured']:>9}  target {bar['target']:<11} {verdict}")
+    if summary.get("emulator"):
+        lines += ["", f"emulator: {emulator_line(summary['emulator'])}"]
     lines.append(f"\nreport: {workdir}/report.md")
     return "\n".join(lines)

@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from orders.adapters.catalog import stock_levels
+from sandbox.emulator import request_counts
 from sandbox.emulator.process import Scale
 from sandbox.emulator.queues import Depth, queue_depth
 from sandbox.emulator.schedules import Scheduler, schedule_runs
 from sandbox.errors import SandboxError
 from sandbox.results import metrics, report
+from sandbox.results.emulator import emulator_cost, merge
 from sandbox.results.money import money, read_checkouts
 from sandbox.results.report import report_dir
 from sandbox.results.stock import stock
@@ -186,6 +188,8 @@ def _async_checkout(sale: Sale) -> tuple[dict[str, Any], int, ChaosMonkey | None
     sale.async_start_wall = datetime.now(UTC).isoformat(timespec="milliseconds")
     sale.mark("async_start")
     accepted_before = p.front.accepted
+    for endpoint in (p.endpoint, p.data_endpoint):
+        request_counts.read(endpoint, reset=True)  # count what the async sale asks, from here to drained
     monkey = _start_monkey(sale) if opts.chaos else None
     trackers = None
     if p.ws_url and not opts.chaos:
@@ -275,6 +279,11 @@ def _summary(
         "money": counted,
         "stock": stock(levels, sale.orders, told),
         "schedules": schedule_runs(sale.scheduler),
+        "emulator": emulator_cost(
+            merge(*(request_counts.read(e) for e in (p.endpoint, p.data_endpoint))),
+            orders=accepted,
+            seconds=sale.marks["drained"] - sale.marks["async_start"],
+        ),
         **workers.details(),
     }
 

@@ -169,3 +169,15 @@ def test_the_terminal_summary_says_which_bar_was_missed(tmp_path: Path) -> None:
     ]
     text = terminal_summary(s, tmp_path)
     assert "drain vs model" in text and "MISSED" in text and text.count("met") >= 1
+
+
+def test_the_emulators_cost_is_counted_per_order_and_per_second():
+    from sandbox.results.emulator import emulator_cost, merge
+
+    control = {"sqs": {"ReceiveMessage": 30, "DeleteMessageBatch": 10}, "sns": {"Publish": 20}}
+    data = {"dynamodb": {"TransactWriteItems": 10, "UpdateItem": 20}, "sqs": {"ReceiveMessage": 10}}
+    cost = emulator_cost(merge(control, data), orders=10, seconds=4.0, top=2)
+    assert cost["requests"] == 100 and cost["per_order"] == 10.0 and cost["per_second"] == 25.0
+    assert cost["by_service_per_order"] == {"dynamodb": 3.0, "sns": 2.0, "sqs": 5.0}
+    assert cost["top_per_order"] == {"sqs:ReceiveMessage": 4.0, "dynamodb:UpdateItem": 2.0}
+    assert emulator_cost({}, orders=0, seconds=0)["per_order"] is None

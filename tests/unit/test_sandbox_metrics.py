@@ -86,3 +86,37 @@ def test_push_latency_counts_live_paid_frames_only():
     ]
     t = metrics.tracking_summary([session("a", [1, 2, 3], frames=frames)], {"a": 3})
     assert t["push_latency_ms"] == {"p50": 250.0, "p99": 250.0, "samples": 1}
+
+
+def test_a_request_is_counted_by_its_service_and_operation_as_the_sdk_sends_it():
+    from sandbox.emulator.request_counts import CountingApp, operation_of, service_of
+
+    signed = "AWS4-HMAC-SHA256 Credential=test/20261202/us-east-1/{}/aws4_request, SignedHeaders=host"
+    assert service_of({"HTTP_AUTHORIZATION": signed.format("dynamodb")}) == "dynamodb"
+    assert service_of({}) == "unsigned"
+    assert operation_of({"HTTP_X_AMZ_TARGET": "DynamoDB_20120810.TransactWriteItems"}, b"") == "TransactWriteItems"
+    form = {"CONTENT_TYPE": "application/x-www-form-urlencoded; charset=utf-8"}
+    assert operation_of(form, b"Action=Publish&TopicArn=arn") == "Publish"
+    rest = {"REQUEST_METHOD": "POST", "PATH_INFO": "/2015-03-31/functions/FlashSale-worker-1/invocations"}
+    assert operation_of(rest, b"") == "POST /2015-03-31/functions/*/invocations"
+
+    import io
+
+    seen: list[bytes] = []
+
+    def app(environ, start_response):
+        seen.append(environ["wsgi.input"].read())  # moto reads the body the counter already read
+        return [b""]
+
+    counting = CountingApp(app)
+    body = b"Action=Publish&Message=x"
+    counting(
+        {
+            **form,
+            "CONTENT_LENGTH": str(len(body)),
+            "wsgi.input": io.BytesIO(body),
+            "HTTP_AUTHORIZATION": signed.format("sns"),
+        },
+        lambda *a: None,
+    )
+    assert seen == [body] and counting.snapshot() == {"sns": {"Publish": 1}}
