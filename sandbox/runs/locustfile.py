@@ -154,10 +154,17 @@ class OrderTracker:
     them) drop the connection after the first event and reconnect with the last sequence seen."""
 
     def __init__(
-        self, url: str, order_id: str, reconnect: bool, ticket: Callable[[], str | None] | None = None
+        self,
+        url: str,
+        order_id: str,
+        reconnect: bool,
+        ticket: Callable[[], str | None] | None = None,
+        first_ticket: str | None = None,
     ) -> None:
         self.url, self.order_id, self.reconnect = url, order_id, reconnect
-        self.ticket = ticket  # signed in: each connection opens with a fresh connect ticket
+        # Signed in: each connection opens with a fresh connect ticket; the first was asked for before the
+        # checkout, as a sale page does when it loads, so following starts as soon as the order is placed.
+        self.ticket, self._first_ticket = ticket, first_ticket
         self.seen: dict[int, str] = {}
         self.frames: list[dict[str, object]] = []
         self.reconnects = self.duplicates = self.resyncs = self.errors = 0
@@ -184,7 +191,9 @@ class OrderTracker:
 
         import websocket
 
-        ticket = self.ticket() if self.ticket is not None else None
+        ticket, self._first_ticket = self._first_ticket, None
+        if ticket is None and self.ticket is not None:
+            ticket = self.ticket()
         url = f"{self.url}?ticket={ticket}" if ticket else self.url
         ws = websocket.create_connection(url, timeout=5)
         try:
@@ -283,12 +292,15 @@ class TrackingBuyer(Shopper):
 
     @task
     def checkout_and_track(self) -> None:
+        ticket = self._ticket() if TRACKING_URL else None
         resp = self.client.post("/orders", json=order(self), name="POST /orders")
         if resp.status_code != 202 or not TRACKING_URL:
             return
         self.tracked += 1
         reconnect = self.tracked % RECONNECT_EVERY == 1 % RECONNECT_EVERY  # the first, then every n-th
-        tracker = OrderTracker(TRACKING_URL, resp.json()["order_id"], reconnect=reconnect, ticket=self._ticket)
+        tracker = OrderTracker(
+            TRACKING_URL, resp.json()["order_id"], reconnect=reconnect, ticket=self._ticket, first_ticket=ticket
+        )
         self.following.spawn(self._follow, tracker)  # waits for a free slot when MAX_FOLLOWING are followed
 
     def _ticket(self) -> str | None:
