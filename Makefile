@@ -88,7 +88,7 @@ smoke: setup ## one order end to end against `make up`'s stack, or the deployed 
 catalog: setup ## load a catalog file into `make up`'s stack, or the deployed one (FILE=..., CATALOG_ARGS='--stack-prefix ...')
 	$(PY) -m ops.catalog load $(or $(FILE),sandbox/catalogs/flash-sale.json) $(CATALOG_ARGS)
 
-bench: setup ## measured figures: worker efficiency, cold start, synth time, emulator SQS rates and DynamoDB transactions
+bench: setup ## measured figures: worker efficiency, cold start, synth time, emulator SQS rates, DynamoDB transactions and cost per order
 	@status=0; \
 	$(PY) -m benchmarks.worker_efficiency || status=1; \
 	$(PY) -m benchmarks.lambda_batch || status=1; \
@@ -96,6 +96,7 @@ bench: setup ## measured figures: worker efficiency, cold start, synth time, emu
 	$(PY) -m benchmarks.synth_time || status=1; \
 	$(PY) -m benchmarks.sqs_emulator || status=1; \
 	$(PY) -m benchmarks.dynamodb_transactions || status=1; \
+	$(PY) -m benchmarks.emulator_order_cost || status=1; \
 	if [ $$status -ne 0 ]; then echo "bench: at least one bar was missed (see above)"; fi; exit $$status
 
 sandbox: setup ## deploy onto a local emulator and run a flash sale (COMPUTE=lambda|ecs, SANDBOX_ARGS=...)

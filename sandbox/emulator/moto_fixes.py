@@ -241,10 +241,58 @@ def fix_dynamodb_transaction_copies() -> None:
     backend.transact_write_items = transact_write_items  # type: ignore[method-assign]
 
 
+_WIRE_SCALARS = {"S": str, "N": str, "BOOL": bool, "NULL": bool}
+
+
+def _wire_attribute(value: Any) -> bool:
+    """Whether ``value`` is an AttributeValue already as the wire carries it (what the JSON serializer would
+    produce from it unchanged): one member, S/N as str, BOOL/NULL as bool, SS/NS as lists of str, M and L
+    of such values. Binary (B, BS) is left to moto: it is base64-encoded on the way out."""
+    if not isinstance(value, dict) or len(value) != 1:
+        return False
+    ((kind, inner),) = value.items()
+    scalar = _WIRE_SCALARS.get(kind)
+    if scalar is not None:
+        return isinstance(inner, scalar)
+    if kind in ("SS", "NS"):
+        return isinstance(inner, list) and all(isinstance(x, str) for x in inner)
+    if kind == "M":
+        return isinstance(inner, dict) and all(isinstance(k, str) and _wire_attribute(v) for k, v in inner.items())
+    if kind == "L":
+        return isinstance(inner, list) and all(_wire_attribute(v) for v in inner)
+    return False
+
+
+def fix_dynamodb_attribute_value_serialization() -> None:
+    """moto 5.2.5 serializes every response member by walking its botocore shape: an AttributeValue is a
+    structure of ten members, each looked up through the attribute picker and alias providers, recursively
+    through every map and list. An order item with its log costs milliseconds per response, and the DynamoDB
+    emulator serves one request at a time: a quarter of its time went there. An AttributeValue that is
+    already in wire form (``_wire_attribute``) is emitted as it is, which is what the walk produces from it
+    (tests/integration/test_cfn_fidelity.py compares both on real responses); anything else takes moto's
+    path. Idempotent."""
+    from moto.core.serialize import BaseJSONSerializer
+
+    if getattr(BaseJSONSerializer._serialize_type_structure, "_wire_fast_path", False):
+        return
+    original = BaseJSONSerializer._serialize_type_structure
+
+    def serialize_structure(self: Any, serialized: Any, value: Any, shape: Any, key: str) -> None:
+        if key and shape.name == "AttributeValue" and _wire_attribute(value):
+            serialized[self.get_serialized_name(shape, key)] = value
+            return
+        original(self, serialized, value, shape, key)
+
+    serialize_structure._wire_fast_path = True  # type: ignore[attr-defined]
+    serialize_structure.moto_original = original  # type: ignore[attr-defined]  # what the fidelity test compares
+    BaseJSONSerializer._serialize_type_structure = serialize_structure  # type: ignore[method-assign]
+
+
 def apply() -> None:
     check_version()
     fix_dynamodb_atomic_requests()
     fix_dynamodb_transaction_copies()
+    fix_dynamodb_attribute_value_serialization()
     fix_kms_cloudformation_tags()
     fix_cloudformation_update_removing_unmodelled()
     fix_cloudformation_route_table_removal()

@@ -51,10 +51,15 @@ class Aws:
 def atomic_dynamodb_requests() -> None:
     """The emulator's fix, in process too: a worker thread's UpdateItem beside the test's GetItem raised
     inside moto, and two conditional puts could both succeed (sandbox/emulator/moto_fixes.py)."""
-    from sandbox.emulator.moto_fixes import fix_dynamodb_atomic_requests, fix_dynamodb_transaction_copies
+    from sandbox.emulator.moto_fixes import (
+        fix_dynamodb_atomic_requests,
+        fix_dynamodb_attribute_value_serialization,
+        fix_dynamodb_transaction_copies,
+    )
 
     fix_dynamodb_atomic_requests()
     fix_dynamodb_transaction_copies()
+    fix_dynamodb_attribute_value_serialization()
 
 
 @pytest.fixture

@@ -341,3 +341,77 @@ def test_a_deny_applies_by_iams_rules_for_negated_operators_and_missing_keys(
     context = {"aws:SourceAccount": "111111111111"}
     kwargs = {"service": "sns.amazonaws.com", "action": "sqs:SendMessage", "resource": "q", "context": context}
     assert policy_allows({"Statement": [allow, deny]}, **kwargs) is (not holds)
+
+
+def _dynamodb_responses(ddb: Any) -> list[Any]:
+    """One of each read and write response shape the pipeline gets, on an item with every attribute type."""
+    item = {
+        "pk": {"S": "order#1"},
+        "sk": {"S": "v"},
+        "total": {"N": "1299.00"},
+        "paid": {"BOOL": True},
+        "gone": {"NULL": True},
+        "tags": {"SS": ["a", "b"]},
+        "sizes": {"NS": ["1", "2.5"]},
+        "blob": {"B": b"\x00\x01binary"},
+        "empty": {"S": ""},
+        "log": {"L": [{"M": {"seq": {"N": "1"}, "status": {"S": "PLACED"}, "detail": {"M": {}}}}, {"L": []}]},
+    }
+    key = {"pk": item["pk"], "sk": item["sk"]}
+    out: list[Any] = [ddb.put_item(TableName="t", Item=item, ReturnValues="ALL_OLD")]
+    out.append(ddb.get_item(TableName="t", Key=key, ConsistentRead=True))
+    out.append(
+        ddb.update_item(
+            TableName="t",
+            Key=key,
+            UpdateExpression="SET #l = list_append(#l, :e), paid = :f",
+            ExpressionAttributeNames={"#l": "log"},
+            ExpressionAttributeValues={":e": {"L": [{"M": {"seq": {"N": "2"}}}]}, ":f": {"BOOL": False}},
+            ReturnValues="ALL_NEW",
+        )
+    )
+    out.append(ddb.query(TableName="t", KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": key["pk"]}))
+    out.append(ddb.scan(TableName="t"))
+    out.append(ddb.batch_get_item(RequestItems={"t": {"Keys": [key]}}))
+    out.append(ddb.transact_get_items(TransactItems=[{"Get": {"TableName": "t", "Key": key}}]))
+    try:
+        ddb.put_item(
+            TableName="t",
+            Item=item,
+            ConditionExpression="attribute_not_exists(pk)",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+    except ddb.exceptions.ConditionalCheckFailedException as exc:
+        out.append(exc.response.get("Item"))
+    out.append(ddb.delete_item(TableName="t", Key=key, ReturnValues="ALL_OLD"))
+    for r in out:
+        if isinstance(r, dict):
+            r.pop("ResponseMetadata", None)
+    return out
+
+
+def test_dynamodb_responses_are_the_same_through_the_attribute_value_fast_path() -> None:
+    from moto.core.serialize import BaseJSONSerializer
+
+    moto_fixes.fix_dynamodb_attribute_value_serialization()
+    fast = BaseJSONSerializer._serialize_type_structure
+    seen = []
+    for serializer in (fast, fast.moto_original):  # type: ignore[attr-defined]
+        BaseJSONSerializer._serialize_type_structure = serializer  # type: ignore[method-assign]
+        try:
+            with mock_aws():
+                ddb = boto3.client("dynamodb", region_name="us-east-1")
+                ddb.create_table(
+                    TableName="t",
+                    KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+                    AttributeDefinitions=[
+                        {"AttributeName": "pk", "AttributeType": "S"},
+                        {"AttributeName": "sk", "AttributeType": "S"},
+                    ],
+                    BillingMode="PAY_PER_REQUEST",
+                )
+                seen.append(_dynamodb_responses(ddb))
+        finally:
+            BaseJSONSerializer._serialize_type_structure = fast  # type: ignore[method-assign]
+    assert seen[0] == seen[1]
+    assert seen[0][1]["Item"]["blob"] == {"B": b"\x00\x01binary"}  # binary still base64 on the wire, decoded here
