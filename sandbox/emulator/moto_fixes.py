@@ -288,11 +288,54 @@ def fix_dynamodb_attribute_value_serialization() -> None:
     BaseJSONSerializer._serialize_type_structure = serialize_structure  # type: ignore[method-assign]
 
 
+def fix_dynamodb_update_expression_reuse() -> None:
+    """moto 5.2.5 tokenizes and parses every UpdateExpression anew, then each validator deep-copies the
+    tree before it fills it in: a few milliseconds per UpdateItem, on the emulator that serves one request
+    at a time. The pipeline sends the same handful of expressions all sale long. Here a parsed tree is kept
+    per expression string (as a pickle: each use gets a fresh tree, as a new parse would) and the
+    validator's copy of a tree is a pickle round trip, several times faster than ``copy.deepcopy``; a tree
+    that does not pickle is copied as before, and a bad expression raises as it did (it is never kept).
+    Idempotent."""
+    import pickle
+
+    from moto.dynamodb.parsing import validators
+    from moto.dynamodb.parsing.ast_nodes import Node
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+
+    if getattr(UpdateExpressionParser.make, "_reused", False):
+        return
+    parse = UpdateExpressionParser.make.__func__  # type: ignore[attr-defined]
+    trees: dict[str, bytes] = {}
+
+    def make(cls: Any, expression_str: str) -> Any:
+        blob = trees.get(expression_str)
+        if blob is not None:
+            return pickle.loads(blob)
+        tree = parse(cls, expression_str)
+        if len(trees) < 1024:  # the pipeline's expressions are a few; a flood of distinct ones is not kept
+            trees[expression_str] = pickle.dumps(tree)
+        return tree
+
+    def copy_tree(x: Any, memo: Any = None) -> Any:
+        if isinstance(x, Node):
+            try:
+                return pickle.loads(pickle.dumps(x))
+            except Exception:  # a node holding something pickle cannot take: copy it as moto does
+                pass
+        return copy.deepcopy(x, memo)
+
+    make._reused = True  # type: ignore[attr-defined]
+    make.moto_original = parse  # type: ignore[attr-defined]  # what the fidelity test compares
+    UpdateExpressionParser.make = classmethod(make)  # type: ignore[assignment,method-assign]
+    validators.deepcopy = copy_tree  # type: ignore[attr-defined]
+
+
 def apply() -> None:
     check_version()
     fix_dynamodb_atomic_requests()
     fix_dynamodb_transaction_copies()
     fix_dynamodb_attribute_value_serialization()
+    fix_dynamodb_update_expression_reuse()
     fix_kms_cloudformation_tags()
     fix_cloudformation_update_removing_unmodelled()
     fix_cloudformation_route_table_removal()

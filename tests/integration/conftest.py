@@ -55,11 +55,13 @@ def atomic_dynamodb_requests() -> None:
         fix_dynamodb_atomic_requests,
         fix_dynamodb_attribute_value_serialization,
         fix_dynamodb_transaction_copies,
+        fix_dynamodb_update_expression_reuse,
     )
 
     fix_dynamodb_atomic_requests()
     fix_dynamodb_transaction_copies()
     fix_dynamodb_attribute_value_serialization()
+    fix_dynamodb_update_expression_reuse()
 
 
 @pytest.fixture

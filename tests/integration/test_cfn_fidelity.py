@@ -415,3 +415,77 @@ def test_dynamodb_responses_are_the_same_through_the_attribute_value_fast_path()
             BaseJSONSerializer._serialize_type_structure = fast  # type: ignore[method-assign]
     assert seen[0] == seen[1]
     assert seen[0][1]["Item"]["blob"] == {"B": b"\x00\x01binary"}  # binary still base64 on the wire, decoded here
+
+
+UPDATES = [
+    # (UpdateExpression, names, values): the pipeline's shapes, repeated, and ones moto must refuse
+    (
+        "SET #s = :s, #l = list_append(if_not_exists(#l, :empty), :e), #q = #q + :one",
+        {"#s": "status", "#l": "log", "#q": "seq"},
+        {":s": {"S": "PAYING"}, ":empty": {"L": []}, ":e": {"L": [{"M": {"seq": {"N": "2"}}}]}, ":one": {"N": "1"}},
+    ),
+    (
+        "SET #s = :s, #l = list_append(if_not_exists(#l, :empty), :e), #q = #q + :one",
+        {"#s": "status", "#l": "log", "#q": "seq"},
+        {":s": {"S": "PAID"}, ":empty": {"L": []}, ":e": {"L": [{"M": {"seq": {"N": "3"}}}]}, ":one": {"N": "1"}},
+    ),
+    ("SET sold = sold + :q, #left = #left - :q REMOVE hold", {"#left": "left"}, {":q": {"N": "2"}}),
+    ("ADD tags :t DELETE sizes :n", {}, {":t": {"SS": ["c"]}, ":n": {"NS": ["1"]}}),
+    ("SET #s = :s SET #s = :s", {"#s": "status"}, {":s": {"S": "x"}}),  # two SET clauses: refused
+    ("SET = :s", {}, {":s": {"S": "x"}}),  # not an expression: refused
+    ("SET #missing = :s", {}, {":s": {"S": "x"}}),  # an undefined name: refused
+]
+
+
+def _apply_updates(ddb: Any) -> list[Any]:
+    out: list[Any] = []
+    for pk in ("existing", "new"):  # an existing item, and one UpdateItem creates (validated twice)
+        if pk == "existing":
+            ddb.put_item(
+                TableName="u",
+                Item={
+                    "pk": {"S": pk},
+                    "seq": {"N": "1"},
+                    "sold": {"N": "0"},
+                    "left": {"N": "9"},
+                    "sizes": {"NS": ["1", "2"]},
+                },
+            )
+        for expression, names, values in UPDATES:
+            kwargs: dict[str, Any] = {"TableName": "u", "Key": {"pk": {"S": pk}}, "UpdateExpression": expression}
+            kwargs.update(
+                {"ExpressionAttributeValues": values} | ({"ExpressionAttributeNames": names} if names else {})
+            )
+            try:
+                out.append(ddb.update_item(**kwargs, ReturnValues="ALL_NEW").get("Attributes"))
+            except Exception as exc:
+                out.append((type(exc).__name__, str(exc)))
+    return out
+
+
+def test_dynamodb_updates_are_the_same_with_parsed_expressions_reused(monkeypatch: pytest.MonkeyPatch) -> None:
+    import copy
+
+    from moto.dynamodb.parsing import validators
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+
+    moto_fixes.fix_dynamodb_update_expression_reuse()
+    reused, reused_copy = UpdateExpressionParser.make, validators.deepcopy
+    seen = []
+    for mode in ("reused", "moto"):
+        if mode == "moto":
+            monkeypatch.setattr(UpdateExpressionParser, "make", classmethod(reused.moto_original))  # type: ignore[attr-defined]
+            monkeypatch.setattr(validators, "deepcopy", copy.deepcopy)
+        with mock_aws():
+            ddb = boto3.client("dynamodb", region_name="us-east-1")
+            ddb.create_table(
+                TableName="u",
+                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
+            seen.append(_apply_updates(ddb))
+    monkeypatch.undo()
+    assert UpdateExpressionParser.make == reused and validators.deepcopy is reused_copy
+    assert seen[0] == seen[1]
+    assert sum(isinstance(r, tuple) for r in seen[0]) >= 6  # the refusals were exercised, both items
