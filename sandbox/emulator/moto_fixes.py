@@ -299,8 +299,8 @@ def fix_dynamodb_update_expression_reuse() -> None:
     import pickle
 
     from moto.dynamodb.parsing import validators
-    from moto.dynamodb.parsing.ast_nodes import Node
-    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+    from moto.dynamodb.parsing.ast_nodes import Node  # type: ignore[attr-defined]
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
 
     if getattr(UpdateExpressionParser.make, "_reused", False):
         return
@@ -327,7 +327,7 @@ def fix_dynamodb_update_expression_reuse() -> None:
     make._reused = True  # type: ignore[attr-defined]
     make.moto_original = parse  # type: ignore[attr-defined]  # what the fidelity test compares
     UpdateExpressionParser.make = classmethod(make)  # type: ignore[assignment,method-assign]
-    validators.deepcopy = copy_tree  # type: ignore[attr-defined]
+    validators.deepcopy = copy_tree  # type: ignore[attr-defined,assignment]
 
 
 def apply() -> None:
