@@ -37,3 +37,33 @@ def emulator_cost(counts: Counts, *, orders: int, seconds: float, top: int = 12)
         "by_service_per_order": {s: per(sum(o.values())) for s, o in sorted(counts.items())},
         "top_per_order": {name: per(n) for name, n in ops[:top]},
     }
+
+
+SATURATED = 0.9  # busy share of the machine (or of one core, for a process that serves one request at a time)
+
+
+def bottleneck(summary: Mapping[str, Any]) -> str | None:
+    """One line naming the part of the machine that held the sale back, when a bar was missed."""
+    if all(b["met"] for b in summary.get("bars", [])):
+        return None
+    cpu = summary.get("cpu")
+    if not cpu:
+        return "bottleneck: unknown (no CPU figures on this platform)"
+    roles = cpu["by_role_cores"]
+    dynamodb = roles.get("emulator: DynamoDB", 0.0)
+    top = ", ".join(f"{role} {used:.2f}" for role, used in list(roles.items())[:3])
+    outside = cpu["outside_sandbox_cores"]
+    elsewhere = f"; {outside:.2f} cores went to processes outside the sandbox" if outside >= 0.25 else ""
+    if dynamodb >= SATURATED:
+        return (
+            f"bottleneck: the DynamoDB emulator, at {dynamodb:.2f} of a core (it serves one request at a time)"
+            f"{elsewhere}"
+        )
+    if cpu["busy_share"] >= SATURATED:
+        busy = f"{cpu['busy_share']:.0%} of {cpu['cores']} cores busy"
+        return f"bottleneck: the machine's CPU, {busy} (cores: {top}){elsewhere}"
+    eff = summary.get("worker_efficiency")
+    if eff and eff["ratio"] < 0.85:
+        slots = f"{eff['ratio']:.2f} of their slots' limit"
+        return f"bottleneck: the workers, at {slots} with the CPU {cpu['busy_share']:.0%} busy"
+    return f"bottleneck: none found in the CPU ({cpu['busy_share']:.0%} busy; cores: {top}): see the missed bars"

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.results import metrics
+from sandbox.results.emulator import bottleneck
 from sandbox.results.money import money_bars
 from sandbox.results.stock import stock_bars
 
@@ -34,10 +35,14 @@ def _charts(workdir: Path, summary: dict[str, Any], rows: list[dict[str, float]]
         plt.close(fig)
         return name
 
+    model = summary.get("model", {}).get("series") or {}
     fig, ax = plt.subplots(figsize=(8, 3.2))
-    ax.plot(t, [r["visible"] for r in rows], label="waiting (visible)")
-    ax.plot(t, [r["inflight"] for r in rows], label="in flight")
-    ax.plot(t, [r["dlq"] for r in rows], label="dead-lettered")
+    ax.plot(t, [r["visible"] for r in rows], label="waiting (visible)", color="C0")
+    ax.plot(t, [r["inflight"] for r in rows], label="in flight", color="C1")
+    ax.plot(t, [r["dlq"] for r in rows], label="dead-lettered", color="C2")
+    if model:  # the planner's prediction of this run, from its arrivals: a miss is seen, not only read
+        ax.plot(model["t"], model["visible"], "--", color="C0", linewidth=1, label="waiting, model")
+        ax.plot(model["t"], model["inflight"], "--", color="C1", linewidth=1, label="in flight, model")
     ax.set_xlabel(f"sandbox seconds (x{summary['time_scale']:g} = real seconds)")
     ax.set_ylabel("messages")
     ax.set_title(f"Queue depth ({summary['compute']})")
@@ -45,7 +50,10 @@ def _charts(workdir: Path, summary: dict[str, Any], rows: list[dict[str, float]]
     names.append(save(fig, ax, "queue_depth.png"))
 
     fig, ax = plt.subplots(figsize=(8, 3.2))
-    ax.step(t, [r["workers"] for r in rows], where="post")
+    ax.step(t, [r["workers"] for r in rows], where="post", label="measured")
+    if model:
+        ax.step(model["t"], model["workers"], "--", where="post", linewidth=1, label="model")
+        ax.legend(fontsize=8)
     ax.set_xlabel("sandbox seconds")
     ax.set_ylabel("tasks" if summary["compute"] == "ecs" else "busy environments")
     ax.set_title("Running ECS tasks" if summary["compute"] == "ecs" else "Lambda environments in use")
@@ -331,6 +339,10 @@ def write(workdir: Path, summary: dict[str, Any], rows: list[dict[str, float]]) 
         lines += [""]
     if summary.get("emulator"):
         lines += emulator_section(summary["emulator"])
+    if summary.get("cpu"):
+        lines += ["## Where the CPU went", "", f"{cpu_line(summary['cpu'])}.", ""]
+        limit = bottleneck(summary)
+        lines += [f"{limit[0].upper()}{limit[1:]}.", ""] if limit else []
     if "chaos" in summary:
         c = summary["chaos"]
         lines += [
@@ -372,6 +384,14 @@ def emulator_line(e: dict[str, Any]) -> str:
     return f"{e['per_order']} requests per accepted order ({by}); {e['per_second']} requests/s over {e['seconds']} s"
 
 
+def cpu_line(c: dict[str, Any]) -> str:
+    roles = ", ".join(f"{role} {used:.2f}" for role, used in c["by_role_cores"].items() if used >= 0.05)
+    return (
+        f"{c['busy_share']:.0%} of {c['cores']} cores busy during the async sale and drain; cores by role: {roles}; "
+        f"outside the sandbox {c['outside_sandbox_cores']:.2f}"
+    )
+
+
 def emulator_section(e: dict[str, Any]) -> list[str]:
     """What the sale asked of the emulator (its processes count what they serve): the hot path's cost here."""
     lines = ["## What the emulator served", "", f"From the async sale's start to the drain: {emulator_line(e)}.", ""]
@@ -405,5 +425,10 @@ def terminal_summary(summary: dict[str, Any], workdir: Path) -> str:
         lines.append(f"  {bar['bar']:<{width}}  {bar['measured']:>9}  target {bar['target']:<11} {verdict}")
     if summary.get("emulator"):
         lines += ["", f"emulator: {emulator_line(summary['emulator'])}"]
+    if summary.get("cpu"):
+        lines.append(f"cpu: {cpu_line(summary['cpu'])}")
+    limit = bottleneck(summary)
+    if limit:
+        lines.append(limit)
     lines.append(f"\nreport: {workdir}/report.md")
     return "\n".join(lines)

@@ -108,7 +108,24 @@ def _model(setup: RunSetup, t: Timeline, arrivals: list[float]) -> dict[str, Any
         "wait_p50_s": predicted.wait_percentile(50) if predicted else 0.0,
         "wait_p99_s": predicted.wait_percentile(99) if predicted else 0.0,
         "worker_capacity_per_s": setup.workload.worker_capacity_per_s,
+        "series": _series(predicted) if predicted else None,
         "inputs": {"arrivals": len(arrivals), "workload": setup.workload.__dict__, "timing": setup.timing.__dict__},
+    }
+
+
+MAX_SERIES_POINTS = 400  # the model's timeline in summary.json, for the charts: enough to draw, small to keep
+
+
+def _series(predicted: Any) -> dict[str, list[float]]:
+    """The model's backlog, in-flight and workers over the run's seconds (the charts draw them over the
+    measured ones), thinned to at most MAX_SERIES_POINTS."""
+    step = max(1, len(predicted.times) // MAX_SERIES_POINTS)
+    pick = range(0, len(predicted.times), step)
+    return {
+        "t": [round(predicted.times[i], 2) for i in pick],
+        "visible": [predicted.visible[i] for i in pick],
+        "inflight": [predicted.inflight[i] for i in pick],
+        "workers": [predicted.workers[i] for i in pick],
     }
 
 

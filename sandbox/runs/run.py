@@ -24,6 +24,7 @@ from sandbox.results.money import money, read_checkouts
 from sandbox.results.report import report_dir
 from sandbox.results.stock import stock
 from sandbox.results.summary import Observed, RunSetup, Timeline, chaos_summary, classify_dlq, summarize
+from sandbox.runs import cpu
 from sandbox.runs.chaos import ChaosMonkey, ChaosPlan, PoisonClock, is_poison
 from sandbox.runs.load import TRACKER_SHARE, finish_trackers, kill, run_locust, start_trackers
 from sandbox.stack.probes import charged_order_ids, dlq_bodies, read_ledger, read_orders, wait_drained
@@ -127,6 +128,8 @@ class Sale:
     dlq_by_reason: dict[str, int] = field(default_factory=dict)
     poison_in_dlq: int = 0
     scheduler: Scheduler | None = None  # the stack's EventBridge schedules (the reconciler), fired here
+    cpu_start: cpu.Snapshot | None = None  # the machine's CPU at the async sale's start, and after the drain
+    cpu_end: cpu.Snapshot | None = None
 
     def mark(self, name: str) -> None:
         self.marks[name] = time.monotonic() - self.t0
@@ -173,6 +176,10 @@ def _start_sale(opts: Options, workdir: Path, stack: ExitStack, progress: Any, k
     return sale
 
 
+def _port(endpoint: str) -> str:
+    return endpoint.rsplit(":", 1)[-1]
+
+
 def _sync_checkout(sale: Sale) -> dict[str, Any]:
     sale.progress(f"sync checkout: {sale.users} users for {sale.phase_s:.0f} s (time scale {sale.k.k:g}) ...")
     sale.mark("sync_start")
@@ -190,6 +197,7 @@ def _async_checkout(sale: Sale) -> tuple[dict[str, Any], int, ChaosMonkey | None
     accepted_before = p.front.accepted
     for endpoint in (p.endpoint, p.data_endpoint):
         request_counts.read(endpoint, reset=True)  # count what the async sale asks, from here to drained
+    sale.cpu_start = cpu.snapshot(_port(p.data_endpoint))
     monkey = _start_monkey(sale) if opts.chaos else None
     trackers = None
     if p.ws_url and not opts.chaos:
@@ -229,6 +237,7 @@ def _drain(sale: Sale, timeout_s: float) -> bool:
     sale.progress(f"backlog {sale.end_backlog} at the end of the load; draining ...")
     drained = wait_drained(sale.backlog, timeout_s, sale.progress)
     sale.mark("drained")
+    sale.cpu_end = cpu.snapshot(_port(sale.p.data_endpoint))
     time.sleep(0.5)
     sale.sampler.close()
     return drained
@@ -284,6 +293,7 @@ def _summary(
             orders=accepted,
             seconds=sale.marks["drained"] - sale.marks["async_start"],
         ),
+        "cpu": cpu.cpu_use(sale.cpu_start, sale.cpu_end),
         **workers.details(),
     }
 

@@ -181,3 +181,42 @@ def test_the_emulators_cost_is_counted_per_order_and_per_second():
     assert cost["by_service_per_order"] == {"dynamodb": 3.0, "sns": 2.0, "sqs": 5.0}
     assert cost["top_per_order"] == {"sqs:ReceiveMessage": 4.0, "dynamodb:UpdateItem": 2.0}
     assert emulator_cost({}, orders=0, seconds=0)["per_order"] is None
+
+
+def test_the_bottleneck_line_names_what_held_the_sale_back():
+    from sandbox.results.emulator import bottleneck
+
+    missed = [{"bar": "drain", "met": False}]
+    cpu = {"cores": 2, "busy_share": 0.97, "outside_sandbox_cores": 0.0}
+    # GIVEN every bar met: nothing to name
+    assert bottleneck({"bars": [{"bar": "x", "met": True}], "cpu": cpu}) is None
+    # THEN the serial DynamoDB emulator at a full core is named first, with what ran beside the sandbox
+    busy_db = {**cpu, "by_role_cores": {"emulator: DynamoDB": 0.96, "lambda: worker_lambda": 0.5}}
+    assert "DynamoDB emulator, at 0.96" in bottleneck({"bars": missed, "cpu": busy_db})
+    beside = {**busy_db, "outside_sandbox_cores": 0.9}
+    assert "0.90 cores went to processes outside the sandbox" in bottleneck({"bars": missed, "cpu": beside})
+    # AND a saturated machine names its largest consumers; a quiet one with slow workers names the workers
+    spread = {**cpu, "by_role_cores": {"lambda: worker_lambda": 0.8, "emulator: DynamoDB": 0.6}}
+    assert "machine's CPU, 97% of 2 cores" in bottleneck({"bars": missed, "cpu": spread})
+    quiet = {**spread, "busy_share": 0.4}
+    slow = {"bars": missed, "cpu": quiet, "worker_efficiency": {"ratio": 0.5}}
+    assert bottleneck(slow).startswith("bottleneck: the workers, at 0.50")
+    assert "none found" in bottleneck({"bars": missed, "cpu": quiet})
+
+
+def test_cpu_use_turns_jiffies_into_cores_by_role():
+    from sandbox.runs.cpu import Snapshot, cpu_use, role_of
+
+    assert role_of("python -m sandbox.emulator.server --port 4567", "4567") == "emulator: DynamoDB"
+    assert role_of("python -m sandbox.emulator.server --port 1234", "4567") == "emulator: the other services"
+    assert role_of("python -m sandbox.emulator.lambda_env orders.entrypoints.worker_lambda.handler x", "") == (
+        "lambda: worker_lambda"
+    )
+    # GIVEN 10 s on 2 cores (2,000 jiffies), 1,500 of them busy: the DynamoDB emulator 900, a worker 300
+    start = Snapshot(busy=0, total=0, processes={1: ("emulator: DynamoDB", 100), 2: ("lambda: worker", 0)})
+    end = Snapshot(busy=1500, total=2000, processes={1: ("emulator: DynamoDB", 1000), 2: ("lambda: worker", 300)})
+    use = cpu_use(start, end, cores=2)
+    assert use["busy_share"] == 0.75 and use["cores_used"] == 1.5
+    assert use["by_role_cores"] == {"emulator: DynamoDB": 0.9, "lambda: worker": 0.3}
+    assert use["outside_sandbox_cores"] == 0.3
+    assert cpu_use(None, end) is None
