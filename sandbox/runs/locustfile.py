@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Callable
+from typing import Any
 
 from locust import HttpUser, constant, task
 
@@ -148,6 +149,13 @@ TRACK_TIMEOUT_S = float(os.environ.get("SANDBOX_TRACK_TIMEOUT_S", "120"))
 TERMINAL = ("PAID", "PAYMENT_FAILED")
 
 
+def connect(url: str, ticket: str | None) -> Any:
+    """A tracking connection, with the connect ticket where $connect wants one."""
+    import websocket
+
+    return websocket.create_connection(f"{url}?ticket={ticket}" if ticket else url, timeout=5)
+
+
 class OrderTracker:
     """One customer watching one order over the WebSocket API, by the tracking protocol (docs/tracking.md):
     track from the last sequence seen, drop duplicates by seq, re-track after a gap, and (a share of
@@ -159,12 +167,13 @@ class OrderTracker:
         order_id: str,
         reconnect: bool,
         ticket: Callable[[], str | None] | None = None,
-        first_ticket: str | None = None,
+        opened: Any = None,
     ) -> None:
         self.url, self.order_id, self.reconnect = url, order_id, reconnect
-        # Signed in: each connection opens with a fresh connect ticket; the first was asked for before the
-        # checkout, as a sale page does when it loads, so following starts as soon as the order is placed.
-        self.ticket, self._first_ticket = ticket, first_ticket
+        # Signed in, each connection opens with a fresh connect ticket. The first connection was opened
+        # before the checkout, as a sale page opens its socket when it loads, so the order is tracked the
+        # moment it is placed; a reconnect asks for a new ticket.
+        self.ticket, self._opened = ticket, opened
         self.seen: dict[int, str] = {}
         self.frames: list[dict[str, object]] = []
         self.reconnects = self.duplicates = self.resyncs = self.errors = 0
@@ -191,11 +200,9 @@ class OrderTracker:
 
         import websocket
 
-        ticket, self._first_ticket = self._first_ticket, None
-        if ticket is None and self.ticket is not None:
-            ticket = self.ticket()
-        url = f"{self.url}?ticket={ticket}" if ticket else self.url
-        ws = websocket.create_connection(url, timeout=5)
+        ws, self._opened = self._opened, None
+        if ws is None:
+            ws = connect(self.url, self.ticket() if self.ticket is not None else None)
         try:
             self._track(ws)
             catching_up = True
@@ -292,14 +299,17 @@ class TrackingBuyer(Shopper):
 
     @task
     def checkout_and_track(self) -> None:
-        ticket = self._ticket() if TRACKING_URL else None
+        if not TRACKING_URL:
+            return
+        opened = connect(TRACKING_URL, self._ticket())  # the sale page's socket, open before the checkout
         resp = self.client.post("/orders", json=order(self), name="POST /orders")
-        if resp.status_code != 202 or not TRACKING_URL:
+        if resp.status_code != 202:
+            opened.close()
             return
         self.tracked += 1
         reconnect = self.tracked % RECONNECT_EVERY == 1 % RECONNECT_EVERY  # the first, then every n-th
         tracker = OrderTracker(
-            TRACKING_URL, resp.json()["order_id"], reconnect=reconnect, ticket=self._ticket, first_ticket=ticket
+            TRACKING_URL, resp.json()["order_id"], reconnect=reconnect, ticket=self._ticket, opened=opened
         )
         self.following.spawn(self._follow, tracker)  # waits for a free slot when MAX_FOLLOWING are followed
 

@@ -220,3 +220,13 @@ def test_cpu_use_turns_jiffies_into_cores_by_role():
     assert use["by_role_cores"] == {"emulator: DynamoDB": 0.9, "lambda: worker": 0.3}
     assert use["outside_sandbox_cores"] == 0.3
     assert cpu_use(None, end) is None
+
+
+def test_demand_share_splits_the_sale_over_the_emulators_processes():
+    from benchmarks.emulator_capacity import demand_share
+
+    caps = {"dynamodb:GetItem": 400.0, "dynamodb:UpdateItem": 200.0, "sqs:SendMessage": 500.0}
+    # 10 orders/s, each: 2 UpdateItems (200/s), 1 Query (unmeasured: DynamoDB's mean, 300/s), 5 receives (SQS 500/s)
+    share = demand_share({"dynamodb:UpdateItem": 2, "dynamodb:Query": 1, "sqs:ReceiveMessage": 5}, caps, 10)
+    assert share["DynamoDB process"] == 10 * 2 / 200 + 10 * 1 / 300
+    assert share["the other process"] == 10 * 5 / 500
