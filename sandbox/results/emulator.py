@@ -39,7 +39,8 @@ def emulator_cost(counts: Counts, *, orders: int, seconds: float, top: int = 12)
     }
 
 
-SATURATED = 0.9  # busy share of the machine (or of one core, for a process that serves one request at a time)
+SATURATED = 0.9  # busy share of one core, for the process that serves one request at a time
+MACHINE_SATURATED = 0.8  # busy share of the machine beyond which processes wait for a core
 
 
 def bottleneck(summary: Mapping[str, Any]) -> str | None:
@@ -59,7 +60,7 @@ def bottleneck(summary: Mapping[str, Any]) -> str | None:
             f"bottleneck: the DynamoDB emulator, at {dynamodb:.2f} of a core (it serves one request at a time)"
             f"{elsewhere}"
         )
-    if cpu["busy_share"] >= SATURATED:
+    if cpu["busy_share"] >= MACHINE_SATURATED:
         busy = f"{cpu['busy_share']:.0%} of {cpu['cores']} cores busy"
         return f"bottleneck: the machine's CPU, {busy} (cores: {top}){elsewhere}"
     eff = summary.get("worker_efficiency")

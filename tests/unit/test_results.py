@@ -199,6 +199,7 @@ def test_the_bottleneck_line_names_what_held_the_sale_back():
     spread = {**cpu, "by_role_cores": {"lambda: worker_lambda": 0.8, "emulator: DynamoDB": 0.6}}
     assert "machine's CPU, 97% of 2 cores" in bottleneck({"bars": missed, "cpu": spread})
     quiet = {**spread, "busy_share": 0.4}
+    assert "machine's CPU, 85%" in bottleneck({"bars": missed, "cpu": {**spread, "busy_share": 0.85}})
     slow = {"bars": missed, "cpu": quiet, "worker_efficiency": {"ratio": 0.5}}
     assert bottleneck(slow).startswith("bottleneck: the workers, at 0.50")
     assert "none found" in bottleneck({"bars": missed, "cpu": quiet})
