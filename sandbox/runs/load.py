@@ -114,7 +114,7 @@ class LocustEntry:
         return float(self._times[0][0])
 
 
-TRACKER_SHARE = 3  # one tracking user per this many flash-sale users
+TRACKER_SHARE = 5  # one tracking user per this many flash-sale users
 TRACK_TIMEOUT_REAL_S = 150.0  # how long a customer keeps watching one order
 
 

@@ -276,14 +276,15 @@ class OrderTracker:
         }
 
 
-TRACK_EVERY_S = float(os.environ.get("SANDBOX_TRACK_EVERY_S", "0.5"))  # a tracking customer's checkout pace
+TRACK_EVERY_S = float(os.environ.get("SANDBOX_TRACK_EVERY_S", "1.0"))  # a tracking customer's checkout pace
 MAX_FOLLOWING = int(os.environ.get("SANDBOX_MAX_FOLLOWING", "20"))  # orders one tracking customer follows at once
 
 
 class TrackingBuyer(Shopper):
-    """Checks out through POST /orders every TRACK_EVERY_S and follows each order over the WebSocket API
-    until it is paid, several at once (one connection each), so a sale tracks enough orders to measure:
-    reconnects, catch-up after them, and live push latency."""
+    """Starts a checkout through POST /orders every TRACK_EVERY_S and follows each order over the WebSocket
+    API until it is paid, several at once (one connection each, up to MAX_FOLLOWING), so a sale tracks
+    enough orders to measure: reconnects, catch-up after them, and live push latency. The pace does not
+    wait for the answers: a slow API tracks as many orders as a fast one."""
 
     wait_time = constant(TRACK_EVERY_S)
     tracked = 0
@@ -299,8 +300,10 @@ class TrackingBuyer(Shopper):
 
     @task
     def checkout_and_track(self) -> None:
-        if not TRACKING_URL:
-            return
+        if TRACKING_URL:
+            self.following.spawn(self._checkout_and_follow)  # waits for a free slot when MAX_FOLLOWING are busy
+
+    def _checkout_and_follow(self) -> None:
         opened = connect(TRACKING_URL, self._ticket())  # the sale page's socket, open before the checkout
         resp = self.client.post("/orders", json=order(self), name="POST /orders")
         if resp.status_code != 202:
@@ -311,7 +314,7 @@ class TrackingBuyer(Shopper):
         tracker = OrderTracker(
             TRACKING_URL, resp.json()["order_id"], reconnect=reconnect, ticket=self._ticket, opened=opened
         )
-        self.following.spawn(self._follow, tracker)  # waits for a free slot when MAX_FOLLOWING are followed
+        self._follow(tracker)
 
     def _ticket(self) -> str | None:
         """A connect ticket for the signed-in shopper (apiAuth=jwt), or None where $connect needs none."""
