@@ -144,7 +144,7 @@ class SyncBuyer(Shopper):
 
 TRACKING_LOG = os.environ.get("SANDBOX_TRACKING_LOG", "")  # JSON lines, one per tracked order
 TRACKING_URL = os.environ.get("SANDBOX_TRACKING_URL", "")
-RECONNECT_EVERY = int(os.environ.get("SANDBOX_RECONNECT_EVERY", "2"))  # every 2nd tracked order drops and reconnects
+RECONNECT_EVERY = int(os.environ.get("SANDBOX_RECONNECT_EVERY", "3"))  # every 3rd tracked order drops and reconnects
 TRACK_TIMEOUT_S = float(os.environ.get("SANDBOX_TRACK_TIMEOUT_S", "120"))
 TERMINAL = ("PAID", "PAYMENT_FAILED")
 
@@ -276,7 +276,7 @@ class OrderTracker:
         }
 
 
-TRACK_EVERY_S = float(os.environ.get("SANDBOX_TRACK_EVERY_S", "1.0"))  # a tracking customer's checkout pace
+TRACK_EVERY_S = float(os.environ.get("SANDBOX_TRACK_EVERY_S", "0.75"))  # a tracking customer's checkout pace
 MAX_FOLLOWING = int(os.environ.get("SANDBOX_MAX_FOLLOWING", "20"))  # orders one tracking customer follows at once
 
 
@@ -288,6 +288,7 @@ class TrackingBuyer(Shopper):
 
     wait_time = constant(TRACK_EVERY_S)
     tracked = 0
+    stopped = False
 
     def on_start(self) -> None:
         from gevent.pool import Pool
@@ -296,6 +297,7 @@ class TrackingBuyer(Shopper):
         self.following = Pool(MAX_FOLLOWING)
 
     def on_stop(self) -> None:
+        self.stopped = True  # no new checkout once the sale ends
         self.following.join(timeout=TRACK_TIMEOUT_S)  # the orders already placed are followed to the end
 
     @task
@@ -304,6 +306,8 @@ class TrackingBuyer(Shopper):
             self.following.spawn(self._checkout_and_follow)  # waits for a free slot when MAX_FOLLOWING are busy
 
     def _checkout_and_follow(self) -> None:
+        if self.stopped:
+            return
         opened = connect(TRACKING_URL, self._ticket())  # the sale page's socket, open before the checkout
         resp = self.client.post("/orders", json=order(self), name="POST /orders")
         if resp.status_code != 202:

@@ -93,9 +93,12 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
         sale = _start_sale(opts, workdir, stack, progress, k, users)
         sale.phase_s = k.seconds(opts.duration_s or real_seconds, 1.0)
         sync_stats = _sync_checkout(sale)
-        async_stats, accepted, monkey, trackers = _async_checkout(sale)
+        async_stats, monkey, trackers = _async_checkout(sale)
         drained = _drain(sale, opts.drain_timeout_s)
         sessions = finish_trackers(trackers, workdir / "logs") if trackers is not None else None
+        # Counted once every shopper has stopped: a tracking shopper's checkout may still be answered after
+        # the sale's own users stopped, and its order is one of the sale's.
+        accepted = sale.p.front.accepted - sale.accepted_before
         summary = _summary(sale, sync_stats, async_stats, accepted, drained)
         _add_tracking(summary, sessions, sale.orders)
         if monkey is not None:
@@ -130,6 +133,7 @@ class Sale:
     scheduler: Scheduler | None = None  # the stack's EventBridge schedules (the reconciler), fired here
     cpu_start: cpu.Snapshot | None = None  # the machine's CPU at the async sale's start, and after the drain
     cpu_end: cpu.Snapshot | None = None
+    accepted_before: int = 0  # the front's accepted count when the async sale started
 
     def mark(self, name: str) -> None:
         self.marks[name] = time.monotonic() - self.t0
@@ -188,13 +192,13 @@ def _sync_checkout(sale: Sale) -> dict[str, Any]:
     return stats
 
 
-def _async_checkout(sale: Sale) -> tuple[dict[str, Any], int, ChaosMonkey | None, Any]:
-    """The async load, with the fault harness or the trackers beside it: (stats, accepted, monkey, trackers)."""
+def _async_checkout(sale: Sale) -> tuple[dict[str, Any], ChaosMonkey | None, Any]:
+    """The async load, with the fault harness or the trackers beside it: (stats, monkey, trackers)."""
     opts, p, host = sale.opts, sale.p, sale.p.front.base
     sale.progress(f"async checkout: {sale.users} users for {sale.phase_s:.0f} s ...")
     sale.async_start_wall = datetime.now(UTC).isoformat(timespec="milliseconds")
     sale.mark("async_start")
-    accepted_before = p.front.accepted
+    sale.accepted_before = p.front.accepted
     for endpoint in (p.endpoint, p.data_endpoint):
         request_counts.read(endpoint, reset=True)  # count what the async sale asks, from here to drained
     sale.cpu_start = cpu.snapshot(_port(p.data_endpoint))
@@ -208,7 +212,7 @@ def _async_checkout(sale: Sale) -> tuple[dict[str, Any], int, ChaosMonkey | None
     decline = str(opts.chaos.decline_share) if opts.chaos else "0"
     stats = run_locust("AsyncBuyer", sale.users, sale.phase_s, host, sale.workdir / "logs", decline_share=decline)
     sale.mark("load_end")
-    return stats, p.front.accepted - accepted_before, monkey, trackers
+    return stats, monkey, trackers
 
 
 def _start_monkey(sale: Sale) -> ChaosMonkey:
