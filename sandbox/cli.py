@@ -96,6 +96,12 @@ def build_parser() -> OneLineParser:
         action="store_true",
         help="kill workers mid-payment, fail/decline payments, send poison (see sandbox/runs/chaos.py)",
     )
+    sale.add_argument(
+        "--no-size",
+        dest="size",
+        action="store_false",
+        help="do not size the sale to this machine (it is not sized anyway with --users, --chaos or worker caps in -c)",
+    )
 
     compare = sub.add_parser("compare", help="the three variants on one scenario, the model, AWS and cost")
     compare.add_argument("--variants", nargs="+", choices=["ecs", "lambda-sqs", "lambda-sns"])
@@ -157,8 +163,16 @@ def cmd_sale(args: argparse.Namespace) -> int:
     from sandbox.results.report import terminal_summary
     from sandbox.runs.chaos import ChaosPlan
     from sandbox.runs.run import Options, run
+    from sandbox.stack.sizing import FIXED_BY_USER
 
-    opts = _options(Options, args, reports=args.reports.resolve(), chaos=ChaosPlan() if args.chaos else None)
+    fixed = args.users is not None or args.chaos or any(k in args.context for k in FIXED_BY_USER)
+    opts = _options(
+        Options,
+        args,
+        reports=args.reports.resolve(),
+        chaos=ChaosPlan() if args.chaos else None,
+        size=args.size and not fixed,
+    )
     result = run(opts, progress=_say())
     print(terminal_summary(result["summary"], result["dir"]))
     return 0

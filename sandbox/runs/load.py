@@ -44,7 +44,13 @@ def locust_command(user_class: str, users: int, seconds: float, host: str, *, st
 
 
 def run_locust(
-    user_class: str, users: int, seconds: float, host: str, out: Path, decline_share: str = "0"
+    user_class: str,
+    users: int,
+    seconds: float,
+    host: str,
+    out: Path,
+    decline_share: str = "0",
+    user_rate: float | None = None,
 ) -> dict[str, Any]:
     prefix = out / user_class.lower()
     # A checkout in flight when the load ends still gets its answer (a shopper does not vanish
@@ -60,6 +66,8 @@ def run_locust(
     ]
     started = time.monotonic()
     env = {**os.environ, "SANDBOX_DECLINE_SHARE": decline_share, "SANDBOX_CHECKOUT_LOG": str(out / "checkouts.jsonl")}
+    if user_rate:
+        env["SANDBOX_USER_RATE"] = f"{user_rate:.4f}"  # checkouts per second per user (a sized sale)
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 120, env=env)
     elapsed = time.monotonic() - started
     stats_file = Path(f"{prefix}.json")

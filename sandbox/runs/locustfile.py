@@ -7,7 +7,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from locust import HttpUser, constant, task
+from locust import HttpUser, constant, constant_throughput, task
 
 DECLINE_SHARE = float(os.environ.get("SANDBOX_DECLINE_SHARE", "0"))  # chaos: cards the processor declines
 SCARCE_SHARE = float(os.environ.get("SANDBOX_SCARCE_SHARE", "0.3"))  # checkouts that want the scarce SKU
@@ -122,10 +122,14 @@ class Shopper(HttpUser):
             self.client.headers["Authorization"] = f"Bearer {mint(Path(key), self.customer_id)}"
 
 
+# A sale sized to the machine (sandbox/stack/sizing.py) paces each user; unsized, users check out back to back.
+USER_RATE = float(os.environ.get("SANDBOX_USER_RATE", "0"))
+
+
 class AsyncBuyer(Shopper):
     """Checks out through POST /orders (accepted, paid in the background)."""
 
-    wait_time = constant(0)
+    wait_time = constant_throughput(USER_RATE) if USER_RATE > 0 else constant(0)
 
     @task
     def checkout(self) -> None:

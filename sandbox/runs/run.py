@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from orders.adapters.catalog import stock_levels
+from planner.config import resolve
 from sandbox.emulator import request_counts
 from sandbox.emulator.process import Scale
 from sandbox.emulator.queues import Depth, queue_depth
@@ -27,6 +28,7 @@ from sandbox.results.summary import Observed, RunSetup, Timeline, chaos_summary,
 from sandbox.runs import cpu
 from sandbox.runs.chaos import ChaosMonkey, ChaosPlan, PoisonClock, is_poison
 from sandbox.runs.load import TRACKER_SHARE, finish_trackers, kill, run_locust, start_trackers
+from sandbox.stack import sizing
 from sandbox.stack.probes import charged_order_ids, dlq_bodies, read_ledger, read_orders, wait_drained
 from sandbox.stack.topology import DEFAULT_CATALOG, Pipeline, outage_file, run_context, start_pipeline
 from sandbox.stack.workers import Workers, start_consumers, start_ecs, start_lambda, start_schedules
@@ -54,6 +56,7 @@ class Options:
     label: str = ""  # appended to the report folder's name (e.g. "-sns")
     chaos: ChaosPlan | None = None  # the flash sale under faults (`make chaos`)
     catalog: Path = DEFAULT_CATALOG  # the sale's products and stock, loaded before the load
+    size: bool = False  # size the sale to this machine (sandbox/stack/sizing.py): `make sandbox` does
 
 
 class Sampler:
@@ -89,8 +92,9 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
     k = Scale(opts.time_scale)
     users, real_seconds = SCENARIOS[opts.scenario]
     users = opts.users or users
+    sized = _sizing(opts, users, progress) if opts.size else None
     with ExitStack() as stack:
-        sale = _start_sale(opts, workdir, stack, progress, k, users)
+        sale = _start_sale(opts, workdir, stack, progress, k, users, sized)
         sale.phase_s = k.seconds(opts.duration_s or real_seconds, 1.0)
         sync_stats = _sync_checkout(sale)
         async_stats, monkey, trackers = _async_checkout(sale)
@@ -104,7 +108,29 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
         if monkey is not None:
             _add_chaos(summary, sale, monkey)
         report.write(workdir, summary, sale.sampler.rows)
+        if not opts.chaos:  # what an order cost here: the next sale of this variant is sized from it
+            sizing.record(summary, workdir, _state_dir())
         return {"summary": summary, "dir": workdir}
+
+
+def _state_dir() -> Path:
+    from sandbox.runs.live import state_dir
+
+    return state_dir()
+
+
+def _sizing(opts: Options, users: int, progress: Any) -> sizing.Sizing:
+    """The sale for the cores free now, from what an order of this variant last cost here."""
+    config = resolve(run_context(opts.compute, opts.context))
+    variant = "ecs" if config.compute == "ecs" else f"lambda-{config.lambda_trigger}"
+    sized = sizing.size(variant, sizing.load(variant, _state_dir()), config, users=users, cores=sizing.free_cores())
+    caps = ", ".join(f"{k}={v}" for k, v in sized.context.items())
+    progress(
+        f"sized to this machine: {sized.free_cores:.1f} free cores x {sizing.SHARE:.0%} / "
+        f"{sized.calibration.cpu_s_per_order * 1000:.0f} ms CPU per order = {sized.arrival_per_s:.1f} orders/s; "
+        f"workers {caps} ({sized.worker_capacity_per_s:.1f} paid/s); from {sized.calibration.basis}"
+    )
+    return sized
 
 
 @dataclass
@@ -134,6 +160,7 @@ class Sale:
     cpu_start: cpu.Snapshot | None = None  # the machine's CPU at the async sale's start, and after the drain
     cpu_end: cpu.Snapshot | None = None
     accepted_before: int = 0  # the front's accepted count when the async sale started
+    sized: sizing.Sizing | None = None  # the sale sized to this machine, or None (the user's or the scenario's)
 
     def mark(self, name: str) -> None:
         self.marks[name] = time.monotonic() - self.t0
@@ -152,8 +179,11 @@ class Sale:
         }
 
 
-def _start_sale(opts: Options, workdir: Path, stack: ExitStack, progress: Any, k: Scale, users: int) -> Sale:
-    context = run_context(opts.compute, opts.chaos.context() if opts.chaos else None, opts.context)
+def _start_sale(
+    opts: Options, workdir: Path, stack: ExitStack, progress: Any, k: Scale, users: int, sized: sizing.Sizing | None
+) -> Sale:
+    caps = sized.context if sized else None
+    context = run_context(opts.compute, opts.chaos.context() if opts.chaos else None, caps, opts.context)
     p = start_pipeline(
         context=context,
         workdir=workdir,
@@ -175,6 +205,7 @@ def _start_sale(opts: Options, workdir: Path, stack: ExitStack, progress: Any, k
     sampler = Sampler(lambda: sale.sample(), t0)  # started once the sale it samples exists
     sale: Sale = Sale(opts, p, workers, sampler, stack, workdir, progress, k, users, t0, t0_wall, poison_clock)
     sale.scheduler = scheduler
+    sale.sized = sized
     sampler.start()
     stack.callback(sampler.close)
     return sale
@@ -210,7 +241,10 @@ def _async_checkout(sale: Sale) -> tuple[dict[str, Any], ChaosMonkey | None, Any
         )
         sale.stack.callback(kill, trackers)
     decline = str(opts.chaos.decline_share) if opts.chaos else "0"
-    stats = run_locust("AsyncBuyer", sale.users, sale.phase_s, host, sale.workdir / "logs", decline_share=decline)
+    rate = sale.sized.per_user_rate if sale.sized else None
+    stats = run_locust(
+        "AsyncBuyer", sale.users, sale.phase_s, host, sale.workdir / "logs", decline_share=decline, user_rate=rate
+    )
     sale.mark("load_end")
     return stats, monkey, trackers
 
@@ -298,6 +332,7 @@ def _summary(
             seconds=sale.marks["drained"] - sale.marks["async_start"],
         ),
         "cpu": cpu.cpu_use(sale.cpu_start, sale.cpu_end),
+        "sizing": sale.sized.describe() if sale.sized else None,
         **workers.details(),
     }
 

@@ -1,0 +1,162 @@
+"""A sale sized to the machine: an arrival rate this machine can serve end to end, and workers slower than it.
+
+Every service, function environment and task of the sandbox is a local process, so a sale that asks for
+more CPU than the machine has measures the machine, not the pipeline: workers wait for a core, the drain
+runs long against the model and the bars say nothing about the design. Sizing keeps the sale's demand at
+``SHARE`` of the cores free at the start, from the CPU one order costs here end to end (every process the
+sandbox starts, from the async sale's start to the drain: a run's ``cpu`` block). It then caps the workers
+at ``BACKLOG`` of that arrival rate, so a backlog still builds during the load and drains after it: a
+flash sale in small.
+
+The cost of an order comes from the last run of the variant on this machine (``.sandbox/calibration.json``,
+written after every sale), or before the first, from the reference figures measured on the project's
+2-core machine (``REFERENCE``). The report states which, and the sizes chosen.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from planner import aws
+
+SHARE = 0.6  # of the free cores the sale's demand may take: the rest absorbs bursts, cold starts, the sampler
+BACKLOG = 0.5  # worker capacity as a share of the arrival rate: the other half builds the backlog
+# CPU seconds one order costs end to end, measured by `make sandbox` on the project's 2-core machine (Dec 2026,
+# default sale with tracking): used until this machine has measured its own.
+REFERENCE = {"lambda-sqs": 0.49, "lambda-sns": 0.49, "ecs": 0.40}
+# Context keys that fix the workers or the load: a user who sets one sizes the sale themselves.
+FIXED_BY_USER = ("reservedConcurrency", "maxConcurrency", "maxTasks", "batchSize", "workerConcurrency")
+
+
+@dataclass(frozen=True)
+class Calibration:
+    variant: str
+    cpu_s_per_order: float
+    basis: str  # where the figure comes from
+
+
+@dataclass(frozen=True)
+class Sizing:
+    calibration: Calibration
+    free_cores: float
+    capacity_per_s: float  # orders/s the free cores serve at SHARE
+    arrival_per_s: float
+    users: int
+    per_user_rate: float  # checkouts per second per Locust user (constant_throughput)
+    worker_capacity_per_s: float
+    context: dict[str, str]  # the worker caps deployed
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "basis": self.calibration.basis,
+            "cpu_ms_per_order": round(self.calibration.cpu_s_per_order * 1000, 1),
+            "free_cores": round(self.free_cores, 2),
+            "share": SHARE,
+            "capacity_per_s": round(self.capacity_per_s, 2),
+            "arrival_per_s": round(self.arrival_per_s, 2),
+            "users": self.users,
+            "per_user_rate": round(self.per_user_rate, 3),
+            "worker_capacity_per_s": round(self.worker_capacity_per_s, 2),
+            "context": self.context,
+        }
+
+
+def calibration_file(state_dir: Path) -> Path:
+    return state_dir / "calibration.json"
+
+
+def load(variant: str, state_dir: Path) -> Calibration:
+    """This machine's last measurement of the variant, else the reference figure."""
+    path = calibration_file(state_dir)
+    try:
+        entry = json.loads(path.read_text())[variant]
+        return Calibration(variant, float(entry["cpu_s_per_order"]), f"this machine, {entry['at']} ({entry['report']})")
+    except (OSError, ValueError, KeyError, TypeError):
+        return Calibration(
+            variant, REFERENCE[variant], "the reference 2-core machine (no run of this variant here yet)"
+        )
+
+
+def record(summary: dict[str, Any], workdir: Path, state_dir: Path) -> float | None:
+    """Keep what one order cost this run (all the sandbox's cores over the window, per accepted order)."""
+    cpu, emulator, accepted = summary.get("cpu"), summary.get("emulator"), int(summary.get("accepted") or 0)
+    if not cpu or not emulator or accepted < 10:
+        return None
+    cost = sum(cpu["by_role_cores"].values()) * float(emulator["seconds"]) / accepted
+    path = calibration_file(state_dir)
+    try:
+        known = json.loads(path.read_text())
+    except (OSError, ValueError):
+        known = {}
+    at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    known[summary["compute"]] = {"cpu_s_per_order": round(cost, 4), "at": at, "report": workdir.name}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(known, indent=2) + "\n")
+    return cost
+
+
+def free_cores(sample_s: float = 1.0) -> float:
+    """Cores not busy right now (one short /proc/stat sample); all of them where there is no /proc."""
+    cores = os.cpu_count() or 1
+    stat = Path("/proc/stat")
+    if not stat.exists():
+        return float(cores)
+
+    def read() -> tuple[int, int]:
+        f = [int(x) for x in stat.read_text().splitlines()[0].split()[1:8]]
+        return sum(f) - f[3] - f[4], sum(f)
+
+    b0, t0 = read()
+    time.sleep(sample_s)
+    b1, t1 = read()
+    busy = (b1 - b0) / max(1, t1 - t0)
+    return max(0.5, cores * (1 - busy))
+
+
+def worker_caps(variant: str, target_per_s: float, cfg: Any) -> tuple[dict[str, str], float]:
+    """The fewest workers whose capacity is about ``target_per_s`` (and what they pay per second)."""
+    slots, latency = cfg.payment_slots, cfg.payment_latency_ms / 1000
+    if variant == "ecs":
+        task = aws.ecs_task_capacity_per_s(
+            worker_concurrency=cfg.worker_concurrency, payment_slots=slots, payment_latency_s=latency
+        )
+        tasks = max(1, math.floor(target_per_s / task))
+        if tasks > 1:
+            return {"maxTasks": str(tasks)}, tasks * task
+        consumers = max(1, min(cfg.worker_concurrency, round(target_per_s * latency)))
+        return {"maxTasks": "1", "workerConcurrency": str(consumers)}, min(consumers, slots) / latency
+    if variant == "lambda-sns":  # one event per invoke
+        envs = max(1, round(target_per_s * latency))
+        return {"reservedConcurrency": str(envs)}, envs / latency
+    # lambda-sqs: the event source mapping runs at least 2 environments; smaller batches make them slower
+    for batch in range(cfg.batch_size, 0, -1):
+        env = aws.lambda_env_capacity_per_s(batch_size=batch, payment_slots=slots, payment_latency_s=latency)
+        envs = round(target_per_s / env)
+        if envs >= 2 or batch == 1:
+            envs = max(2, envs)
+            caps = {"reservedConcurrency": str(envs), "maxConcurrency": str(envs), "batchSize": str(batch)}
+            return caps, envs * env
+    raise AssertionError("unreachable")
+
+
+def size(variant: str, calibration: Calibration, cfg: Any, *, users: int, cores: float) -> Sizing:
+    """The sale for ``cores`` free cores: arrivals at SHARE of them, workers at BACKLOG of the arrivals."""
+    capacity = cores * SHARE / calibration.cpu_s_per_order
+    context, workers = worker_caps(variant, capacity * BACKLOG, cfg)
+    return Sizing(
+        calibration=calibration,
+        free_cores=cores,
+        capacity_per_s=capacity,
+        arrival_per_s=capacity,
+        users=users,
+        per_user_rate=capacity / users,
+        worker_capacity_per_s=workers,
+        context=context,
+    )

@@ -1,0 +1,58 @@
+"""A sale sized to the machine: arrivals from the CPU an order costs here, workers slower than the arrivals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from planner.config import resolve
+from sandbox.stack import sizing
+
+
+def cfg(**context: str):
+    return resolve({"compute": "lambda", **context})
+
+
+def test_arrivals_take_the_stated_share_of_the_free_cores_and_workers_half_of_that():
+    cal = sizing.Calibration("lambda-sqs", cpu_s_per_order=0.5, basis="test")
+    # GIVEN 2 free cores and 0.5 CPU s per order: 2 x 0.6 / 0.5 = 2.4 orders/s
+    sized = sizing.size("lambda-sqs", cal, cfg(), users=10, cores=2.0)
+    assert sized.arrival_per_s == pytest.approx(2.4) and sized.per_user_rate == pytest.approx(0.24)
+    # THEN the workers pay about half of it (1.2/s): the largest batch that still needs 2 environments (the
+    # mapping's minimum) is 2, at 2 / 3 s per environment
+    assert sized.context == {"reservedConcurrency": "2", "maxConcurrency": "2", "batchSize": "2"}
+    assert sized.worker_capacity_per_s == pytest.approx(4 / 3)
+    assert sized.worker_capacity_per_s < sized.arrival_per_s  # a backlog builds during the load
+
+
+def test_worker_caps_per_variant_respect_what_aws_allows():
+    base = cfg()
+    # lambda-sqs: never fewer than 2 environments (the event source mapping's maxConcurrency minimum)
+    assert sizing.worker_caps("lambda-sqs", 0.1, base)[0]["maxConcurrency"] == "2"
+    # a fast machine keeps the configured batch and adds environments
+    caps, rate = sizing.worker_caps("lambda-sqs", 10.0, base)
+    assert caps["batchSize"] == str(base.batch_size) and rate >= 8.0
+    # ecs: whole tasks when they fit, else one task with fewer consumers
+    assert sizing.worker_caps("ecs", 5.0, resolve({"compute": "ecs"}))[0] == {"maxTasks": "3"}
+    assert sizing.worker_caps("ecs", 1.0, resolve({"compute": "ecs"}))[0] == {"maxTasks": "1", "workerConcurrency": "3"}
+    # lambda-sns: one event per invoke, environments x 1 / latency
+    assert sizing.worker_caps("lambda-sns", 1.0, base) == ({"reservedConcurrency": "3"}, 1.0)
+
+
+def test_every_sale_records_what_an_order_cost_and_the_next_is_sized_from_it(tmp_path: Path):
+    assert sizing.load("ecs", tmp_path).basis.startswith("the reference")
+    summary = {
+        "compute": "ecs",
+        "accepted": 100,
+        "emulator": {"seconds": 20.0},
+        "cpu": {"by_role_cores": {"emulator: DynamoDB": 0.6, "ecs: tasks": 0.4}},
+    }
+    # GIVEN 1.0 core over 20 s for 100 orders: 0.2 CPU s per order
+    assert sizing.record(summary, tmp_path / "20261202-ecs", tmp_path) == pytest.approx(0.2)
+    got = sizing.load("ecs", tmp_path)
+    assert got.cpu_s_per_order == pytest.approx(0.2) and "20261202-ecs" in got.basis
+    assert json.loads((tmp_path / "calibration.json").read_text())["ecs"]["cpu_s_per_order"] == 0.2
+    # AND a sale too small to measure records nothing
+    assert sizing.record({**summary, "accepted": 3}, tmp_path / "x", tmp_path) is None
