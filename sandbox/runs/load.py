@@ -126,7 +126,9 @@ TRACKER_SHARE = 5  # one tracking user per this many flash-sale users
 TRACK_TIMEOUT_REAL_S = 150.0  # how long a customer keeps watching one order
 
 
-def start_trackers(users: int, seconds: float, host: str, ws_url: str, out: Path) -> subprocess.Popen[str]:
+def start_trackers(
+    users: int, seconds: float, host: str, ws_url: str, out: Path, every_s: float | None = None
+) -> subprocess.Popen[str]:
     """Customers who check out and follow their order over WebSocket, for the length of the async load.
 
     Its own Locust process: a tracker holds its user until its order is paid (through the drain), which
@@ -141,6 +143,7 @@ def start_trackers(users: int, seconds: float, host: str, ws_url: str, out: Path
         "SANDBOX_TRACKING_LOG": str(log),
         "SANDBOX_TRACKING_URL": ws_url,
         "SANDBOX_TRACK_TIMEOUT_S": str(TRACK_TIMEOUT_REAL_S),
+        **({"SANDBOX_TRACK_EVERY_S": f"{every_s:.3f}"} if every_s else {}),  # a sized sale paces them too
     }
     return subprocess.Popen(
         cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=(out / "trackers.log").open("w"), text=True

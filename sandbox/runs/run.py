@@ -95,6 +95,7 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
     sized = _sizing(opts, users, progress) if opts.size else None
     with ExitStack() as stack:
         sale = _start_sale(opts, workdir, stack, progress, k, users, sized)
+        sale.idle_cores = _idle_cores(sale)
         sale.phase_s = k.seconds(opts.duration_s or real_seconds, 1.0)
         sync_stats = _sync_checkout(sale)
         async_stats, monkey, trackers = _async_checkout(sale)
@@ -111,6 +112,20 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
         if not opts.chaos:  # what an order cost here: the next sale of this variant is sized from it
             sizing.record(summary, workdir, _state_dir())
         return {"summary": summary, "dir": workdir}
+
+
+IDLE_SAMPLE_S = 2.0
+
+
+def _idle_cores(sale: Sale) -> float | None:
+    """What the deployed sandbox burns with nothing to do (pollers, consumers, probes), before the load."""
+    start = cpu.snapshot(_port(sale.p.data_endpoint))
+    time.sleep(IDLE_SAMPLE_S)
+    use = cpu.cpu_use(start, cpu.snapshot(_port(sale.p.data_endpoint)))
+    if use is None:
+        return None
+    roles: dict[str, float] = use["by_role_cores"]  # type: ignore[assignment]
+    return round(sum(roles.values()), 3)
 
 
 def _state_dir() -> Path:
@@ -161,6 +176,7 @@ class Sale:
     cpu_end: cpu.Snapshot | None = None
     accepted_before: int = 0  # the front's accepted count when the async sale started
     sized: sizing.Sizing | None = None  # the sale sized to this machine, or None (the user's or the scenario's)
+    idle_cores: float | None = None  # the sandbox's own CPU before the load
 
     def mark(self, name: str) -> None:
         self.marks[name] = time.monotonic() - self.t0
@@ -211,6 +227,10 @@ def _start_sale(
     return sale
 
 
+def _with_idle(use: dict[str, Any] | None, idle: float | None) -> dict[str, Any] | None:
+    return {**use, "idle_cores": idle} if use is not None else None
+
+
 def _port(endpoint: str) -> str:
     return endpoint.rsplit(":", 1)[-1]
 
@@ -236,9 +256,9 @@ def _async_checkout(sale: Sale) -> tuple[dict[str, Any], ChaosMonkey | None, Any
     monkey = _start_monkey(sale) if opts.chaos else None
     trackers = None
     if p.ws_url and not opts.chaos:
-        trackers = start_trackers(
-            max(1, sale.users // TRACKER_SHARE), sale.phase_s, host, p.ws_url, sale.workdir / "logs"
-        )
+        tracking_users = max(1, sale.users // TRACKER_SHARE)
+        every = tracking_users / sale.sized.tracked_per_s if sale.sized else None
+        trackers = start_trackers(tracking_users, sale.phase_s, host, p.ws_url, sale.workdir / "logs", every_s=every)
         sale.stack.callback(kill, trackers)
     decline = str(opts.chaos.decline_share) if opts.chaos else "0"
     rate = sale.sized.per_user_rate if sale.sized else None
@@ -331,7 +351,7 @@ def _summary(
             orders=accepted,
             seconds=sale.marks["drained"] - sale.marks["async_start"],
         ),
-        "cpu": cpu.cpu_use(sale.cpu_start, sale.cpu_end),
+        "cpu": _with_idle(cpu.cpu_use(sale.cpu_start, sale.cpu_end), sale.idle_cores),
         "sizing": sale.sized.describe() if sale.sized else None,
         **workers.details(),
     }

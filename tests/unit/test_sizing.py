@@ -19,7 +19,12 @@ def test_arrivals_take_the_stated_share_of_the_free_cores_and_workers_half_of_th
     cal = sizing.Calibration("lambda-sqs", cpu_s_per_order=0.5, basis="test")
     # GIVEN 2 free cores and 0.5 CPU s per order: 2 x 0.6 / 0.5 = 2.4 orders/s
     sized = sizing.size("lambda-sqs", cal, cfg(), users=10, cores=2.0)
-    assert sized.arrival_per_s == pytest.approx(2.4) and sized.per_user_rate == pytest.approx(0.24)
+    assert sized.arrival_per_s == pytest.approx(2.4)
+    # of which the tracking shoppers place at most half, the 10 sale users the rest
+    assert sized.tracked_per_s == pytest.approx(1.2) and sized.per_user_rate == pytest.approx(0.12)
+    # AND the sandbox's own idle load comes off the cores first
+    idle = sizing.Calibration("lambda-sqs", cpu_s_per_order=0.5, basis="test", idle_cores=0.2)
+    assert sizing.size("lambda-sqs", idle, cfg(), users=10, cores=2.0).arrival_per_s == pytest.approx(2.0)
     # THEN the workers pay about half of it (1.2/s): the largest batch that still needs 2 environments (the
     # mapping's minimum) is 2, at 2 / 3 s per environment
     assert sized.context == {"reservedConcurrency": "2", "maxConcurrency": "2", "batchSize": "2"}
@@ -54,5 +59,9 @@ def test_every_sale_records_what_an_order_cost_and_the_next_is_sized_from_it(tmp
     got = sizing.load("ecs", tmp_path)
     assert got.cpu_s_per_order == pytest.approx(0.2) and "20261202-ecs" in got.basis
     assert json.loads((tmp_path / "calibration.json").read_text())["ecs"]["cpu_s_per_order"] == 0.2
+    # AND the idle sandbox's share of the window is not charged to the orders
+    idle = {**summary, "cpu": {**summary["cpu"], "idle_cores": 0.5}}
+    assert sizing.record(idle, tmp_path / "20261202-ecs", tmp_path) == pytest.approx(0.1)
+    assert sizing.load("ecs", tmp_path).idle_cores == 0.5
     # AND a sale too small to measure records nothing
     assert sizing.record({**summary, "accepted": 3}, tmp_path / "x", tmp_path) is None
