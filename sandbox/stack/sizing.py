@@ -28,7 +28,7 @@ from planner import aws
 
 SHARE = 0.6  # of the free cores the sale's demand may take: the rest absorbs bursts, cold starts, the sampler
 BACKLOG = 0.5  # worker capacity as a share of the arrival rate: the other half builds the backlog
-# Of the arrivals, what the tracking shoppers place (at most half): enough tracked orders to measure in a
+# Of the arrivals, what the tracking shoppers place (at most 70%): enough tracked orders to measure in a
 # 20 s sale (the report's bar wants 20), the rest from the sale's own users.
 TRACKED_PER_S = 1.5
 # CPU seconds one order costs end to end on top of the idle sandbox, measured by `make sandbox` on the
@@ -165,7 +165,7 @@ def size(variant: str, calibration: Calibration, cfg: Any, *, users: int, cores:
     first), workers at BACKLOG of the arrivals."""
     capacity = max(0.1, cores * SHARE - calibration.idle_cores) / calibration.cpu_s_per_order
     context, workers = worker_caps(variant, capacity * BACKLOG, cfg)
-    tracked = min(TRACKED_PER_S, capacity / 2)
+    tracked = min(TRACKED_PER_S, 0.7 * capacity)
     return Sizing(
         calibration=calibration,
         free_cores=cores,

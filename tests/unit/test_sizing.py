@@ -20,8 +20,8 @@ def test_arrivals_take_the_stated_share_of_the_free_cores_and_workers_half_of_th
     # GIVEN 2 free cores and 0.5 CPU s per order: 2 x 0.6 / 0.5 = 2.4 orders/s
     sized = sizing.size("lambda-sqs", cal, cfg(), users=10, cores=2.0)
     assert sized.arrival_per_s == pytest.approx(2.4)
-    # of which the tracking shoppers place at most half, the 10 sale users the rest
-    assert sized.tracked_per_s == pytest.approx(1.2) and sized.per_user_rate == pytest.approx(0.12)
+    # of which the tracking shoppers place 1.5/s (at most 70%), the 10 sale users the rest
+    assert sized.tracked_per_s == pytest.approx(1.5) and sized.per_user_rate == pytest.approx(0.09)
     # AND the sandbox's own idle load comes off the cores first
     idle = sizing.Calibration("lambda-sqs", cpu_s_per_order=0.5, basis="test", idle_cores=0.2)
     assert sizing.size("lambda-sqs", idle, cfg(), users=10, cores=2.0).arrival_per_s == pytest.approx(2.0)
