@@ -9,12 +9,11 @@ fix, a checkout at 3,000 orders costs at most 1.5x one at an empty table.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks import in_own_processes
+
 SIZES = (0, 1000, 3000)
 TIMED = 100
 
@@ -80,15 +79,12 @@ def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] in ("--fixed", "--moto"):
         print(json.dumps(measure(sys.argv[1] == "--fixed")))
         return 0
-    rows = {}
-    for label, flag in (("moto as released", "--moto"), ("with the sandbox's fix", "--fixed")):
-        proc = subprocess.run(
-            [sys.executable, "-m", "benchmarks.dynamodb_transactions", flag], cwd=ROOT, capture_output=True, text=True
-        )
-        if proc.returncode:
-            print(proc.stderr[-2000:], file=sys.stderr)
-            return 1
-        rows[label] = {int(k): v for k, v in json.loads(proc.stdout).items()}
+    got = in_own_processes(
+        "benchmarks.dynamodb_transactions", (("moto as released", "--moto"), ("with the sandbox's fix", "--fixed"))
+    )
+    if got is None:
+        return 1
+    rows = {label: {int(k): v for k, v in figures.items()} for label, figures in got.items()}  # type: ignore[attr-defined]
     print("DynamoDB checkout transaction (order put + stock decrement), ms per call, by orders already in the table")
     print(f"  {'':<24}" + "".join(f"{size:>10,}" for size in SIZES))
     for label, ms in rows.items():

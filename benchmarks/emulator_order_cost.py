@@ -14,12 +14,12 @@ import cProfile
 import json
 import os
 import pstats
-import subprocess
 import sys
 import time
-from pathlib import Path
+from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks import in_own_processes
+
 ORDERS = 60
 CART = {"customer_id": "bench", "items": [{"sku": "SKU-CAP", "qty": 1}], "currency": "USD"}
 
@@ -88,15 +88,12 @@ def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] in ("--fast", "--moto"):
         print(json.dumps(measure(sys.argv[1] == "--fast")))
         return 0
-    rows = {}
-    for label, flag in (("moto as released", "--moto"), ("with the fast paths", "--fast")):
-        proc = subprocess.run(
-            [sys.executable, "-m", "benchmarks.emulator_order_cost", flag], cwd=ROOT, capture_output=True, text=True
-        )
-        if proc.returncode:
-            print(proc.stderr[-2000:], file=sys.stderr)
-            return 1
-        rows[label] = json.loads(proc.stdout.strip().splitlines()[-1])
+    got = in_own_processes(
+        "benchmarks.emulator_order_cost", (("moto as released", "--moto"), ("with the fast paths", "--fast"))
+    )
+    if got is None:
+        return 1
+    rows: dict[str, Any] = dict(got)
     print("One order's DynamoDB calls (accept + payment, the real service, moto in process)")
     for label, r in rows.items():
         bound = 1000 / r["ms_per_order"]

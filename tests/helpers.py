@@ -62,3 +62,14 @@ def priced(svc: Any, data: dict[str, Any]) -> Any:
     from orders.domain.models import parse_order_request
 
     return svc.price(parse_order_request(data))
+
+
+def one_key_table(ddb: Any, name: str, key: str) -> str:
+    """An on-demand table keyed by one string attribute (what the fidelity tests write to)."""
+    ddb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return name

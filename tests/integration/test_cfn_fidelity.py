@@ -17,6 +17,7 @@ from moto import mock_aws
 from sandbox.emulator import moto_fixes
 from sandbox.emulator.iam_policy import policy_allows
 from sandbox.emulator.queues import async_queue_name
+from tests.helpers import one_key_table
 
 REGION = "us-east-1"
 ORDER = json.dumps({"event_type": "order_placed", "order_id": "o-1"})
@@ -478,12 +479,7 @@ def test_dynamodb_updates_are_the_same_with_parsed_expressions_reused(monkeypatc
             monkeypatch.setattr(validators, "deepcopy", copy.deepcopy)
         with mock_aws():
             ddb = boto3.client("dynamodb", region_name="us-east-1")
-            ddb.create_table(
-                TableName="u",
-                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                BillingMode="PAY_PER_REQUEST",
-            )
+            one_key_table(ddb, "u", "pk")
             seen.append(_apply_updates(ddb))
     monkeypatch.undo()
     assert UpdateExpressionParser.make == reused and validators.deepcopy is reused_copy

@@ -6,16 +6,13 @@ from concurrent.futures import ThreadPoolExecutor
 import boto3
 from moto import mock_aws
 
+from tests.helpers import one_key_table
+
 
 def test_of_concurrent_conditional_puts_of_one_key_exactly_one_succeeds():
     with mock_aws():
         ddb = boto3.client("dynamodb", region_name="us-east-1")
-        ddb.create_table(
-            TableName="t",
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        one_key_table(ddb, "t", "id")
 
         def put(args: tuple[int, int]) -> int:
             key, writer = args
