@@ -55,8 +55,8 @@ typecheck: $(PY_STAMP)
 test: setup ## lint, typecheck, every test level (e2e beside the rest), coverage printed
 	@$(MAKE) --no-print-directory -j2 lint typecheck
 	@rm -f .coverage .coverage.*; log=$$(mktemp); status=0; \
-	COVERAGE_FILE=.coverage.levels nice -n 19 $(PY) -m pytest -m "not e2e" --cov --cov-report= >$$log 2>&1 & levels=$$!; \
-	COVERAGE_FILE=.coverage.e2e $(PY) -m pytest -m e2e --cov --cov-report= || status=1; \
+	COVERAGE_FILE=.coverage.levels nice -n 19 $(PY) -m pytest -m "not e2e" --cov --cov-report= --durations=8 >$$log 2>&1 & levels=$$!; \
+	COVERAGE_FILE=.coverage.e2e $(PY) -m pytest -m e2e --cov --cov-report= --durations=8 || status=1; \
 	wait $$levels || status=1; cat $$log; rm -f $$log; \
 	$(PY) -m coverage combine -q && $(PY) -m coverage report; exit $$status
 

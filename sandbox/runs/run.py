@@ -95,7 +95,8 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
     sized = _sizing(opts, users, progress) if opts.size else None
     with ExitStack() as stack:
         sale = _start_sale(opts, workdir, stack, progress, k, users, sized)
-        sale.idle_cores = _idle_cores(sale)
+        if opts.size or opts.users is None:  # a sale the next one may be sized from: measure the idle sandbox
+            sale.idle_cores = _idle_cores(sale)
         sale.phase_s = k.seconds(opts.duration_s or real_seconds, 1.0)
         sync_stats = _sync_checkout(sale)
         async_stats, monkey, trackers = _async_checkout(sale)
@@ -109,7 +110,7 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
         if monkey is not None:
             _add_chaos(summary, sale, monkey)
         report.write(workdir, summary, sale.sampler.rows)
-        if not opts.chaos:  # what an order cost here: the next sale of this variant is sized from it
+        if not opts.chaos and sale.idle_cores is not None:  # what an order cost here: the next sale is sized from it
             sizing.record(summary, workdir, _state_dir())
         return {"summary": summary, "dir": workdir}
 
@@ -257,7 +258,8 @@ def _async_checkout(sale: Sale) -> tuple[dict[str, Any], ChaosMonkey | None, Any
     trackers = None
     if p.ws_url and not opts.chaos:
         tracking_users = max(1, sale.users // TRACKER_SHARE)
-        every = tracking_users / sale.sized.tracked_per_s if sale.sized else None
+        # A sized sale paces its trackers; a sale of the user's own size (tests) tracks a checkout every 2 s.
+        every = tracking_users / sale.sized.tracked_per_s if sale.sized else (2.0 if opts.users else None)
         trackers = start_trackers(tracking_users, sale.phase_s, host, p.ws_url, sale.workdir / "logs", every_s=every)
         sale.stack.callback(kill, trackers)
     decline = str(opts.chaos.decline_share) if opts.chaos else "0"
