@@ -97,6 +97,7 @@ bench: setup ## measured figures: worker efficiency, cold start, synth time, emu
 	$(PY) -m benchmarks.sqs_emulator || status=1; \
 	$(PY) -m benchmarks.dynamodb_transactions || status=1; \
 	$(PY) -m benchmarks.emulator_order_cost || status=1; \
+	$(PY) -m benchmarks.emulator_capacity || status=1; \
 	if [ $$status -ne 0 ]; then echo "bench: at least one bar was missed (see above)"; fi; exit $$status
 
 sandbox: setup ## deploy onto a local emulator and run a flash sale (COMPUTE=lambda|ecs, SANDBOX_ARGS=...)
