@@ -1,6 +1,6 @@
 """Hostile input against the real API handler: never a 5xx, and a 4xx leaves no record and no message.
 
-Property-based, with a fixed seed (derandomized), a few hundred examples per property.
+Property-based, with a fixed seed (derandomized), 150 examples per property (the signed-in one 60).
 """
 
 import json
@@ -13,7 +13,7 @@ from orders.entrypoints import api
 from tests.helpers import http_event
 
 FUZZ = settings(
-    max_examples=300,
+    max_examples=150,
     derandomize=True,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
