@@ -36,6 +36,8 @@ HTTP_ACCESS_LOG = {
     "responseLength": "$context.responseLength",
     "integrationError": "$context.integrationErrorMessage",
 }
+# No query string here: with apiAuth=jwt it holds the connect ticket (single-use, 60 s). Execution logging or
+# data tracing on the stage, or POWERTOOLS_LOGGER_LOG_EVENT on the route function, would record it.
 WEBSOCKET_ACCESS_LOG = {
     "requestId": "$context.requestId",
     "ip": "$context.identity.sourceIp",

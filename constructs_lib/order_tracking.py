@@ -233,7 +233,12 @@ class OrderTracking(Construct):
         """Let the HTTP API's function issue connect tickets: it may only put rows in the connections table."""
         function.add_environment("CONNECTIONS_TABLE_NAME", self.connections.table_name)
         function.add_to_role_policy(
-            iam.PolicyStatement(actions=["dynamodb:PutItem"], resources=[self.connections.table_arn])
+            iam.PolicyStatement(
+                actions=["dynamodb:PutItem"],
+                resources=[self.connections.table_arn],
+                # tickets only: the API cannot write a connection's row (and so its customer)
+                conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["ticket#*"]}},
+            )
         )
 
     @property

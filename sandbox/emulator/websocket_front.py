@@ -142,6 +142,9 @@ class WebSocketFront:
                 self.counts["refused"] += 1
                 return ws.respond(401, "Unauthorized\n")  # the identity source is missing: no function runs
             policy = await self._invoke(authorizer_event(connection_id, query))
+            if policy.get("statusCode") == 500:  # the authorizer failed: API Gateway answers 500
+                self.counts["refused"] += 1
+                return ws.respond(500, "Internal Server Error\n")
             if not allowed(policy):
                 self.counts["refused"] += 1
                 return ws.respond(403, "Forbidden\n")

@@ -100,6 +100,7 @@ def test_tracking_connect_is_authorized_as_the_order_routes_are(variant):
         st for st in _statements(jwt, "ApiFunctionServiceRole") if "TrackingConnections" in str(st["Resource"])
     ]
     assert [st["Action"] for st in on_connections] == ["dynamodb:PutItem"]
+    assert on_connections[0]["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["ticket#*"]}}
     # AND iam signs $connect as it signs the order routes; none (a demo) leaves it open, with no tickets
     assert _connect_route(variant("lambda-sqs").service_json)["AuthorizationType"] == "AWS_IAM"
     tuned = variant("lambda-tuned").service_json
