@@ -8,6 +8,7 @@ and total jiffies, and each descendant process's user + system time, at the star
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +72,17 @@ def _descendants(root: int, data_port: str) -> dict[int, tuple[str, int]]:
             continue
         out[pid] = ("sandbox control plane" if pid == root else role_of(cmd, data_port), times.get(pid, 0))
     return out
+
+
+def free_cores(sample_s: float = 1.0) -> float:
+    """Cores not busy right now (one short /proc/stat sample); all of them where there is no /proc."""
+    cores = os.cpu_count() or 1
+    if not (PROC / "stat").exists():
+        return float(cores)
+    b0, t0 = _machine()
+    time.sleep(sample_s)
+    b1, t1 = _machine()
+    return max(0.5, cores * (1 - (b1 - b0) / max(1, t1 - t0)))
 
 
 def snapshot(data_port: str) -> Snapshot | None:

@@ -139,7 +139,7 @@ def _sizing(opts: Options, users: int, progress: Any) -> sizing.Sizing:
     """The sale for the cores free now, from what an order of this variant last cost here."""
     config = resolve(run_context(opts.compute, opts.context))
     variant = "ecs" if config.compute == "ecs" else f"lambda-{config.lambda_trigger}"
-    sized = sizing.size(variant, sizing.load(variant, _state_dir()), config, users=users, cores=sizing.free_cores())
+    sized = sizing.size(variant, sizing.load(variant, _state_dir()), config, users=users, cores=cpu.free_cores())
     caps = ", ".join(f"{k}={v}" for k, v in sized.context.items())
     progress(
         f"sized to this machine: {sized.free_cores:.1f} free cores x {sizing.SHARE:.0%} / "

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -114,24 +112,6 @@ def record(summary: dict[str, Any], workdir: Path, state_dir: Path) -> float | N
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(known, indent=2) + "\n")
     return cost
-
-
-def free_cores(sample_s: float = 1.0) -> float:
-    """Cores not busy right now (one short /proc/stat sample); all of them where there is no /proc."""
-    cores = os.cpu_count() or 1
-    stat = Path("/proc/stat")
-    if not stat.exists():
-        return float(cores)
-
-    def read() -> tuple[int, int]:
-        f = [int(x) for x in stat.read_text().splitlines()[0].split()[1:8]]
-        return sum(f) - f[3] - f[4], sum(f)
-
-    b0, t0 = read()
-    time.sleep(sample_s)
-    b1, t1 = read()
-    busy = (b1 - b0) / max(1, t1 - t0)
-    return max(0.5, cores * (1 - busy))
 
 
 def worker_caps(variant: str, target_per_s: float, cfg: Any) -> tuple[dict[str, str], float]:
