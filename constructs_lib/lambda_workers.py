@@ -20,6 +20,7 @@ from constructs_lib.order_runtime import (
     runtime_function,
 )
 from constructs_lib.pipeline_monitoring import WorkerSignals
+from planner.config import INVOKES_PER_POLLER
 
 # What drains the orders queue when the topic invokes the function directly (trigger sns): only what an
 # earlier variant left there, or a redrive sends back; the least Lambda allows.
@@ -33,6 +34,7 @@ class LambdaWorkers(Construct):
     sqs: an event source mapping with partial batch failures and a max
     concurrency no higher than the reserved concurrency, so the mapping never
     throttles itself; the queue's redrive policy dead-letters poison messages.
+    ``pollers`` (min, max): provisioned mode, the mapping's pollers instead of its maximum concurrency.
     sns: a direct subscription; Lambda's async invoke retries, then the
     on-failure destination (the DLQ); SNS delivery failures go to the same DLQ.
     The orders queue keeps its mapping (at DRAIN_CONCURRENCY) so that a switch from sqs or ecs never
@@ -53,6 +55,7 @@ class LambdaWorkers(Construct):
         timeout: Duration,
         reserved_concurrency: int,
         max_concurrency: int,
+        pollers: tuple[int, int] | None = None,
         batch_size: int,
         batch_window: Duration,
         retry_attempts: int,
@@ -66,9 +69,9 @@ class LambdaWorkers(Construct):
         async_options: dict[str, object] = {}
         # The most environments that can run: the mapping's maxConcurrency (sqs) or the reserved concurrency.
         if trigger == "sqs":
-            self.concurrency_cap = (
-                min(max_concurrency, reserved_concurrency) if reserved_concurrency else max_concurrency
-            )
+            # Provisioned pollers drive up to INVOKES_PER_POLLER invokes each; the mapping has no maximum then.
+            mapped = pollers[1] * INVOKES_PER_POLLER if pollers else max_concurrency
+            self.concurrency_cap = min(mapped, reserved_concurrency) if reserved_concurrency else mapped
         else:
             self.concurrency_cap = reserved_concurrency  # 0: no cap but the account's
         if trigger == "sns":
@@ -92,12 +95,19 @@ class LambdaWorkers(Construct):
         )
         grant_worker(data, self.function, poll_queue=False)
 
+        provisioned = trigger == "sqs" and pollers is not None
         self.event_source = sources.SqsEventSource(
             data.queue,
             batch_size=batch_size,
             # Always rendered: a window removed from the template on a switch to sns would be left on the mapping.
             max_batching_window=batch_window if trigger == "sqs" else Duration.seconds(0),
-            max_concurrency=max_concurrency if trigger == "sqs" else DRAIN_CONCURRENCY,
+            # AWS refuses a maximum concurrency beside provisioned pollers: one or the other.
+            max_concurrency=None if provisioned else (max_concurrency if trigger == "sqs" else DRAIN_CONCURRENCY),
+            provisioned_poller_config=lambda_.ProvisionedPollerConfig(
+                minimum_pollers=pollers[0], maximum_pollers=pollers[1]
+            )
+            if provisioned and pollers
+            else None,
             report_batch_item_failures=True,
         )
         self.function.add_event_source(self.event_source)

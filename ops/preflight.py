@@ -22,6 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from constructs_lib.order_runtime import POWERTOOLS_LAYER_NAME, powertools_publisher
 from planner.config import AppConfig, parse_context_args, resolve
+from stacks import outputs
 
 # Lambda keeps this much of an account's concurrency unreserved ("Lambda always reserves 100 units of
 # concurrency for your functions that don't explicitly reserve concurrency": Lambda developer guide,
@@ -188,12 +189,59 @@ def check_fargate(account: Account, cfg: AppConfig) -> Check | None:
     return Check(name, True, detail, warning=True)
 
 
+def _deployed_worker_mappings(account: Account, stack_name: str) -> list[dict[str, Any]]:
+    """The event source mappings of the deployed worker function (none when not deployed, or not Lambda)."""
+    try:
+        [stack] = account.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
+    except ClientError:
+        return []
+    found = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    name = found.get(outputs.WORKER_FUNCTION_NAME)
+    if not name:
+        return []
+    listed = account.client("lambda").list_event_source_mappings(FunctionName=name)["EventSourceMappings"]
+    return list(listed)
+
+
+def check_poller_mode_switch(account: Account, cfg: AppConfig) -> Check | None:
+    """A switch between standard and provisioned pollers is two steps on AWS: CloudFormation updates the mapping
+    in place with what the template names, so the setting of the mode left behind stays on it, and Lambda refuses
+    a maximum concurrency beside provisioned pollers (the update fails and rolls back). The preflight names the
+    one call that clears it first."""
+    if cfg.compute != "lambda" or cfg.lambda_trigger != "sqs":
+        return None
+    name = "SQS poller mode"
+    for mapping in _deployed_worker_mappings(account, f"{cfg.stack_prefix}-service"):
+        uuid = mapping["UUID"]
+        maximum = (mapping.get("ScalingConfig") or {}).get("MaximumConcurrency")
+        pollers = mapping.get("ProvisionedPollerConfig") or {}
+        if cfg.poller_mode == "provisioned" and maximum:
+            return Check(
+                name,
+                False,
+                f"the deployed mapping {uuid} has maximum concurrency {maximum}, which a stack update leaves in "
+                "place and Lambda refuses beside provisioned pollers; clear it first: aws lambda "
+                f"update-event-source-mapping --uuid {uuid} --scaling-config '{{}}'",
+            )
+        if cfg.poller_mode == "standard" and pollers.get("MinimumPollers"):
+            return Check(
+                name,
+                False,
+                f"the deployed mapping {uuid} runs provisioned pollers ({pollers.get('MinimumPollers')}.."
+                f"{pollers.get('MaximumPollers')}), which a stack update leaves in place and Lambda refuses beside "
+                f"maxConcurrency; clear them first: aws lambda update-event-source-mapping --uuid {uuid} "
+                "--provisioned-poller-config '{}'",
+            )
+    return Check(name, True, f"{cfg.poller_mode}; the deployed mapping (if any) holds nothing of the other mode")
+
+
 CHECKS: tuple[Callable[[Account, AppConfig], Check | None], ...] = (
     check_lambda_concurrency,
     check_api_gateway_role,
     check_bootstrap,
     check_powertools_layer,
     check_fargate,
+    check_poller_mode_switch,
 )
 
 

@@ -43,6 +43,20 @@ LAMBDA_SQS_MAX_CONCURRENCY = 1000
 ``maximumConcurrency`` (2-1000). Source: AWS Lambda Developer Guide, "Configuring scaling behavior for SQS
 event source mappings" (scaling and processing)."""
 
+LAMBDA_SQS_INVOKES_PER_POLLER = 10
+LAMBDA_SQS_PROVISIONED_SCALE_PER_MINUTE = 1000
+LAMBDA_SQS_PROVISIONED_MAX_CONCURRENCY = 20_000
+"""Provisioned mode (GA Nov 2025): ``MinimumPollers`` (2-200) are always ready, each driving up to 10
+concurrent invokes; Lambda adds up to 1,000 concurrency a minute, to ``MaximumPollers`` (2-2,000 in
+CloudFormation) x 10, at most 20,000; it cannot be combined with ``maximumConcurrency``. Sources: AWS Lambda
+Developer Guide, "Configuring scaling behavior for SQS event source mappings" ("each event poller can handle
+... up to 10 concurrent invokes"; "quickly adding up to 1,000 concurrency per minute"; "You cannot use the
+maximum concurrency setting and provisioned mode at the same time"); AWS CloudFormation Template Reference,
+``AWS::Lambda::EventSourceMapping ProvisionedPollerConfig``; AWS News Blog, "AWS Lambda enhances SQS processing
+with new provisioned mode" ("up to 20,000 concurrency"). Not confirmed: how fast pollers are added above the
+minimum when the queue fills (the docs give the concurrency rate only), so the model grows concurrency at
+1,000 a minute from the minimum's."""
+
 LAMBDA_SCALE_PER_10S = 1000
 """Each function can add 1,000 execution environments every 10 seconds, up to its reserved (or the account's)
 concurrency; async invokes (SNS) scale this way. Source: AWS Lambda Developer Guide, "Lambda scaling behavior"."""
@@ -165,6 +179,18 @@ def lambda_sqs_concurrency(seconds_since_messages: float, max_concurrency: int) 
     """
     grown = LAMBDA_SQS_INITIAL_CONCURRENCY + LAMBDA_SQS_SCALE_PER_MINUTE * max(0.0, seconds_since_messages) / 60.0
     return max(0, min(max_concurrency, LAMBDA_SQS_MAX_CONCURRENCY, math.floor(grown)))
+
+
+def lambda_sqs_provisioned_concurrency(seconds_since_messages: float, min_pollers: int, max_pollers: int) -> int:
+    """Concurrent batches a provisioned-mode SQS mapping runs this long after messages appeared.
+
+    ``min_pollers`` x 10 at once, then up to +1,000 a minute, to ``max_pollers`` x 10 (at most 20,000).
+    Source: AWS Lambda Developer Guide, "Configuring scaling behavior for SQS event source mappings".
+    """
+    ready = min_pollers * LAMBDA_SQS_INVOKES_PER_POLLER
+    grown = ready + LAMBDA_SQS_PROVISIONED_SCALE_PER_MINUTE * max(0.0, seconds_since_messages) / 60.0
+    ceiling = min(max_pollers * LAMBDA_SQS_INVOKES_PER_POLLER, LAMBDA_SQS_PROVISIONED_MAX_CONCURRENCY)
+    return max(0, min(ceiling, math.floor(grown)))
 
 
 def lambda_async_concurrency(seconds_since_burst: float, reserved_concurrency: int) -> int:

@@ -20,6 +20,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from planner.aws import LAMBDA_SQS_INVOKES_PER_POLLER as INVOKES_PER_POLLER
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # The most concurrent invocations the consumers every variant deploys may run (their event source mappings'
@@ -143,6 +145,13 @@ _LAYER_ARN = _pattern(
 _PARSERS: dict[str, Callable[[str, Any], Any]] = {}
 
 
+def _max_concurrency(key: str, raw: Any) -> int:
+    value = _int(0, 1000)(key, raw)
+    if value == 1:
+        raise _fail(key, raw, "0 (no maximum: lambdaPollerMode=provisioned) or an integer from 2 to 1000")
+    return value
+
+
 def key(name: str, parse: Callable[[str, Any], Any]) -> Any:
     """A context key, declared once: its name in cdk.json and ``-c`` (the field's alias) and the parser that
     turns its raw value (a string from ``-c``, a JSON value from cdk.json) into the field's, or fails in one
@@ -199,7 +208,14 @@ class AppConfig(BaseModel):
     lambda_memory_mb: int = key("lambdaMemoryMb", _int(128, 10_240))
     lambda_timeout_s: int = key("lambdaTimeoutSeconds", _int(1, 900))
     reserved_concurrency: int = key("reservedConcurrency", _int(0, 1000))
-    max_concurrency: int = key("maxConcurrency", _int(2, 1000))
+    # 0: no maximum concurrency on the mapping (required with lambdaPollerMode=provisioned, which AWS refuses
+    # together with one); otherwise 2-1000 (ScalingConfig.MaximumConcurrency).
+    max_concurrency: int = key("maxConcurrency", _max_concurrency)
+    poller_mode: str = key("lambdaPollerMode", _enum("standard", "provisioned"))
+    # ProvisionedPollerConfig for SQS: minimum 2-200, maximum 2-2,000 (CloudFormation and aws-cdk-lib refuse
+    # more; the newer Lambda API reference allows 10,000). Only read with lambdaPollerMode=provisioned.
+    min_pollers: int = key("lambdaMinPollers", _int(2, 200))
+    max_pollers: int = key("lambdaMaxPollers", _int(2, 2000))
     batch_size: int = key("batchSize", _int(1, 10))
     batch_window_s: int = key("maxBatchingWindowSeconds", _int(0, 300))
     sns_retry_attempts: int = key("snsRetryAttempts", _int(0, 2))
@@ -240,6 +256,7 @@ class AppConfig(BaseModel):
             self._reserves,
             self._visibility,
             self._lambda_batch,
+            self._pollers,
             self._ecs_task,
             self._lifetimes,
             self._variant_keys,
@@ -311,6 +328,49 @@ class AppConfig(BaseModel):
                 f">= the worst-case ECS processing time ({self.ecs_worst_case_processing_s} s for "
                 f"workerConcurrency={self.worker_concurrency}, paymentSlots={self.payment_slots}, "
                 f"paymentLatencyMs={self.payment_latency_ms})",
+            )
+
+    @property
+    def variant(self) -> str:
+        """What runs the workers, as the planner, the sandbox and the comparison name it."""
+        if self.compute == "ecs":
+            return "ecs"
+        if self.lambda_trigger == "sqs" and self.poller_mode == "provisioned":
+            return "lambda-sqs-provisioned"
+        return f"lambda-{self.lambda_trigger}"
+
+    def _pollers(self) -> None:
+        """Provisioned pollers replace the mapping's maximum concurrency (AWS refuses both on one mapping); the
+        most invokes they can drive stay within the function's reserved concurrency, so the mapping never
+        throttles the function (a throttled batch goes back to the queue, one receive nearer the DLQ)."""
+        if self.min_pollers > self.max_pollers:
+            raise _fail("lambdaMinPollers", self.min_pollers, f"at most lambdaMaxPollers ({self.max_pollers})")
+        if self.poller_mode == "standard":
+            if self.compute == "lambda" and self.lambda_trigger == "sqs" and self.max_concurrency == 0:
+                raise _fail("maxConcurrency", 0, "2-1000 with lambdaPollerMode=standard (0 is for provisioned pollers)")
+            return
+        if self.compute != "lambda" or self.lambda_trigger != "sqs":
+            raise _fail(
+                "lambdaPollerMode",
+                "provisioned",
+                "standard unless compute=lambda and lambdaTrigger=sqs (it sets "
+                "the pollers of the worker's SQS event source mapping)",
+            )
+        if self.max_concurrency:
+            raise _fail(
+                "maxConcurrency",
+                self.max_concurrency,
+                "0 with lambdaPollerMode=provisioned (AWS refuses maximum concurrency and provisioned mode on one "
+                "mapping; lambdaMaxPollers caps it instead)",
+            )
+        most = self.max_pollers * INVOKES_PER_POLLER
+        if self.reserved_concurrency and most > self.reserved_concurrency:
+            raise _fail(
+                "lambdaMaxPollers",
+                self.max_pollers,
+                f"at most reservedConcurrency / {INVOKES_PER_POLLER} "
+                f"({self.reserved_concurrency // INVOKES_PER_POLLER}): {self.max_pollers} pollers drive up to "
+                f"{most} invokes, and a throttled batch returns to the queue",
             )
 
     def _lambda_batch(self) -> None:

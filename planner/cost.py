@@ -18,7 +18,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from planner.model import Workload
+from planner import aws
+from planner.model import SQS_MAPPED, Workload
 
 PRICES = Path(__file__).with_name("prices.json")
 HOURS_PER_MONTH = 730.0
@@ -107,6 +108,7 @@ class _Usage:
 
     lambda_requests: float = 0.0
     lambda_gbs: float = 0.0
+    poller_hours: float = 0.0  # provisioned SQS pollers (Event Poller Unit-hours)
     logs_gb: float = 0.0
     sqs_requests: float = 0.0
     task_hours: float = 0.0
@@ -116,7 +118,7 @@ def _lambda_usage(workload: Workload, orders: float, a: Assumptions) -> _Usage:
     """Invocations (flash-sale orders in full batches, the rest one per invoke), GB-s with INIT, and the
     mapping's SQS requests."""
     latency = workload.payment_latency_s
-    batch = workload.batch_size if workload.variant == "lambda-sqs" else 1
+    batch = workload.batch_size if workload.variant in SQS_MAPPED else 1
     full = orders * a.flash_share / batch
     single = orders * (1 - a.flash_share)
     invocations = full + single
@@ -125,13 +127,19 @@ def _lambda_usage(workload: Workload, orders: float, a: Assumptions) -> _Usage:
     )
     duration = full * per_full + single * latency + invocations * a.invocation_overhead_ms / 1000
     init = invocations * a.cold_start_share * a.init_s
-    sqs_requests = 0.0
-    if workload.variant == "lambda-sqs":
+    sqs_requests = poller_hours = 0.0
+    if workload.variant in SQS_MAPPED:
         sqs_requests += orders + 2 * invocations  # SNS delivery, the mapping's receive and delete per batch
-        sqs_requests += ESM_IDLE_POLLERS * HOURS_PER_MONTH * 3600 / LONG_POLL_S
+        idle = ESM_IDLE_POLLERS if workload.variant == "lambda-sqs" else workload.min_pollers
+        sqs_requests += idle * HOURS_PER_MONTH * 3600 / LONG_POLL_S
+    if workload.variant == "lambda-sqs-provisioned":
+        # The minimum pollers all month, and one more per 10 invokes the sales keep busy above them.
+        sale_hours = full * per_full / 3600
+        poller_hours = workload.min_pollers * HOURS_PER_MONTH + sale_hours / aws.LAMBDA_SQS_INVOKES_PER_POLLER
     return _Usage(
         lambda_requests=invocations,
         lambda_gbs=(duration + init) * workload.lambda_memory_mb / 1024,
+        poller_hours=poller_hours,
         logs_gb=invocations * a.log_bytes_per_invocation / 1e9,
         sqs_requests=sqs_requests,
     )
@@ -194,6 +202,7 @@ def monthly_cost(workload: Workload, orders: float, prices: Prices, a: Assumptio
     )
     lines["lambda_compute"] = _billable(lambda_gbs, p.free["lambda_gb_seconds"], free) * lam_gbs
     lines["sqs"] = _billable(sqs_requests, p.free["sqs_requests"], free) / 1e6 * p["sqs_request_per_million"]
+    lines["lambda_pollers"] = usage.poller_hours * p["lambda_sqs_epu_hour"]
     lines["cloudwatch"] = (
         _billable(logs_gb, p.free["cloudwatch_logs_gb"], free) * p["cloudwatch_logs_ingest_per_gb"]
         + _billable(a.alarms, p.free["cloudwatch_alarms"], free) * p["cloudwatch_alarm_month"]
@@ -268,9 +277,11 @@ def sale_cost(workload: Workload, result: Any, orders: int, prices: Prices, a: A
         mem = workload.lambda_memory_mb / 1024
         gbs = (result.worker_seconds + result.cold_starts * a.init_s) * mem
         workers = gbs * lam_gbs + result.invocations * p["lambda_request_per_million"] / 1e6
+        if workload.variant == "lambda-sqs-provisioned":  # pollers added above the minimum: 1 per 10 busy invokes
+            workers += result.worker_seconds / aws.LAMBDA_SQS_INVOKES_PER_POLLER / 3600 * p["lambda_sqs_epu_hour"]
         sqs = (
             (orders + 2 * result.invocations) * p["sqs_request_per_million"] / 1e6
-            if workload.variant == "lambda-sqs"
+            if workload.variant in SQS_MAPPED
             else 0.0
         )
     return orders * per_order + api + workers + sqs

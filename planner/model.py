@@ -20,7 +20,9 @@ from typing import Any
 from planner import aws
 from planner.policy import wake_steps
 
-VARIANTS = ("ecs", "lambda-sqs", "lambda-sns")
+VARIANTS = ("ecs", "lambda-sqs", "lambda-sqs-provisioned", "lambda-sns")
+SQS_MAPPED = ("lambda-sqs", "lambda-sqs-provisioned")  # Lambda fed batches by an SQS event source mapping
+ACCOUNT_CONCURRENCY = 1000  # the default account quota: what an unreserved function can reach at most
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,8 @@ class Workload:
     reserved_concurrency: int = 50
     max_concurrency: int = 50
     batch_size: int = 5
+    min_pollers: int = 2  # lambda-sqs-provisioned
+    max_pollers: int = 5
     lambda_memory_mb: int = 512
     batch_paid_concurrently: bool = True  # how the runtime pays a batch (worker_lambda: AsyncBatchProcessor)
 
@@ -54,10 +58,8 @@ class Workload:
     @classmethod
     def from_config(cls, cfg: Any, variant: str | None = None) -> Workload:
         """From the app's ``AppConfig`` (``planner.config``); ``variant`` defaults to what the config deploys."""
-        if variant is None:
-            variant = "ecs" if cfg.compute == "ecs" else f"lambda-{cfg.lambda_trigger}"
         return cls(
-            variant=variant,
+            variant=variant or cfg.variant,
             payment_slots=cfg.payment_slots,
             payment_latency_s=cfg.payment_latency_ms / 1000,
             min_tasks=cfg.min_tasks,
@@ -72,6 +74,8 @@ class Workload:
             reserved_concurrency=cfg.reserved_concurrency,
             max_concurrency=cfg.max_concurrency,
             batch_size=cfg.batch_size,
+            min_pollers=cfg.min_pollers,
+            max_pollers=cfg.max_pollers,
             lambda_memory_mb=cfg.lambda_memory_mb,
         )
 
@@ -97,9 +101,13 @@ class Workload:
     def max_workers(self) -> int:
         if self.variant == "ecs":
             return self.max_tasks
+        reserved = self.reserved_concurrency or ACCOUNT_CONCURRENCY
         if self.variant == "lambda-sqs":
-            return min(self.max_concurrency, self.reserved_concurrency)
-        return self.reserved_concurrency
+            return min(self.max_concurrency, reserved)
+        if self.variant == "lambda-sqs-provisioned":
+            ceiling = aws.lambda_sqs_provisioned_concurrency(math.inf, self.min_pollers, self.max_pollers)
+            return min(ceiling, reserved)
+        return reserved
 
     @property
     def capacity_per_s(self) -> float:
@@ -360,9 +368,13 @@ class _Simulation:
         """(concurrency the scaling allows now, records per invoke)."""
         w = self.w
         since = 0.0 if self.first_message_at is None else (t - self.first_message_at) * self.k
+        reserved = w.reserved_concurrency or ACCOUNT_CONCURRENCY
         if w.variant == "lambda-sqs":
-            return min(w.reserved_concurrency, aws.lambda_sqs_concurrency(since, w.max_concurrency)), w.batch_size
-        return aws.lambda_async_concurrency(since, w.reserved_concurrency), 1
+            return min(reserved, aws.lambda_sqs_concurrency(since, w.max_concurrency)), w.batch_size
+        if w.variant == "lambda-sqs-provisioned":
+            grown = aws.lambda_sqs_provisioned_concurrency(since, w.min_pollers, w.max_pollers)
+            return min(reserved, grown), w.batch_size
+        return aws.lambda_async_concurrency(since, reserved), 1
 
     def _environment(self, t: float, idle: list[_Worker]) -> tuple[_Worker, float]:
         """A warm environment if one is idle, else a new one (a cold start): (environment, start time)."""

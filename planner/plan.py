@@ -8,9 +8,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from planner import aws
-from planner.model import VARIANTS, Result, Timing, Workload, arrivals_from_profile, simulate
+from planner.model import ACCOUNT_CONCURRENCY, VARIANTS, Result, Timing, Workload, arrivals_from_profile, simulate
 
-ACCOUNT_LAMBDA_CONCURRENCY = 1000
 ECS_TASKS_PER_SERVICE = 5000
 
 
@@ -73,6 +72,16 @@ def size(variant: str, base: Workload, target: Target, timing: Timing | None = N
             )
         if variant == "lambda-sqs":
             return replace(base, variant=variant, max_concurrency=n, reserved_concurrency=max(n, 2))
+        if variant == "lambda-sqs-provisioned":  # the pollers' invokes reserved, as the config requires
+            per_poller = aws.LAMBDA_SQS_INVOKES_PER_POLLER
+            return replace(
+                base,
+                variant=variant,
+                max_pollers=n,
+                min_pollers=min(base.min_pollers, n),
+                max_concurrency=0,
+                reserved_concurrency=n * per_poller,
+            )
         return replace(base, variant=variant, reserved_concurrency=n)
 
     def meets(n: int) -> bool:
@@ -83,7 +92,12 @@ def size(variant: str, base: Workload, target: Target, timing: Timing | None = N
     knob, lo, ceiling = {
         "ecs": ("maxTasks", 1, ECS_TASKS_PER_SERVICE),
         "lambda-sqs": ("maxConcurrency", 2, aws.LAMBDA_SQS_MAX_CONCURRENCY),
-        "lambda-sns": ("reservedConcurrency", 1, ACCOUNT_LAMBDA_CONCURRENCY * 10),
+        "lambda-sqs-provisioned": (
+            "lambdaMaxPollers",
+            2,
+            aws.LAMBDA_SQS_PROVISIONED_MAX_CONCURRENCY // aws.LAMBDA_SQS_INVOKES_PER_POLLER,
+        ),
+        "lambda-sns": ("reservedConcurrency", 1, ACCOUNT_CONCURRENCY * 10),
     }[variant]
     # No size can pay the sale's orders faster than its slots allow: start the search there.
     per_worker = build(lo).worker_capacity_per_s
@@ -216,7 +230,7 @@ def _shared_limits(rate: float, api_rate_limit: int, api_ms: float, lambda_worke
         ),
         Limit(
             "Lambda account concurrency (API + workers)",
-            ACCOUNT_LAMBDA_CONCURRENCY,
+            ACCOUNT_CONCURRENCY,
             "concurrent executions",
             rate * api_ms / 1000 + lambda_workers,
             "yes (Service Quotas)",
@@ -241,6 +255,18 @@ def _worker_limits(w: Workload, peak_workers: int) -> list[Limit]:
             )
         )
         out.append(_in_flight(held))
+    if w.variant == "lambda-sqs-provisioned":
+        out.append(
+            Limit(
+                "SQS event source mapping, provisioned mode: pollers x 10 invokes",
+                aws.LAMBDA_SQS_PROVISIONED_MAX_CONCURRENCY,
+                "concurrent batches",
+                peak_workers,
+                "no (2,000 pollers in CloudFormation)",
+                "AWS Lambda Developer Guide: SQS provisioned mode (up to 20,000 concurrency)",
+            )
+        )
+        out.append(_in_flight(peak_workers * w.batch_size))
     if w.variant == "ecs":
         held = peak_workers * (w.worker_concurrency + min(10, w.worker_concurrency))
         out += [

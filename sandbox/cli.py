@@ -21,6 +21,7 @@ from typing import Any
 
 from orders.cli import OneLineParser
 from planner.config import ConfigError, parse_context_args, resolve
+from planner.model import VARIANTS
 
 SCENARIO_NAMES = ("normal", "flash", "source")  # sandbox.runs.run.SCENARIOS
 COMMANDS = ("sale", "compare", "up", "down", "deploy-local", "load", "watch", "context", "token")
@@ -103,8 +104,8 @@ def build_parser() -> OneLineParser:
         help="do not size the sale to this machine (it is not sized anyway with --users, --chaos or worker caps in -c)",
     )
 
-    compare = sub.add_parser("compare", help="the three variants on one scenario, the model, AWS and cost")
-    compare.add_argument("--variants", nargs="+", choices=["ecs", "lambda-sqs", "lambda-sns"])
+    compare = sub.add_parser("compare", help="the variants on one scenario, the model, AWS and cost")
+    compare.add_argument("--variants", nargs="+", choices=list(VARIANTS))
     _time_scale(compare, 1.0)
     _sale_shape(compare, duration_help="real seconds per checkout path (default 10)", drain_timeout=600.0)
     _context(compare)

@@ -220,6 +220,7 @@ class ServiceStack(Stack):
             timeout=Duration.seconds(cfg.lambda_timeout_s),
             reserved_concurrency=cfg.reserved_concurrency,
             max_concurrency=cfg.max_concurrency,
+            pollers=(cfg.min_pollers, cfg.max_pollers) if cfg.poller_mode == "provisioned" else None,
             batch_size=cfg.batch_size,
             batch_window=Duration.seconds(cfg.batch_window_s),
             retry_attempts=cfg.sns_retry_attempts,
@@ -308,9 +309,8 @@ class ServiceStack(Stack):
     def _outputs(self) -> None:
         """What the sandbox, the preflight, `make smoke` and the runbooks read (``stacks.outputs``)."""
         cfg = self.cfg
-        compute = cfg.compute if cfg.compute == "ecs" else f"lambda-{cfg.lambda_trigger}"
         CfnOutput(self, outputs.API_URL, value=self.api.url, description="Base URL of the order API")
-        CfnOutput(self, outputs.COMPUTE, value=compute)
+        CfnOutput(self, outputs.COMPUTE, value=cfg.variant)
         CfnOutput(self, outputs.DASHBOARD_NAME, value=self.monitoring.dashboard.dashboard_name)
         CfnOutput(self, outputs.ALARM_TOPIC_ARN, value=self.monitoring.alarm_topic.topic_arn)
         CfnOutput(self, outputs.API_FUNCTION_NAME, value=self.api.function.function_name)

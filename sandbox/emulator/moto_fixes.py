@@ -156,6 +156,49 @@ def fix_sqs_event_source_mappings_polled_by_control_plane() -> None:
     Queue.__init__ = init  # type: ignore[method-assign]
 
 
+def _pollers_and_maximum(scaling: Any, pollers: Any) -> bool:
+    return bool((scaling or {}).get("MaximumConcurrency")) and bool(pollers)
+
+
+def fix_lambda_event_source_mapping_scaling_modes() -> None:
+    """moto 5.2.5 stores a mapping's ``ScalingConfig`` and ``ProvisionedPollerConfig`` side by side; Lambda refuses
+    a maximum concurrency and provisioned mode on one mapping (Developer Guide, "Configuring scaling behavior for
+    SQS event source mappings": "You cannot use the maximum concurrency setting and provisioned mode at the same
+    time"), and an empty value clears either. An update that leaves one while adding the other, as CloudFormation
+    does when a template drops a property, is refused here as there."""
+    from moto.awslambda.models import LambdaBackend
+    from moto.core.exceptions import JsonRESTError as RESTError
+
+    create, update = LambdaBackend.create_event_source_mapping, LambdaBackend.update_event_source_mapping
+
+    def refuse() -> RESTError:
+        return RESTError(
+            "InvalidParameterValueException",
+            "You cannot use the maximum concurrency setting and provisioned mode at the same time.",
+        )
+
+    def create_mapping(self: Any, spec: dict[str, Any]) -> Any:
+        if _pollers_and_maximum(spec.get("ScalingConfig"), spec.get("ProvisionedPollerConfig")):
+            raise refuse()
+        return create(self, spec)
+
+    def update_mapping(self: Any, uuid: str, spec: dict[str, Any]) -> Any:
+        esm = self.get_event_source_mapping(uuid)
+        if esm is not None:
+            scaling = spec.get("ScalingConfig", esm.scaling_config)
+            pollers = spec.get("ProvisionedPollerConfig", esm.poller_config)
+            if _pollers_and_maximum(scaling, pollers):
+                raise refuse()
+        out = update(self, uuid, spec)
+        if out is not None:  # an empty value clears the setting
+            out.scaling_config = out.scaling_config or None
+            out.poller_config = out.poller_config or None
+        return out
+
+    LambdaBackend.create_event_source_mapping = create_mapping  # type: ignore[method-assign]
+    LambdaBackend.update_event_source_mapping = update_mapping  # type: ignore[method-assign]
+
+
 _DYNAMODB_LOCK = threading.Lock()
 
 
@@ -342,6 +385,7 @@ def apply() -> None:
     fix_cloudformation_lambda_reserved_concurrency_update()
     fix_lambda_account_settings()
     fix_sqs_event_source_mappings_polled_by_control_plane()
+    fix_lambda_event_source_mapping_scaling_modes()
     from sandbox.emulator import cfn_resources
 
     cfn_resources.apply()

@@ -1,7 +1,7 @@
-"""``python -m sandbox compare`` (`make compare`): the three variants on one scenario, the model, AWS and cost.
+"""``python -m sandbox compare`` (`make compare`): the variants on one scenario, the model, AWS and cost.
 
-Runs ecs, lambda with the SQS trigger and lambda with the SNS trigger one after
-another in the sandbox, then writes ``reports/<ts>-compare/``: comparison.md
+Runs ecs, lambda with the SQS trigger (standard, then provisioned pollers) and lambda with the SNS
+trigger one after another in the sandbox, then writes ``reports/<ts>-compare/``: comparison.md
 (measured vs model, predicted on AWS at the source's scale, cost by volume,
 failure behaviour, the source's tables corrected), comparison.json and charts
 (``sandbox.results.comparison``).
@@ -19,6 +19,11 @@ from sandbox.results.report import report_dir
 RUNS = {
     "ecs": ("ecs", {}),
     "lambda-sqs": ("lambda", {"lambdaTrigger": "sqs"}),
+    # The same worker cap as lambda-sqs (reservedConcurrency 50 = 5 pollers x 10 invokes), reached sooner.
+    "lambda-sqs-provisioned": (
+        "lambda",
+        {"lambdaTrigger": "sqs", "lambdaPollerMode": "provisioned", "maxConcurrency": "0"},
+    ),
     "lambda-sns": ("lambda", {"lambdaTrigger": "sns"}),
 }
 
@@ -54,7 +59,7 @@ def compare(
             drain_timeout_s=drain_timeout_s,
             context={**variant_context, **context},
             reports=reports,
-            label=f"-{variant.split('-')[-1]}" if variant != "ecs" else "",
+            label=f"-{variant.removeprefix('lambda-')}" if variant != "ecs" else "",
         )
         if catalog is not None:
             opts.catalog = catalog

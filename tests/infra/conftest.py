@@ -47,6 +47,15 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "fargateCapacity": "ondemand",
         "containerImage": "123456789012.dkr.ecr.us-east-1.amazonaws.com/orders-worker:1.4.2",
     },
+    # Provisioned pollers instead of the mapping's maximum concurrency (AWS refuses both together).
+    "lambda-provisioned": {
+        "compute": "lambda",
+        "lambdaTrigger": "sqs",
+        "lambdaPollerMode": "provisioned",
+        "maxConcurrency": "0",
+        "lambdaMinPollers": "3",
+        "lambdaMaxPollers": "4",
+    },
     # Customers signed in with tokens from a Cognito user pool the data stack creates.
     "lambda-jwt": {"compute": "lambda", "apiAuth": "jwt"},
     # The AWS FIS experiments (off by default).

@@ -21,6 +21,9 @@ def config_with(**overrides):
 def test_defaults_are_valid_and_typed():
     cfg = config_with()
     assert cfg.compute == "lambda" and cfg.max_tasks == 25 and cfg.retain_data is True
+    assert cfg.variant == "lambda-sqs" and cfg.poller_mode == "standard"
+    provisioned = config_with(lambdaPollerMode="provisioned", maxConcurrency="0", reservedConcurrency="0")
+    assert provisioned.variant == "lambda-sqs-provisioned" and provisioned.max_pollers == 5
     assert config_with(maxTasks="7", retainData="false").max_tasks == 7
 
 
@@ -45,6 +48,23 @@ def test_defaults_are_valid_and_typed():
             "queueVisibilityTimeoutSeconds",
             ">= the worst-case ECS processing time (246 s",
         ),
+        ({"maxConcurrency": "0"}, "maxConcurrency", "2-1000 with lambdaPollerMode=standard"),
+        ({"lambdaPollerMode": "provisioned"}, "maxConcurrency", "AWS refuses maximum concurrency and provisioned"),
+        ({"lambdaPollerMode": "fast"}, "lambdaPollerMode", "one of standard, provisioned"),
+        (
+            {"lambdaPollerMode": "provisioned", "maxConcurrency": "0", "lambdaMaxPollers": "6"},
+            "lambdaMaxPollers",
+            "at most reservedConcurrency / 10 (5)",
+        ),
+        (
+            {"lambdaPollerMode": "provisioned", "maxConcurrency": "0", "lambdaTrigger": "sns"},
+            "lambdaPollerMode",
+            "standard unless compute=lambda and lambdaTrigger=sqs",
+        ),
+        ({"lambdaMinPollers": "1"}, "lambdaMinPollers", "an integer from 2 to 200"),
+        ({"lambdaMinPollers": "201"}, "lambdaMinPollers", "an integer from 2 to 200"),
+        ({"lambdaMaxPollers": "2001"}, "lambdaMaxPollers", "an integer from 2 to 2000"),
+        ({"lambdaMinPollers": "9", "lambdaMaxPollers": "4"}, "lambdaMinPollers", "at most lambdaMaxPollers (4)"),
         ({"lambdaTimeoutSeconds": "2"}, "lambdaTimeoutSeconds", "room for a whole batch"),
         ({"batchSize": "10", "lambdaTimeoutSeconds": "5"}, "lambdaTimeoutSeconds", "= 6000 ms"),
         ({"batchSize": "11"}, "batchSize", "an integer from 1 to 10"),

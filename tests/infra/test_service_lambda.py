@@ -48,6 +48,27 @@ def test_sqs_trigger_follows_context(variant, name, reserved, max_conc, batch):
     assert not resources(t, "AWS::Lambda::EventInvokeConfig")
 
 
+def test_provisioned_pollers_replace_the_mappings_maximum_concurrency(variant):
+    """GIVEN lambdaPollerMode=provisioned (3..4 pollers) WHEN synthesized THEN the mapping carries the pollers
+    and no ScalingConfig (AWS refuses both), and the cap the alarms watch is 4 pollers x 10 invokes (< reserved 50).
+    A switch between the modes is two steps (the switch audit and the preflight)."""
+    t = variant("lambda-provisioned").service_json
+    esm = only(t, "AWS::Lambda::EventSourceMapping", "LambdaWorkers")
+    assert esm["ProvisionedPollerConfig"] == {"MinimumPollers": 3, "MaximumPollers": 4}
+    assert "ScalingConfig" not in esm
+    assert esm["BatchSize"] == 5 and esm["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert worker_function(t)["ReservedConcurrentExecutions"] == 50
+    [saturation] = [
+        a["Properties"]
+        for a in resources(t, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("MetricName") == "ConcurrentExecutions"
+    ]
+    assert saturation["Threshold"] == 40
+    # The standard variant's mapping has no pollers
+    standard = only(variant("lambda-sqs").service_json, "AWS::Lambda::EventSourceMapping", "LambdaWorkers")
+    assert "ProvisionedPollerConfig" not in standard
+
+
 def test_tuned_memory_timeout_and_window(variant):
     t = variant("lambda-tuned").service_json
     fn = worker_function(t)

@@ -29,7 +29,18 @@ SWITCHES = [
     ("lambda-sns", "ecs"),
     ("ecs", "ecs-thresholds"),
     ("lambda-sqs", "lambda-thresholds"),
+    ("lambda-sqs", "lambda-provisioned"),
+    ("lambda-provisioned", "lambda-sqs"),
+    ("lambda-provisioned", "ecs"),
+    ("ecs", "lambda-provisioned"),
 ]
+# CloudFormation updates an event source mapping in place with the properties the template names: one the new
+# template drops stays on the mapping. Where that is a setting of the other scaling mode Lambda refuses the
+# update, so the switch is two steps, and the preflight names the call that clears the setting first.
+TWO_STEP = {
+    ("lambda-sqs", "lambda-provisioned"): {"ScalingConfig"},
+    ("lambda-provisioned", "lambda-sqs"): {"ProvisionedPollerConfig"},
+}
 STATEFUL = {"AWS::SQS::Queue", "AWS::DynamoDB::Table", "AWS::SNS::Topic", "AWS::KMS::Key"}
 WORKER_HANDLER = "orders.entrypoints.worker_lambda.handler"
 ECS_WORKER = "orders.entrypoints.worker_ecs"
@@ -142,6 +153,28 @@ def test_switch_keeps_state_identity_and_consumers(variant, old, new):
     arn, url = orders_queue(new_data)
     workers = readers.get(arn, set()) | readers.get(url, set())
     assert workers & {f"lambda:{WORKER_HANDLER}", f"ecs:python -m {ECS_WORKER}"}, workers
+
+
+def dropped_from_mappings(old: dict[str, Any], new: dict[str, Any]) -> set[str]:
+    """Properties of an event source mapping (same logical id in both) that the new template no longer names."""
+    out: set[str] = set()
+    for logical, resource in old["Resources"].items():
+        after = new["Resources"].get(logical)
+        if resource["Type"] == "AWS::Lambda::EventSourceMapping" and after and after["Type"] == resource["Type"]:
+            out |= set(resource["Properties"]) - set(after["Properties"])
+    return out
+
+
+@pytest.mark.parametrize(("old", "new"), SWITCHES, ids=[f"{a}->{b}" for a, b in SWITCHES])
+def test_a_switch_drops_no_mapping_setting_that_the_update_would_leave_behind(variant, old, new):
+    from ops import preflight
+
+    _, old_service, _ = templates(variant, old)
+    _, new_service, _ = templates(variant, new)
+    left = dropped_from_mappings(old_service, new_service)
+    assert left == TWO_STEP.get((old, new), set())
+    if left:
+        assert preflight.check_poller_mode_switch in preflight.CHECKS
 
 
 def test_the_audit_catches_the_subscription_that_moved_between_variants(variant):

@@ -485,3 +485,47 @@ def test_dynamodb_updates_are_the_same_with_parsed_expressions_reused(monkeypatc
     assert UpdateExpressionParser.make == reused and validators.deepcopy is reused_copy
     assert seen[0] == seen[1]
     assert sum(isinstance(r, tuple) for r in seen[0]) >= 6  # the refusals were exercised, both items
+
+
+def mapping_template(scaling: dict[str, Any]) -> str:
+    """A function reading a queue through a mapping with ``scaling`` (ScalingConfig and/or ProvisionedPollerConfig)."""
+    body = json.loads(lambda_template(permitted=True))
+    resources = {k: body["Resources"][k] for k in ("Role", "Fn")}
+    resources["Queue"] = {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "orders"}}
+    resources["Mapping"] = {
+        "Type": "AWS::Lambda::EventSourceMapping",
+        "Properties": {
+            "FunctionName": {"Ref": "Fn"},
+            "EventSourceArn": {"Fn::GetAtt": ["Queue", "Arn"]},
+            "BatchSize": 5,
+            **scaling,
+        },
+    }
+    return json.dumps({"Resources": resources, "Outputs": {"Fn": {"Value": {"Ref": "Fn"}}}})
+
+
+MAXIMUM = {"ScalingConfig": {"MaximumConcurrency": 50}}
+POLLERS = {"ProvisionedPollerConfig": {"MinimumPollers": 2, "MaximumPollers": 5}}
+
+
+def test_a_mapping_with_a_maximum_concurrency_and_pollers_is_refused(aws: dict[str, Any]) -> None:
+    with pytest.raises(Exception, match="maximum concurrency setting and provisioned mode"):
+        deploy(aws, mapping_template({**MAXIMUM, **POLLERS}))
+
+
+def test_a_switch_to_pollers_that_drops_the_maximum_concurrency_from_the_template_fails_the_update(
+    aws: dict[str, Any],
+) -> None:
+    """CloudFormation leaves a property the template no longer names on the mapping: the maximum stays, and
+    Lambda refuses the pollers beside it. Cleared first (an empty ScalingConfig), the same update goes through."""
+    out = deploy(aws, mapping_template(MAXIMUM))
+    with pytest.raises(Exception, match="maximum concurrency setting and provisioned mode"):
+        deploy(aws, mapping_template(POLLERS), update=True)
+    [mapping] = aws["lambda"].list_event_source_mappings(FunctionName=out["Fn"])["EventSourceMappings"]
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": 50} and not mapping.get("ProvisionedPollerConfig")
+    aws["lambda"].update_event_source_mapping(UUID=mapping["UUID"], ScalingConfig={})
+    pollers = {"ProvisionedPollerConfig": {"MinimumPollers": 2, "MaximumPollers": 4}}
+    deploy(aws, mapping_template(pollers), update=True)
+    [mapping] = aws["lambda"].list_event_source_mappings(FunctionName=out["Fn"])["EventSourceMappings"]
+    assert mapping["ProvisionedPollerConfig"] == pollers["ProvisionedPollerConfig"]
+    assert not mapping.get("ScalingConfig", {}).get("MaximumConcurrency")

@@ -109,3 +109,63 @@ def test_bad_context_is_one_line_exit_2(capsys):
     assert preflight.main(["-c", "reservedConcurrency=lots"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "reservedConcurrency" in err
+
+
+def _deploy_worker_mapping(session, **scaling):
+    """A deployed service stack whose worker function reads a queue through a mapping with ``scaling``."""
+    from stacks import outputs
+
+    role = session.client("iam").create_role(RoleName="worker", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    template = {
+        "Resources": {
+            "Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "orders"}},
+            "Worker": {
+                "Type": "AWS::Lambda::Function",
+                "Properties": {
+                    "Runtime": "python3.13",
+                    "Handler": "index.handler",
+                    "Role": role,
+                    "Code": {"ZipFile": "def handler(event, context): return None"},
+                },
+            },
+            "Mapping": {
+                "Type": "AWS::Lambda::EventSourceMapping",
+                "Properties": {
+                    "FunctionName": {"Ref": "Worker"},
+                    "EventSourceArn": {"Fn::GetAtt": ["Queue", "Arn"]},
+                    **scaling,
+                },
+            },
+        },
+        "Outputs": {outputs.WORKER_FUNCTION_NAME: {"Value": {"Ref": "Worker"}}},
+    }
+    import json
+
+    session.client("cloudformation").create_stack(StackName="FlashSale-service", TemplateBody=json.dumps(template))
+
+
+@pytest.mark.parametrize(
+    ("deployed", "overrides", "clears"),
+    [
+        (
+            {"ScalingConfig": {"MaximumConcurrency": 50}},
+            {"lambdaPollerMode": "provisioned", "maxConcurrency": "0"},
+            "--scaling-config '{}'",
+        ),
+        (
+            {"ProvisionedPollerConfig": {"MinimumPollers": 2, "MaximumPollers": 5}},
+            {},
+            "--provisioned-poller-config '{}'",
+        ),
+    ],
+    ids=["standard->provisioned", "provisioned->standard"],
+)
+def test_a_poller_mode_switch_names_the_call_that_clears_the_old_mode_first(account, deployed, overrides, clears):
+    """GIVEN a deployed mapping in one mode WHEN the config asks for the other THEN the preflight refuses with the
+    one call that clears what CloudFormation would leave on the mapping; the same mode passes."""
+    acct, layer = account
+    _deploy_worker_mapping(acct.session, **deployed)
+    [check] = [r for r in preflight.run(acct, config(layer, **overrides)) if r.name == "SQS poller mode"]
+    assert not check.ok and clears in check.detail and "update-event-source-mapping --uuid " in check.detail
+    same = {} if overrides else {"lambdaPollerMode": "provisioned", "maxConcurrency": "0"}
+    assert by_name(preflight.run(acct, config(layer, **same)))["SQS poller mode"].ok
