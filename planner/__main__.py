@@ -1,6 +1,6 @@
 """``python -m planner``: what a flash sale does to each variant, and what a month of orders costs.
 
-  python -m planner plan --rate 60 --duration 60 --drain-slo 300 [-c key=value ...]
+  python -m planner plan --rate 60 --duration 60 --drain-slo 300 [-c key=value ...] [--json]
   python -m planner cost --orders 1000000 [-c key=value ...] [--arch x86] [--on-demand] [--no-free-tier]
 
 ``-c`` takes the same context keys as ``cdk synth`` (defaults from cdk.json), so the
@@ -10,6 +10,7 @@ effect of ``-c backlogPerTaskTarget=20`` on drain time and cost shows before a d
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -94,16 +95,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
     target = Target(rate_per_s=args.rate, duration_s=args.duration, drain_slo_s=args.drain_slo)
     prices = Prices.load(args.prices)
     a = _assumptions(args, cfg)
-    print(
-        f"flash sale: {args.rate:g} orders/s for {args.duration:g} s ({round(args.rate * args.duration):,} orders), "
-        f"drain SLO {args.drain_slo:g} s; payment {cfg.payment_slots} slots x {cfg.payment_latency_ms} ms per client"
-    )
-    print("\nas configured (cdk.json + -c), predicted on AWS:")
+    configured: dict[str, dict[str, Any]] = {}
     rows = []
     for variant in VARIANTS:
         w = Workload.from_config(cfg, variant)
         r = simulate(w, target.arrivals, Timing.aws(), horizon_s=args.duration + 6 * 3600)
         cost = monthly_cost(w, args.orders_per_month, prices, a)
+        configured[variant] = _figures(w, r, cost["total_usd"])
         rows.append(
             [
                 variant,
@@ -113,26 +111,25 @@ def cmd_plan(args: argparse.Namespace) -> int:
                 duration_text(r.wait_percentile(99)),
                 str(r.peak_workers),
                 duration_text(r.first_scale_out_s),
+                duration_text(r.full_capacity_s) if r.full_capacity_s is not None else "not reached",
                 _money(cost["total_usd"]),
             ]
         )
-    print(
-        _table(
-            ["variant", "capacity", "peak backlog", "drain", "wait p99", "peak workers", "first worker", "per month"],
-            rows,
-        )
-    )
-    print(f"(per month at {args.orders_per_month:,.0f} orders; see `python -m planner cost`)")
-    print("\nsmallest deployment that meets the drain SLO:")
-    rows, limit_rows = [], []
+    smallest: dict[str, dict[str, Any] | None] = {}
+    small_rows, limit_rows, found_limits = [], [], []
     for variant in VARIANTS:
         sizing = size(variant, base, target, Timing.aws())
         if sizing.workload is None or sizing.result is None:
-            rows.append([variant, sizing.note, "", "", "", ""])
+            smallest[variant] = None
+            small_rows.append([variant, sizing.note, "", "", "", ""])
         else:
             r = sizing.result
             cost = monthly_cost(sizing.workload, args.orders_per_month, prices, a)
-            rows.append(
+            smallest[variant] = {
+                "setting": {sizing.knob: sizing.ceiling},
+                **_figures(sizing.workload, r, cost["total_usd"]),
+            }
+            small_rows.append(
                 [
                     variant,
                     f"{sizing.knob}={sizing.ceiling}",
@@ -144,6 +141,18 @@ def cmd_plan(args: argparse.Namespace) -> int:
             )
         found = limits(target, sizing, api_rate_limit=cfg.api_throttle_rate, stock_shards=cfg.stock_shards)
         for lim in found[: args.limits]:
+            found_limits.append(
+                {
+                    "variant": variant,
+                    "name": lim.name,
+                    "limit": lim.limit,
+                    "unit": lim.unit,
+                    "demand": lim.demand,
+                    "headroom": lim.headroom,
+                    "adjustable": lim.adjustable,
+                    "source": lim.source,
+                }
+            )
             limit_rows.append(
                 [
                     variant,
@@ -153,7 +162,19 @@ def cmd_plan(args: argparse.Namespace) -> int:
                     lim.adjustable,
                 ]
             )
-    print(_table(["variant", "setting", "drain", "wait p99", "peak workers", "per month"], rows))
+    if args.json:
+        print(json.dumps({"variants": configured, "smallest": smallest, "limits": found_limits}, indent=2))
+        return 0
+    print(
+        f"flash sale: {args.rate:g} orders/s for {args.duration:g} s ({round(args.rate * args.duration):,} orders), "
+        f"drain SLO {args.drain_slo:g} s; payment {cfg.payment_slots} slots x {cfg.payment_latency_ms} ms per client"
+    )
+    print("\nas configured (cdk.json + -c), predicted on AWS:")
+    header = ["variant", "capacity", "peak backlog", "drain", "wait p99", "peak workers", "first worker"]
+    print(_table([*header, "full capacity", "per month"], rows))
+    print(f"(per month at {args.orders_per_month:,.0f} orders; see `python -m planner cost`)")
+    print("\nsmallest deployment that meets the drain SLO:")
+    print(_table(["variant", "setting", "drain", "wait p99", "peak workers", "per month"], small_rows))
     print("\nlimits the target meets first (demand at the target vs the limit; headroom = limit / demand):")
     print(_table(["variant", "limit", "demand", "headroom", "raise?"], limit_rows))
     hot = hot_sku_limit(args.rate, cfg.stock_shards)
@@ -163,6 +184,20 @@ def cmd_plan(args: argparse.Namespace) -> int:
         f"the smallest stockShards for {args.rate:g} orders/s is {shards_needed(args.rate)}"
     )
     return 0
+
+
+def _figures(w: Workload, r: Any, cost_per_month: float) -> dict[str, Any]:
+    """One variant's predicted sale for ``--json`` (seconds on AWS; None where not reached)."""
+    return {
+        "capacity_per_s": w.capacity_per_s,
+        "peak_backlog": r.peak_backlog,
+        "drain_seconds": r.drain_seconds,
+        "wait_p99_seconds": r.wait_percentile(99),
+        "peak_workers": r.peak_workers,
+        "first_scale_out_seconds": r.first_scale_out_s,
+        "full_capacity_seconds": r.full_capacity_s,
+        "cost_per_month": cost_per_month,
+    }
 
 
 def cmd_cost(args: argparse.Namespace) -> int:
@@ -228,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--drain-slo", type=_positive(float, "--drain-slo"), required=True, help="seconds to drain after")
     p.add_argument("--orders-per-month", type=_positive(float, "--orders-per-month"), default=1_000_000)
     p.add_argument("--limits", type=int, default=3, help="limits to show per variant")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON (for scripts)")
     p.set_defaults(func=cmd_plan)
     c = sub.add_parser("cost", parents=[common], help="monthly cost by volume and service, and the break-even")
     c.add_argument("--orders", type=_positive(float, "--orders"), required=True, help="orders per month")

@@ -189,8 +189,12 @@ def lambda_sqs_provisioned_concurrency(seconds_since_messages: float, min_poller
     """
     ready = min_pollers * LAMBDA_SQS_INVOKES_PER_POLLER
     grown = ready + LAMBDA_SQS_PROVISIONED_SCALE_PER_MINUTE * max(0.0, seconds_since_messages) / 60.0
-    ceiling = min(max_pollers * LAMBDA_SQS_INVOKES_PER_POLLER, LAMBDA_SQS_PROVISIONED_MAX_CONCURRENCY)
-    return max(0, min(ceiling, math.floor(grown)))
+    return max(0, min(lambda_sqs_provisioned_ceiling(max_pollers), math.floor(grown)))
+
+
+def lambda_sqs_provisioned_ceiling(max_pollers: int) -> int:
+    """The most concurrent batches ``max_pollers`` provisioned pollers drive: 10 each, at most 20,000."""
+    return min(max_pollers * LAMBDA_SQS_INVOKES_PER_POLLER, LAMBDA_SQS_PROVISIONED_MAX_CONCURRENCY)
 
 
 def lambda_async_concurrency(seconds_since_burst: float, reserved_concurrency: int) -> int:

@@ -105,8 +105,7 @@ class Workload:
         if self.variant == "lambda-sqs":
             return min(self.max_concurrency, reserved)
         if self.variant == "lambda-sqs-provisioned":
-            ceiling = aws.lambda_sqs_provisioned_concurrency(math.inf, self.min_pollers, self.max_pollers)
-            return min(ceiling, reserved)
+            return min(aws.lambda_sqs_provisioned_ceiling(self.max_pollers), reserved)
         return reserved
 
     @property
@@ -165,6 +164,7 @@ class Result:
     load_end_s: float = 0.0
     drained_at_s: float | None = None
     first_scale_out_s: float | None = None
+    full_capacity_s: float | None = None  # ECS: every task running; Lambda: the scaling allows every environment
     worker_seconds: float = 0.0  # ECS task-seconds running, or Lambda environment-seconds busy
     invocations: int = 0
     cold_starts: int = 0
@@ -203,6 +203,7 @@ class Result:
             "drain_seconds": self.drain_seconds,
             "peak_workers": self.peak_workers,
             "first_scale_out_s": self.first_scale_out_s,
+            "full_capacity_s": self.full_capacity_s,
             "wait_p50_s": self.wait_percentile(50),
             "wait_p99_s": self.wait_percentile(99),
             "worker_seconds": self.worker_seconds,
@@ -421,9 +422,13 @@ class _Simulation:
     def _record(self, t: float) -> None:
         if self.w.variant == "ecs":
             active = sum(1 for w in self.workers if not w.retiring)
+            full = sum(1 for w in self.workers if not w.retiring and w.ready_at <= t) >= self.w.max_workers
         else:
             active = sum(1 for w in self.workers if w.slots_free_at[0] > t or w.ready_at > t)
+            full = self.first_message_at is not None and self._lambda_allowed(t)[0] >= self.w.max_workers
         res = self.res
+        if res.full_capacity_s is None and full:
+            res.full_capacity_s = t
         res.times.append(t)
         res.visible.append(len(self.waiting))
         res.inflight.append(len(self.inflight))

@@ -102,6 +102,8 @@ def size(variant: str, base: Workload, target: Target, timing: Timing | None = N
     # No size can pay the sale's orders faster than its slots allow: start the search there.
     per_worker = build(lo).worker_capacity_per_s
     floor = math.ceil(target.rate_per_s * target.duration_s / ((target.duration_s + target.drain_slo_s) * per_worker))
+    if variant == "lambda-sqs-provisioned":  # the knob counts pollers, each of 10 workers
+        floor = math.ceil(floor / aws.LAMBDA_SQS_INVOKES_PER_POLLER)
     n = _search(min(max(lo, floor), ceiling), ceiling, meets)
     if n is None:
         return Sizing(variant, None, None, knob, ceiling, f"no {knob} up to {ceiling} meets the drain SLO")

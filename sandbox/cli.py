@@ -166,7 +166,9 @@ def cmd_sale(args: argparse.Namespace) -> int:
     from sandbox.runs.run import Options, run
     from sandbox.stack.sizing import FIXED_BY_USER
 
-    fixed = args.users is not None or args.chaos or any(k in args.context for k in FIXED_BY_USER)
+    # maxConcurrency=0 caps nothing (provisioned pollers need it): the sale is still sized
+    caps = {k: v for k, v in args.context.items() if k in FIXED_BY_USER and not (k == "maxConcurrency" and v == "0")}
+    fixed = args.users is not None or args.chaos or bool(caps)
     opts = _options(
         Options,
         args,

@@ -66,23 +66,29 @@ class SqsEventSource(PollerGroup):
         wait_s: int,
         scale: Scale,
         max_concurrency: int,
+        pollers: tuple[int, int] | None = None,
         poll_idle: bool = False,
     ) -> None:
-        """``poll_idle``: poll without holding an environment (see ``_poll_then_invoke``)."""
+        """``pollers``: (minimum, maximum) in provisioned mode; ``poll_idle``: poll without holding an environment
+        (see ``_poll_then_invoke``)."""
         self.sqs, self.queue_url, self.queue_arn, self.pool = sqs, queue_url, queue_arn, pool
         self.poll_idle = poll_idle
         self.batch_size, self.visibility_s, self.wait_s = batch_size, visibility_s, wait_s
-        self.scale, self.max_concurrency = scale, max_concurrency
+        self.scale, self.max_concurrency, self.pollers = scale, max_concurrency, pollers
         self.first_message_at: float | None = None
         self._next_index = 0
         self._index_lock = threading.Lock()
         super().__init__()
 
     def allowed(self) -> int:
-        """Concurrent batches the mapping runs now: 5, then +300 a minute of real time (``planner.aws``)."""
+        """Concurrent batches the mapping runs now (``planner.aws``, in real time): standard, 5 then +300 a
+        minute; provisioned, the minimum pollers' invokes then +1,000 a minute; within ``max_concurrency``
+        (the environments the function may have)."""
+        real_s = 0.0 if self.first_message_at is None else (time.monotonic() - self.first_message_at) * self.scale.k
+        if self.pollers is not None:
+            return min(self.max_concurrency, aws.lambda_sqs_provisioned_concurrency(real_s, *self.pollers))
         if self.first_message_at is None:
             return aws.LAMBDA_SQS_INITIAL_CONCURRENCY
-        real_s = (time.monotonic() - self.first_message_at) * self.scale.k
         return aws.lambda_sqs_concurrency(real_s, self.max_concurrency)
 
     def _poll(self) -> None:

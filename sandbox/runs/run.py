@@ -138,7 +138,7 @@ def _state_dir() -> Path:
 def _sizing(opts: Options, users: int, progress: Any) -> sizing.Sizing:
     """The sale for the cores free now, from what an order of this variant last cost here."""
     config = resolve(run_context(opts.compute, opts.context))
-    variant = "ecs" if config.compute == "ecs" else f"lambda-{config.lambda_trigger}"
+    variant = config.variant
     sized = sizing.size(variant, sizing.load(variant, _state_dir()), config, users=users, cores=cpu.free_cores())
     caps = ", ".join(f"{k}={v}" for k, v in sized.context.items())
     progress(

@@ -71,7 +71,7 @@ class Deployment:
 
     @property
     def compute(self) -> str:
-        """The deployed variant: ecs, lambda-sqs or lambda-sns."""
+        """The deployed variant: ecs, lambda-sqs, lambda-sqs-provisioned or lambda-sns."""
         return self.service(outputs.COMPUTE)
 
     def service_template(self) -> dict[str, Any]:

@@ -31,10 +31,18 @@ BACKLOG = 0.5  # worker capacity as a share of the arrival rate: the other half 
 TRACKED_PER_S = 1.5
 # CPU seconds one order costs end to end on top of the idle sandbox, measured by `make sandbox` on the
 # project's 2-core machine (Dec 2026, default sale with tracking): used until this machine has measured its own.
-REFERENCE = {"lambda-sqs": 0.40, "lambda-sns": 0.40, "ecs": 0.35}
+REFERENCE = {"lambda-sqs": 0.40, "lambda-sqs-provisioned": 0.40, "lambda-sns": 0.40, "ecs": 0.35}
 REFERENCE_IDLE_CORES = 0.25  # the idle sandbox there (event source pollers, consumers, the sampler)
 # Context keys that fix the workers or the load: a user who sets one sizes the sale themselves.
-FIXED_BY_USER = ("reservedConcurrency", "maxConcurrency", "maxTasks", "batchSize", "workerConcurrency")
+FIXED_BY_USER = (
+    "reservedConcurrency",
+    "maxConcurrency",
+    "maxTasks",
+    "batchSize",
+    "workerConcurrency",
+    "lambdaMinPollers",
+    "lambdaMaxPollers",
+)
 
 
 @dataclass(frozen=True)
@@ -129,6 +137,21 @@ def worker_caps(variant: str, target_per_s: float, cfg: Any) -> tuple[dict[str, 
     if variant == "lambda-sns":  # one event per invoke
         envs = max(1, round(target_per_s * latency))
         return {"reservedConcurrency": str(envs)}, envs / latency
+    if variant == "lambda-sqs-provisioned":
+        # At least 2 pollers of 10 invokes each, all reserved (the config's rule): 20 environments or more.
+        least = 2 * aws.LAMBDA_SQS_INVOKES_PER_POLLER
+        for batch in range(cfg.batch_size, 0, -1):
+            env = aws.lambda_env_capacity_per_s(batch_size=batch, payment_slots=slots, payment_latency_s=latency)
+            envs = round(target_per_s / env)
+            if envs >= least or batch == 1:
+                pollers = max(2, math.ceil(envs / aws.LAMBDA_SQS_INVOKES_PER_POLLER))
+                caps = {
+                    "reservedConcurrency": str(pollers * aws.LAMBDA_SQS_INVOKES_PER_POLLER),
+                    "lambdaMinPollers": "2",
+                    "lambdaMaxPollers": str(pollers),
+                    "batchSize": str(batch),
+                }
+                return caps, pollers * aws.LAMBDA_SQS_INVOKES_PER_POLLER * env
     # lambda-sqs: the event source mapping runs at least 2 environments; smaller batches make them slower
     for batch in range(cfg.batch_size, 0, -1):
         env = aws.lambda_env_capacity_per_s(batch_size=batch, payment_slots=slots, payment_latency_s=latency)

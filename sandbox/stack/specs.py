@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from planner import aws
+from planner.model import SQS_MAPPED
 from sandbox.emulator.process import Scale
 from sandbox.stack.deploy import Deployment
 from stacks import outputs
@@ -107,7 +108,7 @@ class LambdaSpec:
     context key, as ``ScalingPolicy.changes`` does for the ECS policy."""
 
     function: dict[str, Any]  # GetFunctionConfiguration
-    compute: str  # lambda-sqs | lambda-sns
+    compute: str  # lambda-sqs | lambda-sqs-provisioned | lambda-sns
     reserved: int | None
     mapping: dict[str, Any]  # the orders queue's event source mapping (the SNS trigger's is a drain)
     invoke_config: dict[str, Any] | None  # lambda-sns: retries, event age, the on-failure destination
@@ -136,7 +137,11 @@ class LambdaSpec:
 
     @property
     def mapped_concurrency(self) -> int:
-        return int(self.mapping.get("ScalingConfig", {}).get("MaximumConcurrency", 1000))
+        """The most batches the mapping runs at once: its maximum concurrency, or its pollers' invokes."""
+        pollers = self.mapping.get("ProvisionedPollerConfig") or {}
+        if pollers.get("MaximumPollers"):
+            return int(pollers["MaximumPollers"]) * aws.LAMBDA_SQS_INVOKES_PER_POLLER
+        return int((self.mapping.get("ScalingConfig") or {}).get("MaximumConcurrency", 1000))
 
     def settings(self) -> dict[str, Any]:
         """The deployed numbers by context key; with sns the mapping only drains, so its numbers are not the
@@ -145,11 +150,14 @@ class LambdaSpec:
             "reservedConcurrency": self.reserved,
             "lambdaTimeoutSeconds": self.function["Timeout"],
             "lambdaMemoryMb": self.function["MemorySize"],
-            "lambdaTrigger": self.compute.removeprefix("lambda-"),
+            "lambdaTrigger": "sns" if self.compute == "lambda-sns" else "sqs",
         }
-        if self.compute == "lambda-sqs":
+        if self.compute in SQS_MAPPED:
+            pollers = self.mapping.get("ProvisionedPollerConfig") or {}
             out["batchSize"] = self.mapping["BatchSize"]
-            out["maxConcurrency"] = self.mapping.get("ScalingConfig", {}).get("MaximumConcurrency")
+            out["maxConcurrency"] = (self.mapping.get("ScalingConfig") or {}).get("MaximumConcurrency")
+            out["lambdaMinPollers"] = pollers.get("MinimumPollers")
+            out["lambdaMaxPollers"] = pollers.get("MaximumPollers")
             out["maxBatchingWindowSeconds"] = self.mapping.get("MaximumBatchingWindowInSeconds", 0)
         return out
 

@@ -100,6 +100,12 @@ def queue_event_source(
 ) -> SqsEventSource:
     """A mapping's poller on its queue, with the queue's visibility timeout time-scaled."""
     sqs = p.client("sqs")
+    provisioned = mapping.get("ProvisionedPollerConfig") or {}
+    pollers = (
+        (int(provisioned["MinimumPollers"]), int(provisioned["MaximumPollers"]))
+        if provisioned.get("MinimumPollers")
+        else None
+    )
     visibility = int(
         sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["VisibilityTimeout"])["Attributes"][
             "VisibilityTimeout"
@@ -115,6 +121,7 @@ def queue_event_source(
         wait_s=1,
         scale=k,
         max_concurrency=max_concurrency,
+        pollers=pollers,
         poll_idle=poll_idle,
     )
 

@@ -32,7 +32,11 @@ def test_the_comparison_holds_the_contract_keys_every_section_and_its_charts(tmp
     assert set(saved) >= {"runs", "cost_per_month", "break_even_orders_per_month"}
     assert set(saved["runs"]) == set(variants) and comparison["runs"] == runs
     assert all(isinstance(usd, float) for by_volume in saved["cost_per_month"].values() for usd in by_volume.values())
-    assert set(saved["break_even_orders_per_month"]) == {"lambda-sqs_vs_ecs", "lambda-sns_vs_ecs"}
+    assert set(saved["break_even_orders_per_month"]) == {
+        "lambda-sqs_vs_ecs",
+        "lambda-sqs-provisioned_vs_ecs",
+        "lambda-sns_vs_ecs",
+    }
     md = (out / "comparison.md").read_text()
     for section in ("## 1. Measured", "## 2. Predicted on AWS", "## 3. Cost by volume", "## 4. Failure", "## 5."):
         assert section in md

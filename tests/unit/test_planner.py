@@ -181,3 +181,61 @@ def test_a_hot_sku_needs_a_shard_per_500_orders_a_second():
     assert (one.demand, one.limit) == (1200, 1000) and one.headroom < 1  # one shard is the bottleneck
     assert hot_sku_limit(600, stock_shards=shards_needed(600)).headroom >= 1
     assert "stockShards=2" in one.adjustable
+
+
+def test_provisioned_pollers_start_at_ten_invokes_each_and_add_a_thousand_a_minute():
+    # By hand: 2 pollers x 10 = 20 at once; +1,000/min = 16.7/s; the ceiling is max pollers x 10, at most 20,000
+    assert aws.lambda_sqs_provisioned_concurrency(0, 2, 5) == 20
+    assert aws.lambda_sqs_provisioned_concurrency(1.2, 2, 5) == 40
+    assert aws.lambda_sqs_provisioned_concurrency(10, 2, 5) == 50
+    assert aws.lambda_sqs_provisioned_concurrency(60, 2, 200) == 1020
+    assert aws.lambda_sqs_provisioned_concurrency(3600, 200, 2000) == 20_000
+
+
+@pytest.mark.parametrize(
+    ("variant", "by_hand_s"),
+    [
+        ("lambda-sqs", (1000 - 5) / 300 * 60),  # 5, then +300 a minute: 199 s to 1,000
+        ("lambda-sqs-provisioned", (1000 - 20) / 1000 * 60),  # 20, then +1,000 a minute: 58.8 s
+    ],
+)
+def test_time_to_full_capacity_for_a_thousand_environments(variant, by_hand_s):
+    # GIVEN 1,000 environments allowed (reserved; 100 pollers or maxConcurrency 1000) and a sale far above them
+    w = Workload(
+        variant=variant,
+        reserved_concurrency=1000,
+        max_concurrency=1000,
+        min_pollers=2,
+        max_pollers=100,
+        batch_size=5,
+        payment_slots=5,
+        payment_latency_s=3.0,
+    )
+    r = simulate(w, arrivals_from_profile([(2000, 300)]), NO_LAG)
+    # THEN the mapping allows all 1,000 when the rule says, within a simulation step
+    assert r.full_capacity_s == pytest.approx(by_hand_s, abs=0.5)
+    assert r.peak_workers == 1000
+
+
+def test_provisioned_pollers_bill_the_minimum_all_month_and_one_poller_per_ten_busy_invokes():
+    prices = Prices.load()
+    epu = prices["lambda_sqs_epu_hour"]
+    w = Workload(variant="lambda-sqs-provisioned", min_pollers=3, max_pollers=5, reserved_concurrency=50)
+    # No sales: only the 3 minimum pollers, 730 hours
+    quiet = monthly_cost(w, 1000, prices, Assumptions(flash_share=0.0))
+    assert quiet["by_service_usd"]["lambda_pollers"] == pytest.approx(3 * 730 * epu)
+    # A million orders, half in sales in full batches of 5 paid in one 3 s wave: 100,000 batches x 3 s
+    # = 83.3 busy environment-hours, 8.33 poller-hours on top of the minimum
+    busy = monthly_cost(w, 1_000_000, prices, Assumptions(flash_share=0.5))
+    assert busy["by_service_usd"]["lambda_pollers"] == pytest.approx((3 * 730 + 100_000 * 3 / 3600 / 10) * epu)
+    standard = Workload(variant="lambda-sqs", reserved_concurrency=50, max_concurrency=50)
+    assert monthly_cost(standard, 1000, prices)["by_service_usd"]["lambda_pollers"] == 0
+
+
+def test_the_smallest_provisioned_mapping_is_counted_in_pollers_with_their_invokes_reserved():
+    target = Target(rate_per_s=60, duration_s=60, drain_slo_s=300)
+    sizing = size("lambda-sqs-provisioned", Workload(variant="lambda-sqs-provisioned"), target, NO_LAG)
+    assert sizing.knob == "lambdaMaxPollers" and sizing.workload is not None
+    # 3,600 orders in 360 s need 10/s = 6 environments of 1.67/s: the 2-poller minimum (20) is already enough
+    assert sizing.ceiling == 2 and sizing.workload.reserved_concurrency == 20
+    assert sizing.workload.max_concurrency == 0
