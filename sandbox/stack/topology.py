@@ -24,6 +24,14 @@ from stacks import outputs
 
 # What 2 cores can emulate: every Lambda environment and ECS task is a real local process.
 SANDBOX_CONTEXT = {"reservedConcurrency": "10", "maxConcurrency": "10", "maxTasks": "10"}
+# With provisioned pollers: the smallest mapping AWS allows (2 pollers of 10 invokes), all of it reserved as the
+# config requires, and no maximum concurrency beside it (AWS refuses both).
+SANDBOX_PROVISIONED = {
+    "reservedConcurrency": "20",
+    "maxConcurrency": "0",
+    "lambdaMinPollers": "2",
+    "lambdaMaxPollers": "2",
+}
 
 
 class ApiStats:
@@ -204,6 +212,9 @@ def run_context(compute: str, *layers: Mapping[str, str] | None) -> dict[str, st
     context = {"compute": compute, "retainData": "false", **SANDBOX_CONTEXT, **tokens.CONTEXT}
     for layer in layers:
         context.update(layer or {})
+    if context.get("lambdaPollerMode") == "provisioned":
+        given = {key for layer in layers for key in (layer or {})}
+        context.update({k: v for k, v in SANDBOX_PROVISIONED.items() if k not in given})
     return context
 
 
