@@ -171,13 +171,17 @@ class TargetTracking:
         return None
 
 
-def lambda_sqs_concurrency(seconds_since_messages: float, max_concurrency: int) -> int:
+def lambda_sqs_concurrency(
+    seconds_since_messages: float, max_concurrency: int, per_minute: float = LAMBDA_SQS_SCALE_PER_MINUTE
+) -> int:
     """Concurrent batches an SQS event source mapping runs this long after messages appeared.
 
     Starts at 5 and adds up to 300 per minute, to at most ``max_concurrency``. Source: AWS Lambda Developer
-    Guide, "Configuring scaling behavior for SQS event source mappings".
+    Guide, "Configuring scaling behavior for SQS event source mappings". ``per_minute``: 60 before Nov 2023
+    (AWS Compute Blog, "Introducing faster polling scale-up for AWS Lambda functions configured with Amazon
+    SQS"), for experiments published before then.
     """
-    grown = LAMBDA_SQS_INITIAL_CONCURRENCY + LAMBDA_SQS_SCALE_PER_MINUTE * max(0.0, seconds_since_messages) / 60.0
+    grown = LAMBDA_SQS_INITIAL_CONCURRENCY + per_minute * max(0.0, seconds_since_messages) / 60.0
     return max(0, min(max_concurrency, LAMBDA_SQS_MAX_CONCURRENCY, math.floor(grown)))
 
 

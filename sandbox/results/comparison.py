@@ -469,6 +469,39 @@ def _source_cost(prices: Prices, a: Assumptions) -> list[str]:
     return md
 
 
+def _held_to_aws() -> list[str]:
+    """The model's scaling rules beside published measurements of real AWS (``planner.measured``)."""
+    from planner.measured import TOLERANCE, measurements
+
+    md = ["## 6. The model held to AWS as others measured it", ""]
+    md += [
+        f"Each row: a published experiment on real AWS, the model's prediction of the same experiment (computed "
+        f"from planner/aws.py, not from the measurement) and the difference; beyond {TOLERANCE:.0%} the row says "
+        "why.",
+        "",
+    ]
+    rows = [
+        [
+            m.rule,
+            m.experiment,
+            f"{m.measured:g} {m.unit}",
+            f"{m.predicted:.4g} {m.unit}",
+            f"{m.difference:+.0%}",
+            "within" if m.holds else m.why_off,
+            m.source,
+        ]
+        for m in measurements()
+    ]
+    md += md_table(["rule", "experiment", "measured", "model", "difference", "verdict", "source"], rows) + [""]
+    md += [
+        "Not found published with numbers: provisioned-mode ramp-up, Lambda Managed Instances scaling, an end-to-end "
+        "ECS target-tracking timeline on an SQS backlog (metric lag, 3 datapoints, task start); the model's rules "
+        "for these rest on the AWS documentation alone.",
+        "",
+    ]
+    return md
+
+
 def write(
     outdir: Path,
     runs: dict[str, dict[str, Any]],
@@ -499,6 +532,7 @@ def write(
         *_source_queue(),
         *_source_cold_starts(runs),
         *_source_cost(prices, a),
+        *_held_to_aws(),
         *(f"![{n}]({n})" for n in names),
     ]
     (outdir / "comparison.md").write_text("\n".join(md) + "\n")

@@ -239,3 +239,15 @@ def test_the_smallest_provisioned_mapping_is_counted_in_pollers_with_their_invok
     # 3,600 orders in 360 s need 10/s = 6 environments of 1.67/s: the 2-poller minimum (20) is already enough
     assert sizing.ceiling == 2 and sizing.workload.reserved_concurrency == 20
     assert sizing.workload.max_concurrency == 0
+
+
+def test_the_model_predicts_the_published_sqs_ramp_within_a_quarter_and_explains_every_miss():
+    from planner.measured import measurements
+
+    found = measurements()
+    assert len({m.source for m in found}) >= 3
+    # the 2018 experiment by hand: 5 + t/60 x 60 concurrent at 0.5 s per message, 100,000 messages:
+    # (5 T + T^2 / 2) / 0.5 = 100,000  =>  T = 311.3 s; measured 5.5 min
+    [ramp] = [m for m in found if "2018" in m.experiment]
+    assert ramp.predicted == pytest.approx(311.3, abs=1.0) and ramp.holds
+    assert all(m.holds or m.why_off for m in found)
