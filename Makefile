@@ -109,7 +109,7 @@ chaos: setup ## the flash sale under kills, payment faults, declines and poison 
 redrive: setup ## the DLQ by reason, then what can succeed sent back (REDRIVE_ARGS='redrive --rate 5'; env: ORDERS_DLQ_URL ...)
 	$(PY) -m orders.redrive $(or $(REDRIVE_ARGS),show)
 
-compare: setup ## ecs, lambda-sqs and lambda-sns on one scenario: measured vs model, AWS at the source's scale, cost (COMPARE_ARGS=...)
+compare: setup ## ecs, lambda-sqs (standard, provisioned) and lambda-sns on one scenario: measured vs model, AWS at the source's scale, cost (COMPARE_ARGS=...)
 	$(PY) -m sandbox compare $(COMPARE_ARGS)
 
 plan: setup ## what a flash sale does to each variant on AWS, and the smallest setting that meets it (PLAN_ARGS=...)

@@ -193,8 +193,10 @@ def _deployed_worker_mappings(account: Account, stack_name: str) -> list[dict[st
     """The event source mappings of the deployed worker function (none when not deployed, or not Lambda)."""
     try:
         [stack] = account.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
-    except ClientError:
-        return []
+    except ClientError as exc:
+        if "does not exist" in str(exc):
+            return []
+        raise  # AccessDenied and the like: the check could not read, and says so
     found = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
     name = found.get(outputs.WORKER_FUNCTION_NAME)
     if not name:
@@ -203,35 +205,41 @@ def _deployed_worker_mappings(account: Account, stack_name: str) -> list[dict[st
     return list(listed)
 
 
+def other_mode_left(mapping: dict[str, Any], cfg: AppConfig) -> tuple[str, str] | None:
+    """What of the other scaling mode a deployed mapping holds that ``cfg`` cannot deploy beside:
+    (the update-event-source-mapping option that clears it, what it is), or None."""
+    maximum = (mapping.get("ScalingConfig") or {}).get("MaximumConcurrency")
+    pollers = mapping.get("ProvisionedPollerConfig") or {}
+    if cfg.variant == "lambda-sqs-provisioned" and maximum:
+        return "--scaling-config", f"maximum concurrency {maximum}"
+    if cfg.variant != "lambda-sqs-provisioned" and pollers.get("MinimumPollers"):
+        return "--provisioned-poller-config", (
+            f"provisioned pollers ({pollers.get('MinimumPollers')}..{pollers.get('MaximumPollers', 200)})"
+        )
+    return None
+
+
 def check_poller_mode_switch(account: Account, cfg: AppConfig) -> Check | None:
     """A switch between standard and provisioned pollers is two steps on AWS: CloudFormation updates the mapping
     in place with what the template names, so the setting of the mode left behind stays on it, and Lambda refuses
     a maximum concurrency beside provisioned pollers (the update fails and rolls back). The preflight names the
     one call that clears it first."""
-    if cfg.compute != "lambda" or cfg.lambda_trigger != "sqs":
-        return None
+    if cfg.compute != "lambda":
+        return None  # ECS removes the function and its mapping
     name = "SQS poller mode"
+    # lambdaTrigger=sns keeps the orders queue's mapping as a drain with a maximum concurrency: standard mode.
     for mapping in _deployed_worker_mappings(account, f"{cfg.stack_prefix}-service"):
-        uuid = mapping["UUID"]
-        maximum = (mapping.get("ScalingConfig") or {}).get("MaximumConcurrency")
-        pollers = mapping.get("ProvisionedPollerConfig") or {}
-        if cfg.poller_mode == "provisioned" and maximum:
-            return Check(
-                name,
-                False,
-                f"the deployed mapping {uuid} has maximum concurrency {maximum}, which a stack update leaves in "
-                "place and Lambda refuses beside provisioned pollers; clear it first: aws lambda "
-                f"update-event-source-mapping --uuid {uuid} --scaling-config '{{}}'",
-            )
-        if cfg.poller_mode == "standard" and pollers.get("MinimumPollers"):
-            return Check(
-                name,
-                False,
-                f"the deployed mapping {uuid} runs provisioned pollers ({pollers.get('MinimumPollers')}.."
-                f"{pollers.get('MaximumPollers')}), which a stack update leaves in place and Lambda refuses beside "
-                f"maxConcurrency; clear them first: aws lambda update-event-source-mapping --uuid {uuid} "
-                "--provisioned-poller-config '{}'",
-            )
+        left = other_mode_left(mapping, cfg)
+        if left is None:
+            continue
+        uuid, option, what = mapping["UUID"], left[0], left[1]
+        return Check(
+            name,
+            False,
+            f"the deployed mapping {uuid} has {what}, which a stack update leaves in place and Lambda refuses "
+            f"beside the other mode; clear it first: aws lambda update-event-source-mapping --uuid {uuid} "
+            f"{option} '{{}}'",
+        )
     return Check(name, True, f"{cfg.poller_mode}; the deployed mapping (if any) holds nothing of the other mode")
 
 

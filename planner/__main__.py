@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 
 from planner.cost import Assumptions, Prices, break_even, monthly_cost
 from planner.model import VARIANTS, Timing, Workload, duration_text, simulate
-from planner.plan import Target, hot_sku_limit, limits, shards_needed, size
+from planner.plan import Target, hot_sku_limit, limits, setting, shards_needed, size
 
 ROOT = Path(__file__).resolve().parents[1]
 VOLUMES = (10_000, 100_000, 1_000_000, 10_000_000)
@@ -127,12 +127,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
             cost = monthly_cost(sizing.workload, args.orders_per_month, prices, a)
             smallest[variant] = {
                 "setting": {sizing.knob: sizing.ceiling},
+                "context": setting(sizing.workload),
                 **_figures(sizing.workload, r, cost["total_usd"]),
             }
             small_rows.append(
                 [
                     variant,
-                    f"{sizing.knob}={sizing.ceiling}",
+                    setting(sizing.workload),
                     duration_text(r.drain_seconds),
                     duration_text(r.wait_percentile(99)),
                     str(r.peak_workers),
@@ -232,7 +233,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
     def total(variant: str) -> Callable[[float], float]:
         return lambda x: float(monthly_cost(workloads[variant], x, prices, a)["total_usd"])
 
-    for other in ("lambda-sqs", "lambda-sns"):
+    for other in (v for v in VARIANTS if v != "ecs"):
         crossing = break_even(total(other), total("ecs"))
         if crossing is None:
             cheaper = (

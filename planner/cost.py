@@ -133,7 +133,8 @@ def _lambda_usage(workload: Workload, orders: float, a: Assumptions) -> _Usage:
         idle = ESM_IDLE_POLLERS if workload.variant == "lambda-sqs" else workload.min_pollers
         sqs_requests += idle * HOURS_PER_MONTH * 3600 / LONG_POLL_S
     if workload.variant == "lambda-sqs-provisioned":
-        # The minimum pollers all month, and one more per 10 invokes the sales keep busy above them.
+        # The minimum pollers all month, and one more per 10 invokes the sales keep busy: an upper bound, since
+        # the sales' first invokes run on the minimum's (a month has no sale timeline; sale_cost counts exactly).
         sale_hours = full * per_full / 3600
         poller_hours = workload.min_pollers * HOURS_PER_MONTH + sale_hours / aws.LAMBDA_SQS_INVOKES_PER_POLLER
     return _Usage(
@@ -251,6 +252,17 @@ def assumptions_table(a: Assumptions) -> dict[str, Any]:
     return asdict(a)
 
 
+def extra_poller_hours(workload: Workload, result: Any) -> float:
+    """Poller-hours a sale adds above the minimum pollers: ceil(busy environments / 10) beyond them, over the
+    simulation's samples."""
+    times, workers = result.times, result.workers
+    hours = 0.0
+    for i in range(1, len(times)):
+        pollers = math.ceil(workers[i - 1] / aws.LAMBDA_SQS_INVOKES_PER_POLLER)
+        hours += max(0, pollers - workload.min_pollers) * (times[i] - times[i - 1]) / 3600
+    return hours
+
+
 def sale_cost(workload: Workload, result: Any, orders: int, prices: Prices, a: Assumptions = Assumptions()) -> float:
     """USD one flash sale adds: the workers it ran (task-seconds or busy environment GB-s) and each order's requests.
 
@@ -277,8 +289,8 @@ def sale_cost(workload: Workload, result: Any, orders: int, prices: Prices, a: A
         mem = workload.lambda_memory_mb / 1024
         gbs = (result.worker_seconds + result.cold_starts * a.init_s) * mem
         workers = gbs * lam_gbs + result.invocations * p["lambda_request_per_million"] / 1e6
-        if workload.variant == "lambda-sqs-provisioned":  # pollers added above the minimum: 1 per 10 busy invokes
-            workers += result.worker_seconds / aws.LAMBDA_SQS_INVOKES_PER_POLLER / 3600 * p["lambda_sqs_epu_hour"]
+        if workload.variant == "lambda-sqs-provisioned":  # pollers the sale adds above the (monthly) minimum
+            workers += extra_poller_hours(workload, result) * p["lambda_sqs_epu_hour"]
         sqs = (
             (orders + 2 * result.invocations) * p["sqs_request_per_million"] / 1e6
             if workload.variant in SQS_MAPPED

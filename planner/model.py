@@ -72,7 +72,8 @@ class Workload:
             task_cpu=int(cfg.task_cpu),
             task_memory_mb=cfg.task_memory_mb,
             reserved_concurrency=cfg.reserved_concurrency,
-            max_concurrency=cfg.max_concurrency,
+            # 0 (provisioned pollers configured): lambda-sqs modelled at what the reservation allows
+            max_concurrency=cfg.max_concurrency or min(cfg.reserved_concurrency or ACCOUNT_CONCURRENCY, 1000),
             batch_size=cfg.batch_size,
             min_pollers=cfg.min_pollers,
             max_pollers=cfg.max_pollers,

@@ -10,6 +10,7 @@ from typing import Any
 from planner import aws
 from planner.model import ACCOUNT_CONCURRENCY, VARIANTS, Result, Timing, Workload, arrivals_from_profile, simulate
 
+RESERVED_MAX = 1000  # the most reservedConcurrency the config takes (and Lambda's default account quota)
 ECS_TASKS_PER_SERVICE = 5000
 
 
@@ -36,6 +37,19 @@ class Sizing:
     knob: str
     ceiling: int
     note: str = ""
+
+
+def setting(workload: Workload) -> str:
+    """The context keys that deploy a variant's workers as sized (all of them: a provisioned mapping's
+    pollers need their invokes reserved)."""
+    if workload.variant == "ecs":
+        return f"maxTasks={workload.max_tasks}, workerConcurrency={workload.worker_concurrency}"
+    out = f"reservedConcurrency={workload.reserved_concurrency}"
+    if workload.variant == "lambda-sqs":
+        out += f", maxConcurrency={workload.max_concurrency}"
+    if workload.variant == "lambda-sqs-provisioned":
+        out += f", maxConcurrency=0, lambdaMinPollers={workload.min_pollers}, lambdaMaxPollers={workload.max_pollers}"
+    return out + (f", batchSize={workload.batch_size}" if workload.variant != "lambda-sns" else "")
 
 
 def _search(lo: int, hi: int, meets: Callable[[int], bool]) -> int | None:
@@ -92,11 +106,8 @@ def size(variant: str, base: Workload, target: Target, timing: Timing | None = N
     knob, lo, ceiling = {
         "ecs": ("maxTasks", 1, ECS_TASKS_PER_SERVICE),
         "lambda-sqs": ("maxConcurrency", 2, aws.LAMBDA_SQS_MAX_CONCURRENCY),
-        "lambda-sqs-provisioned": (
-            "lambdaMaxPollers",
-            2,
-            aws.LAMBDA_SQS_PROVISIONED_MAX_CONCURRENCY // aws.LAMBDA_SQS_INVOKES_PER_POLLER,
-        ),
+        # Their invokes reserved, as the config requires: reservedConcurrency is at most 1,000 (100 pollers).
+        "lambda-sqs-provisioned": ("lambdaMaxPollers", 2, RESERVED_MAX // aws.LAMBDA_SQS_INVOKES_PER_POLLER),
         "lambda-sns": ("reservedConcurrency", 1, ACCOUNT_CONCURRENCY * 10),
     }[variant]
     # No size can pay the sale's orders faster than its slots allow: start the search there.
@@ -252,7 +263,7 @@ def _worker_limits(w: Workload, peak_workers: int) -> list[Limit]:
                 aws.LAMBDA_SQS_MAX_CONCURRENCY,
                 "concurrent batches",
                 peak_workers,
-                "no (provisioned mode raises polling, not this ceiling)",
+                "no: lambdaPollerMode=provisioned lifts it (pollers x 10, up to 20,000)",
                 "AWS Lambda Developer Guide: maximum concurrency for SQS event sources (2-1000)",
             )
         )

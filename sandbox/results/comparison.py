@@ -11,7 +11,7 @@ from typing import Any
 from planner.config import resolve
 from planner.cost import Assumptions, Prices, assumptions_table, break_even, monthly_cost, sale_cost
 from planner.model import VARIANTS, Timing, Workload, arrivals_from_profile, duration_text, simulate
-from planner.plan import Target, size
+from planner.plan import Target, setting, size
 from sandbox.results import metrics, report
 from sandbox.results.report import fmt_or_na
 from sandbox.results.tables import md_table
@@ -22,18 +22,6 @@ COLORS = {"ecs": "tab:blue", "lambda-sqs": "tab:orange", "lambda-sqs-provisioned
 # The source document's figures (seeds/flash-sale-experiments.txt), reproduced to be corrected.
 SOURCE_COST_ROWS = {10_000: (0.0, 20.0), 100_000: (0.0, 50.0), 500_000: (8.33, 80.0), 1_000_000: (18.33, 98.0)}
 SOURCE_WORKER_ROWS = {1: (1.67, 48), 5: (1.83, 43), 20: (1.45, 30), 100: (2.48, 19)}  # orders/s, drain minutes
-
-
-def setting(workload: Workload) -> str:
-    """The knobs that size a variant's workers, as context keys."""
-    if workload.variant == "ecs":
-        return f"maxTasks={workload.max_tasks}, workerConcurrency={workload.worker_concurrency}"
-    out = f"reservedConcurrency={workload.reserved_concurrency}"
-    if workload.variant == "lambda-sqs":
-        out += f", maxConcurrency={workload.max_concurrency}"
-    if workload.variant == "lambda-sqs-provisioned":
-        out += f", lambdaMinPollers={workload.min_pollers}, lambdaMaxPollers={workload.max_pollers}"
-    return out + (f", batchSize={workload.batch_size}" if workload.variant != "lambda-sns" else "")
 
 
 def aws_predictions(prices: Prices, a: Assumptions, orders_per_month: float) -> dict[str, Any]:
@@ -147,7 +135,8 @@ def charts(
     for variant in VARIANTS:
         w = Workload.from_config(cfg, variant)
         ax.plot(grid, [monthly_cost(w, n, prices, a)["total_usd"] for n in grid], label=variant, color=COLORS[variant])
-    for height, (name, n) in zip((0.3, 0.03), even.items(), strict=False):
+    heights = [0.3 / 3**i for i in range(len(even))]
+    for height, (name, n) in zip(heights, even.items(), strict=True):
         if n is not None:
             ax.axvline(n, color=COLORS[name.replace("_vs_ecs", "")], linestyle=":", linewidth=1)
             ax.text(n, ax.get_ylim()[1] * height, f" {name.replace('_vs_ecs', '')} = ecs\n {n:,.0f}/month", fontsize=7)

@@ -465,6 +465,49 @@ def down(timeout_s: float = 180.0, progress: Any = print) -> int:
     return 0
 
 
+def _poller_mode_context(carried: dict[str, str], overrides: dict[str, str], progress: Any) -> dict[str, str]:
+    """The carried context with ``overrides``; a change of poller mode brings that mode's sandbox defaults
+    (``topology.SANDBOX_PROVISIONED`` or ``SANDBOX_CONTEXT``) for the keys the user does not set."""
+    from sandbox.stack.topology import SANDBOX_CONTEXT, SANDBOX_PROVISIONED
+
+    was = carried.get("lambdaPollerMode", "standard")
+    leaves_sqs = overrides.get("compute") == "ecs" or overrides.get("lambdaTrigger") == "sns"
+    if was == "provisioned" and leaves_sqs and "lambdaPollerMode" not in overrides:
+        overrides = {**overrides, "lambdaPollerMode": "standard"}
+        progress("the carried lambdaPollerMode=provisioned is dropped (it sets the SQS trigger's pollers)")
+    context = {**carried, **overrides}
+    now = context.get("lambdaPollerMode", "standard")
+    if now != was:
+        defaults = SANDBOX_PROVISIONED if now == "provisioned" else SANDBOX_CONTEXT
+        context.update({k: v for k, v in defaults.items() if k not in overrides})
+    return context
+
+
+def _clear_other_mode(state: dict[str, Any], cfg: Any, progress: Any) -> None:
+    """The step the preflight names before a poller-mode switch (ops/preflight.py), done on the local stack:
+    the emulator, like Lambda, refuses an update that leaves the other mode's setting on the mapping."""
+    import boto3
+
+    from ops.preflight import other_mode_left
+
+    if cfg.compute != "lambda":
+        return
+    cf = boto3.client("cloudformation", **_client_kwargs(state))
+    lam = boto3.client("lambda", **_client_kwargs(state))
+    [stack] = cf.describe_stacks(StackName=f"{cfg.stack_prefix}{outputs.SERVICE_STACK}")["Stacks"]
+    found = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    if outputs.WORKER_FUNCTION_NAME not in found:
+        return
+    for mapping in lam.list_event_source_mappings(FunctionName=found[outputs.WORKER_FUNCTION_NAME])[
+        "EventSourceMappings"
+    ]:
+        left = other_mode_left(mapping, cfg)
+        if left is not None:
+            field = "ScalingConfig" if left[0] == "--scaling-config" else "ProvisionedPollerConfig"
+            lam.update_event_source_mapping(UUID=mapping["UUID"], **{field: {}})
+            progress(f"cleared the mapping's {left[1]} first (aws lambda update-event-source-mapping {left[0]} '{{}}')")
+
+
 def deploy_local(overrides: dict[str, str], progress: Any = print, timeout_s: float = 120.0) -> dict[str, Any]:
     """``cdk deploy`` onto the running stack with its context plus ``overrides``; waits for the control plane."""
     import boto3
@@ -475,8 +518,9 @@ def deploy_local(overrides: dict[str, str], progress: Any = print, timeout_s: fl
     carried = dict(state["context"])
     if overrides.get("compute") == "ecs" and "lambdaTrigger" not in overrides and carried.pop("lambdaTrigger", None):
         progress("compute=ecs: the carried lambdaTrigger is dropped (ECS workers always read the queue)")
-    context = {**carried, **overrides}
-    resolve(context)  # a bad value stops here with synth's one line, before the CLI runs
+    context = _poller_mode_context(carried, overrides, progress)
+    cfg = resolve(context)  # a bad value stops here with synth's one line, before the CLI runs
+    _clear_other_mode(state, cfg, progress)
     directory = state_dir()
     workdir = report_dir(Path(state["workdir"]), "deploy")
     changed = {k: v for k, v in overrides.items() if state["context"].get(k) != v}

@@ -139,8 +139,8 @@ class LambdaSpec:
     def mapped_concurrency(self) -> int:
         """The most batches the mapping runs at once: its maximum concurrency, or its pollers' invokes."""
         pollers = self.mapping.get("ProvisionedPollerConfig") or {}
-        if pollers.get("MaximumPollers"):
-            return int(pollers["MaximumPollers"]) * aws.LAMBDA_SQS_INVOKES_PER_POLLER
+        if pollers.get("MinimumPollers"):  # MaximumPollers defaults to 200 for SQS
+            return aws.lambda_sqs_provisioned_ceiling(int(pollers.get("MaximumPollers", 200)))
         return int((self.mapping.get("ScalingConfig") or {}).get("MaximumConcurrency", 1000))
 
     def settings(self) -> dict[str, Any]:

@@ -102,7 +102,8 @@ def queue_event_source(
     sqs = p.client("sqs")
     provisioned = mapping.get("ProvisionedPollerConfig") or {}
     pollers = (
-        (int(provisioned["MinimumPollers"]), int(provisioned["MaximumPollers"]))
+        # MaximumPollers defaults to 200 for SQS (CloudFormation template reference, ProvisionedPollerConfig)
+        (int(provisioned["MinimumPollers"]), int(provisioned.get("MaximumPollers", 200)))
         if provisioned.get("MinimumPollers")
         else None
     )

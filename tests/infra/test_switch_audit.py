@@ -33,6 +33,8 @@ SWITCHES = [
     ("lambda-provisioned", "lambda-sqs"),
     ("lambda-provisioned", "ecs"),
     ("ecs", "lambda-provisioned"),
+    ("lambda-provisioned", "lambda-sns"),
+    ("lambda-sns", "lambda-provisioned"),
 ]
 # CloudFormation updates an event source mapping in place with the properties the template names: one the new
 # template drops stays on the mapping. Where that is a setting of the other scaling mode Lambda refuses the
@@ -40,6 +42,8 @@ SWITCHES = [
 TWO_STEP = {
     ("lambda-sqs", "lambda-provisioned"): {"ScalingConfig"},
     ("lambda-provisioned", "lambda-sqs"): {"ProvisionedPollerConfig"},
+    ("lambda-sns", "lambda-provisioned"): {"ScalingConfig"},  # the drain mapping's maximum concurrency
+    ("lambda-provisioned", "lambda-sns"): {"ProvisionedPollerConfig"},
 }
 STATEFUL = {"AWS::SQS::Queue", "AWS::DynamoDB::Table", "AWS::SNS::Topic", "AWS::KMS::Key"}
 WORKER_HANDLER = "orders.entrypoints.worker_lambda.handler"
@@ -155,6 +159,32 @@ def test_switch_keeps_state_identity_and_consumers(variant, old, new):
     assert workers & {f"lambda:{WORKER_HANDLER}", f"ecs:python -m {ECS_WORKER}"}, workers
 
 
+class _DeployedAccount:
+    """What the preflight reads of an account where the old variant runs: its worker and that mapping."""
+
+    def __init__(self, mapping: dict[str, Any]) -> None:
+        self.mapping = mapping
+
+    def client(self, service: str) -> Any:
+        from types import SimpleNamespace
+
+        from stacks import outputs
+
+        stack = {"Outputs": [{"OutputKey": outputs.WORKER_FUNCTION_NAME, "OutputValue": "worker"}]}
+        return {
+            "cloudformation": SimpleNamespace(describe_stacks=lambda **_: {"Stacks": [stack]}),
+            "lambda": SimpleNamespace(list_event_source_mappings=lambda **_: {"EventSourceMappings": [self.mapping]}),
+        }[service]
+
+
+def config_of(name: str) -> Any:
+    from app import cdk_json_context
+    from planner.config import load_config
+    from tests.infra.conftest import EXTRA_VARIANTS, VARIANTS
+
+    return load_config({**cdk_json_context(), **(VARIANTS.get(name) or EXTRA_VARIANTS[name])})
+
+
 def dropped_from_mappings(old: dict[str, Any], new: dict[str, Any]) -> set[str]:
     """Properties of an event source mapping (same logical id in both) that the new template no longer names."""
     out: set[str] = set()
@@ -174,7 +204,19 @@ def test_a_switch_drops_no_mapping_setting_that_the_update_would_leave_behind(va
     left = dropped_from_mappings(old_service, new_service)
     assert left == TWO_STEP.get((old, new), set())
     if left:
-        assert preflight.check_poller_mode_switch in preflight.CHECKS
+        # The preflight, reading the old variant's deployed mapping, refuses the new config and names the call
+        # that clears what the update would leave.
+        [mapping] = [
+            r["Properties"]
+            for k, r in old_service["Resources"].items()
+            if r["Type"] == "AWS::Lambda::EventSourceMapping" and k.startswith("LambdaWorkers")
+        ]
+        deployed = {"UUID": "u-1", **{k: mapping[k] for k in left}}
+        check = preflight.check_poller_mode_switch(_DeployedAccount(deployed), config_of(new))
+        assert check is not None and not check.ok
+        assert {"ScalingConfig": "--scaling-config", "ProvisionedPollerConfig": "--provisioned-poller-config"}[
+            next(iter(left))
+        ] in check.detail
 
 
 def test_the_audit_catches_the_subscription_that_moved_between_variants(variant):

@@ -195,3 +195,19 @@ def test_lambda_changes_are_named_by_the_context_key_ops_set() -> None:
     assert before.changes(lambda_spec(env="b")) == ["environment changed"]
     # With the SNS trigger the mapping only drains the queue: its batch size is not the variant's setting.
     assert "batchSize" not in lambda_spec("lambda-sns").settings()
+
+
+def test_a_poller_mode_switch_on_the_local_stack_brings_that_modes_sandbox_defaults():
+    from sandbox.runs.live import _poller_mode_context
+    from sandbox.stack.topology import run_context
+
+    said: list[str] = []
+    standard = run_context("lambda")
+    to_provisioned = _poller_mode_context(standard, {"lambdaPollerMode": "provisioned"}, said.append)
+    assert (to_provisioned["maxConcurrency"], to_provisioned["reservedConcurrency"]) == ("0", "20")
+    back = _poller_mode_context(to_provisioned, {"lambdaPollerMode": "standard"}, said.append)
+    assert (back["maxConcurrency"], back["reservedConcurrency"]) == ("10", "10")
+    # leaving the SQS trigger drops the carried provisioned mode, which only the SQS trigger takes
+    to_sns = _poller_mode_context(to_provisioned, {"lambdaTrigger": "sns"}, said.append)
+    assert to_sns["lambdaPollerMode"] == "standard" and to_sns["maxConcurrency"] == "10"
+    assert any("lambdaPollerMode=provisioned is dropped" in line for line in said)

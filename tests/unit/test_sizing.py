@@ -65,3 +65,51 @@ def test_every_sale_records_what_an_order_cost_and_the_next_is_sized_from_it(tmp
     assert sizing.load("ecs", tmp_path).idle_cores == 0.5
     # AND a sale too small to measure records nothing
     assert sizing.record({**summary, "accepted": 3}, tmp_path / "x", tmp_path) is None
+
+
+def test_a_provisioned_mapping_is_sized_in_whole_pollers_with_their_invokes_reserved():
+    base = cfg(lambdaPollerMode="provisioned", maxConcurrency="0")
+    # a slow machine: the smallest mapping AWS allows (2 pollers = 20 invokes), at batch 1 to pay least
+    caps, rate = sizing.worker_caps("lambda-sqs-provisioned", 1.0, base)
+    assert caps == {"reservedConcurrency": "20", "lambdaMinPollers": "2", "lambdaMaxPollers": "2", "batchSize": "1"}
+    assert rate == pytest.approx(20 / 3)
+    # 50/s at 5 per 3 s per environment = 30 environments: 3 pollers, all 30 reserved; a config that deploys
+    caps, rate = sizing.worker_caps("lambda-sqs-provisioned", 50.0, base)
+    assert caps["lambdaMaxPollers"] == "3" and caps["reservedConcurrency"] == "30" and rate == pytest.approx(50)
+    resolve({"compute": "lambda", "lambdaPollerMode": "provisioned", "maxConcurrency": "0", **caps})
+
+
+def test_the_sandbox_deploys_provisioned_pollers_at_the_smallest_legal_mapping_unless_told_otherwise():
+    from planner.config import load_config
+    from sandbox.stack.topology import run_context
+
+    context = run_context("lambda", {"lambdaPollerMode": "provisioned", "maxConcurrency": "0"})
+    assert (context["reservedConcurrency"], context["lambdaMaxPollers"]) == ("20", "2")
+    load_config({**json.loads((Path(__file__).parents[2] / "cdk.json").read_text())["context"], **context})
+    mine = run_context(
+        "lambda", {"lambdaPollerMode": "provisioned", "reservedConcurrency": "40", "lambdaMaxPollers": "4"}
+    )
+    assert (mine["reservedConcurrency"], mine["lambdaMaxPollers"], mine["maxConcurrency"]) == ("40", "4", "0")
+    assert run_context("lambda")["maxConcurrency"] == "10"  # standard keeps the sandbox's defaults
+
+
+def test_the_emulated_mapping_scales_its_pollers_as_the_planner_says(monkeypatch: pytest.MonkeyPatch):
+    from sandbox.emulator import event_sources
+    from sandbox.emulator.process import Scale
+
+    def source(pollers):
+        return event_sources.SqsEventSource(
+            sqs=None, queue_url="", queue_arn="", pool=None, batch_size=5, visibility_s=30, wait_s=1,
+            scale=Scale(1.0), max_concurrency=40, pollers=pollers,
+        )  # fmt: skip
+
+    now = [100.0]
+    monkeypatch.setattr(event_sources.time, "monotonic", lambda: now[0])
+    provisioned, standard = source((2, 4)), source(None)
+    # before any message: the minimum pollers' 20 invokes, against standard's 5
+    assert (provisioned.allowed(), standard.allowed()) == (20, 5)
+    provisioned.first_message_at = standard.first_message_at = 100.0
+    now[0] = 100.9  # +1,000 a minute = 15 more after 0.9 s; standard's +300 a minute = 4.5 more
+    assert (provisioned.allowed(), standard.allowed()) == (35, 9)
+    now[0] = 160.0  # capped by 4 pollers x 10, and by the 40 environments either way
+    assert (provisioned.allowed(), standard.allowed()) == (40, 40)
