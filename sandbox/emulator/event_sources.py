@@ -67,12 +67,9 @@ class SqsEventSource(PollerGroup):
         scale: Scale,
         max_concurrency: int,
         pollers: tuple[int, int] | None = None,
-        poll_idle: bool = False,
     ) -> None:
-        """``pollers``: (minimum, maximum) in provisioned mode; ``poll_idle``: poll without holding an environment
-        (see ``_poll_then_invoke``)."""
+        """``pollers``: (minimum, maximum) in provisioned mode."""
         self.sqs, self.queue_url, self.queue_arn, self.pool = sqs, queue_url, queue_arn, pool
-        self.poll_idle = poll_idle
         self.batch_size, self.visibility_s, self.wait_s = batch_size, visibility_s, wait_s
         self.scale, self.max_concurrency, self.pollers = scale, max_concurrency, pollers
         self.first_message_at: float | None = None
@@ -98,25 +95,12 @@ class SqsEventSource(PollerGroup):
             if index >= self.allowed():
                 self.stop.wait(0.05)
                 continue
-            if self.poll_idle:
-                self._poll_then_invoke()
-                continue
-            env = self.pool.acquire(self.stop)
-            if env is None:
-                return
-            try:
-                msgs = self._receive()
-                if msgs:
-                    self._invoke(env, msgs)
-            except Exception:
-                log.exception("event source poll failed")
-                time.sleep(0.5)
-            finally:
-                self.pool.release(env)
+            self._poll_then_invoke()
 
     def _poll_then_invoke(self) -> None:
-        """Receive first, take an environment only for a batch: a mapping on a queue that is usually empty
-        (lambdaTrigger=sns's drain of the orders queue) holds no environment while it waits, as on AWS."""
+        """Receive first, take an environment only for a batch: a poller holds no environment while it waits,
+        as on AWS, so an environment is busy (and counted a worker) only while it is invoked, and starts cold
+        when a batch first needs it."""
         try:
             msgs = self._receive()
         except Exception:

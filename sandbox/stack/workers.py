@@ -96,7 +96,6 @@ def queue_event_source(
     mapping: dict[str, Any],
     max_concurrency: int,
     k: Scale,
-    poll_idle: bool = False,
 ) -> SqsEventSource:
     """A mapping's poller on its queue, with the queue's visibility timeout time-scaled."""
     sqs = p.client("sqs")
@@ -123,7 +122,6 @@ def queue_event_source(
         scale=k,
         max_concurrency=max_concurrency,
         pollers=pollers,
-        poll_idle=poll_idle,
     )
 
 
@@ -150,7 +148,6 @@ def start_lambda(
         mapping=spec.mapping,
         max_concurrency=max_envs if compute != "lambda-sns" else min(mapped, max_envs),
         k=k,
-        poll_idle=compute == "lambda-sns",
     )
     poller: PollerGroup = source
     if compute == "lambda-sns":
