@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 from planner.cost import Assumptions, Prices, break_even, monthly_cost
 from planner.model import VARIANTS, Timing, Workload, duration_text, simulate
 from planner.plan import Target, hot_sku_limit, limits, setting, shards_needed, size
+from planner.verdict import verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 VOLUMES = (10_000, 100_000, 1_000_000, 10_000_000)
@@ -163,8 +164,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
                     lim.adjustable,
                 ]
             )
+    by_volume = {
+        v: {n: monthly_cost(Workload.from_config(cfg, v), n, prices, a)["total_usd"] for n in VOLUMES} for v in VARIANTS
+    }
+    choose = verdict(configured, by_volume)
     if args.json:
-        print(json.dumps({"variants": configured, "smallest": smallest, "limits": found_limits}, indent=2))
+        out = {"variants": configured, "smallest": smallest, "limits": found_limits, "verdict": choose}
+        print(json.dumps(out, indent=2))
         return 0
     print(
         f"flash sale: {args.rate:g} orders/s for {args.duration:g} s ({round(args.rate * args.duration):,} orders), "
@@ -178,6 +184,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     print(_table(["variant", "setting", "drain", "wait p99", "peak workers", "per month"], small_rows))
     print("\nlimits the target meets first (demand at the target vs the limit; headroom = limit / demand):")
     print(_table(["variant", "limit", "demand", "headroom", "raise?"], limit_rows))
+    print("\nthe answer, read off the figures above (as configured):")
+    print("\n".join(f"  {line}" for line in choose))
     hot = hot_sku_limit(args.rate, cfg.stock_shards)
     print(
         f"\nhot SKU: every order reserves one SKU's stock: {hot.demand:,.0f} write units/s against "

@@ -458,6 +458,26 @@ def _source_cost(prices: Prices, a: Assumptions) -> list[str]:
     return md
 
 
+def _answer(costs: dict[str, dict[str, float]]) -> list[str]:
+    """ "Choose X when", computed (``planner.verdict``) from the planner's AWS figures at the source's sale."""
+    from planner.verdict import verdict
+
+    cfg, target = resolve({}), Target(rate_per_s=60, duration_s=60, drain_slo_s=300)
+    figures = {}
+    for v in VARIANTS:
+        w = Workload.from_config(cfg, v)
+        r = simulate(w, target.arrivals, Timing.aws())
+        figures[v] = {
+            "capacity_per_s": w.capacity_per_s,
+            "drain_seconds": r.drain_seconds,
+            "wait_p99_seconds": r.wait_percentile(99),
+            "full_capacity_seconds": r.full_capacity_s,
+        }
+    lines = verdict(figures, {v: {int(n): usd for n, usd in by_n.items()} for v, by_n in costs.items()})
+    md = ["## 7. The answer, read off the figures (AWS, cdk.json defaults, 60 orders/s for 60 s)", ""]
+    return md + [f"- {line}" for line in lines] + [""]
+
+
 def _held_to_aws() -> list[str]:
     """The model's scaling rules beside published measurements of real AWS (``planner.measured``)."""
     from planner.measured import TOLERANCE, measurements
@@ -522,6 +542,7 @@ def write(
         *_source_cold_starts(runs),
         *_source_cost(prices, a),
         *_held_to_aws(),
+        *_answer(costs),
         *(f"![{n}]({n})" for n in names),
     ]
     (outdir / "comparison.md").write_text("\n".join(md) + "\n")

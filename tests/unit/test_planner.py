@@ -251,3 +251,24 @@ def test_the_model_predicts_the_published_sqs_ramp_within_a_quarter_and_explains
     [ramp] = [m for m in found if "2018" in m.experiment]
     assert ramp.predicted == pytest.approx(311.3, abs=1.0) and ramp.holds
     assert all(m.holds or m.why_off for m in found)
+
+
+def test_the_verdict_names_each_criterions_winner_and_where_the_cheapest_changes():
+    from planner.verdict import verdict
+
+    figures = {
+        "ecs": {"drain_seconds": 200.0, "wait_p99_seconds": 210.0, "full_capacity_seconds": 180.0},
+        "lambda-sqs": {"drain_seconds": 3.0, "wait_p99_seconds": 6.0, "full_capacity_seconds": 9.0},
+        "lambda-sqs-provisioned": {"drain_seconds": 3.1, "wait_p99_seconds": 4.0, "full_capacity_seconds": 2.0},
+    }
+    costs = {
+        "ecs": {10_000: 14.0, 1_000_000: 14.75},
+        "lambda-sqs": {10_000: 0.5, 1_000_000: 15.0},
+        "lambda-sqs-provisioned": {10_000: 14.0, 1_000_000: 28.5},
+    }
+    lines = verdict(figures, costs)
+    assert lines[0].startswith("lambda-sqs and lambda-sqs-provisioned tie for the shortest drain")
+    assert lines[1].startswith("choose lambda-sqs-provisioned for the shortest order wait")
+    assert lines[2].startswith("choose lambda-sqs-provisioned for the fastest to full worker capacity: 2 s")
+    assert "choose lambda-sqs for the lowest cost at 10,000 orders a month (at 10,000: $13.50" in lines[3]
+    assert "choose ecs for the lowest cost at 1,000,000 orders a month (at 1,000,000: $0.25" in lines[4]
