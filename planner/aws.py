@@ -57,6 +57,17 @@ with new provisioned mode" ("up to 20,000 concurrency"). Not confirmed: how fast
 minimum when the queue fills (the docs give the concurrency rate only), so the model grows concurrency at
 1,000 a minute from the minimum's."""
 
+LAMBDA_MI_MIN_ENVIRONMENTS = 3
+LAMBDA_MI_DOUBLING_S = 300.0
+LAMBDA_MI_PYTHON_CONCURRENCY_PER_VCPU = 16
+"""Lambda Managed Instances (Dec 2025): functions on EC2 instances of a capacity provider. Python runs one
+process per concurrent request, 16 per vCPU by default (at most 64); Lambda starts 3 execution environments
+across AZs before the version is ACTIVE and scales asynchronously on CPU and concurrency saturation: "If your
+traffic more than doubles within 5 minutes, you may see throttles". Sources: AWS Lambda Developer Guide,
+"Lambda Managed Instances" (scaling; the Python runtime). The model lets capacity double every 5 minutes from
+the 3 environments and no faster. Not confirmed: how long an instance takes to launch (no AWS figure), so new
+environments are counted ready when the rule allows them."""
+
 LAMBDA_SCALE_PER_10S = 1000
 """Each function can add 1,000 execution environments every 10 seconds, up to its reserved (or the account's)
 concurrency; async invokes (SNS) scale this way. Source: AWS Lambda Developer Guide, "Lambda scaling behavior"."""
@@ -199,6 +210,14 @@ def lambda_sqs_provisioned_concurrency(seconds_since_messages: float, min_poller
 def lambda_sqs_provisioned_ceiling(max_pollers: int) -> int:
     """The most concurrent batches ``max_pollers`` provisioned pollers drive: 10 each, at most 20,000."""
     return min(max_pollers * LAMBDA_SQS_INVOKES_PER_POLLER, LAMBDA_SQS_PROVISIONED_MAX_CONCURRENCY)
+
+
+def lambda_mi_environments(seconds_since_messages: float, min_envs: int, max_envs: int) -> int:
+    """Execution environments a Managed Instances function has this long into a burst: ``min_envs`` at once,
+    doubling at most every 5 minutes, to ``max_envs``. Source: AWS Lambda Developer Guide, "Lambda Managed
+    Instances scaling"."""
+    grown = min_envs * 2 ** (max(0.0, seconds_since_messages) / LAMBDA_MI_DOUBLING_S)
+    return max(0, min(max_envs, math.floor(grown)))
 
 
 def lambda_async_concurrency(seconds_since_burst: float, reserved_concurrency: int) -> int:

@@ -109,6 +109,7 @@ class _Usage:
     lambda_requests: float = 0.0
     lambda_gbs: float = 0.0
     poller_hours: float = 0.0  # provisioned SQS pollers (Event Poller Unit-hours)
+    instance_vcpu_hours: float = 0.0  # lambda-mi: the capacity provider's instances
     logs_gb: float = 0.0
     sqs_requests: float = 0.0
     task_hours: float = 0.0
@@ -130,13 +131,23 @@ def _lambda_usage(workload: Workload, orders: float, a: Assumptions) -> _Usage:
     sqs_requests = poller_hours = 0.0
     if workload.variant in SQS_MAPPED:
         sqs_requests += orders + 2 * invocations  # SNS delivery, the mapping's receive and delete per batch
-        idle = ESM_IDLE_POLLERS if workload.variant == "lambda-sqs" else workload.min_pollers
+        idle = workload.min_pollers if workload.variant == "lambda-sqs-provisioned" else ESM_IDLE_POLLERS
         sqs_requests += idle * HOURS_PER_MONTH * 3600 / LONG_POLL_S
     if workload.variant == "lambda-sqs-provisioned":
         # The minimum pollers all month, and one more per 10 invokes the sales keep busy: an upper bound, since
         # the sales' first invokes run on the minimum's (a month has no sale timeline; sale_cost counts exactly).
         sale_hours = full * per_full / 3600
         poller_hours = workload.min_pollers * HOURS_PER_MONTH + sale_hours / aws.LAMBDA_SQS_INVOKES_PER_POLLER
+    if workload.variant == "lambda-mi":
+        # No duration charge: the instances. The 3 environments all month, and the environments the sales keep
+        # busy (an upper bound, as for pollers: the sales' first requests run on those 3).
+        env_hours = workload.mi_min_envs * HOURS_PER_MONTH + full * per_full / 3600 / workload.mi_concurrency
+        return _Usage(
+            lambda_requests=invocations,
+            logs_gb=invocations * a.log_bytes_per_invocation / 1e9,
+            sqs_requests=sqs_requests,
+            instance_vcpu_hours=env_hours * workload.mi_vcpus_per_env,
+        )
     return _Usage(
         lambda_requests=invocations,
         lambda_gbs=(duration + init) * workload.lambda_memory_mb / 1024,
@@ -204,6 +215,9 @@ def monthly_cost(workload: Workload, orders: float, prices: Prices, a: Assumptio
     lines["lambda_compute"] = _billable(lambda_gbs, p.free["lambda_gb_seconds"], free) * lam_gbs
     lines["sqs"] = _billable(sqs_requests, p.free["sqs_requests"], free) / 1e6 * p["sqs_request_per_million"]
     lines["lambda_pollers"] = usage.poller_hours * p["lambda_sqs_epu_hour"]
+    lines["lambda_instances"] = (
+        usage.instance_vcpu_hours * p["lambda_mi_vcpu_hour_arm"] * (1 + p["lambda_mi_management_fee"])
+    )
     lines["cloudwatch"] = (
         _billable(logs_gb, p.free["cloudwatch_logs_gb"], free) * p["cloudwatch_logs_ingest_per_gb"]
         + _billable(a.alarms, p.free["cloudwatch_alarms"], free) * p["cloudwatch_alarm_month"]
@@ -263,6 +277,15 @@ def extra_poller_hours(workload: Workload, result: Any) -> float:
     return hours
 
 
+def extra_env_hours(workload: Workload, result: Any) -> float:
+    """Environment-hours a sale adds above the minimum: ceil(busy requests / per-environment concurrency)."""
+    hours = 0.0
+    for i in range(1, len(result.times)):
+        envs = math.ceil(result.workers[i - 1] / workload.mi_concurrency)
+        hours += max(0, envs - workload.mi_min_envs) * (result.times[i] - result.times[i - 1]) / 3600
+    return hours
+
+
 def sale_cost(workload: Workload, result: Any, orders: int, prices: Prices, a: Assumptions = Assumptions()) -> float:
     """USD one flash sale adds: the workers it ran (task-seconds or busy environment GB-s) and each order's requests.
 
@@ -291,6 +314,10 @@ def sale_cost(workload: Workload, result: Any, orders: int, prices: Prices, a: A
         workers = gbs * lam_gbs + result.invocations * p["lambda_request_per_million"] / 1e6
         if workload.variant == "lambda-sqs-provisioned":  # pollers the sale adds above the (monthly) minimum
             workers += extra_poller_hours(workload, result) * p["lambda_sqs_epu_hour"]
+        if workload.variant == "lambda-mi":  # no duration charge: environments added above the 3, as instances
+            workers = result.invocations * p["lambda_request_per_million"] / 1e6
+            extra = extra_env_hours(workload, result) * workload.mi_vcpus_per_env
+            workers += extra * p["lambda_mi_vcpu_hour_arm"] * (1 + p["lambda_mi_management_fee"])
         sqs = (
             (orders + 2 * result.invocations) * p["sqs_request_per_million"] / 1e6
             if workload.variant in SQS_MAPPED

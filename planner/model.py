@@ -20,8 +20,9 @@ from typing import Any
 from planner import aws
 from planner.policy import wake_steps
 
-VARIANTS = ("ecs", "lambda-sqs", "lambda-sqs-provisioned", "lambda-sns")
-SQS_MAPPED = ("lambda-sqs", "lambda-sqs-provisioned")  # Lambda fed batches by an SQS event source mapping
+VARIANTS = ("ecs", "lambda-sqs", "lambda-sqs-provisioned", "lambda-sns", "lambda-mi")
+SQS_MAPPED = ("lambda-sqs", "lambda-sqs-provisioned", "lambda-mi")  # fed batches by an SQS event source mapping
+MODEL_ONLY = ("lambda-mi",)  # in the planner, not yet a stack of this project: figures from the defaults below
 ACCOUNT_CONCURRENCY = 1000  # the default account quota: what an unreserved function can reach at most
 
 
@@ -48,6 +49,11 @@ class Workload:
     batch_size: int = 5
     min_pollers: int = 2  # lambda-sqs-provisioned
     max_pollers: int = 5
+    # lambda-mi: environments of 1 vCPU / 2 GB (the smallest), each running mi_concurrency requests (processes)
+    mi_min_envs: int = aws.LAMBDA_MI_MIN_ENVIRONMENTS
+    mi_max_envs: int = 10
+    mi_concurrency: int = 5
+    mi_vcpus_per_env: float = 1.0
     lambda_memory_mb: int = 512
     batch_paid_concurrently: bool = True  # how the runtime pays a batch (worker_lambda: AsyncBatchProcessor)
 
@@ -107,6 +113,8 @@ class Workload:
             return min(self.max_concurrency, reserved)
         if self.variant == "lambda-sqs-provisioned":
             return min(aws.lambda_sqs_provisioned_ceiling(self.max_pollers), reserved)
+        if self.variant == "lambda-mi":  # a worker is one request (process); the mapping's maximum caps them too
+            return min(self.max_concurrency, self.mi_max_envs * self.mi_concurrency)
         return reserved
 
     @property
@@ -376,12 +384,19 @@ class _Simulation:
         if w.variant == "lambda-sqs-provisioned":
             grown = aws.lambda_sqs_provisioned_concurrency(since, w.min_pollers, w.max_pollers)
             return min(reserved, grown), w.batch_size
+        if w.variant == "lambda-mi":  # the mapping's ramp, within what the environments can run
+            envs = aws.lambda_mi_environments(since, w.mi_min_envs, w.mi_max_envs)
+            return min(aws.lambda_sqs_concurrency(since, w.max_concurrency), envs * w.mi_concurrency), w.batch_size
         return aws.lambda_async_concurrency(since, reserved), 1
 
     def _environment(self, t: float, idle: list[_Worker]) -> tuple[_Worker, float]:
         """A warm environment if one is idle, else a new one (a cold start): (environment, start time)."""
         if idle:
             return idle.pop(), t
+        if self.w.variant == "lambda-mi":  # processes start with their environment, before it takes requests
+            env = _Worker(ready_at=t, slots_free_at=[0.0])
+            self.workers.append(env)
+            return env, t
         if self.timing.serial_cold_starts:
             ready = max(t, self.spawn_free_at) + self.timing.cold_start_s
             self.spawn_free_at = ready

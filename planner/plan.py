@@ -44,6 +44,11 @@ def setting(workload: Workload) -> str:
     pollers need their invokes reserved)."""
     if workload.variant == "ecs":
         return f"maxTasks={workload.max_tasks}, workerConcurrency={workload.worker_concurrency}"
+    if workload.variant == "lambda-mi":
+        return (
+            f"{workload.mi_max_envs} environments x {workload.mi_concurrency} requests (model only: no stack yet), "
+            f"maxConcurrency={workload.max_concurrency}, batchSize={workload.batch_size}"
+        )
     out = f"reservedConcurrency={workload.reserved_concurrency}"
     if workload.variant == "lambda-sqs":
         out += f", maxConcurrency={workload.max_concurrency}"
@@ -96,6 +101,15 @@ def size(variant: str, base: Workload, target: Target, timing: Timing | None = N
                 max_concurrency=0,
                 reserved_concurrency=n * per_poller,
             )
+        if variant == "lambda-mi":  # environments; the mapping's maximum admits all their requests
+            conc = base.mi_concurrency
+            return replace(
+                base,
+                variant=variant,
+                mi_max_envs=n,
+                mi_min_envs=min(base.mi_min_envs, n),
+                max_concurrency=min(aws.LAMBDA_SQS_MAX_CONCURRENCY, max(2, n * conc)),
+            )
         return replace(base, variant=variant, reserved_concurrency=n)
 
     def meets(n: int) -> bool:
@@ -109,12 +123,20 @@ def size(variant: str, base: Workload, target: Target, timing: Timing | None = N
         # Their invokes reserved, as the config requires: reservedConcurrency is at most 1,000 (100 pollers).
         "lambda-sqs-provisioned": ("lambdaMaxPollers", 2, RESERVED_MAX // aws.LAMBDA_SQS_INVOKES_PER_POLLER),
         "lambda-sns": ("reservedConcurrency", 1, ACCOUNT_CONCURRENCY * 10),
+        # at least the 3 environments Lambda starts across AZs
+        "lambda-mi": (
+            "execution environments",
+            aws.LAMBDA_MI_MIN_ENVIRONMENTS,
+            aws.LAMBDA_SQS_MAX_CONCURRENCY // base.mi_concurrency,
+        ),
     }[variant]
     # No size can pay the sale's orders faster than its slots allow: start the search there.
     per_worker = build(lo).worker_capacity_per_s
     floor = math.ceil(target.rate_per_s * target.duration_s / ((target.duration_s + target.drain_slo_s) * per_worker))
     if variant == "lambda-sqs-provisioned":  # the knob counts pollers, each of 10 workers
         floor = math.ceil(floor / aws.LAMBDA_SQS_INVOKES_PER_POLLER)
+    if variant == "lambda-mi":  # the knob counts environments, each of mi_concurrency workers
+        floor = math.ceil(floor / base.mi_concurrency)
     n = _search(min(max(lo, floor), ceiling), ceiling, meets)
     if n is None:
         return Sizing(variant, None, None, knob, ceiling, f"no {knob} up to {ceiling} meets the drain SLO")

@@ -17,7 +17,13 @@ from sandbox.results.report import fmt_or_na
 from sandbox.results.tables import md_table
 
 VOLUMES = (10_000, 100_000, 1_000_000, 10_000_000)
-COLORS = {"ecs": "tab:blue", "lambda-sqs": "tab:orange", "lambda-sqs-provisioned": "tab:red", "lambda-sns": "tab:green"}
+COLORS = {
+    "ecs": "tab:blue",
+    "lambda-sqs": "tab:orange",
+    "lambda-sqs-provisioned": "tab:red",
+    "lambda-sns": "tab:green",
+    "lambda-mi": "tab:purple",
+}
 
 # The source document's figures (seeds/flash-sale-experiments.txt), reproduced to be corrected.
 SOURCE_COST_ROWS = {10_000: (0.0, 20.0), 100_000: (0.0, 50.0), 500_000: (8.33, 80.0), 1_000_000: (18.33, 98.0)}
@@ -53,7 +59,7 @@ def aws_predictions(prices: Prices, a: Assumptions, orders_per_month: float) -> 
         orders = round(rate * 60)
         for variant in VARIANTS:
             for label, workload in (
-                ("source", source_configs[variant]),
+                ("source", source_configs.get(variant)),  # lambda-mi is newer than the source
                 ("planner", size(variant, Workload.from_config(base, variant), target).workload),
             ):
                 if workload is None:
@@ -195,8 +201,9 @@ def failure_table(runs: dict[str, dict[str, Any]]) -> list[list[Any]]:
             "Lambda retries the event; same",
         ],
     ]
-    # Provisioned pollers change how fast the mapping scales, not how it retries or dead-letters.
-    rows = [[*row[:3], row[2], *row[3:]] for row in rows]
+    # Provisioned pollers and Managed Instances change how the SQS mapping's workers scale, not how it retries
+    # or dead-letters.
+    rows = [[*row[:3], row[2], *row[3:], row[2]] for row in rows]
     rows.append(
         ["dead-lettered in this comparison"]
         + [str(runs[v]["dead_lettered"]) if v in runs else "not run" for v in VARIANTS]

@@ -36,6 +36,7 @@ def test_the_comparison_holds_the_contract_keys_every_section_and_its_charts(tmp
         "lambda-sqs_vs_ecs",
         "lambda-sqs-provisioned_vs_ecs",
         "lambda-sns_vs_ecs",
+        "lambda-mi_vs_ecs",
     }
     md = (out / "comparison.md").read_text()
     for section in ("## 1. Measured", "## 2. Predicted on AWS", "## 3. Cost by volume", "## 4. Failure", "## 5."):

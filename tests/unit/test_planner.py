@@ -272,3 +272,26 @@ def test_the_verdict_names_each_criterions_winner_and_where_the_cheapest_changes
     assert lines[2].startswith("choose lambda-sqs-provisioned for the fastest to full worker capacity: 2 s")
     assert "choose lambda-sqs for the lowest cost at 10,000 orders a month (at 10,000: $13.50" in lines[3]
     assert "choose ecs for the lowest cost at 1,000,000 orders a month (at 1,000,000: $0.25" in lines[4]
+
+
+def test_managed_instances_start_at_three_environments_and_at_most_double_every_five_minutes():
+    assert aws.lambda_mi_environments(0, 3, 10) == 3
+    assert aws.lambda_mi_environments(150, 3, 10) == 4  # 3 x 2^0.5 = 4.24
+    assert aws.lambda_mi_environments(300, 3, 10) == 6
+    assert aws.lambda_mi_environments(600, 3, 10) == 10  # 12, capped
+    # GIVEN 10 environments of 5 requests (50 workers) and a sale far above them
+    w = Workload(variant="lambda-mi", mi_max_envs=10, mi_concurrency=5, max_concurrency=50, batch_size=5)
+    r = simulate(w, arrivals_from_profile([(200, 900)]), NO_LAG)
+    # THEN by hand: 3 x 2^(t / 300) = 10 at t = 300 log2(10 / 3) = 521 s; the mapping's own ramp (50 in 9 s)
+    # is not what binds; no request starts cold (the processes start with their environment)
+    assert r.full_capacity_s == pytest.approx(300 * math.log2(10 / 3), abs=0.5)
+    assert r.peak_workers == 50 and r.cold_starts == 0
+
+
+def test_managed_instances_bill_the_instances_of_three_environments_all_month_plus_the_fee():
+    prices = Prices.load()
+    w = Workload(variant="lambda-mi", mi_min_envs=3, mi_concurrency=5, mi_vcpus_per_env=1.0)
+    quiet = monthly_cost(w, 1000, prices, Assumptions(flash_share=0.0))
+    vcpu_hour, fee = prices["lambda_mi_vcpu_hour_arm"], prices["lambda_mi_management_fee"]
+    assert quiet["by_service_usd"]["lambda_instances"] == pytest.approx(3 * 730 * vcpu_hour * 1.15)
+    assert fee == 0.15 and quiet["by_service_usd"]["lambda_compute"] == 0  # no duration charge
