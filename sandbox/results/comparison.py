@@ -215,6 +215,17 @@ def failure_table(runs: dict[str, dict[str, Any]]) -> list[list[Any]]:
     return rows
 
 
+def _caps(config: dict[str, Any], variant: str) -> str:
+    """The context keys that cap a run's workers."""
+    keys = {
+        "ecs": ("maxTasks", "workerConcurrency"),
+        "lambda-sqs": ("reservedConcurrency", "maxConcurrency", "batchSize"),
+        "lambda-sqs-provisioned": ("reservedConcurrency", "lambdaMinPollers", "lambdaMaxPollers", "batchSize"),
+        "lambda-sns": ("reservedConcurrency",),
+    }.get(variant, ())
+    return ", ".join(f"{k}={config.get(k)}" for k in keys)
+
+
 def _measured(runs: dict[str, dict[str, Any]]) -> list[str]:
     md: list[str] = [f"# ECS or Lambda: the flash sale compared ({datetime.now(UTC):%Y-%m-%d})", ""]
     md += ["## 1. Measured in the sandbox, with the model beside it", ""]
@@ -222,9 +233,9 @@ def _measured(runs: dict[str, dict[str, Any]]) -> list[str]:
     if some:
         md += [
             f"Same scenario for every variant: {some['users']} users, {some['phase_seconds']:.0f} sandbox s per "
-            f"checkout path, time scale x{some['time_scale']:g}, the sandbox's caps (reservedConcurrency, "
-            f"maxConcurrency, maxTasks = {some['config']['maxTasks']}). `model` is `planner/` predicting the run "
-            "from its arrival log and the deployed config only.",
+            f"checkout path, time scale x{some['time_scale']:g}; the workers each run deployed: "
+            + "; ".join(f"{v} {_caps(runs[v]['config'], v)}" for v in VARIANTS if v in runs)
+            + ". `model` is `planner/` predicting the run from its arrival log and the deployed config only.",
             "",
         ]
     header = ["figure", *[v for v in VARIANTS if v in runs]]
