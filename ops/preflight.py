@@ -189,7 +189,7 @@ def check_fargate(account: Account, cfg: AppConfig) -> Check | None:
     return Check(name, True, detail, warning=True)
 
 
-def _deployed_worker_mappings(account: Account, stack_name: str) -> list[dict[str, Any]]:
+def deployed_worker_mappings(account: Any, stack_name: str) -> list[dict[str, Any]]:
     """The event source mappings of the deployed worker function (none when not deployed, or not Lambda)."""
     try:
         [stack] = account.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
@@ -205,15 +205,19 @@ def _deployed_worker_mappings(account: Account, stack_name: str) -> list[dict[st
     return list(listed)
 
 
+# The update-event-source-mapping option that sets each property (an empty value clears it).
+CLI_OPTION = {"ScalingConfig": "--scaling-config", "ProvisionedPollerConfig": "--provisioned-poller-config"}
+
+
 def other_mode_left(mapping: dict[str, Any], cfg: AppConfig) -> tuple[str, str] | None:
     """What of the other scaling mode a deployed mapping holds that ``cfg`` cannot deploy beside:
-    (the update-event-source-mapping option that clears it, what it is), or None."""
+    (the mapping property to clear, what it holds), or None."""
     maximum = (mapping.get("ScalingConfig") or {}).get("MaximumConcurrency")
     pollers = mapping.get("ProvisionedPollerConfig") or {}
     if cfg.variant == "lambda-sqs-provisioned" and maximum:
-        return "--scaling-config", f"maximum concurrency {maximum}"
+        return "ScalingConfig", f"maximum concurrency {maximum}"
     if cfg.variant != "lambda-sqs-provisioned" and pollers.get("MinimumPollers"):
-        return "--provisioned-poller-config", (
+        return "ProvisionedPollerConfig", (
             f"provisioned pollers ({pollers.get('MinimumPollers')}..{pollers.get('MaximumPollers', 200)})"
         )
     return None
@@ -228,11 +232,11 @@ def check_poller_mode_switch(account: Account, cfg: AppConfig) -> Check | None:
         return None  # ECS removes the function and its mapping
     name = "SQS poller mode"
     # lambdaTrigger=sns keeps the orders queue's mapping as a drain with a maximum concurrency: standard mode.
-    for mapping in _deployed_worker_mappings(account, f"{cfg.stack_prefix}-service"):
+    for mapping in deployed_worker_mappings(account, f"{cfg.stack_prefix}{outputs.SERVICE_STACK}"):
         left = other_mode_left(mapping, cfg)
         if left is None:
             continue
-        uuid, option, what = mapping["UUID"], left[0], left[1]
+        uuid, option, what = mapping["UUID"], CLI_OPTION[left[0]], left[1]
         return Check(
             name,
             False,

@@ -266,23 +266,13 @@ def assumptions_table(a: Assumptions) -> dict[str, Any]:
     return asdict(a)
 
 
-def extra_poller_hours(workload: Workload, result: Any) -> float:
-    """Poller-hours a sale adds above the minimum pollers: ceil(busy environments / 10) beyond them, over the
-    simulation's samples."""
-    times, workers = result.times, result.workers
-    hours = 0.0
-    for i in range(1, len(times)):
-        pollers = math.ceil(workers[i - 1] / aws.LAMBDA_SQS_INVOKES_PER_POLLER)
-        hours += max(0, pollers - workload.min_pollers) * (times[i] - times[i - 1]) / 3600
-    return hours
-
-
-def extra_env_hours(workload: Workload, result: Any) -> float:
-    """Environment-hours a sale adds above the minimum: ceil(busy requests / per-environment concurrency)."""
+def hours_above(result: Any, per_unit: int, floor: int) -> float:
+    """Unit-hours a sale adds above ``floor`` units (pollers, environments), each serving ``per_unit`` busy
+    workers: ceil(busy / per_unit) beyond the floor, over the simulation's samples."""
     hours = 0.0
     for i in range(1, len(result.times)):
-        envs = math.ceil(result.workers[i - 1] / workload.mi_concurrency)
-        hours += max(0, envs - workload.mi_min_envs) * (result.times[i] - result.times[i - 1]) / 3600
+        units = math.ceil(result.workers[i - 1] / per_unit)
+        hours += max(0, units - floor) * (result.times[i] - result.times[i - 1]) / 3600
     return hours
 
 
@@ -313,10 +303,11 @@ def sale_cost(workload: Workload, result: Any, orders: int, prices: Prices, a: A
         gbs = (result.worker_seconds + result.cold_starts * a.init_s) * mem
         workers = gbs * lam_gbs + result.invocations * p["lambda_request_per_million"] / 1e6
         if workload.variant == "lambda-sqs-provisioned":  # pollers the sale adds above the (monthly) minimum
-            workers += extra_poller_hours(workload, result) * p["lambda_sqs_epu_hour"]
+            extra_pollers = hours_above(result, aws.LAMBDA_SQS_INVOKES_PER_POLLER, workload.min_pollers)
+            workers += extra_pollers * p["lambda_sqs_epu_hour"]
         if workload.variant == "lambda-mi":  # no duration charge: environments added above the 3, as instances
             workers = result.invocations * p["lambda_request_per_million"] / 1e6
-            extra = extra_env_hours(workload, result) * workload.mi_vcpus_per_env
+            extra = hours_above(result, workload.mi_concurrency, workload.mi_min_envs) * workload.mi_vcpus_per_env
             workers += extra * p["lambda_mi_vcpu_hour_arm"] * (1 + p["lambda_mi_management_fee"])
         sqs = (
             (orders + 2 * result.invocations) * p["sqs_request_per_million"] / 1e6

@@ -488,24 +488,21 @@ def _clear_other_mode(state: dict[str, Any], cfg: Any, progress: Any) -> None:
     the emulator, like Lambda, refuses an update that leaves the other mode's setting on the mapping."""
     import boto3
 
-    from ops.preflight import other_mode_left
+    from ops.preflight import CLI_OPTION, deployed_worker_mappings, other_mode_left
 
     if cfg.compute != "lambda":
         return
-    cf = boto3.client("cloudformation", **_client_kwargs(state))
-    lam = boto3.client("lambda", **_client_kwargs(state))
-    [stack] = cf.describe_stacks(StackName=f"{cfg.stack_prefix}{outputs.SERVICE_STACK}")["Stacks"]
-    found = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-    if outputs.WORKER_FUNCTION_NAME not in found:
-        return
-    for mapping in lam.list_event_source_mappings(FunctionName=found[outputs.WORKER_FUNCTION_NAME])[
-        "EventSourceMappings"
-    ]:
+
+    class LocalAccount:  # what the preflight reads, on the local stack's endpoint
+        client = staticmethod(lambda service: boto3.client(service, **_client_kwargs(state)))
+
+    account = LocalAccount()
+    for mapping in deployed_worker_mappings(account, f"{cfg.stack_prefix}{outputs.SERVICE_STACK}"):
         left = other_mode_left(mapping, cfg)
         if left is not None:
-            field = "ScalingConfig" if left[0] == "--scaling-config" else "ProvisionedPollerConfig"
-            lam.update_event_source_mapping(UUID=mapping["UUID"], **{field: {}})
-            progress(f"cleared the mapping's {left[1]} first (aws lambda update-event-source-mapping {left[0]} '{{}}')")
+            account.client("lambda").update_event_source_mapping(UUID=mapping["UUID"], **{left[0]: {}})
+            option = CLI_OPTION[left[0]]
+            progress(f"cleared the mapping's {left[1]} first (aws lambda update-event-source-mapping {option} '{{}}')")
 
 
 def deploy_local(overrides: dict[str, str], progress: Any = print, timeout_s: float = 120.0) -> dict[str, Any]:

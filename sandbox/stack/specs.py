@@ -101,6 +101,15 @@ def task_definition(ecs: Any, deployment: Deployment) -> tuple[dict[str, str], l
     return env, container["command"], float(container.get("stopTimeout", 30))
 
 
+def mapping_pollers(mapping: dict[str, Any]) -> tuple[int, int] | None:
+    """A deployed mapping's provisioned pollers (minimum, maximum), or None in standard mode. MaximumPollers
+    defaults to 200 for SQS (CloudFormation template reference, ProvisionedPollerConfig)."""
+    pollers = mapping.get("ProvisionedPollerConfig") or {}
+    if not pollers.get("MinimumPollers"):
+        return None
+    return int(pollers["MinimumPollers"]), int(pollers.get("MaximumPollers", 200))
+
+
 @dataclass(frozen=True)
 class LambdaSpec:
     """What the deployed Lambda worker runs on, read once from the function, its mapping on the orders
@@ -138,9 +147,9 @@ class LambdaSpec:
     @property
     def mapped_concurrency(self) -> int:
         """The most batches the mapping runs at once: its maximum concurrency, or its pollers' invokes."""
-        pollers = self.mapping.get("ProvisionedPollerConfig") or {}
-        if pollers.get("MinimumPollers"):  # MaximumPollers defaults to 200 for SQS
-            return aws.lambda_sqs_provisioned_ceiling(int(pollers.get("MaximumPollers", 200)))
+        pollers = mapping_pollers(self.mapping)
+        if pollers is not None:
+            return aws.lambda_sqs_provisioned_ceiling(pollers[1])
         return int((self.mapping.get("ScalingConfig") or {}).get("MaximumConcurrency", 1000))
 
     def settings(self) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from sandbox.emulator.lambda_pool import LambdaPool
 from sandbox.emulator.process import ProcessEnv, Scale
 from sandbox.emulator.queues import Depth, async_queue_name, queue_depth
 from sandbox.emulator.schedules import Scheduler, schedules
-from sandbox.stack.specs import LambdaSpec, ScalingPolicy, task_definition
+from sandbox.stack.specs import LambdaSpec, ScalingPolicy, mapping_pollers, task_definition
 from sandbox.stack.topology import Pipeline
 from stacks import outputs
 
@@ -99,13 +99,6 @@ def queue_event_source(
 ) -> SqsEventSource:
     """A mapping's poller on its queue, with the queue's visibility timeout time-scaled."""
     sqs = p.client("sqs")
-    provisioned = mapping.get("ProvisionedPollerConfig") or {}
-    pollers = (
-        # MaximumPollers defaults to 200 for SQS (CloudFormation template reference, ProvisionedPollerConfig)
-        (int(provisioned["MinimumPollers"]), int(provisioned.get("MaximumPollers", 200)))
-        if provisioned.get("MinimumPollers")
-        else None
-    )
     visibility = int(
         sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["VisibilityTimeout"])["Attributes"][
             "VisibilityTimeout"
@@ -121,7 +114,7 @@ def queue_event_source(
         wait_s=1,
         scale=k,
         max_concurrency=max_concurrency,
-        pollers=pollers,
+        pollers=mapping_pollers(mapping),
     )
 
 
