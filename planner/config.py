@@ -95,6 +95,16 @@ def _enum(*choices: str) -> Callable[[str, Any], str]:
     return parse
 
 
+def _choice(*choices: int) -> Callable[[str, Any], int]:
+    def parse(key: str, raw: Any) -> int:
+        value = _int(min(choices), max(choices))(key, raw)
+        if value not in choices:
+            raise _fail(key, raw, "one of " + ", ".join(map(str, choices)))
+        return value
+
+    return parse
+
+
 def _pattern(regex: str, allowed: str) -> Callable[[str, Any], str]:
     compiled = re.compile(regex)
 
@@ -169,7 +179,7 @@ class AppConfig(BaseModel):
     stack_prefix: str = key(
         "stackPrefix", _pattern(r"[A-Z][A-Za-z0-9]{0,30}", "a CamelCase name of 1-31 letters/digits")
     )
-    compute: str = key("compute", _enum("lambda", "ecs"))
+    compute: str = key("compute", _enum("lambda", "ecs", "lambda-mi"))
     lambda_trigger: str = key("lambdaTrigger", _enum("sqs", "sns"))
     retain_data: bool = key("retainData", _bool)
     api_auth: str = key("apiAuth", _enum("iam", "jwt", "none"))
@@ -216,6 +226,15 @@ class AppConfig(BaseModel):
     # more; the newer Lambda API reference allows 10,000). Only read with lambdaPollerMode=provisioned.
     min_pollers: int = key("lambdaMinPollers", _int(2, 200))
     max_pollers: int = key("lambdaMaxPollers", _int(2, 2000))
+    # compute=lambda-mi (Lambda Managed Instances): the worker's execution environments on a capacity provider.
+    # PerExecutionEnvironmentMaxConcurrency (1-1,600; Python runs one process per concurrent request),
+    # ExecutionEnvironmentMemoryGiBPerVCpu (2, 4 or 8), the function's memory (2 GiB at least) and the
+    # published version's execution environments (Lambda keeps 3 across AZs: the floor).
+    mi_concurrency: int = key("lmiPerEnvironmentConcurrency", _int(1, 1600))
+    mi_memory_per_vcpu: int = key("lmiMemoryGibPerVcpu", _choice(2, 4, 8))
+    mi_memory_mb: int = key("lmiMemoryMb", _int(2048, 32_768))
+    mi_min_envs: int = key("lmiMinEnvironments", _int(3, 1000))
+    mi_max_envs: int = key("lmiMaxEnvironments", _int(3, 1000))
     batch_size: int = key("batchSize", _int(1, 10))
     batch_window_s: int = key("maxBatchingWindowSeconds", _int(0, 300))
     sns_retry_attempts: int = key("snsRetryAttempts", _int(0, 2))
@@ -257,6 +276,7 @@ class AppConfig(BaseModel):
             self._visibility,
             self._lambda_batch,
             self._pollers,
+            self._managed_instances,
             self._ecs_task,
             self._lifetimes,
             self._variant_keys,
@@ -333,8 +353,8 @@ class AppConfig(BaseModel):
     @property
     def variant(self) -> str:
         """What runs the workers, as the planner, the sandbox and the comparison name it."""
-        if self.compute == "ecs":
-            return "ecs"
+        if self.compute in ("ecs", "lambda-mi"):
+            return self.compute
         if self.lambda_trigger == "sqs" and self.poller_mode == "provisioned":
             return "lambda-sqs-provisioned"
         return f"lambda-{self.lambda_trigger}"
@@ -372,6 +392,41 @@ class AppConfig(BaseModel):
                 f"({self.reserved_concurrency // INVOKES_PER_POLLER}): {self.max_pollers} pollers drive up to "
                 f"{most} invokes, and a throttled batch returns to the queue",
             )
+
+    @property
+    def mi_vcpus_per_env(self) -> int:
+        """vCPUs of one Managed Instances execution environment: its memory over the memory per vCPU."""
+        return self.mi_memory_mb // (1024 * self.mi_memory_per_vcpu)
+
+    def _managed_instances(self) -> None:
+        """A Managed Instances environment is whole vCPUs of ``lmiMemoryGibPerVcpu`` GiB each; the mapping's
+        maximum concurrency fits what the environments run (more would only wait for a free slot)."""
+        if self.mi_min_envs > self.mi_max_envs:
+            raise _fail("lmiMinEnvironments", self.mi_min_envs, f"at most lmiMaxEnvironments ({self.mi_max_envs})")
+        if self.compute != "lambda-mi":
+            return
+        step = 1024 * self.mi_memory_per_vcpu
+        if self.mi_memory_mb % step:
+            raise _fail(
+                "lmiMemoryMb",
+                self.mi_memory_mb,
+                f"a multiple of {step} MiB (whole vCPUs at lmiMemoryGibPerVcpu={self.mi_memory_per_vcpu})",
+            )
+        if self.lambda_trigger != "sqs":
+            raise _fail("lambdaTrigger", self.lambda_trigger, "sqs with compute=lambda-mi (it reads the orders queue)")
+        if self.poller_mode != "standard":
+            raise _fail("lambdaPollerMode", self.poller_mode, "standard with compute=lambda-mi")
+        most = self.mi_max_envs * self.mi_concurrency
+        if self.max_concurrency > most:
+            raise _fail(
+                "maxConcurrency",
+                self.max_concurrency,
+                f"at most lmiMaxEnvironments x lmiPerEnvironmentConcurrency ({most}) with compute=lambda-mi",
+            )
+        if self.max_concurrency == 0:
+            raise _fail("maxConcurrency", 0, "2-1000 with compute=lambda-mi (the mapping's maximum concurrency)")
+        if self.chaos:
+            raise _fail("chaos", True, "false with compute=lambda-mi (no AWS FIS Lambda action is documented for it)")
 
     def _lambda_batch(self) -> None:
         # The worker pays a batch's records concurrently, up to paymentSlots at once.

@@ -83,7 +83,11 @@ class Workload:
             batch_size=cfg.batch_size,
             min_pollers=cfg.min_pollers,
             max_pollers=cfg.max_pollers,
-            lambda_memory_mb=cfg.lambda_memory_mb,
+            lambda_memory_mb=cfg.mi_memory_mb if (variant or cfg.variant) == "lambda-mi" else cfg.lambda_memory_mb,
+            mi_min_envs=cfg.mi_min_envs,
+            mi_max_envs=cfg.mi_max_envs,
+            mi_concurrency=cfg.mi_concurrency,
+            mi_vcpus_per_env=float(cfg.mi_vcpus_per_env),
         )
 
     @property

@@ -20,7 +20,7 @@ STOCK_SHARDS = "StockShards"  # what `make catalog` splits each product's stock 
 
 # service stack
 API_URL = "ApiUrl"
-COMPUTE = "Compute"  # ecs | lambda-sqs | lambda-sqs-provisioned | lambda-sns (AppConfig.variant)
+COMPUTE = "Compute"  # ecs | lambda-sqs | lambda-sqs-provisioned | lambda-sns | lambda-mi (AppConfig.variant)
 DASHBOARD_NAME = "DashboardName"
 ALARM_TOPIC_ARN = "AlarmTopicArn"
 API_FUNCTION_NAME = "ApiFunctionName"

@@ -16,6 +16,7 @@ from constructs_lib.ecs_workers import EcsQueueWorkers, ScalingProps, TaskProps
 from constructs_lib.fan_out import TopicSubscriberQueue, workers_inbox
 from constructs_lib.fault_injection import FaultInjection
 from constructs_lib.lambda_workers import LambdaWorkers
+from constructs_lib.managed_instance_workers import EnvironmentProps, ManagedInstanceWorkers
 from constructs_lib.notifications import OrderNotifications
 from constructs_lib.order_api import ApiAuth, OrderApi
 from constructs_lib.order_runtime import PaymentSettings, PipelineData, powertools_layer, runtime_environment
@@ -199,13 +200,16 @@ class ServiceStack(Stack):
         # answers an identical Subscribe with the existing ARN, so a subscription that moved to another logical
         # id on a compute switch would be created (as the same ARN) and then deleted, leaving none.
         self.workers_inbox: TopicSubscriberQueue | None = None
-        if cfg.compute == "ecs" or cfg.lambda_trigger == "sqs":
+        if cfg.compute != "lambda" or cfg.lambda_trigger == "sqs":
             self.workers_inbox = workers_inbox(
                 self, "WorkersInbox", data=self.pipeline_data, removal_policy=self.removal
             )
-        self.workers: LambdaWorkers | EcsQueueWorkers = (
-            self._lambda_workers() if cfg.compute == "lambda" else self._ecs_workers()
-        )
+        builders = {
+            "lambda": self._lambda_workers,
+            "lambda-mi": self._managed_instance_workers,
+            "ecs": self._ecs_workers,
+        }
+        self.workers: LambdaWorkers | ManagedInstanceWorkers | EcsQueueWorkers = builders[cfg.compute]()
 
     def _lambda_workers(self) -> LambdaWorkers:
         cfg = self.cfg
@@ -225,6 +229,29 @@ class ServiceStack(Stack):
             batch_window=Duration.seconds(cfg.batch_window_s),
             retry_attempts=cfg.sns_retry_attempts,
             max_event_age=Duration.seconds(cfg.max_event_age_s),
+            log_retention=self.retention,
+            removal_policy=self.removal,
+        )
+
+    def _managed_instance_workers(self) -> ManagedInstanceWorkers:
+        cfg = self.cfg
+        return ManagedInstanceWorkers(
+            self,
+            "ManagedInstanceWorkers",
+            data=self.pipeline_data,
+            environment=self._environment("orders-worker"),
+            layer=self.layer,
+            environments=EnvironmentProps(
+                concurrency=cfg.mi_concurrency,
+                memory_gib_per_vcpu=cfg.mi_memory_per_vcpu,
+                memory_mb=cfg.mi_memory_mb,
+                min_envs=cfg.mi_min_envs,
+                max_envs=cfg.mi_max_envs,
+            ),
+            timeout=Duration.seconds(cfg.lambda_timeout_s),
+            max_concurrency=cfg.max_concurrency,
+            batch_size=cfg.batch_size,
+            batch_window=Duration.seconds(cfg.batch_window_s),
             log_retention=self.retention,
             removal_policy=self.removal,
         )
@@ -290,6 +317,7 @@ class ServiceStack(Stack):
                 removal_policy=self.removal,
             )
         else:
+            assert isinstance(self.workers, EcsQueueWorkers)  # config refuses chaos with compute=lambda-mi
             injection = FaultInjection(
                 self,
                 "FaultInjection",
@@ -319,7 +347,7 @@ class ServiceStack(Stack):
         CfnOutput(self, outputs.TRACKING_PUSH_FUNCTION_NAME, value=self.tracking.pusher.function.function_name)
         CfnOutput(self, outputs.NOTIFICATIONS_FUNCTION_NAME, value=self.notifications.consumer.function.function_name)
         CfnOutput(self, outputs.RECONCILER_FUNCTION_NAME, value=self.reconciler.function.function_name)
-        if isinstance(self.workers, LambdaWorkers):
+        if isinstance(self.workers, (LambdaWorkers, ManagedInstanceWorkers)):
             CfnOutput(self, outputs.WORKER_FUNCTION_NAME, value=self.workers.function.function_name)
         else:
             CfnOutput(self, outputs.CLUSTER_NAME, value=self.workers.cluster.cluster_name)

@@ -56,6 +56,16 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "lambdaMinPollers": "3",
         "lambdaMaxPollers": "4",
     },
+    # Lambda Managed Instances: the worker on a capacity provider's instances (non-default sizes).
+    "lambda-mi": {
+        "compute": "lambda-mi",
+        "lmiPerEnvironmentConcurrency": "8",
+        "lmiMemoryGibPerVcpu": "4",
+        "lmiMemoryMb": "8192",
+        "lmiMinEnvironments": "3",
+        "lmiMaxEnvironments": "6",
+        "maxConcurrency": "40",
+    },
     # Customers signed in with tokens from a Cognito user pool the data stack creates.
     "lambda-jwt": {"compute": "lambda", "apiAuth": "jwt"},
     # The AWS FIS experiments (off by default).

@@ -25,12 +25,27 @@ def test_defaults_are_valid_and_typed():
     provisioned = config_with(lambdaPollerMode="provisioned", maxConcurrency="0", reservedConcurrency="0")
     assert provisioned.variant == "lambda-sqs-provisioned" and provisioned.max_pollers == 5
     assert config_with(maxTasks="7", retainData="false").max_tasks == 7
+    mi = config_with(compute="lambda-mi", lmiMemoryGibPerVcpu="2", lmiMemoryMb="4096")
+    assert mi.variant == "lambda-mi" and mi.mi_vcpus_per_env == 2 and mi.mi_min_envs == 3
 
 
 @pytest.mark.parametrize(
     ("overrides", "key", "allowed"),
     [
-        ({"compute": "k8s"}, "compute", "one of lambda, ecs"),
+        ({"compute": "k8s"}, "compute", "one of lambda, ecs, lambda-mi"),
+        ({"compute": "lambda-mi", "lmiMemoryGibPerVcpu": "4"}, "lmiMemoryMb", "a multiple of 4096 MiB"),
+        ({"lmiMemoryGibPerVcpu": "3"}, "lmiMemoryGibPerVcpu", "one of 2, 4, 8"),
+        ({"lmiMemoryMb": "1024"}, "lmiMemoryMb", "an integer from 2048 to 32768"),
+        ({"lmiPerEnvironmentConcurrency": "1601"}, "lmiPerEnvironmentConcurrency", "an integer from 1 to 1600"),
+        ({"lmiMinEnvironments": "2"}, "lmiMinEnvironments", "an integer from 3 to 1000"),
+        ({"lmiMinEnvironments": "5", "lmiMaxEnvironments": "4"}, "lmiMinEnvironments", "at most lmiMaxEnvironments"),
+        (
+            {"compute": "lambda-mi", "lmiMaxEnvironments": "8"},
+            "maxConcurrency",
+            "at most lmiMaxEnvironments x lmiPerEnvironmentConcurrency (40)",
+        ),
+        ({"compute": "lambda-mi", "lambdaTrigger": "sns"}, "lambdaTrigger", "sqs with compute=lambda-mi"),
+        ({"compute": "lambda-mi", "chaos": "true"}, "chaos", "false with compute=lambda-mi"),
         ({"lambdaTrigger": "kinesis"}, "lambdaTrigger", "one of sqs, sns"),
         ({"maxTasks": "many"}, "maxTasks", "an integer from 1 to 1000"),
         ({"maxTasks": "0"}, "maxTasks", "an integer from 1 to 1000"),
@@ -129,5 +144,5 @@ def test_app_exits_nonzero_with_one_line_and_no_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     lines = [line for line in proc.stderr.splitlines() if line.strip() and not line.startswith(("b'", "!!"))]
-    assert lines == ["error: context key 'compute' = 'k8s': expected one of lambda, ecs"]
+    assert lines == ["error: context key 'compute' = 'k8s': expected one of lambda, ecs, lambda-mi"]
     assert "Traceback" not in proc.stderr
