@@ -14,6 +14,7 @@ VARIANTS = {
     "lambda-sqs": ["-c", "compute=lambda", "-c", "lambdaTrigger=sqs"],
     "lambda-sns": ["-c", "compute=lambda", "-c", "lambdaTrigger=sns"],
     "ecs": ["-c", "compute=ecs"],
+    "lambda-mi": ["-c", "compute=lambda-mi"],
 }
 
 

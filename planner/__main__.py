@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from planner.cost import Assumptions, Prices, break_even, monthly_cost
-from planner.model import MODEL_ONLY, VARIANTS, Timing, Workload, duration_text, simulate
+from planner.model import NOT_EMULATED, VARIANTS, Timing, Workload, duration_text, simulate
 from planner.plan import Target, hot_sku_limit, limits, setting, shards_needed, size
 from planner.verdict import verdict
 
@@ -180,12 +180,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
     header = ["variant", "capacity", "peak backlog", "drain", "wait p99", "peak workers", "first worker"]
     print(_table([*header, "full capacity", "per month"], rows))
     print(f"(per month at {args.orders_per_month:,.0f} orders; see `python -m planner cost`)")
-    for v in MODEL_ONLY:
+    for v in NOT_EMULATED:
         w = Workload.from_config(cfg, v)
         print(
-            f"({v}: the planner's model only, no stack of this project deploys it yet: {w.mi_min_envs}.."
-            f"{w.mi_max_envs} environments of {w.mi_vcpus_per_env:g} vCPU x {w.mi_concurrency} requests; the VPC "
-            "it needs (endpoints or NAT) is not in its cost)"
+            f"({v}: {w.mi_min_envs}..{w.mi_max_envs} environments of {w.mi_vcpus_per_env:g} vCPU x "
+            f"{w.mi_concurrency} requests, its VPC's interface endpoints in its cost; the sandbox does not emulate "
+            "it yet, so no local run checks these figures)"
         )
     print("\nsmallest deployment that meets the drain SLO:")
     print(_table(["variant", "setting", "drain", "wait p99", "peak workers", "per month"], small_rows))

@@ -22,6 +22,8 @@ from planner import aws
 from planner.model import SQS_MAPPED, Workload
 
 PRICES = Path(__file__).with_name("prices.json")
+MI_INTERFACE_ENDPOINTS = 2  # SNS and CloudWatch Logs: what the worker calls from the isolated subnets
+MI_AZS = 2  # an environment-agnostic stack's VPC spans two AZs (aws-cdk-lib's Fn::GetAZs default)
 HOURS_PER_MONTH = 730.0
 
 
@@ -218,6 +220,10 @@ def monthly_cost(workload: Workload, orders: float, prices: Prices, a: Assumptio
     lines["lambda_instances"] = (
         usage.instance_vcpu_hours * p["lambda_mi_vcpu_hour_arm"] * (1 + p["lambda_mi_management_fee"])
     )
+    # The lambda-mi stack's VPC: interface endpoints for SNS and CloudWatch Logs in each of its subnets' AZs
+    # (constructs_lib/managed_instance_workers.py; DynamoDB's gateway endpoint is free), all month.
+    endpoint_azs = MI_INTERFACE_ENDPOINTS * MI_AZS if workload.variant == "lambda-mi" else 0
+    lines["vpc_endpoints"] = endpoint_azs * HOURS_PER_MONTH * p["vpc_interface_endpoint_hour"]
     lines["cloudwatch"] = (
         _billable(logs_gb, p.free["cloudwatch_logs_gb"], free) * p["cloudwatch_logs_ingest_per_gb"]
         + _billable(a.alarms, p.free["cloudwatch_alarms"], free) * p["cloudwatch_alarm_month"]

@@ -46,7 +46,7 @@ def setting(workload: Workload) -> str:
         return f"maxTasks={workload.max_tasks}, workerConcurrency={workload.worker_concurrency}"
     if workload.variant == "lambda-mi":
         return (
-            f"{workload.mi_max_envs} environments x {workload.mi_concurrency} requests (model only: no stack yet), "
+            f"lmiMaxEnvironments={workload.mi_max_envs}, lmiPerEnvironmentConcurrency={workload.mi_concurrency}, "
             f"maxConcurrency={workload.max_concurrency}, batchSize={workload.batch_size}"
         )
     out = f"reservedConcurrency={workload.reserved_concurrency}"

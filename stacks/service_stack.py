@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kms as kms
@@ -204,12 +206,13 @@ class ServiceStack(Stack):
             self.workers_inbox = workers_inbox(
                 self, "WorkersInbox", data=self.pipeline_data, removal_policy=self.removal
             )
-        builders = {
+        Workers = LambdaWorkers | ManagedInstanceWorkers | EcsQueueWorkers
+        builders: dict[str, Callable[[], Workers]] = {
             "lambda": self._lambda_workers,
             "lambda-mi": self._managed_instance_workers,
             "ecs": self._ecs_workers,
         }
-        self.workers: LambdaWorkers | ManagedInstanceWorkers | EcsQueueWorkers = builders[cfg.compute]()
+        self.workers: Workers = builders[cfg.compute]()
 
     def _lambda_workers(self) -> LambdaWorkers:
         cfg = self.cfg

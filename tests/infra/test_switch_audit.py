@@ -35,6 +35,12 @@ SWITCHES = [
     ("ecs", "lambda-provisioned"),
     ("lambda-provisioned", "lambda-sns"),
     ("lambda-sns", "lambda-provisioned"),
+    ("lambda-sqs", "lambda-mi"),
+    ("lambda-mi", "lambda-sqs"),
+    ("ecs", "lambda-mi"),
+    ("lambda-mi", "ecs"),
+    ("lambda-sns", "lambda-mi"),
+    ("lambda-mi", "lambda-sns"),
 ]
 # CloudFormation updates an event source mapping in place with the properties the template names: one the new
 # template drops stays on the mapping. Where that is a setting of the other scaling mode Lambda refuses the

@@ -295,3 +295,15 @@ def test_managed_instances_bill_the_instances_of_three_environments_all_month_pl
     vcpu_hour, fee = prices["lambda_mi_vcpu_hour_arm"], prices["lambda_mi_management_fee"]
     assert quiet["by_service_usd"]["lambda_instances"] == pytest.approx(3 * 730 * vcpu_hour * 1.15)
     assert fee == 0.15 and quiet["by_service_usd"]["lambda_compute"] == 0  # no duration charge
+
+
+def test_managed_instances_pay_for_their_vpcs_interface_endpoints_all_month_and_the_others_do_not():
+    """GIVEN the lambda-mi stack's two interface endpoints (SNS, Logs) in two AZs at $0.01 an endpoint-AZ-hour
+    THEN by hand 2 x 2 x 730 x 0.01 = $29.20 a month, whatever the volume; no other variant has the line."""
+    prices = Prices.load()
+    assert prices["vpc_interface_endpoint_hour"] == 0.01
+    for orders in (0, 1_000_000):
+        mi = monthly_cost(Workload(variant="lambda-mi"), orders, prices)
+        assert mi["by_service_usd"]["vpc_endpoints"] == pytest.approx(29.20)
+    for variant in ("ecs", "lambda-sqs", "lambda-sqs-provisioned", "lambda-sns"):
+        assert monthly_cost(Workload(variant=variant), 1_000_000, prices)["by_service_usd"]["vpc_endpoints"] == 0
