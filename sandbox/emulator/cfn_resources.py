@@ -14,6 +14,10 @@ CloudFormation and SNS do for what the pipeline relies on:
   delete.
 - ``AWS::Lambda::EventInvokeConfig``: stored on the function, readable with
   GetFunctionEventInvokeConfig; AWS's ranges enforced.
+- ``AWS::Lambda::CapacityProvider`` (Lambda Managed Instances): stored with the ranges its resource schema
+  gives, replaced when a create-only property changes; a function's ``CapacityProviderConfig`` is checked as
+  Lambda checks it (an existing provider, Python 3.13+, 2 GiB+, the ranges) and cannot be added to or
+  removed from an existing function. The sandbox runs no instances: these only keep a template honest.
 - Stack updates create and update first and delete in a cleanup step after, as
   CloudFormation does (moto deletes first).
 - SNS delivery honours resource policies: a queue receives only if its policy
@@ -309,6 +313,157 @@ class LambdaEventInvokeConfig(CloudFormationModel):
             return
 
 
+# ----------------------------------------------------------------------------- Lambda Managed Instances
+_capacity_providers: dict[str, dict[str, Any]] = {}  # ARN -> properties
+
+
+def _mi_error(message: str) -> Exception:
+    return _cfn_error(f"AWS::Lambda::CapacityProvider: {message}")
+
+
+class LambdaCapacityProvider(CloudFormationModel):
+    """AWS::Lambda::CapacityProvider, as its resource schema allows it (CloudFormation Template Reference)."""
+
+    CREATE_ONLY = ("CapacityProviderName", "VpcConfig", "PermissionsConfig", "InstanceRequirements", "KmsKeyArn")
+
+    def __init__(self, arn: str, props: dict[str, Any]) -> None:
+        self.arn, self.props = arn, props
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.arn.rsplit(":", 1)[1]
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return "CapacityProviderName"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::Lambda::CapacityProvider"
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return attr == "Arn"
+
+    def get_cfn_attribute(self, attribute_name: str) -> str:
+        return self.arn
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[override]
+        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str, **kw: Any
+    ) -> LambdaCapacityProvider:
+        props = cloudformation_json["Properties"]
+        vpc = props.get("VpcConfig") or {}
+        if not 1 <= len(vpc.get("SubnetIds", [])) <= 16:
+            raise _mi_error("VpcConfig.SubnetIds needs 1 to 16 subnets")
+        if len(vpc.get("SecurityGroupIds", [])) > 5:
+            raise _mi_error("VpcConfig.SecurityGroupIds takes at most 5 security groups")
+        if not (props.get("PermissionsConfig") or {}).get("CapacityProviderOperatorRoleArn"):
+            raise _mi_error("PermissionsConfig.CapacityProviderOperatorRoleArn is required")
+        arch = (props.get("InstanceRequirements") or {}).get("Architectures", ["x86_64"])
+        if len(arch) != 1 or arch[0] not in ("x86_64", "arm64"):
+            raise _mi_error(f"InstanceRequirements.Architectures {arch}: exactly one of x86_64, arm64")
+        vcpus = (props.get("CapacityProviderScalingConfig") or {}).get("MaxVCpuCount")
+        if vcpus is not None and not 2 <= int(vcpus) <= 15_000:
+            raise _mi_error(f"CapacityProviderScalingConfig.MaxVCpuCount {vcpus} not in 2..15000")
+        name = props.get("CapacityProviderName") or resource_name
+        arn = f"arn:aws:lambda:{region_name}:{account_id}:capacity-provider:{name}"
+        _capacity_providers[arn] = props
+        return cls(arn, props)
+
+    @classmethod
+    def update_from_cloudformation_json(  # type: ignore[override]
+        cls,
+        original_resource: LambdaCapacityProvider,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> LambdaCapacityProvider:
+        props = cloudformation_json["Properties"]
+        if all(props.get(k) == original_resource.props.get(k) for k in cls.CREATE_ONLY):
+            original_resource.props = props  # the scaling configuration: updated in place
+            _capacity_providers[original_resource.arn] = props
+            return original_resource
+        new = cls.create_from_cloudformation_json(
+            f"{new_resource_name}-r", cloudformation_json, account_id, region_name
+        )
+        _clean_up_later(lambda: original_resource.delete(account_id, region_name))
+        return new
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        _capacity_providers.pop(self.arn, None)
+
+
+def _check_capacity_provider_config(props: dict[str, Any]) -> None:
+    """What Lambda checks of a function on a capacity provider (Lambda Developer Guide, Lambda Managed Instances:
+    runtimes, best practices; API reference, LambdaManagedInstancesCapacityProviderConfig)."""
+    config = (props.get("CapacityProviderConfig") or {}).get("LambdaManagedInstancesCapacityProviderConfig")
+    if config is None:
+        return
+    where = "AWS::Lambda::Function CapacityProviderConfig"
+    if config.get("CapacityProviderArn") not in _capacity_providers:
+        raise _cfn_error(f"{where}: capacity provider {config.get('CapacityProviderArn')!r} does not exist")
+    runtime = str(props.get("Runtime", ""))
+    version = tuple(int(n) for n in runtime.removeprefix("python").split(".")) if runtime.startswith("python") else ()
+    if runtime.startswith("python") and version < (3, 13):
+        raise _cfn_error(f"{where}: runtime {runtime} is not supported (Python 3.13 or later)")
+    if int(props.get("MemorySize", 128)) < 2048:
+        raise _cfn_error(f"{where}: MemorySize {props.get('MemorySize', 128)} below the 2,048 MB minimum")
+    ratio = config.get("ExecutionEnvironmentMemoryGiBPerVCpu")
+    if ratio is not None and not 2.0 <= float(ratio) <= 8.0:
+        raise _cfn_error(f"{where}: ExecutionEnvironmentMemoryGiBPerVCpu {ratio} not in 2.0..8.0")
+    concurrency = config.get("PerExecutionEnvironmentMaxConcurrency")
+    if concurrency is not None and not 1 <= int(concurrency) <= 1600:
+        raise _cfn_error(f"{where}: PerExecutionEnvironmentMaxConcurrency {concurrency} not in 1..1600")
+
+
+def _fix_capacity_provider_functions() -> None:
+    """Check a function's capacity provider on create, and refuse one added or removed on update: Lambda does not
+    move an existing function between on-demand and Managed Instances (SAM: "can't be added or removed after the
+    function resource has been created"; whether CloudFormation would fail or replace is not documented, so the
+    emulator takes the stricter reading and fails the update)."""
+    from moto.awslambda.models import LambdaFunction
+
+    create, update = LambdaFunction.create_from_cloudformation_json, LambdaFunction.update_from_cloudformation_json
+
+    def created(cls: Any, resource_name: str, cloudformation_json: dict[str, Any], *a: Any, **kw: Any) -> Any:
+        _check_capacity_provider_config(cloudformation_json["Properties"])
+        fn = create.__func__(cls, resource_name, cloudformation_json, *a, **kw)  # type: ignore[attr-defined]
+        fn.capacity_provider_config = cloudformation_json["Properties"].get("CapacityProviderConfig")
+        return fn
+
+    def updated(
+        cls: Any,
+        original_resource: Any,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> Any:
+        props = cloudformation_json["Properties"]
+        before = getattr(original_resource, "capacity_provider_config", None)
+        if (before is None) != (props.get("CapacityProviderConfig") is None):
+            raise _cfn_error(
+                f"AWS::Lambda::Function {original_resource.function_name}: a capacity provider cannot be added to "
+                "or removed from an existing function; deploy it as a new function"
+            )
+        _check_capacity_provider_config(props)
+        fn = update.__func__(  # type: ignore[attr-defined]
+            cls,
+            original_resource=original_resource,
+            new_resource_name=new_resource_name,
+            cloudformation_json=cloudformation_json,
+            account_id=account_id,
+            region_name=region_name,
+        )
+        fn.capacity_provider_config = props.get("CapacityProviderConfig")
+        return fn
+
+    LambdaFunction.create_from_cloudformation_json = classmethod(created)  # type: ignore[method-assign,assignment]
+    LambdaFunction.update_from_cloudformation_json = classmethod(updated)  # type: ignore[method-assign,assignment]
+
+
 # ----------------------------------------------------------------------------- update order
 _cleanup: list[Any] | None = None  # during a stack update: deletions CloudFormation makes in its cleanup step
 
@@ -481,3 +636,4 @@ def apply() -> None:
         cached.cache_clear()
     _fix_update_order()
     _fix_delivery()
+    _fix_capacity_provider_functions()

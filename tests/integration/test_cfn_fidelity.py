@@ -529,3 +529,85 @@ def test_a_switch_to_pollers_that_drops_the_maximum_concurrency_from_the_templat
     [mapping] = aws["lambda"].list_event_source_mappings(FunctionName=out["Fn"])["EventSourceMappings"]
     assert mapping["ProvisionedPollerConfig"] == pollers["ProvisionedPollerConfig"]
     assert not mapping.get("ScalingConfig", {}).get("MaximumConcurrency")
+
+
+# ----------------------------------------------------------------------------- Lambda Managed Instances
+def managed_instances_template(*, on_provider: bool = True, **function: Any) -> str:
+    """A capacity provider and a function, on it (``on_provider``) or on demand, as the lambda-mi stack has them."""
+    role = json.loads(lambda_template(permitted=False))["Resources"]["Role"]
+    props: dict[str, Any] = {
+        "Runtime": "python3.13",
+        "Handler": "index.handler",
+        "MemorySize": 2048,
+        "Role": {"Fn::GetAtt": ["Role", "Arn"]},
+        "Code": {"ZipFile": "def handler(event, context): return None"},
+    }
+    if on_provider:
+        props["CapacityProviderConfig"] = {
+            "LambdaManagedInstancesCapacityProviderConfig": {
+                "CapacityProviderArn": {"Fn::GetAtt": ["Provider", "Arn"]},
+                "PerExecutionEnvironmentMaxConcurrency": 5,
+                "ExecutionEnvironmentMemoryGiBPerVCpu": 2,
+            }
+        }
+    props.update(function)
+    resources: dict[str, Any] = {
+        "Role": role,
+        "Provider": {
+            "Type": "AWS::Lambda::CapacityProvider",
+            "Properties": {
+                "VpcConfig": {"SubnetIds": ["subnet-1", "subnet-2"], "SecurityGroupIds": ["sg-1"]},
+                "PermissionsConfig": {"CapacityProviderOperatorRoleArn": {"Fn::GetAtt": ["Role", "Arn"]}},
+                "InstanceRequirements": {"Architectures": ["arm64"]},
+                "CapacityProviderScalingConfig": {"MaxVCpuCount": 12},
+            },
+        },
+        "Fn": {"Type": "AWS::Lambda::Function", "Properties": props},
+    }
+    return json.dumps({"Resources": resources, "Outputs": {"Fn": {"Value": {"Ref": "Fn"}}}})
+
+
+def test_a_function_deploys_on_a_capacity_provider_the_stack_creates(aws: dict[str, Any]) -> None:
+    """moto alone skips AWS::Lambda::CapacityProvider and ignores the function's CapacityProviderConfig."""
+    out = deploy(aws, managed_instances_template())
+    assert aws["lambda"].get_function_configuration(FunctionName=out["Fn"])["MemorySize"] == 2048
+
+
+@pytest.mark.parametrize(
+    ("function", "refused"),
+    [
+        ({"MemorySize": 512}, "below the 2,048 MB minimum"),
+        ({"Runtime": "python3.12"}, "Python 3.13 or later"),
+        (
+            {
+                "CapacityProviderConfig": {
+                    "LambdaManagedInstancesCapacityProviderConfig": {
+                        "CapacityProviderArn": "arn:aws:lambda:us-east-1:123456789012:capacity-provider:none",
+                    }
+                }
+            },
+            "does not exist",
+        ),
+    ],
+)
+def test_lambda_refuses_a_managed_instances_function_it_cannot_run(
+    aws: dict[str, Any], function: dict[str, Any], refused: str
+) -> None:
+    with pytest.raises(Exception, match=refused):
+        deploy(aws, managed_instances_template(**function))
+
+
+def test_a_capacity_provider_outside_its_schema_fails_the_deploy(aws: dict[str, Any]) -> None:
+    body = json.loads(managed_instances_template(on_provider=False))
+    body["Resources"]["Provider"]["Properties"]["CapacityProviderScalingConfig"]["MaxVCpuCount"] = 1
+    with pytest.raises(Exception, match=r"MaxVCpuCount 1 not in 2\.\.15000"):
+        deploy(aws, json.dumps(body))
+
+
+@pytest.mark.parametrize("before", [False, True])
+def test_an_existing_function_cannot_move_onto_or_off_a_capacity_provider(aws: dict[str, Any], before: bool) -> None:
+    """GIVEN a function deployed on demand (or on a provider) WHEN an update adds (or removes) its capacity
+    provider under the same logical id THEN the update fails: the lambda-mi worker is a new construct id."""
+    deploy(aws, managed_instances_template(on_provider=before))
+    with pytest.raises(Exception, match="cannot be added to or removed from an existing function"):
+        deploy(aws, managed_instances_template(on_provider=not before), update=True)
