@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from planner.cost import Assumptions, Prices, break_even, monthly_cost
-from planner.model import NOT_EMULATED, VARIANTS, Timing, Workload, duration_text, simulate
+from planner.model import VARIANTS, Timing, Workload, duration_text, simulate
 from planner.plan import Target, hot_sku_limit, limits, setting, shards_needed, size
 from planner.verdict import verdict
 
@@ -180,13 +180,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
     header = ["variant", "capacity", "peak backlog", "drain", "wait p99", "peak workers", "first worker"]
     print(_table([*header, "full capacity", "per month"], rows))
     print(f"(per month at {args.orders_per_month:,.0f} orders; see `python -m planner cost`)")
-    for v in NOT_EMULATED:
-        w = Workload.from_config(cfg, v)
-        print(
-            f"({v}: {w.mi_min_envs}..{w.mi_max_envs} environments of {w.mi_vcpus_per_env:g} vCPU x "
-            f"{w.mi_concurrency} requests, its VPC's interface endpoints in its cost; the sandbox does not emulate "
-            "it yet, so no local run checks these figures)"
-        )
+    mi = Workload.from_config(cfg, "lambda-mi")
+    print(
+        f"(lambda-mi: {mi.mi_min_envs}..{mi.mi_max_envs} environments of {mi.mi_vcpus_per_env:g} vCPU x "
+        f"{mi.mi_concurrency} requests (lmi* keys); its VPC's interface endpoints are in its cost)"
+    )
     print("\nsmallest deployment that meets the drain SLO:")
     print(_table(["variant", "setting", "drain", "wait p99", "peak workers", "per month"], small_rows))
     print("\nlimits the target meets first (demand at the target vs the limit; headroom = limit / demand):")

@@ -22,7 +22,6 @@ from planner.policy import wake_steps
 
 VARIANTS = ("ecs", "lambda-sqs", "lambda-sqs-provisioned", "lambda-sns", "lambda-mi")
 SQS_MAPPED = ("lambda-sqs", "lambda-sqs-provisioned", "lambda-mi")  # fed batches by an SQS event source mapping
-NOT_EMULATED = ("lambda-mi",)  # deployable, but the sandbox does not emulate it yet: the model alone predicts it
 ACCOUNT_CONCURRENCY = 1000  # the default account quota: what an unreserved function can reach at most
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from orders.cli import OneLineParser
 from planner.config import ConfigError, parse_context_args, resolve
-from planner.model import NOT_EMULATED, VARIANTS
+from planner.model import VARIANTS
 
 SCENARIO_NAMES = ("normal", "flash", "source")  # sandbox.runs.run.SCENARIOS
 COMMANDS = ("sale", "compare", "up", "down", "deploy-local", "load", "watch", "context", "token")
@@ -37,7 +37,7 @@ def _context(p: argparse.ArgumentParser) -> None:
 
 
 def _compute(p: argparse.ArgumentParser, default: str | None = "lambda", help: str | None = None) -> None:
-    p.add_argument("--compute", choices=["lambda", "ecs"], default=default, help=help)
+    p.add_argument("--compute", choices=["lambda", "ecs", "lambda-mi"], default=default, help=help)
 
 
 def _time_scale(p: argparse.ArgumentParser, default: float) -> None:
@@ -105,7 +105,7 @@ def build_parser() -> OneLineParser:
     )
 
     compare = sub.add_parser("compare", help="the variants on one scenario, the model, AWS and cost")
-    compare.add_argument("--variants", nargs="+", choices=[v for v in VARIANTS if v not in NOT_EMULATED])
+    compare.add_argument("--variants", nargs="+", choices=list(VARIANTS))
     _time_scale(compare, 1.0)
     _sale_shape(compare, duration_help="real seconds per checkout path (default 10)", drain_timeout=600.0)
     _context(compare)

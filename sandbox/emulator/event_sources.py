@@ -8,6 +8,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from planner import aws
@@ -67,8 +68,11 @@ class SqsEventSource(PollerGroup):
         scale: Scale,
         max_concurrency: int,
         pollers: tuple[int, int] | None = None,
+        capacity: Callable[[float], int] | None = None,
     ) -> None:
-        """``pollers``: (minimum, maximum) in provisioned mode."""
+        """``pollers``: (minimum, maximum) in provisioned mode. ``capacity``: what the function's environments
+        run this many (real) seconds into the sale, when that is not its concurrency (Managed Instances)."""
+        self.capacity = capacity
         self.sqs, self.queue_url, self.queue_arn, self.pool = sqs, queue_url, queue_arn, pool
         self.batch_size, self.visibility_s, self.wait_s = batch_size, visibility_s, wait_s
         self.scale, self.max_concurrency, self.pollers = scale, max_concurrency, pollers
@@ -85,8 +89,10 @@ class SqsEventSource(PollerGroup):
         if self.pollers is not None:
             return min(self.max_concurrency, aws.lambda_sqs_provisioned_concurrency(real_s, *self.pollers))
         if self.first_message_at is None:
-            return aws.LAMBDA_SQS_INITIAL_CONCURRENCY
-        return aws.lambda_sqs_concurrency(real_s, self.max_concurrency)
+            mapped = aws.LAMBDA_SQS_INITIAL_CONCURRENCY
+        else:
+            mapped = aws.lambda_sqs_concurrency(real_s, self.max_concurrency)
+        return mapped if self.capacity is None else min(mapped, self.capacity(real_s))
 
     def _poll(self) -> None:
         with self._index_lock:

@@ -42,6 +42,7 @@ class LambdaPool:
         self._spawning = threading.Lock()  # one cold start at a time: 2 cores cannot start 50 interpreters at once
         self._envs: list[Environment] = []
         self.cold_starts: list[float] = []
+        self.prewarmed: list[float] = []  # init times of environments started before any request
         self.peak = 0
 
     def _spawn(self) -> Environment:
@@ -73,10 +74,13 @@ class LambdaPool:
         self.cold_starts.append(env.init_ms)
         return env
 
-    def warm(self, count: int) -> None:
-        """Start ``count`` environments before any traffic (as a burst of invokes would)."""
+    def warm(self, count: int, *, cold: bool = True) -> None:
+        """Start ``count`` environments before any traffic (as a burst of invokes would). ``cold=False``: they
+        start before the function takes requests (Managed Instances), so no invoke waits for them."""
         for _ in range(min(count, self.max_envs) - self.active):
             env = self._spawn()
+            if not cold:
+                self.prewarmed.append(self.cold_starts.pop())
             with self._lock:
                 self._envs.append(env)
                 self._lock.notify_all()

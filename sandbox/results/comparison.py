@@ -222,6 +222,7 @@ def _caps(config: dict[str, Any], variant: str) -> str:
         "lambda-sqs": ("reservedConcurrency", "maxConcurrency", "batchSize"),
         "lambda-sqs-provisioned": ("reservedConcurrency", "lambdaMinPollers", "lambdaMaxPollers", "batchSize"),
         "lambda-sns": ("reservedConcurrency",),
+        "lambda-mi": ("lmiMinEnvironments", "lmiMaxEnvironments", "lmiPerEnvironmentConcurrency", "maxConcurrency"),
     }.get(variant, ())
     return ", ".join(f"{k}={config.get(k)}" for k in keys)
 

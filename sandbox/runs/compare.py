@@ -26,6 +26,8 @@ RUNS = {
         {"lambdaTrigger": "sqs", "lambdaPollerMode": "provisioned", "maxConcurrency": "0"},
     ),
     "lambda-sns": ("lambda", {"lambdaTrigger": "sns"}),
+    # Managed Instances at the same 20 requests: 10 environments of 2, from Lambda's 3 (6 requests) up.
+    "lambda-mi": ("lambda-mi", {"lmiMaxEnvironments": "10", "maxConcurrency": "20"}),
 }
 
 

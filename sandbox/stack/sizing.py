@@ -31,7 +31,7 @@ BACKLOG = 0.5  # worker capacity as a share of the arrival rate: the other half 
 TRACKED_PER_S = 1.5
 # CPU seconds one order costs end to end on top of the idle sandbox, measured by `make sandbox` on the
 # project's 2-core machine (Dec 2026, default sale with tracking): used until this machine has measured its own.
-REFERENCE = {"lambda-sqs": 0.40, "lambda-sqs-provisioned": 0.40, "lambda-sns": 0.40, "ecs": 0.35}
+REFERENCE = {"lambda-sqs": 0.40, "lambda-sqs-provisioned": 0.40, "lambda-sns": 0.40, "lambda-mi": 0.40, "ecs": 0.35}
 REFERENCE_IDLE_CORES = 0.25  # the idle sandbox there (event source pollers, consumers, the sampler)
 # Context keys that fix the workers or the load: a user who sets one sizes the sale themselves.
 FIXED_BY_USER = (
@@ -152,6 +152,12 @@ def worker_caps(variant: str, target_per_s: float, cfg: Any) -> tuple[dict[str, 
                     "batchSize": str(batch),
                 }
                 return caps, pollers * aws.LAMBDA_SQS_INVOKES_PER_POLLER * env
+    if variant == "lambda-mi":  # environments of lmiPerEnvironmentConcurrency requests, at least Lambda's 3
+        per = cfg.mi_concurrency
+        env = aws.lambda_env_capacity_per_s(batch_size=cfg.batch_size, payment_slots=slots, payment_latency_s=latency)
+        envs = max(cfg.mi_min_envs, math.ceil(round(target_per_s / env) / per))
+        caps = {"lmiMaxEnvironments": str(envs), "maxConcurrency": str(max(2, envs * per))}
+        return caps, envs * per * env
     # lambda-sqs: the event source mapping runs at least 2 environments; smaller batches make them slower
     for batch in range(cfg.batch_size, 0, -1):
         env = aws.lambda_env_capacity_per_s(batch_size=batch, payment_slots=slots, payment_latency_s=latency)

@@ -111,13 +111,42 @@ def mapping_pollers(mapping: dict[str, Any]) -> tuple[int, int] | None:
 
 
 @dataclass(frozen=True)
+class ManagedInstances:
+    """The worker's Managed Instances numbers, read from the service template (moto's GetFunctionConfiguration
+    returns no CapacityProviderConfig): requests per environment and the published version's environments."""
+
+    concurrency: int
+    min_envs: int
+    max_envs: int
+
+    @classmethod
+    def from_template(cls, template: dict[str, Any]) -> ManagedInstances:
+        [props] = [p for p in resources(template, "AWS::Lambda::Function") if "CapacityProviderConfig" in p]
+        config = props["CapacityProviderConfig"]["LambdaManagedInstancesCapacityProviderConfig"]
+        scaling = props["FunctionScalingConfig"]
+        return cls(
+            concurrency=int(config["PerExecutionEnvironmentMaxConcurrency"]),
+            min_envs=int(scaling["MinExecutionEnvironments"]),
+            max_envs=int(scaling["MaxExecutionEnvironments"]),
+        )
+
+    @property
+    def most(self) -> int:
+        return self.max_envs * self.concurrency
+
+    def capacity(self, real_s: float) -> int:
+        """Requests the environments run this long into the sale (``planner.aws``: doubling at most every 5 min)."""
+        return aws.lambda_mi_environments(real_s, self.min_envs, self.max_envs) * self.concurrency
+
+
+@dataclass(frozen=True)
 class LambdaSpec:
     """What the deployed Lambda worker runs on, read once from the function, its mapping on the orders
     queue and (for the SNS trigger) its EventInvokeConfig. ``changes`` names what a redeploy changed by
     context key, as ``ScalingPolicy.changes`` does for the ECS policy."""
 
     function: dict[str, Any]  # GetFunctionConfiguration
-    compute: str  # lambda-sqs | lambda-sqs-provisioned | lambda-sns
+    compute: str  # lambda-sqs | lambda-sqs-provisioned | lambda-sns | lambda-mi
     reserved: int | None
     mapping: dict[str, Any]  # the orders queue's event source mapping (the SNS trigger's is a drain)
     invoke_config: dict[str, Any] | None  # lambda-sns: retries, event age, the on-failure destination

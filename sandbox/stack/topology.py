@@ -32,6 +32,14 @@ SANDBOX_PROVISIONED = {
     "lambdaMinPollers": "2",
     "lambdaMaxPollers": "2",
 }
+# Lambda Managed Instances: 3 environments of 2 requests (Lambda's floor of 3), growing to 5 as the planner lets
+# them (doubling at most every 5 minutes, time-scaled), the mapping's maximum at what 5 of them run.
+SANDBOX_MANAGED_INSTANCES = {
+    "lmiMinEnvironments": "3",
+    "lmiMaxEnvironments": "5",
+    "lmiPerEnvironmentConcurrency": "2",
+    "maxConcurrency": "10",
+}
 
 
 class ApiStats:
@@ -212,9 +220,11 @@ def run_context(compute: str, *layers: Mapping[str, str] | None) -> dict[str, st
     context = {"compute": compute, "retainData": "false", **SANDBOX_CONTEXT, **tokens.CONTEXT}
     for layer in layers:
         context.update(layer or {})
+    given = {key for layer in layers for key in (layer or {})}
     if context.get("lambdaPollerMode") == "provisioned":
-        given = {key for layer in layers for key in (layer or {})}
         context.update({k: v for k, v in SANDBOX_PROVISIONED.items() if k not in given})
+    if compute == "lambda-mi":
+        context.update({k: v for k, v in SANDBOX_MANAGED_INSTANCES.items() if k not in given})
     return context
 
 

@@ -18,7 +18,7 @@ from sandbox.emulator.lambda_pool import LambdaPool
 from sandbox.emulator.process import ProcessEnv, Scale
 from sandbox.emulator.queues import Depth, async_queue_name, queue_depth
 from sandbox.emulator.schedules import Scheduler, schedules
-from sandbox.stack.specs import LambdaSpec, ScalingPolicy, mapping_pollers, task_definition
+from sandbox.stack.specs import LambdaSpec, ManagedInstances, ScalingPolicy, mapping_pollers, task_definition
 from sandbox.stack.topology import Pipeline
 from stacks import outputs
 
@@ -96,6 +96,7 @@ def queue_event_source(
     mapping: dict[str, Any],
     max_concurrency: int,
     k: Scale,
+    managed: ManagedInstances | None = None,
 ) -> SqsEventSource:
     """A mapping's poller on its queue, with the queue's visibility timeout time-scaled."""
     sqs = p.client("sqs")
@@ -115,6 +116,7 @@ def queue_event_source(
         scale=k,
         max_concurrency=max_concurrency,
         pollers=mapping_pollers(mapping),
+        capacity=managed.capacity if managed is not None else None,
     )
 
 
@@ -129,8 +131,16 @@ def start_lambda(
     max_envs = int(spec.reserved or 1000)
     if compute != "lambda-sns":
         max_envs = min(max_envs, mapped)
+    # Managed Instances: a worker is one request (one process, as Python runs them), all the environments'
+    # processes started before the sale (Lambda starts environments before they take requests); which of them
+    # may run is what the environments' scaling allows (the mapping's ``capacity``).
+    managed = ManagedInstances.from_template(p.deployment.service_template()) if compute == "lambda-mi" else None
+    if managed is not None:
+        max_envs = min(mapped, managed.most)
     env = spec.environment
     pool = function_pool(p, spec.function, max_envs=max_envs, workdir=workdir, stack=stack, env=env)
+    if managed is not None:
+        pool.warm(max_envs, cold=False)
     backlog_queue = p.queue_url
     # Every Lambda variant maps the orders queue: sqs reads it, sns drains what another variant left there.
     source = queue_event_source(
@@ -141,6 +151,7 @@ def start_lambda(
         mapping=spec.mapping,
         max_concurrency=max_envs if compute != "lambda-sns" else min(mapped, max_envs),
         k=k,
+        managed=managed,
     )
     poller: PollerGroup = source
     if compute == "lambda-sns":
@@ -150,7 +161,13 @@ def start_lambda(
     poller.start(max_envs)
     stack.callback(poller.close)
     invoker = poller if isinstance(poller, SnsAsyncInvoker) else None
-    progress(f"lambda: up to {max_envs} environments ({compute})")
+    if managed is not None:
+        progress(
+            f"lambda-mi: {managed.min_envs}..{managed.max_envs} environments x {managed.concurrency} requests "
+            f"({max_envs} processes started), mapping maximum {mapped}"
+        )
+    else:
+        progress(f"lambda: up to {max_envs} environments ({compute})")
     return Workers(
         compute=compute,
         busy=lambda: pool.busy,

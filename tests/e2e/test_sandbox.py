@@ -133,6 +133,17 @@ def test_lambda_sns_variant_loses_nothing(tmp_path):
     assert s["compute"] == "lambda-sns"
 
 
+def test_lambda_managed_instances_variant_loses_nothing_and_runs_its_environments_requests(tmp_path):
+    """GIVEN compute=lambda-mi (3..5 environments of 2 requests, the sandbox's defaults) WHEN a sale runs THEN
+    nothing is lost or charged twice, no request waits for a cold start (the processes start with their
+    environments), and no more requests run at once than the environments allow."""
+    s = run_sandbox(tmp_path, "--compute", "lambda-mi", users=3, duration=20)
+    check_invariants(s)
+    assert s["compute"] == "lambda-mi"
+    assert s["cold_starts"] == 0
+    assert 0 < s["max_workers"] <= 5 * 2
+
+
 def test_port_in_use_is_one_clear_line(tmp_path):
     import socket
 
