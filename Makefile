@@ -72,7 +72,7 @@ test-integration: $(PY_STAMP) ## the runtime against moto in-process, the API fu
 test-e2e: $(PY_STAMP) $(NODE_STAMP) ## the sandbox end to end: real cdk deploy onto the emulator, small sales
 	$(PY) -m pytest -m e2e
 
-synth: setup ## synthesize both stacks (compute from cdk.json unless COMPUTE=lambda|ecs; CDK_ARGS='-c key=value ...')
+synth: setup ## synthesize both stacks (compute from cdk.json unless COMPUTE=lambda|ecs|lambda-mi; CDK_ARGS='-c key=value ...')
 	npx cdk synth --quiet $(COMPUTE_ARG) $(CDK_ARGS)
 
 preflight: setup ## read-only checks of the AWS account in your credentials against the context (quotas, roles, bootstrap, layer)
@@ -100,7 +100,7 @@ bench: setup ## measured figures: worker efficiency, cold start, synth time, emu
 	$(PY) -m benchmarks.emulator_capacity || status=1; \
 	if [ $$status -ne 0 ]; then echo "bench: at least one bar was missed (see above)"; fi; exit $$status
 
-sandbox: setup ## deploy onto a local emulator and run a flash sale (COMPUTE=lambda|ecs, SANDBOX_ARGS=...)
+sandbox: setup ## deploy onto a local emulator and run a flash sale (COMPUTE=lambda|ecs|lambda-mi, SANDBOX_ARGS=...)
 	$(PY) -m sandbox --compute $(COMPUTE) $(SANDBOX_ARGS)
 
 chaos: setup ## the flash sale under kills, payment faults, declines and poison (COMPUTE=lambda|ecs, SANDBOX_ARGS=...)
@@ -109,7 +109,7 @@ chaos: setup ## the flash sale under kills, payment faults, declines and poison 
 redrive: setup ## the DLQ by reason, then what can succeed sent back (REDRIVE_ARGS='redrive --rate 5'; env: ORDERS_DLQ_URL ...)
 	$(PY) -m orders.redrive $(or $(REDRIVE_ARGS),show)
 
-compare: setup ## ecs, lambda-sqs (standard, provisioned) and lambda-sns on one scenario: measured vs model, AWS at the source's scale, cost (COMPARE_ARGS=...)
+compare: setup ## ecs, lambda-sqs (standard, provisioned), lambda-sns and lambda-mi on one scenario: measured vs model, AWS at the source's scale, cost (COMPARE_ARGS=...)
 	$(PY) -m sandbox compare $(COMPARE_ARGS)
 
 plan: setup ## what a flash sale does to each variant on AWS, and the smallest setting that meets it (PLAN_ARGS=...)

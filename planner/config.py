@@ -320,7 +320,9 @@ class AppConfig(BaseModel):
 
     def _reserves(self) -> None:
         # 0 = unreserved: the mapping's maxConcurrency is then the only cap, and nothing is guaranteed.
-        if self.reserved_concurrency and self.max_concurrency > self.reserved_concurrency:
+        # (lambda-mi reserves nothing: its environments cap the mapping instead, ``_managed_instances``.)
+        lmi = self.compute == "lambda-mi"
+        if self.reserved_concurrency and self.max_concurrency > self.reserved_concurrency and not lmi:
             raise _fail(
                 "maxConcurrency",
                 self.max_concurrency,

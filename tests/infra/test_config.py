@@ -27,6 +27,8 @@ def test_defaults_are_valid_and_typed():
     assert config_with(maxTasks="7", retainData="false").max_tasks == 7
     mi = config_with(compute="lambda-mi", lmiMemoryGibPerVcpu="2", lmiMemoryMb="4096")
     assert mi.variant == "lambda-mi" and mi.mi_vcpus_per_env == 2 and mi.mi_min_envs == 3
+    # the function reserves nothing on a capacity provider: reservedConcurrency does not cap its mapping
+    assert config_with(compute="lambda-mi", reservedConcurrency="10", maxConcurrency="40").max_concurrency == 40
 
 
 @pytest.mark.parametrize(
