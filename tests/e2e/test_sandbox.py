@@ -87,7 +87,7 @@ def check_invariants(s: dict) -> None:
     assert model["inputs"]["arrivals"] == s["accepted"]
     # (a sale this small may leave no backlog in the model: whether it does is a timing figure, not correctness)
     assert model["peak_backlog"] >= 0 and model["drain_seconds"] is not None
-    assert s["config"]["compute"] in ("lambda", "ecs") and s["config"]["paymentSlots"] == 5
+    assert s["config"]["compute"] in ("lambda", "ecs", "lambda-mi") and s["config"]["paymentSlots"] == 5
     assert {b["bar"] for b in s["bars"]} >= {"lost orders", "double charges at the processor"}
     # Customers tracking their orders over WebSocket: the ones who dropped and reconnected caught up on
     # every event they missed; nobody saw an error or gave up waiting.
