@@ -288,7 +288,9 @@ def _aws(predictions: dict[str, Any]) -> list[str]:
     prow = []
     for key, p in predictions.items():
         if p is None:
-            prow.append([key, "no setting meets the SLO", "", "", "", "", ""])
+            rate, variant, label = key.split("/")
+            why = "not in the source (newer than it)" if label == "source" else "no setting meets the SLO"
+            prow.append([f"{rate}/s {variant} ({label})", why, "", "", "", "", ""])
             continue
         prow.append(
             [

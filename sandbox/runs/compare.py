@@ -1,7 +1,8 @@
 """``python -m sandbox compare`` (`make compare`): the variants on one scenario, the model, AWS and cost.
 
-Runs ecs, lambda with the SQS trigger (standard, then provisioned pollers) and lambda with the SNS
-trigger one after another in the sandbox, then writes ``reports/<ts>-compare/``: comparison.md
+Runs ecs, lambda with the SQS trigger (standard, then provisioned pollers), lambda with the SNS
+trigger and lambda on Managed Instances one after another in the sandbox, then writes
+``reports/<ts>-compare/``: comparison.md
 (measured vs model, predicted on AWS at the source's scale, cost by volume,
 failure behaviour, the source's tables corrected), comparison.json and charts
 (``sandbox.results.comparison``).
@@ -62,7 +63,7 @@ def compare(
             drain_timeout_s=drain_timeout_s,
             context={**variant_context, **context},
             reports=reports,
-            label=f"-{variant.removeprefix('lambda-')}" if variant != "ecs" else "",
+            label=variant.removeprefix(compute),  # the folder is named after the variant: lambda-sqs, lambda-mi
         )
         if catalog is not None:
             opts.catalog = catalog
