@@ -248,6 +248,10 @@ def _measured(runs: dict[str, dict[str, Any]]) -> list[str]:
     row("accepted (async)", lambda s: s["accepted"])
     row("accept rate (orders/s)", lambda s: f"{s['async_accept_rate_per_s']:.1f}")
     row(
+        "answers: accepted or sold out (/s)",
+        lambda s: f"{s.get('async_answer_rate_per_s', s['async_accept_rate_per_s']):.1f}",
+    )
+    row(
         "paid / failed / dead-lettered / lost",
         lambda s: f"{s['paid']} / {s['payment_failed']} / {s['dead_lettered']} / {s['lost']}",
     )

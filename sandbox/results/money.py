@@ -79,3 +79,15 @@ def read_checkouts(lines: Iterable[str]) -> list[dict[str, Any]]:
     import json
 
     return [json.loads(line) for line in lines if line.strip()]
+
+
+def sold_out_answers(checkouts: Iterable[dict[str, Any]], path: str) -> list[str]:
+    """When each checkout on ``path`` was told "sold out" (its final answer; one per checkout)."""
+    out = []
+    for c in checkouts:
+        if c.get("path") != path:
+            continue
+        told = next((a for a in c.get("answers", []) if a.get("error") == "sold_out" and a.get("at")), None)
+        if told is not None:
+            out.append(str(told["at"]))
+    return out

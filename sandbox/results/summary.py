@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from planner.config import AppConfig, context_of
@@ -78,6 +78,8 @@ class Observed:
     drained: bool
     peak_workers: int
     ledger: dict[str, int]
+    # When the async sale's shoppers were told "sold out": answers too, at the API's pace (ISO stamps)
+    sold_out_at: list[str] = field(default_factory=list)
 
 
 def _split_orders(seen: Observed, t: Timeline) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -181,6 +183,8 @@ def summarize(setup: RunSetup, t: Timeline, seen: Observed) -> dict[str, Any]:
     async_orders, sync_orders = _split_orders(seen, t)
     sync = _sync(setup, seen, sync_orders)
     accept_rate = metrics.rate_between([o["created_at"] for o in async_orders])
+    # A scarce SKU sells out mid-sale: "sold out" is the API keeping up as much as "accepted" is.
+    answer_rate = metrics.rate_between([*(o["created_at"] for o in async_orders), *seen.sold_out_at])
     arrivals = _arrivals(async_orders, t.t0_wall)
     drain_s = t.drained - t.load_end if seen.end_backlog else 0.0
     capacity = setup.workload.worker_capacity_per_s
@@ -195,6 +199,8 @@ def summarize(setup: RunSetup, t: Timeline, seen: Observed) -> dict[str, Any]:
         "accept_latency_ms": {"p50": seen.async_stats["p50_ms"], "p99": seen.async_stats["p99_ms"]},
         "sync": sync,
         "async_accept_rate_per_s": accept_rate,
+        "async_answer_rate_per_s": answer_rate,
+        "sold_out_answers": len(seen.sold_out_at),
         "async_to_sync_ratio_real": (accept_rate / sync["throughput_per_s_real"] if sync["throughput_per_s"] else None),
         "peak_queue_depth": int(max((r["visible"] for r in seen.rows), default=0)),
         "backlog_at_load_end": seen.end_backlog,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from locust import HttpUser, constant, constant_throughput, task
@@ -56,6 +57,7 @@ def _post(
         path, json=body, headers={"Idempotency-Key": key}, name=f"POST {path}", timeout=timeout, catch_response=True
     ) as resp:
         answer: dict[str, object] = {
+            "at": datetime.now(UTC).isoformat(timespec="milliseconds"),  # when it was answered (the API's rate)
             "status": resp.status_code,
             "replayed": resp.headers.get("Idempotent-Replayed") == "true",
         }

@@ -21,7 +21,7 @@ from sandbox.emulator.schedules import Scheduler, schedule_runs
 from sandbox.errors import SandboxError
 from sandbox.results import metrics, report
 from sandbox.results.emulator import emulator_cost, merge
-from sandbox.results.money import money, read_checkouts
+from sandbox.results.money import money, read_checkouts, sold_out_answers
 from sandbox.results.report import report_dir
 from sandbox.results.stock import stock
 from sandbox.results.summary import Observed, RunSetup, Timeline, chaos_summary, classify_dlq, summarize
@@ -325,6 +325,8 @@ def _summary(
         sync_latency_s=int(p.api_env.get("PAYMENT_LATENCY_MS", "3000")) / 1000 / k.k,
     )
     timeline = Timeline(t0_wall=sale.t0_wall, async_start_wall=sale.async_start_wall, **sale.marks)
+    checkouts = sale.workdir / "logs" / "checkouts.jsonl"
+    told = read_checkouts(checkouts.read_text().splitlines() if checkouts.exists() else [])
     seen = Observed(
         orders=sale.orders,
         rows=rows,
@@ -338,9 +340,8 @@ def _summary(
         drained=drained,
         peak_workers=int(max([r["workers"] for r in rows] + [workers.pool.peak if workers.pool else 0])),
         ledger=read_ledger(p.ledger_path),
+        sold_out_at=sold_out_answers(told, "/orders"),
     )
-    checkouts = sale.workdir / "logs" / "checkouts.jsonl"
-    told = read_checkouts(checkouts.read_text().splitlines() if checkouts.exists() else [])
     counted = money(sale.orders, charged_order_ids(p.ledger_path), told)
     levels = stock_levels(p.client("dynamodb"), p.catalog_table)
     return {

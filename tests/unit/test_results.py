@@ -111,6 +111,42 @@ def test_the_summary_counts_each_order_once_by_its_path_and_state() -> None:
     assert s["model"]["inputs"]["arrivals"] == 4  # the model sees the async arrivals only
 
 
+def test_sold_out_answers_count_as_the_api_keeping_up_but_not_as_orders() -> None:
+    """GIVEN an async sale whose scarce SKU sells out halfway: orders accepted at 1/s for 5 s, then shoppers told
+    "sold out" at 1/s (and a sync shopper told so, and a retry told so twice) WHEN summarized THEN the accept rate
+    counts the orders, the answer rate both, and the sized accept bar is judged on the answers."""
+    from sandbox.results.money import sold_out_answers
+    from sandbox.results.report import accept_bar
+
+    told = [
+        {"path": "/orders", "answers": [{"status": 409, "error": "sold_out", "at": stamp(s)}]} for s in range(16, 20)
+    ]
+    told.append({"path": "/orders/sync", "answers": [{"status": 409, "error": "sold_out", "at": stamp(3)}]})
+    told.append(
+        {
+            "path": "/orders",
+            "answers": [
+                {"status": 0},
+                {"status": 409, "error": "sold_out", "at": stamp(15)},
+                {"status": 409, "error": "sold_out", "at": stamp(15.2)},
+            ],
+        }
+    )
+    answers = sold_out_answers(told, "/orders")
+    assert sorted(answers) == [stamp(s) for s in range(15, 20)]  # one per checkout, the async path only
+    orders = [order(n, "PAID", 10 + n, 11 + n) for n in range(5)]  # accepted at 10..14 s
+    seen = observed(orders)
+    s = summarize(setup(), timeline(), Observed(**{**seen.__dict__, "sold_out_at": answers}))
+    assert s["async_accept_rate_per_s"] == pytest.approx(1.0)
+    assert s["async_answer_rate_per_s"] == pytest.approx(1.0) and s["sold_out_answers"] == 5
+    # Only the answers meet a sized sale of 1/s (90%: 0.9/s): 5 orders over 10 s would read 0.5/s.
+    s = {**s, "sizing": {"arrival_per_s": 1.0}, "async_accept_rate_per_s": 0.5}
+    accept = accept_bar(s)
+    assert accept["met"] and accept["measured"] == "1.0/s" and accept["target"] == ">= 0.9/s"
+    s["async_answer_rate_per_s"] = 0.8  # a slow API: 80% of what the sale offered
+    assert not accept_bar(s)["met"]
+
+
 def test_no_backlog_at_the_end_of_the_load_is_no_drain() -> None:
     s = summarize(setup(), timeline(), observed([order(1, "PAID", 11, 12)], end_backlog=0))
     assert s["drain_seconds"] == 0.0
