@@ -298,9 +298,12 @@ class _Simulation:
 
     def run(self, horizon_s: float) -> Result:
         t = 0.0
+        # A mapping's pollers long-poll: each message reaching an empty queue is received at once, a batch of
+        # what is visible then (no batching window), so between steps the Lambda side is served per arrival.
+        per_arrival = self.w.variant in SQS_MAPPED
         while t <= horizon_s:
-            self._arrive(t)
             self._complete(t)
+            self._arrive(t, per_arrival)
             if self.w.variant == "ecs":
                 self._ecs_assign(t)
                 self._ecs_evaluate(t)
@@ -313,12 +316,15 @@ class _Simulation:
             t += self.step
         return self.res
 
-    def _arrive(self, t: float) -> None:
+    def _arrive(self, t: float, per_arrival: bool = False) -> None:
         while self.next_arrival < len(self.arrivals) and self.arrivals[self.next_arrival] <= t:
-            self.waiting.append(self.arrivals[self.next_arrival])
+            at = self.arrivals[self.next_arrival]
+            self.waiting.append(at)
             self.next_arrival += 1
             if self.first_message_at is None:
-                self.first_message_at = t
+                self.first_message_at = at if per_arrival else t
+            if per_arrival:
+                self._lambda_assign(max(at, t - self.step))
 
     def _complete(self, t: float) -> None:
         while self.inflight and self.inflight[0] <= t:

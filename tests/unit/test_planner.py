@@ -79,6 +79,18 @@ def test_per_worker_capacity_follows_slots_batch_and_how_a_batch_is_paid():
     assert Workload(variant="lambda-sns").worker_capacity_per_s == pytest.approx(1 / 3)
 
 
+def test_a_burst_into_an_idle_mapping_is_received_a_message_at_a_time_as_it_arrives():
+    """GIVEN an idle SQS mapping of 2 environments, batches of 3, 3 s payments, and a burst of 10 orders 20 ms
+    apart (a long poll returns at the first message; no batching window) THEN the first two invokes carry one
+    record each, so for the next 3 s 2 orders are in flight and the other 8 wait; a 0.15 s step lumping the
+    burst would have sent full batches of 3 (6 in flight) and predicted a smaller backlog."""
+    w = Workload(variant="lambda-sqs", reserved_concurrency=2, max_concurrency=2, batch_size=3, payment_slots=5)
+    r = simulate(w, [i * 0.02 for i in range(10)], Timing.sandbox(1.0))
+    at = r.times.index(next(t for t in r.times if t >= 1.5))
+    assert (r.inflight[at], r.visible[at]) == (2, 8)
+    assert r.invocations == 2 + 3  # 1 + 1, then 3 + 3, then 2
+
+
 def test_lambda_sns_is_capped_at_reserved_concurrency_over_latency():
     w = Workload(variant="lambda-sns", reserved_concurrency=10, payment_latency_s=1.0)
     r = simulate(w, arrivals_from_profile([(20, 10)]), NO_LAG)
