@@ -107,7 +107,17 @@ def build_parser() -> OneLineParser:
     compare = sub.add_parser("compare", help="the variants on one scenario, the model, AWS and cost")
     compare.add_argument("--variants", nargs="+", choices=list(VARIANTS))
     _time_scale(compare, 1.0)
-    _sale_shape(compare, duration_help="real seconds per checkout path (default 10)", drain_timeout=600.0)
+    _sale_shape(
+        compare,
+        duration_help="real seconds per checkout path (default 20, sized to this machine; 10 with --users)",
+        drain_timeout=600.0,
+    )
+    compare.add_argument(
+        "--no-size",
+        dest="size",
+        action="store_false",
+        help="the scenario's own sale (10 users back to back), not one sized to this machine",
+    )
     _context(compare)
     _reports(compare)
     compare.add_argument("--no-worker-table", dest="worker_table", action="store_false")
@@ -186,8 +196,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     outdir = compare.compare(
         variants=args.variants or list(compare.RUNS),
-        users=args.users or 10,
-        duration_s=args.duration_s or 10.0,
+        users=args.users if args.users is not None or args.size else 10,
+        duration_s=args.duration_s,
         time_scale=args.time_scale,
         drain_timeout_s=args.drain_timeout_s,
         context=args.context,

@@ -14,29 +14,40 @@ from pathlib import Path
 from typing import Any
 
 from planner import aws
+from planner.config import resolve
 from sandbox.results.comparison import SOURCE_WORKER_ROWS, write
 from sandbox.results.report import report_dir
+from sandbox.stack import sizing
+from sandbox.stack.sizing import FIXED_BY_USER, Sizing
+from sandbox.stack.topology import run_context
 
+# Each variant's mode; the workers are sized to the machine (below) unless the user fixes the sale.
 RUNS = {
     "ecs": ("ecs", {}),
-    # Both SQS modes at 20 environments, the smallest provisioned mapping AWS allows (2 pollers x 10 invokes):
-    # they differ in how the mapping scales to them, nothing else.
-    "lambda-sqs": ("lambda", {"lambdaTrigger": "sqs", "reservedConcurrency": "20", "maxConcurrency": "20"}),
+    "lambda-sqs": ("lambda", {"lambdaTrigger": "sqs"}),
     "lambda-sqs-provisioned": (
         "lambda",
         {"lambdaTrigger": "sqs", "lambdaPollerMode": "provisioned", "maxConcurrency": "0"},
     ),
     "lambda-sns": ("lambda", {"lambdaTrigger": "sns"}),
-    # Managed Instances at the same 20 requests: 10 environments of 2, from Lambda's 3 (6 requests) up.
-    "lambda-mi": ("lambda-mi", {"lmiMaxEnvironments": "10", "maxConcurrency": "20"}),
+    "lambda-mi": ("lambda-mi", {}),
 }
+# A sale of the user's own size (--users, or worker caps in -c): both SQS modes at 20 environments, the
+# smallest provisioned mapping AWS allows, and Managed Instances at 10 environments of 2: they differ in how
+# they scale to them, nothing else.
+FIXED = {
+    "lambda-sqs": {"reservedConcurrency": "20", "maxConcurrency": "20"},
+    "lambda-mi": {"lmiMaxEnvironments": "10", "maxConcurrency": "20"},
+}
+SIZED_DURATION_S = 20.0  # per checkout path: the tracking bar wants 20 orders tracked (1.5/s)
+FIXED_DURATION_S = 10.0
 
 
 def compare(
     *,
     variants: list[str],
-    users: int,
-    duration_s: float,
+    users: int | None,
+    duration_s: float | None,
     time_scale: float,
     drain_timeout_s: float,
     context: dict[str, str],
@@ -45,25 +56,37 @@ def compare(
     progress: Any,
     catalog: Path | None = None,
 ) -> Path:
-    """Run each variant's sale, then write the comparison; returns its folder."""
+    """Run each variant's sale, then write the comparison; returns its folder.
+
+    Unless the user fixes it (``users``, or worker caps in ``context``), the sale is sized to the machine
+    once for every variant (``sizing.size_together``): the same arrivals, each variant's workers at about
+    half of them."""
     from sandbox.runs.run import Options, run
 
     outdir = report_dir(reports, "compare")
+    fixed = users is not None or any(
+        k in FIXED_BY_USER and not (k == "maxConcurrency" and v == "0") for k, v in context.items()
+    )
+    sized = None if fixed else _size(variants, context, users=10, progress=progress)
     runs: dict[str, dict[str, Any]] = {}
     dirs: dict[str, Path] = {}
     for variant in variants:
         compute, variant_context = RUNS[variant]
+        if sized is None:
+            variant_context = {**variant_context, **FIXED.get(variant, {})}
         progress(f"== {variant} ==")
         opts = Options(
             compute=compute,
             scenario="flash",
             time_scale=time_scale,
-            users=users,
-            duration_s=duration_s,
+            users=users or 10,
+            duration_s=duration_s or (FIXED_DURATION_S if sized is None else SIZED_DURATION_S),
             drain_timeout_s=drain_timeout_s,
             context={**variant_context, **context},
             reports=reports,
             label=variant.removeprefix(compute),  # the folder is named after the variant: lambda-sqs, lambda-mi
+            size=sized is not None,
+            sized=sized[variant] if sized else None,
         )
         if catalog is not None:
             opts.catalog = catalog
@@ -71,6 +94,44 @@ def compare(
         runs[variant], dirs[variant] = result["summary"], result["dir"]
     write(outdir, runs, dirs, measured_worker_table() if worker_table else None)
     return outdir
+
+
+def _size(variants: list[str], context: dict[str, str], *, users: int, progress: Any) -> dict[str, Sizing]:
+    """One sale for all of them, from the cores free now and what an order of each last cost here."""
+    from sandbox.runs import cpu
+    from sandbox.runs.live import state_dir
+
+    def config(variant: str, extra: dict[str, str] | None = None) -> Any:
+        compute, variant_context = RUNS[variant]
+        return resolve(run_context(compute, variant_context, context, extra))
+
+    configs = {v: config(v) for v in variants}
+    calibrations = {v: sizing.load(v, state_dir()) for v in variants}
+    sized = sizing.size_together(
+        configs,
+        calibrations,
+        users=users,
+        cores=cpu.free_cores(),
+        with_latency=lambda v, ms: config(v, {"paymentLatencyMs": str(ms)}),
+    )
+    first = next(iter(sized.values()))
+    latency = next((z.context["paymentLatencyMs"] for z in sized.values() if "paymentLatencyMs" in z.context), None)
+    progress(
+        f"sized to this machine: {first.arrival_per_s:.1f} orders/s for every variant (the costliest's share of "
+        f"{first.free_cores:.1f} free cores)"
+        + (
+            f"; payments take {latency} ms so the smallest deployment of each is slower than the sale"
+            if latency
+            else ""
+        )
+    )
+    for v, z in sized.items():
+        progress(
+            f"  {v}: "
+            + ", ".join(f"{k}={x}" for k, x in z.context.items())
+            + f" ({z.worker_capacity_per_s:.2f} paid/s)"
+        )
+    return sized
 
 
 def measured_worker_table() -> list[list[Any]]:

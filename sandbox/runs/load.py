@@ -143,6 +143,9 @@ def start_trackers(
         "SANDBOX_TRACKING_LOG": str(log),
         "SANDBOX_TRACKING_URL": ws_url,
         "SANDBOX_TRACK_TIMEOUT_S": str(TRACK_TIMEOUT_REAL_S),
+        # They buy what stays in stock: a "sold out" answer leaves no order to follow, and the sample of
+        # tracked orders would shrink with the scarce SKU's stock (the sale's own users still race for it).
+        "SANDBOX_SCARCE_SHARE": "0",
         **({"SANDBOX_TRACK_EVERY_S": f"{every_s:.3f}"} if every_s else {}),  # a sized sale paces them too
     }
     return subprocess.Popen(

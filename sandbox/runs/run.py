@@ -57,6 +57,7 @@ class Options:
     chaos: ChaosPlan | None = None  # the flash sale under faults (`make chaos`)
     catalog: Path = DEFAULT_CATALOG  # the sale's products and stock, loaded before the load
     size: bool = False  # size the sale to this machine (sandbox/stack/sizing.py): `make sandbox` does
+    sized: sizing.Sizing | None = None  # a sale sized beforehand (`make compare`: one sale for every variant)
 
 
 class Sampler:
@@ -92,7 +93,7 @@ def run(opts: Options, progress: Any = print) -> dict[str, Any]:
     k = Scale(opts.time_scale)
     users, real_seconds = SCENARIOS[opts.scenario]
     users = opts.users or users
-    sized = _sizing(opts, users, progress) if opts.size else None
+    sized = opts.sized or (_sizing(opts, users, progress) if opts.size else None)
     with ExitStack() as stack:
         sale = _start_sale(opts, workdir, stack, progress, k, users, sized)
         if opts.size or opts.users is None:  # a sale the next one may be sized from: measure the idle sandbox

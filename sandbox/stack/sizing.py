@@ -152,12 +152,18 @@ def worker_caps(variant: str, target_per_s: float, cfg: Any) -> tuple[dict[str, 
                     "batchSize": str(batch),
                 }
                 return caps, pollers * aws.LAMBDA_SQS_INVOKES_PER_POLLER * env
-    if variant == "lambda-mi":  # environments of lmiPerEnvironmentConcurrency requests, at least Lambda's 3
+    if variant == "lambda-mi":
+        # Environments of lmiPerEnvironmentConcurrency requests, at least Lambda's 3; the mapping's
+        # maxConcurrency (2 or more) caps the requests below what they could run, smaller batches slow each.
         per = cfg.mi_concurrency
-        env = aws.lambda_env_capacity_per_s(batch_size=cfg.batch_size, payment_slots=slots, payment_latency_s=latency)
-        envs = max(cfg.mi_min_envs, math.ceil(round(target_per_s / env) / per))
-        caps = {"lmiMaxEnvironments": str(envs), "maxConcurrency": str(max(2, envs * per))}
-        return caps, envs * per * env
+        for batch in range(cfg.batch_size, 0, -1):
+            env = aws.lambda_env_capacity_per_s(batch_size=batch, payment_slots=slots, payment_latency_s=latency)
+            requests = round(target_per_s / env)
+            if requests >= 2 or batch == 1:
+                requests = max(2, requests)
+                envs = max(cfg.mi_min_envs, math.ceil(requests / per))
+                caps = {"lmiMaxEnvironments": str(envs), "maxConcurrency": str(requests), "batchSize": str(batch)}
+                return caps, requests * env
     # lambda-sqs: the event source mapping runs at least 2 environments; smaller batches make them slower
     for batch in range(cfg.batch_size, 0, -1):
         env = aws.lambda_env_capacity_per_s(batch_size=batch, payment_slots=slots, payment_latency_s=latency)
@@ -167,6 +173,51 @@ def worker_caps(variant: str, target_per_s: float, cfg: Any) -> tuple[dict[str, 
             caps = {"reservedConcurrency": str(envs), "maxConcurrency": str(envs), "batchSize": str(batch)}
             return caps, envs * env
     raise AssertionError("unreachable")
+
+
+def size_together(
+    configs: dict[str, Any],
+    calibrations: dict[str, Calibration],
+    *,
+    users: int,
+    cores: float,
+    with_latency: Any,
+) -> dict[str, Sizing]:
+    """One sale for every variant (`make compare`): the arrival rate the costliest of them can take here, and
+    each variant's workers at ``BACKLOG`` of it.
+
+    Some variants cannot be made that small: provisioned pollers run 20 environments at least (2 pollers of
+    10 invokes), Managed Instances 3 environments. Then the payment processor is made slower for every
+    variant alike (``paymentLatencyMs``, from ``with_latency(variant, ms)``, a config), until the smallest
+    deployment of each pays at most ``BACKLOG`` x 1.25 of the arrival rate: a backlog builds for all of them.
+    """
+    sized = {v: size(v, calibrations[v], c, users=users, cores=cores) for v, c in configs.items()}
+    arrival = min(z.arrival_per_s for z in sized.values())
+    target = arrival * BACKLOG
+    latency_ms = max(c.payment_latency_ms for c in configs.values())
+    for variant, c in configs.items():
+        _, least = worker_caps(variant, target, c)
+        latency_ms = max(latency_ms, math.ceil(c.payment_latency_ms * least / (target * 1.25) / 100) * 100)
+    out = {}
+    for variant, c in configs.items():
+        slower = c if latency_ms == c.payment_latency_ms else with_latency(variant, latency_ms)
+        caps, workers = worker_caps(variant, target, slower)
+        if latency_ms != c.payment_latency_ms:
+            caps = {**caps, "paymentLatencyMs": str(latency_ms)}
+        z = sized[variant]
+        tracked = min(TRACKED_PER_S, 0.7 * arrival)
+        out[variant] = Sizing(
+            calibration=z.calibration,
+            free_cores=cores,
+            capacity_per_s=z.capacity_per_s,
+            arrival_per_s=arrival,
+            users=users,
+            per_user_rate=(arrival - tracked) / users,
+            tracked_per_s=tracked,
+            worker_capacity_per_s=workers,
+            context=caps,
+        )
+    return out
 
 
 def size(variant: str, calibration: Calibration, cfg: Any, *, users: int, cores: float) -> Sizing:

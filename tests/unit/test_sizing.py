@@ -113,3 +113,37 @@ def test_the_emulated_mapping_scales_its_pollers_as_the_planner_says(monkeypatch
     assert (provisioned.allowed(), standard.allowed()) == (35, 9)
     now[0] = 160.0  # capped by 4 pollers x 10, and by the 40 environments either way
     assert (provisioned.allowed(), standard.allowed()) == (40, 40)
+
+
+def test_one_sale_for_every_variant_slows_the_processor_until_the_smallest_deployment_of_each_builds_a_backlog():
+    from sandbox.runs.compare import RUNS
+    from sandbox.stack.topology import run_context
+
+    def config(variant: str, extra: dict[str, str] | None = None):
+        compute, mode = RUNS[variant]
+        return resolve(run_context(compute, mode, extra))
+
+    variants = list(RUNS)
+    cals = {v: sizing.Calibration(v, cpu_s_per_order=0.3, basis="test") for v in variants}
+    cals["ecs"] = sizing.Calibration("ecs", cpu_s_per_order=0.4, basis="test")  # the costliest sets the rate
+    sized = sizing.size_together(
+        {v: config(v) for v in variants},
+        cals,
+        users=10,
+        cores=2.0,
+        with_latency=lambda v, ms: config(v, {"paymentLatencyMs": str(ms)}),
+    )
+    # GIVEN 2 free cores: 2 x 0.6 / 0.4 = 3 orders/s for all of them, the workers at half of it (1.5/s)
+    assert [z.arrival_per_s for z in sized.values()] == pytest.approx([3.0] * len(variants))
+    # THEN provisioned pollers' smallest mapping (20 environments, batches of 1: 20/3 s = 6.7/s at 3 s a
+    # payment) is too fast for that: payments take ceil(3000 x 6.67 / (1.5 x 1.25)) = 10,700 ms, for everyone
+    assert {z.context["paymentLatencyMs"] for z in sized.values()} == {"10700"}
+    provisioned = sized["lambda-sqs-provisioned"]
+    assert provisioned.context["lambdaMaxPollers"] == "2" and provisioned.context["batchSize"] == "1"
+    assert provisioned.worker_capacity_per_s == pytest.approx(20 / 10.7)
+    # AND every variant's workers pay less than the sale brings, none less than half of their share
+    for variant, z in sized.items():
+        assert 0.75 <= z.worker_capacity_per_s <= 1.5 * 1.25, (variant, z.context, z.worker_capacity_per_s)
+    # Managed Instances: Lambda's 3 environments, the mapping's maxConcurrency capping the requests
+    mi = sized["lambda-mi"].context
+    assert mi["lmiMaxEnvironments"] == "3" and int(mi["maxConcurrency"]) <= 3 * 2
