@@ -101,7 +101,7 @@ def build_parser() -> OneLineParser:
         "--no-size",
         dest="size",
         action="store_false",
-        help="do not size the sale to this machine (it is not sized anyway with --users, --chaos or worker caps in -c)",
+        help="do not size the sale to this machine (it is not sized anyway with --users or worker caps in -c)",
     )
 
     compare = sub.add_parser("compare", help="the variants on one scenario, the model, AWS and cost")
@@ -178,7 +178,7 @@ def cmd_sale(args: argparse.Namespace) -> int:
 
     # maxConcurrency=0 caps nothing (provisioned pollers need it): the sale is still sized
     caps = {k: v for k, v in args.context.items() if k in FIXED_BY_USER and not (k == "maxConcurrency" and v == "0")}
-    fixed = args.users is not None or args.chaos or bool(caps)
+    fixed = args.users is not None or bool(caps)  # a chaos sale too is sized: its faults ride on it
     opts = _options(
         Options,
         args,
