@@ -205,19 +205,32 @@ def size_together(
         if latency_ms != c.payment_latency_ms:
             caps = {**caps, "paymentLatencyMs": str(latency_ms)}
         z = sized[variant]
-        tracked = min(TRACKED_PER_S, 0.7 * arrival)
-        out[variant] = Sizing(
-            calibration=z.calibration,
-            free_cores=cores,
-            capacity_per_s=z.capacity_per_s,
-            arrival_per_s=arrival,
-            users=users,
-            per_user_rate=(arrival - tracked) / users,
-            tracked_per_s=tracked,
-            worker_capacity_per_s=workers,
-            context=caps,
-        )
+        out[variant] = _sale(z.calibration, cores, z.capacity_per_s, arrival, users, workers, caps)
     return out
+
+
+def _sale(
+    calibration: Calibration,
+    cores: float,
+    capacity: float,
+    arrival: float,
+    users: int,
+    workers: float,
+    context: dict[str, str],
+) -> Sizing:
+    """A sale of ``arrival`` orders/s: the tracking shoppers' share (at most 70%), the users the rest."""
+    tracked = min(TRACKED_PER_S, 0.7 * arrival)
+    return Sizing(
+        calibration=calibration,
+        free_cores=cores,
+        capacity_per_s=capacity,
+        arrival_per_s=arrival,
+        users=users,
+        per_user_rate=(arrival - tracked) / users,
+        tracked_per_s=tracked,
+        worker_capacity_per_s=workers,
+        context=context,
+    )
 
 
 def size(variant: str, calibration: Calibration, cfg: Any, *, users: int, cores: float) -> Sizing:
@@ -225,15 +238,4 @@ def size(variant: str, calibration: Calibration, cfg: Any, *, users: int, cores:
     first), workers at BACKLOG of the arrivals."""
     capacity = max(0.1, cores * SHARE - calibration.idle_cores) / calibration.cpu_s_per_order
     context, workers = worker_caps(variant, capacity * BACKLOG, cfg)
-    tracked = min(TRACKED_PER_S, 0.7 * capacity)
-    return Sizing(
-        calibration=calibration,
-        free_cores=cores,
-        capacity_per_s=capacity,
-        arrival_per_s=capacity,
-        users=users,
-        per_user_rate=(capacity - tracked) / users,
-        tracked_per_s=tracked,
-        worker_capacity_per_s=workers,
-        context=context,
-    )
+    return _sale(calibration, cores, capacity, capacity, users, workers, context)
