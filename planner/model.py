@@ -319,11 +319,12 @@ class _Simulation:
     def _arrive(self, t: float, per_arrival: bool = False) -> None:
         while self.next_arrival < len(self.arrivals) and self.arrivals[self.next_arrival] <= t:
             at = self.arrivals[self.next_arrival]
+            into_empty = not self.waiting
             self.waiting.append(at)
             self.next_arrival += 1
             if self.first_message_at is None:
                 self.first_message_at = at if per_arrival else t
-            if per_arrival:
+            if per_arrival and into_empty:  # a waiting poller receives it now; behind a backlog, the step serves
                 self._lambda_assign(max(at, t - self.step))
 
     def _complete(self, t: float) -> None:
