@@ -174,11 +174,9 @@ def cmd_sale(args: argparse.Namespace) -> int:
     from sandbox.results.report import terminal_summary
     from sandbox.runs.chaos import ChaosPlan
     from sandbox.runs.run import Options, run
-    from sandbox.stack.sizing import FIXED_BY_USER
+    from sandbox.stack.sizing import fixes_the_sale
 
-    # maxConcurrency=0 caps nothing (provisioned pollers need it): the sale is still sized
-    caps = {k: v for k, v in args.context.items() if k in FIXED_BY_USER and not (k == "maxConcurrency" and v == "0")}
-    fixed = args.users is not None or bool(caps)  # a chaos sale too is sized: its faults ride on it
+    fixed = args.users is not None or fixes_the_sale(args.context)  # a chaos sale too is sized: its faults ride on it
     opts = _options(
         Options,
         args,

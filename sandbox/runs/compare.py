@@ -18,7 +18,7 @@ from planner.config import resolve
 from sandbox.results.comparison import SOURCE_WORKER_ROWS, write
 from sandbox.results.report import report_dir
 from sandbox.stack import sizing
-from sandbox.stack.sizing import FIXED_BY_USER, Sizing
+from sandbox.stack.sizing import Sizing
 from sandbox.stack.topology import run_context
 
 # Each variant's mode; the workers are sized to the machine (below) unless the user fixes the sale.
@@ -64,9 +64,7 @@ def compare(
     from sandbox.runs.run import Options, run
 
     outdir = report_dir(reports, "compare")
-    fixed = users is not None or any(
-        k in FIXED_BY_USER and not (k == "maxConcurrency" and v == "0") for k, v in context.items()
-    )
+    fixed = users is not None or sizing.fixes_the_sale(context)
     sized = None if fixed else _size(variants, context, users=10, progress=progress)
     runs: dict[str, dict[str, Any]] = {}
     dirs: dict[str, Path] = {}

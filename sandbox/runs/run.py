@@ -7,7 +7,7 @@ import shutil
 import threading
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -140,9 +140,9 @@ def _sizing(opts: Options, users: int, progress: Any) -> sizing.Sizing:
     """The sale for the cores free now, from what an order of this variant last cost here."""
     config = resolve(run_context(opts.compute, opts.context))
     variant = config.variant
-    sized = sizing.size(variant, sizing.load(variant, _state_dir()), config, users=users, cores=cpu.free_cores())
-    if opts.chaos:  # no tracking shoppers beside the fault harness: the sale's own users place every order
-        sized = replace(sized, per_user_rate=sized.arrival_per_s / users, tracked_per_s=0.0)
+    # No tracking shoppers beside the fault harness: a chaos sale's own users place every order.
+    calibration = sizing.load(variant, _state_dir())
+    sized = sizing.size(variant, calibration, config, users=users, cores=cpu.free_cores(), tracking=not opts.chaos)
     caps = ", ".join(f"{k}={v}" for k, v in sized.context.items())
     progress(
         f"sized to this machine: {sized.free_cores:.1f} free cores x {sizing.SHARE:.0%} / "

@@ -45,6 +45,11 @@ FIXED_BY_USER = (
 )
 
 
+def fixes_the_sale(context: dict[str, str]) -> bool:
+    """Whether the user's context caps the workers (maxConcurrency=0 caps nothing: provisioned pollers need it)."""
+    return any(k in FIXED_BY_USER and not (k == "maxConcurrency" and v == "0") for k, v in context.items())
+
+
 @dataclass(frozen=True)
 class Calibration:
     variant: str
@@ -191,8 +196,8 @@ def size_together(
     variant alike (``paymentLatencyMs``, from ``with_latency(variant, ms)``, a config), until the smallest
     deployment of each pays at most ``BACKLOG`` x 1.25 of the arrival rate: a backlog builds for all of them.
     """
-    sized = {v: size(v, calibrations[v], c, users=users, cores=cores) for v, c in configs.items()}
-    arrival = min(z.arrival_per_s for z in sized.values())
+    capacity = {v: _capacity(calibrations[v], cores) for v in configs}
+    arrival = min(capacity.values())
     target = arrival * BACKLOG
     latency_ms = max(c.payment_latency_ms for c in configs.values())
     for variant, c in configs.items():
@@ -204,9 +209,13 @@ def size_together(
         caps, workers = worker_caps(variant, target, slower)
         if latency_ms != c.payment_latency_ms:
             caps = {**caps, "paymentLatencyMs": str(latency_ms)}
-        z = sized[variant]
-        out[variant] = _sale(z.calibration, cores, z.capacity_per_s, arrival, users, workers, caps)
+        out[variant] = _sale(calibrations[variant], cores, capacity[variant], arrival, users, workers, caps)
     return out
+
+
+def _capacity(calibration: Calibration, cores: float) -> float:
+    """Orders/s at SHARE of ``cores``, the sandbox's own idle load taken off first."""
+    return max(0.1, cores * SHARE - calibration.idle_cores) / calibration.cpu_s_per_order
 
 
 def _sale(
@@ -217,9 +226,11 @@ def _sale(
     users: int,
     workers: float,
     context: dict[str, str],
+    tracking: bool = True,
 ) -> Sizing:
-    """A sale of ``arrival`` orders/s: the tracking shoppers' share (at most 70%), the users the rest."""
-    tracked = min(TRACKED_PER_S, 0.7 * arrival)
+    """A sale of ``arrival`` orders/s: the tracking shoppers' share (at most 70%; none without them), the
+    users the rest."""
+    tracked = min(TRACKED_PER_S, 0.7 * arrival) if tracking else 0.0
     return Sizing(
         calibration=calibration,
         free_cores=cores,
@@ -233,9 +244,11 @@ def _sale(
     )
 
 
-def size(variant: str, calibration: Calibration, cfg: Any, *, users: int, cores: float) -> Sizing:
+def size(
+    variant: str, calibration: Calibration, cfg: Any, *, users: int, cores: float, tracking: bool = True
+) -> Sizing:
     """The sale for ``cores`` free cores: arrivals at SHARE of them (the sandbox's own idle load taken off
-    first), workers at BACKLOG of the arrivals."""
-    capacity = max(0.1, cores * SHARE - calibration.idle_cores) / calibration.cpu_s_per_order
+    first), workers at BACKLOG of the arrivals; ``tracking``: tracking shoppers place part of them."""
+    capacity = _capacity(calibration, cores)
     context, workers = worker_caps(variant, capacity * BACKLOG, cfg)
-    return _sale(calibration, cores, capacity, capacity, users, workers, context)
+    return _sale(calibration, cores, capacity, capacity, users, workers, context, tracking)

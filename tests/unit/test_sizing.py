@@ -22,6 +22,11 @@ def test_arrivals_take_the_stated_share_of_the_free_cores_and_workers_half_of_th
     assert sized.arrival_per_s == pytest.approx(2.4)
     # of which the tracking shoppers place 1.5/s (at most 70%), the 10 sale users the rest
     assert sized.tracked_per_s == pytest.approx(1.5) and sized.per_user_rate == pytest.approx(0.09)
+    # a chaos sale runs no trackers: its 10 users place all 2.4/s
+    alone = sizing.size("lambda-sqs", cal, cfg(), users=10, cores=2.0, tracking=False)
+    assert alone.tracked_per_s == 0.0 and alone.per_user_rate == pytest.approx(0.24)
+    # the user's worker caps fix the sale; maxConcurrency=0 (no maximum, provisioned pollers) does not
+    assert sizing.fixes_the_sale({"reservedConcurrency": "5"}) and not sizing.fixes_the_sale({"maxConcurrency": "0"})
     # AND the sandbox's own idle load comes off the cores first
     idle = sizing.Calibration("lambda-sqs", cpu_s_per_order=0.5, basis="test", idle_cores=0.2)
     assert sizing.size("lambda-sqs", idle, cfg(), users=10, cores=2.0).arrival_per_s == pytest.approx(2.0)
