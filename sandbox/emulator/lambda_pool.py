@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ class LambdaPool:
         self._envs: list[Environment] = []
         self.cold_starts: list[float] = []
         self.prewarmed: list[float] = []  # init times of environments started before any request
+        self.invocations: list[tuple[int, float]] = []  # (records, seconds) of each invoke that returned
         self.peak = 0
 
     def _spawn(self) -> Environment:
@@ -130,12 +132,15 @@ class LambdaPool:
             self._discard(env)
             return {"ok": False, "error": "environment died"}
         threading.Thread(target=read, daemon=True).start()
+        started = time.monotonic()
         if not done.wait(self.timeout_s):
             env.proc.kill()  # a timed-out environment is discarded, as Lambda does
             self._discard(env)
             return {"ok": False, "error": "Task timed out"}
         if result.get("error") == "environment died":
             self._discard(env)  # Lambda replaces a crashed environment with a fresh one on the next invoke
+        else:
+            self.invocations.append((len(event.get("Records", [])), time.monotonic() - started))
         return result
 
     def _discard(self, env: Environment) -> None:

@@ -145,6 +145,23 @@ def headline(summary: dict[str, Any]) -> list[tuple[str, str]]:
                 f"{run['runs']} runs, {run['errors']} failed" + (f"; {counts}" if counts else ""),
             )
         )
+    inv = s.get("invocations") or {}
+    if inv.get("count") and "model_beyond_payment_ms" in inv:
+        rows.append(
+            (
+                "invoke time beyond the payment: measured / its requests (model)",
+                f"{inv['beyond_payment_ms']:.0f} / {inv['model_beyond_payment_ms']:.0f} ms "
+                f"({inv['count']} invokes of {inv['mean_records']:g} records)",
+            )
+        )
+    if "request_overhead" in s:
+        o = s["request_overhead"]
+        rows.append(
+            (
+                "emulator requests per record / per invocation (timed before the sale)",
+                f"{o['record_ms']:.0f} / {o['invocation_ms']:.0f} ms",
+            )
+        )
     if "cold_starts" in s:
         rows.append(
             (

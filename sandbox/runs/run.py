@@ -28,7 +28,7 @@ from sandbox.results.summary import Observed, RunSetup, Timeline, chaos_summary,
 from sandbox.runs import cpu
 from sandbox.runs.chaos import ChaosMonkey, ChaosPlan, PoisonClock, is_poison
 from sandbox.runs.load import TRACKER_SHARE, finish_trackers, kill, run_locust, start_trackers
-from sandbox.stack import sizing
+from sandbox.stack import latency, sizing
 from sandbox.stack.probes import charged_order_ids, dlq_bodies, read_ledger, read_orders, wait_drained
 from sandbox.stack.topology import DEFAULT_CATALOG, Pipeline, outage_file, run_context, start_pipeline
 from sandbox.stack.workers import Workers, start_consumers, start_ecs, start_lambda, start_schedules
@@ -214,12 +214,13 @@ def _start_sale(
         port=opts.port,
         catalog=opts.catalog,
     )
+    over = request_overheads(p, progress)
     t0, t0_wall = time.monotonic(), time.time()
     poison_clock = PoisonClock() if opts.chaos else None
     if p.deployment.compute.startswith("lambda"):
-        workers = start_lambda(p, workdir, stack, k, progress, observer=poison_clock)
+        workers = start_lambda(p, workdir, stack, k, progress, observer=poison_clock, overheads=over)
     else:
-        workers = start_ecs(p, workdir, stack, k, progress, t0)
+        workers = start_ecs(p, workdir, stack, k, progress, t0, overheads=over)
     start_consumers(p, workdir, stack, k, progress)
     scheduler = start_schedules(p, workdir, stack, k, progress)
     sampler = Sampler(lambda: sale.sample(), t0)  # started once the sale it samples exists
@@ -229,6 +230,18 @@ def _start_sale(
     sampler.start()
     stack.callback(sampler.close)
     return sale
+
+
+def request_overheads(p: Pipeline, progress: Any) -> latency.Overheads:
+    """The emulator's latency for a worker's requests, timed on the idle pipeline: the model's overheads."""
+    over = latency.measure(
+        p.client("dynamodb"), p.client("sqs"), p.client("sns"), ledger_dir=p.ledger_path.parent, topic_arn=p.topic_arn
+    )
+    progress(
+        f"emulator requests: {over.record_s * 1000:.0f} ms per record paid, {over.invocation_s * 1000:.0f} ms "
+        "per invocation (the model adds them)"
+    )
+    return over
 
 
 def _with_idle(use: dict[str, Any] | None, idle: float | None) -> dict[str, Any] | None:

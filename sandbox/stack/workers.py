@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from planner import aws
 from planner.config import AppConfig
 from planner.model import Timing, Workload
 from sandbox.emulator.ecs import EcsService
@@ -18,6 +19,7 @@ from sandbox.emulator.lambda_pool import LambdaPool
 from sandbox.emulator.process import ProcessEnv, Scale
 from sandbox.emulator.queues import Depth, async_queue_name, queue_depth
 from sandbox.emulator.schedules import Scheduler, schedules
+from sandbox.stack.latency import Overheads
 from sandbox.stack.specs import LambdaSpec, ManagedInstances, ScalingPolicy, mapping_pollers, task_definition
 from sandbox.stack.topology import Pipeline
 from stacks import outputs
@@ -121,9 +123,18 @@ def queue_event_source(
 
 
 def start_lambda(
-    p: Pipeline, workdir: Path, stack: ExitStack, k: Scale, progress: Any, *, observer: InvokeObserver | None = None
+    p: Pipeline,
+    workdir: Path,
+    stack: ExitStack,
+    k: Scale,
+    progress: Any,
+    *,
+    observer: InvokeObserver | None = None,
+    overheads: Overheads | None = None,
 ) -> Workers:
-    """``observer``: told of each async invoke's first attempt and dead-lettering (a fault harness's hook)."""
+    """``observer``: told of each async invoke's first attempt and dead-lettering (a fault harness's hook).
+    ``overheads``: the emulator's request time per record and invocation, measured before the sale, for the
+    model (none: the model leaves it out)."""
     lam = p.client("lambda")
     spec = LambdaSpec.read(lam, p.deployment)
     take_over_mappings(lam, spec.name)
@@ -168,13 +179,16 @@ def start_lambda(
         )
     else:
         progress(f"lambda: up to {max_envs} environments ({compute})")
+    workload = _sandbox_workload(p.config, compute, k, env)
     return Workers(
         compute=compute,
         busy=lambda: pool.busy,
         backlog_queue=backlog_queue,
-        workload=_sandbox_workload(p.config, compute, k, env),
-        timing=Timing.sandbox(k.k),
+        workload=workload,
+        timing=_timing(k, overheads),
         details=lambda: {
+            **_overhead_details(overheads),
+            "invocations": invocation_figures(pool.invocations, workload, overheads),
             "cold_starts": len(pool.cold_starts),
             "init_ms": {
                 "p50": statistics.median(pool.cold_starts) if pool.cold_starts else 0.0,
@@ -289,7 +303,55 @@ def start_schedules(p: Pipeline, workdir: Path, stack: ExitStack, k: Scale, prog
     return scheduler
 
 
-def start_ecs(p: Pipeline, workdir: Path, stack: ExitStack, k: Scale, progress: Any, t0: float) -> Workers:
+def _timing(k: Scale, overheads: Overheads | None, **kw: Any) -> Timing:
+    if overheads is None:
+        return Timing.sandbox(k.k, **kw)
+    return Timing.sandbox(k.k, record_overhead_s=overheads.record_s, invoke_overhead_s=overheads.invocation_s, **kw)
+
+
+def _overhead_details(overheads: Overheads | None) -> dict[str, Any]:
+    return {"request_overhead": overheads.describe()} if overheads is not None else {}
+
+
+def invocation_figures(
+    invocations: list[tuple[int, float]], workload: Workload, overheads: Overheads | None
+) -> dict[str, Any]:
+    """The sale's invokes against the model's: mean seconds beyond the payment each took (measured), and what
+    its records' requests predict (``sandbox.stack.latency``; the mapping's receive and delete are outside an
+    invoke, so not in either figure)."""
+    if not invocations:
+        return {"count": 0}
+    beyond = [
+        seconds
+        - aws.lambda_batch_seconds(
+            records=records,
+            payment_slots=workload.payment_slots,
+            payment_latency_s=workload.payment_latency_s,
+            concurrent=workload.batch_paid_concurrently or records == 1,
+        )
+        for records, seconds in invocations
+    ]
+    records = sum(r for r, _ in invocations) / len(invocations)
+    out: dict[str, Any] = {
+        "count": len(invocations),
+        "mean_records": round(records, 2),
+        "beyond_payment_ms": round(1000 * statistics.fmean(beyond), 1),
+    }
+    if overheads is not None:
+        out["model_beyond_payment_ms"] = round(1000 * records * overheads.record_s, 1)
+    return out
+
+
+def start_ecs(
+    p: Pipeline,
+    workdir: Path,
+    stack: ExitStack,
+    k: Scale,
+    progress: Any,
+    t0: float,
+    *,
+    overheads: Overheads | None = None,
+) -> Workers:
     env, command, stop_timeout = task_definition(p.client("ecs"), p.deployment)
     policy = ScalingPolicy.from_template(p.deployment.service_template())
     service = EcsService(
@@ -313,8 +375,9 @@ def start_ecs(p: Pipeline, workdir: Path, stack: ExitStack, k: Scale, progress: 
         busy=service.running,
         backlog_queue=p.queue_url,
         workload=_sandbox_workload(p.config, "ecs", k, env),
-        timing=Timing.sandbox(k.k, first_evaluation_s=service.started_at - t0),
+        timing=_timing(k, overheads, first_evaluation_s=service.started_at - t0),
         details=lambda: {
+            **_overhead_details(overheads),
             "scaling": {
                 "min_tasks": policy.min_tasks,
                 "max_tasks": policy.max_tasks,
@@ -323,7 +386,7 @@ def start_ecs(p: Pipeline, workdir: Path, stack: ExitStack, k: Scale, progress: 
                 "activities": [
                     {"t": round(a[0] - t0, 2), "from": a[1], "to": a[2], "why": a[3]} for a in service.activities
                 ],
-            }
+            },
         },
         service=service,
     )

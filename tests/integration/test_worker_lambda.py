@@ -87,3 +87,31 @@ def test_a_batch_is_paid_concurrently_up_to_the_payment_slots(aws, valid_order, 
     processor = bootstrap.container().processor
     assert result["batchItemFailures"] == []
     assert processor.charges == 8 and processor.peak_in_use == 5
+
+
+def test_a_paid_record_makes_the_requests_the_sandbox_model_counts(aws, valid_order, lambda_context, monkeypatch):
+    """GIVEN 3 placed orders WHEN the worker pays them in one batch THEN it makes per record exactly the
+    requests ``sandbox.stack.latency.PER_RECORD`` charges the model for: a handler that adds a call fails here
+    (the sandbox's prediction would then be short of what each invoke costs)."""
+    from collections import Counter
+
+    import botocore.client
+
+    from sandbox.stack.latency import PER_RECORD
+
+    for _ in range(3):
+        place(valid_order, lambda_context)
+    event = sqs_event(*bodies(aws))
+    seen: Counter[str] = Counter()
+    call = botocore.client.BaseClient._make_api_call
+
+    def counted(self, operation, params):
+        seen[f"{self.meta.service_model.service_name}:{operation}"] += 1
+        return call(self, operation, params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", counted)
+    ledger = bootstrap.container().processor.ledger
+    claim = ledger.claim
+    monkeypatch.setattr(ledger, "claim", lambda entry: (seen.update(["ledger:claim"]), claim(entry))[1])
+    assert worker_lambda.handler(event, lambda_context)["batchItemFailures"] == []
+    assert {op: n / 3 for op, n in seen.items()} == PER_RECORD

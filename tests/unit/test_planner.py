@@ -319,3 +319,23 @@ def test_managed_instances_pay_for_their_vpcs_interface_endpoints_all_month_and_
         assert mi["by_service_usd"]["vpc_endpoints"] == pytest.approx(29.20)
     for variant in ("ecs", "lambda-sqs", "lambda-sqs-provisioned", "lambda-sns"):
         assert monthly_cost(Workload(variant=variant), 1_000_000, prices)["by_service_usd"]["vpc_endpoints"] == 0
+
+
+def test_the_sandbox_request_overheads_lengthen_each_invoke_by_its_records_and_its_receive():
+    """GIVEN one environment (batches of 2, 1 s payments) and 4 orders at once (the first reaches the idle
+    poller alone: invokes of 1, 2 and 1 records) WHEN each record costs 0.05 s of requests and each invoke
+    0.1 s more THEN the drain is 3 x 0.1 + 4 x 0.05 = 0.5 s longer than without them."""
+    w = Workload(variant="lambda-sqs", reserved_concurrency=1, max_concurrency=1, batch_size=2, payment_latency_s=1.0)
+    bare = simulate(w, [0.0] * 4, Timing.sandbox(1.0), step_s=0.01)
+    loaded = simulate(w, [0.0] * 4, Timing.sandbox(1.0, record_overhead_s=0.05, invoke_overhead_s=0.1), step_s=0.01)
+    assert loaded.invocations == bare.invocations == 3
+    assert loaded.drain_seconds - bare.drain_seconds == pytest.approx(0.5, abs=0.03)
+
+
+def test_an_ecs_consumer_slot_pays_each_record_its_requests():
+    """GIVEN one task of one consumer (1 s payments) and 3 orders WHEN each record costs 0.1 s of requests
+    THEN they are paid one after another in 1.1 s each: 0.3 s more than without."""
+    w = Workload(variant="ecs", min_tasks=1, max_tasks=1, worker_concurrency=1, payment_latency_s=1.0)
+    bare = simulate(w, [0.0] * 3, Timing.sandbox(1.0), step_s=0.01)
+    loaded = simulate(w, [0.0] * 3, Timing.sandbox(1.0, record_overhead_s=0.1), step_s=0.01)
+    assert loaded.drain_seconds - bare.drain_seconds == pytest.approx(0.3, abs=0.03)
