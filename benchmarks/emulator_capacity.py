@@ -93,10 +93,14 @@ def capacity() -> dict[str, float]:
         proc.wait(timeout=30)
 
 
-def cost(compute: str) -> dict[str, Any]:
-    """The emulator block of a small sale's summary."""
+def cost(variant: str) -> dict[str, Any]:
+    """The emulator block of a small sale's summary (a variant as ``make compare`` deploys it)."""
+    from sandbox.runs.compare import RUNS
+
+    compute, context = RUNS["lambda-sqs" if variant == "lambda" else variant]
     with tempfile.TemporaryDirectory() as reports:
         cmd = [sys.executable, "-m", "sandbox", "sale", "--compute", compute, "--users", "5", "--duration", "10"]
+        cmd += [arg for key, value in context.items() for arg in ("-c", f"{key}={value}")]
         proc = subprocess.run([*cmd, "--reports", reports], cwd=ROOT, capture_output=True, text=True, timeout=900)
         found = sorted(Path(reports).glob("*/summary.json"))
         if proc.returncode not in (0, 1) or not found:  # 1: a bar was missed, which is not this bench's question
@@ -122,16 +126,20 @@ def demand_share(per_order: dict[str, float], caps: dict[str, float], rate: floa
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.emulator_capacity")
-    parser.add_argument("--variants", default="ecs,lambda", help="comma-separated: ecs, lambda")
+    parser.add_argument(
+        "--variants",
+        default="ecs,lambda-sqs,lambda-sqs-provisioned,lambda-sns,lambda-mi",
+        help="comma-separated, as make compare names them (lambda: lambda-sqs)",
+    )
     args = parser.parse_args(argv)
     caps = capacity()
     print(f"Emulator capacity, one process, {THREADS} client threads ({SECONDS:g} s each)")
     for op, rate in caps.items():
         print(f"  {op:<22} {rate:7.0f} requests/s")
-    for compute in args.variants.split(","):
-        e = cost(compute)
+    for variant in args.variants.split(","):
+        e = cost(variant)
         by = ", ".join(f"{s} {n}" for s, n in e["by_service_per_order"].items())
-        print(f"{compute}: {e['per_order']} emulator requests per accepted order ({by}); {e['orders']} orders")
+        print(f"{variant}: {e['per_order']} emulator requests per accepted order ({by}); {e['orders']} orders")
         top = ", ".join(f"{op} {n}" for op, n in list(e["top_per_order"].items())[:6])
         print(f"  most per order: {top}")
         share = demand_share(e["top_per_order"], caps, SOURCE_RATE)
