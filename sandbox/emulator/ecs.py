@@ -8,12 +8,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from planner import aws
 from sandbox.emulator.process import ROOT, Scale
-from sandbox.emulator.queues import queue_depth
+from sandbox.emulator.queues import Depth, queue_depth
 
 if TYPE_CHECKING:  # the policy is read by the stack layer and handed down
     from sandbox.stack.specs import ScalingPolicy
@@ -35,7 +36,11 @@ class EcsService:
         queue_url: str,
         scale: Scale,
         log_dir: Path,
+        depth: Callable[[], Depth] | None = None,
     ) -> None:
+        """``depth``: the queue's depth as the rest of the control plane reads it (``queues.SharedDepth``),
+        else read here."""
+        self.depth = depth
         self.env, self.command, self.stop_timeout_s = env, command, stop_timeout_s
         self.policy, self.sqs, self.queue_url, self.scale, self.log_dir = policy, sqs, queue_url, scale, log_dir
         self.tasks: list[subprocess.Popen[bytes]] = []
@@ -145,7 +150,7 @@ class EcsService:
 
     def observe(self) -> tuple[int, int]:
         """One datapoint of the queue metrics; the period keeps their Maximum, as the policy's statistic does."""
-        depth = queue_depth(self.sqs, self.queue_url)
+        depth = self.depth() if self.depth is not None else queue_depth(self.sqs, self.queue_url)
         visible, inflight = depth.visible, depth.in_flight
         self._period_max = (max(self._period_max[0], visible), max(self._period_max[1], inflight))
         self.peak_backlog_seen = max(self.peak_backlog_seen, visible + inflight)

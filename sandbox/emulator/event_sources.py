@@ -174,6 +174,7 @@ class SnsAsyncInvoker(PollerGroup):
     """SNS -> Lambda async invoke: retries with backoff, max event age, then the on-failure destination."""
 
     name = "async"
+    WAIT_S = 5  # an idle invoker's long poll (seconds): it returns at the first event either way
 
     def __init__(
         self,
@@ -255,6 +256,14 @@ class SnsAsyncInvoker(PollerGroup):
                 return body, received_at, attempt
         return None
 
+    def _wait_s(self) -> int:
+        """The long poll on the tap queue: up to ``WAIT_S``, never past the next retry's due time."""
+        with self._retry_lock:
+            due = self._retries[0][0] if self._retries else None
+        if due is None:
+            return self.WAIT_S
+        return max(1, min(self.WAIT_S, int(due - time.monotonic())))
+
     def _poll(self) -> None:
         while not self.stop.is_set():
             try:
@@ -263,7 +272,10 @@ class SnsAsyncInvoker(PollerGroup):
                     self._attempt(*retry)
                     continue
                 msgs = self.sqs.receive_message(
-                    QueueUrl=self.tap_url, MaxNumberOfMessages=1, WaitTimeSeconds=1, VisibilityTimeout=3600
+                    QueueUrl=self.tap_url,
+                    MaxNumberOfMessages=1,
+                    WaitTimeSeconds=self._wait_s(),
+                    VisibilityTimeout=3600,
                 ).get("Messages", [])
                 for m in msgs:
                     # Lambda's async queue owns the event once accepted: take it off the tap queue now.

@@ -17,7 +17,7 @@ from sandbox.emulator.ecs import EcsService
 from sandbox.emulator.event_sources import InvokeObserver, PollerGroup, SnsAsyncInvoker, SqsEventSource
 from sandbox.emulator.lambda_pool import LambdaPool
 from sandbox.emulator.process import ProcessEnv, Scale
-from sandbox.emulator.queues import Depth, async_queue_name, queue_depth
+from sandbox.emulator.queues import Depth, SharedDepth, async_queue_name, queue_depth
 from sandbox.emulator.schedules import Scheduler, schedules
 from sandbox.stack.latency import Overheads
 from sandbox.stack.specs import LambdaSpec, ManagedInstances, ScalingPolicy, mapping_pollers, task_definition
@@ -38,11 +38,12 @@ class Workers:
     pool: LambdaPool | None = None
     service: EcsService | None = None
     invoker: SnsAsyncInvoker | None = None
+    depth: SharedDepth | None = None  # the backlog queue's depth, shared by the control plane's readers
 
     def backlog(self, sqs: Any) -> Depth:
         """What the variant has still to do: its queue, and for async invokes also the events the invoker
         holds (waiting for a retry, or being invoked)."""
-        depth = queue_depth(sqs, self.backlog_queue)
+        depth = self.depth() if self.depth is not None else queue_depth(sqs, self.backlog_queue)
         if self.invoker is not None:
             depth = depth.plus_in_flight(self.invoker.pending + self.busy())
         return depth
@@ -89,6 +90,12 @@ def function_pool(
     return pool
 
 
+# The mapping's long poll. AWS's pollers wait up to 20 s; a long poll returns at the first message either
+# way, so the wait only sets how often an idle poller asks (5 s: a fifth of the requests a 1 s wait made)
+# and how long a stopping poller may take to notice.
+POLL_WAIT_S = 5
+
+
 def queue_event_source(
     p: Pipeline,
     *,
@@ -114,7 +121,7 @@ def queue_event_source(
         pool=pool,
         batch_size=int(mapping["BatchSize"]),
         visibility_s=max(2, int(visibility / k.k)),
-        wait_s=1,
+        wait_s=POLL_WAIT_S,
         scale=k,
         max_concurrency=max_concurrency,
         pollers=mapping_pollers(mapping),
@@ -198,6 +205,7 @@ def start_lambda(
         },
         pool=pool,
         invoker=invoker,
+        depth=SharedDepth(p.client("sqs"), backlog_queue),
     )
 
 
@@ -354,7 +362,9 @@ def start_ecs(
 ) -> Workers:
     env, command, stop_timeout = task_definition(p.client("ecs"), p.deployment)
     policy = ScalingPolicy.from_template(p.deployment.service_template())
+    depth = SharedDepth(p.client("sqs"), p.queue_url)
     service = EcsService(
+        depth=depth,
         env=p.penv.for_runtime(env),
         command=command,
         stop_timeout_s=stop_timeout,
@@ -389,4 +399,5 @@ def start_ecs(
             },
         },
         service=service,
+        depth=depth,
     )
