@@ -2,7 +2,8 @@
 
 Independent of any run: the inputs are the deployment (``Workload``, from the same
 frozen config ``app.py`` builds), how fast AWS (or the local sandbox) reacts
-(``Timing``) and when orders arrive. Workers pay at the physical limit of their
+(``Timing``, in the sandbox with the emulator's request time timed before the
+sale) and when orders arrive. Workers pay at the physical limit of their
 payment slots; scaling follows ``planner.aws``. Nothing here is read from a
 measurement of the run it predicts.
 """
@@ -443,12 +444,14 @@ class _Simulation:
         while self.waiting and (idle or (len(self.workers) < allowed and busy < allowed)):
             env, start = self._environment(t, idle)
             batch = [self.waiting.popleft() for _ in range(min(take, len(self.waiting)))]
+            # The batch's requests queue at the emulator one after another whatever the threads: each adds
+            # its time to the invocation, as do the mapping's receive and delete; record n is paid once the
+            # requests of n + 1 records are served.
+            per_record, overhead = self.timing.record_overhead_s, self.timing.invoke_overhead_s
             for n, arrived in enumerate(batch):
                 wave = n // w.payment_slots + 1 if w.batch_paid_concurrently else n + 1
-                res.waits.append(start + wave * self.latency - arrived)
-            # The batch's requests queue at the emulator one after another whatever the threads: each adds
-            # its time to the invocation, as do the mapping's receive and delete.
-            overhead = self.timing.invoke_overhead_s + len(batch) * self.timing.record_overhead_s
+                res.waits.append(start + overhead + (n + 1) * per_record + wave * self.latency - arrived)
+            overhead += len(batch) * per_record
             end = (
                 start
                 + overhead

@@ -8,6 +8,7 @@ import json
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -30,6 +31,7 @@ class PollerGroup:
     """Threads running ``_poll`` until ``close``; the shape every emulated poller shares."""
 
     name = "poller"
+    live: weakref.WeakSet[PollerGroup] = weakref.WeakSet()  # started and not closed (``stop_all``)
 
     def __init__(self) -> None:
         self.stop = threading.Event()
@@ -39,6 +41,7 @@ class PollerGroup:
         raise NotImplementedError
 
     def start(self, count: int) -> None:
+        PollerGroup.live.add(self)
         for n in range(count):
             t = threading.Thread(target=self._poll, name=f"{self.name}-{n}", daemon=True)
             t.start()
@@ -48,6 +51,14 @@ class PollerGroup:
         self.stop.set()
         for t in self._threads:
             t.join(timeout=30)
+        PollerGroup.live.discard(self)
+
+
+def stop_all(groups: list[PollerGroup]) -> None:
+    """Tell every poller to stop at once, before any ``close`` joins: each may be in a long poll, and joined
+    one group after another their waits would add up."""
+    for g in groups:
+        g.stop.set()
 
 
 class SqsEventSource(PollerGroup):
@@ -257,12 +268,10 @@ class SnsAsyncInvoker(PollerGroup):
         return None
 
     def _wait_s(self) -> int:
-        """The long poll on the tap queue: up to ``WAIT_S``, never past the next retry's due time."""
+        """The long poll on the tap queue: ``WAIT_S`` while no retry waits, else 1 s (as before the longer
+        poll), so a retry due while this poller waits, or pushed by another, is not held up."""
         with self._retry_lock:
-            due = self._retries[0][0] if self._retries else None
-        if due is None:
-            return self.WAIT_S
-        return max(1, min(self.WAIT_S, int(due - time.monotonic())))
+            return 1 if self._retries else self.WAIT_S
 
     def _poll(self) -> None:
         while not self.stop.is_set():

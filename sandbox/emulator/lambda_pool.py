@@ -139,7 +139,8 @@ class LambdaPool:
             return {"ok": False, "error": "Task timed out"}
         if result.get("error") == "environment died":
             self._discard(env)  # Lambda replaces a crashed environment with a fresh one on the next invoke
-        else:
+        elif result.get("ok") and not (result.get("result") or {}).get("batchItemFailures"):
+            # only invokes that paid their whole batch: a failed record's time is not a payment's
             self.invocations.append((len(event.get("Records", [])), time.monotonic() - started))
         return result
 

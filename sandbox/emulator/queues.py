@@ -42,10 +42,12 @@ class SharedDepth:
         self._lock = threading.Lock()
         self._last: tuple[float, Depth] | None = None
 
-    def __call__(self) -> Depth:
+    def __call__(self, *, fresh: bool = False) -> Depth:
+        """The depth, at most ``max_age_s`` old; ``fresh``: read now (a reading that decides the run: the
+        backlog at the end of the load, an empty queue that ends the drain)."""
         with self._lock:
             now = self._clock()
-            if self._last is None or now - self._last[0] >= self.max_age_s:
+            if fresh or self._last is None or now - self._last[0] >= self.max_age_s:
                 self._last = (now, queue_depth(self.sqs, self.url))
             return self._last[1]
 

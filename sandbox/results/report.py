@@ -149,7 +149,7 @@ def headline(summary: dict[str, Any]) -> list[tuple[str, str]]:
     if inv.get("count") and "model_beyond_payment_ms" in inv:
         rows.append(
             (
-                "invoke time beyond the payment: measured / its requests (model)",
+                "invoke time beyond the payment, median of whole-batch invokes: measured / its requests (model)",
                 f"{inv['beyond_payment_ms']:.0f} / {inv['model_beyond_payment_ms']:.0f} ms "
                 f"({inv['count']} invokes of {inv['mean_records']:g} records)",
             )
@@ -158,7 +158,7 @@ def headline(summary: dict[str, Any]) -> list[tuple[str, str]]:
         o = s["request_overhead"]
         rows.append(
             (
-                "emulator requests per record / per invocation (timed before the sale)",
+                "emulator requests per record / per Lambda invocation (timed before the sale)",
                 f"{o['record_ms']:.0f} / {o['invocation_ms']:.0f} ms",
             )
         )

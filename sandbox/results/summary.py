@@ -97,8 +97,8 @@ def _arrivals(async_orders: list[dict[str, Any]], t0_wall: float) -> list[float]
 
 
 def _model(setup: RunSetup, t: Timeline, arrivals: list[float]) -> dict[str, Any]:
-    """The planner's prediction of this run: it sees only the arrival log and the deployed config, never the
-    drain it predicts."""
+    """The planner's prediction of this run: it sees only the arrival log, the deployed config and the
+    emulator's request time timed before the sale, never the drain it predicts."""
     predicted = simulate(setup.workload, arrivals, setup.timing, load_end_s=t.load_end) if arrivals else None
     first_out = predicted.first_scale_out_s if predicted else None
     return {

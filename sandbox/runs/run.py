@@ -15,6 +15,7 @@ from typing import Any
 from orders.adapters.catalog import stock_levels
 from planner.config import resolve
 from sandbox.emulator import request_counts
+from sandbox.emulator.event_sources import PollerGroup, stop_all
 from sandbox.emulator.process import Scale
 from sandbox.emulator.queues import Depth, queue_depth
 from sandbox.emulator.schedules import Scheduler, schedule_runs
@@ -185,8 +186,13 @@ class Sale:
     def mark(self, name: str) -> None:
         self.marks[name] = time.monotonic() - self.t0
 
-    def backlog(self) -> Depth:
-        return self.workers.backlog(self.p.client("sqs"))
+    def backlog(self, *, fresh: bool = False) -> Depth:
+        return self.workers.backlog(self.p.client("sqs"), fresh=fresh)
+
+    def drain_reading(self) -> Depth:
+        """The shared reading while it shows work left; an empty one is confirmed by reading again now."""
+        depth = self.backlog()
+        return depth if depth.total else self.backlog(fresh=True)
 
     def sample(self) -> dict[str, float]:
         backlog = self.backlog()
@@ -215,6 +221,7 @@ def _start_sale(
         catalog=opts.catalog,
     )
     over = request_overheads(p, progress)
+    before = set(PollerGroup.live)
     t0, t0_wall = time.monotonic(), time.time()
     poison_clock = PoisonClock() if opts.chaos else None
     if p.deployment.compute.startswith("lambda"):
@@ -222,6 +229,8 @@ def _start_sale(
     else:
         workers = start_ecs(p, workdir, stack, k, progress, t0, overheads=over)
     start_consumers(p, workdir, stack, k, progress)
+    # Closed last to first, each waiting out its pollers' long polls: stop them all first, so they wait at once.
+    stack.callback(stop_all, [g for g in PollerGroup.live if g not in before])
     scheduler = start_schedules(p, workdir, stack, k, progress)
     sampler = Sampler(lambda: sale.sample(), t0)  # started once the sale it samples exists
     sale: Sale = Sale(opts, p, workers, sampler, stack, workdir, progress, k, users, t0, t0_wall, poison_clock)
@@ -309,9 +318,9 @@ def _start_monkey(sale: Sale) -> ChaosMonkey:
 
 
 def _drain(sale: Sale, timeout_s: float) -> bool:
-    sale.end_backlog = sale.backlog().total
+    sale.end_backlog = sale.backlog(fresh=True).total
     sale.progress(f"backlog {sale.end_backlog} at the end of the load; draining ...")
-    drained = wait_drained(sale.backlog, timeout_s, sale.progress)
+    drained = wait_drained(sale.drain_reading, timeout_s, sale.progress)
     sale.mark("drained")
     sale.cpu_end = cpu.snapshot(_port(sale.p.data_endpoint))
     time.sleep(0.5)

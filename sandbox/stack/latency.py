@@ -11,22 +11,25 @@ the invocation lasts the payment plus the sum of its requests' service times. Th
 - the emulator's latency per request on this machine, timed just before the sale (``measure``): serial round
   trips of the same operations against probe resources in the same emulator processes, removed after.
 
-The sale's own invocations are timed too (``sandbox.emulator.event_sources``) and the report sets them
+The sale's own invocations are timed too (``sandbox.emulator.lambda_pool``) and the report sets them
 beside this prediction: a worker slower than its requests explain shows there, not hidden in the model.
 """
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# A paid record: the idempotency record (get, put, update to done), the order (PAYING, then PAID), and the
-# order's events on the topic (payment started, paid). An ECS consumer's slot pays the same.
+# A paid record: the order's read, the idempotency record (put in progress, update to done), the order's two
+# updates (PAYING, then PAID), its events on the topic (payment started, paid). An ECS consumer's slot pays
+# the same handler code.
 # The processor's ledger claim (a SQLite transaction the simulator commits before its latency) is one too.
 PER_RECORD = {
     "dynamodb:GetItem": 1,
@@ -38,7 +41,9 @@ PER_RECORD = {
 # An invocation: the mapping's (or the async invoker's) receive and delete.
 PER_INVOCATION = {"sqs:ReceiveMessage": 1, "sqs:DeleteMessageBatch": 1}
 ROUNDS = 8  # serial round trips per operation: about 0.5 s before the sale
-DEFAULT_SUBSCRIPTIONS = 2  # the probe topic's queues when the orders topic's cannot be read
+DEFAULT_SUBSCRIPTIONS = 2  # the probe topic's queues when no orders topic is given
+EVENT_TYPE = "event_type"  # the attribute subscriptions filter on (orders.domain.events.EVENT_TYPE_ATTRIBUTE)
+PAYMENT_EVENTS = ("payment_started", "payment_confirmed")
 
 
 @dataclass(frozen=True)
@@ -83,8 +88,8 @@ def ledger_claim_ms(directory: Path) -> float:
     from orders.adapters.ledger import LedgerEntry, SqliteLedger
 
     path = directory / f"latency-probe-{uuid.uuid4().hex[:8]}.sqlite"
+    ledger, n = SqliteLedger(path), iter(range(ROUNDS + 1))
     try:
-        ledger, n = SqliteLedger(path), iter(range(ROUNDS + 1))
 
         def claim() -> None:
             now = time.time()
@@ -93,38 +98,71 @@ def ledger_claim_ms(directory: Path) -> float:
 
         return _median_ms(claim)
     finally:
+        ledger._conn().close()
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
+def _subscription_attributes(sns: Any, topic_arn: str | None) -> list[dict[str, str]]:
+    """The orders topic's queue subscriptions, as the probe topic copies them (filter policy, raw delivery):
+    SNS's cost of a publish is in the deliveries its filters let through."""
+    if not topic_arn:
+        return [{"RawMessageDelivery": "true"}] * DEFAULT_SUBSCRIPTIONS
+    out = []
+    for sub in sns.list_subscriptions_by_topic(TopicArn=topic_arn)["Subscriptions"]:
+        if sub.get("Protocol") != "sqs":
+            continue
+        attrs = sns.get_subscription_attributes(SubscriptionArn=sub["SubscriptionArn"])["Attributes"]
+        keep = ("FilterPolicy", "FilterPolicyScope", "RawMessageDelivery")
+        out.append({k: attrs[k] for k in keep if attrs.get(k)})
+    return out or [{"RawMessageDelivery": "true"}]
+
+
 def measure(ddb: Any, sqs: Any, sns: Any, *, ledger_dir: Path, topic_arn: str | None = None) -> Overheads:
     """Time each operation of ``PER_RECORD`` and ``PER_INVOCATION`` against probe resources in the running
-    emulators (a table, a topic with as many queues subscribed as the orders topic, a queue), then delete
-    them. The items are shaped like an order (a status and a short event log) so an update costs what an
-    order's does."""
+    emulators (a table; a topic whose queues are subscribed as the orders topic's are, each queue's policy
+    letting the topic deliver; a queue to receive from), then delete them. The items are shaped like an order
+    (a status and a short event log) so an update costs what an order's does; the publishes carry the two
+    event types a payment publishes, so the filters deliver what they deliver for an order."""
     name = f"sandbox-latency-{uuid.uuid4().hex[:8]}"
-    ddb.create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    topic = sns.create_topic(Name=name)["TopicArn"]
-    queues: list[str] = []
-    try:
-        subscribed = DEFAULT_SUBSCRIPTIONS
-        if topic_arn:
-            subs = sns.list_subscriptions_by_topic(TopicArn=topic_arn)["Subscriptions"]
-            subscribed = max(1, sum(1 for s in subs if s.get("Protocol") == "sqs"))
-        for n in range(subscribed):
-            url = sqs.create_queue(QueueName=f"{name}-{n}")["QueueUrl"]
-            queues.append(url)
+    with ExitStack() as cleanup:
+        ddb.create_table(
+            TableName=name,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        cleanup.callback(ddb.delete_table, TableName=name)
+        topic = sns.create_topic(Name=name)["TopicArn"]
+        cleanup.callback(sns.delete_topic, TopicArn=topic)
+
+        def queue(suffix: str) -> tuple[str, str]:
+            url = sqs.create_queue(QueueName=f"{name}-{suffix}")["QueueUrl"]
+            cleanup.callback(sqs.delete_queue, QueueUrl=url)
             arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-            sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"})
+            return url, arn
+
+        for n, attributes in enumerate(_subscription_attributes(sns, topic_arn)):
+            url, arn = queue(str(n))
+            statement = {
+                "Effect": "Allow",
+                "Principal": {"Service": "sns.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": topic}},
+            }
+            policy = json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+            sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": policy})
+            sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes=attributes)
         log = {"L": [{"M": {"seq": {"N": str(i)}, "status": {"S": "PAYING"}}} for i in range(3)]}
         item = {"pk": {"S": "probe"}, "status": {"S": "PAYING"}, "seq": {"N": "3"}, "log": log}
         key = {"pk": {"S": "probe"}}
         body = "x" * 400  # about an order event's size
+
+        def publish(event_type: str) -> Callable[[], Any]:
+            attrs = {EVENT_TYPE: {"DataType": "String", "StringValue": event_type}}
+            return lambda: sns.publish(TopicArn=topic, Message=body, MessageAttributes=attrs)
+
         latency = {
             "dynamodb:PutItem": _median_ms(lambda: ddb.put_item(TableName=name, Item=item)),
             "dynamodb:GetItem": _median_ms(lambda: ddb.get_item(TableName=name, Key=key, ConsistentRead=True)),
@@ -138,27 +176,23 @@ def measure(ddb: Any, sqs: Any, sns: Any, *, ledger_dir: Path, topic_arn: str | 
                     ReturnValues="ALL_NEW",
                 )
             ),
-            "sns:Publish": _median_ms(lambda: sns.publish(TopicArn=topic, Message=body)),
+            # a payment publishes one of each
+            "sns:Publish": statistics.fmean(_median_ms(publish(t)) for t in PAYMENT_EVENTS),
         }
-        queue, handles = queues[0], list[str]()
+        url, _ = queue("receive")
+        handles: list[str] = []
         for _ in range(ROUNDS + 1):  # something to receive in every round
-            sqs.send_message(QueueUrl=queue, MessageBody=body)
+            sqs.send_message(QueueUrl=url, MessageBody=body)
 
         def receive() -> None:
-            got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1, WaitTimeSeconds=0, VisibilityTimeout=60)
+            got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, WaitTimeSeconds=0, VisibilityTimeout=60)
             handles.extend(m["ReceiptHandle"] for m in got.get("Messages", []))
 
         def delete() -> None:
-            entries = [{"Id": "0", "ReceiptHandle": handles.pop()}] if handles else []
-            if entries:
-                sqs.delete_message_batch(QueueUrl=queue, Entries=entries)
+            if handles:
+                sqs.delete_message_batch(QueueUrl=url, Entries=[{"Id": "0", "ReceiptHandle": handles.pop()}])
 
         latency["sqs:ReceiveMessage"] = _median_ms(receive)
         latency["sqs:DeleteMessageBatch"] = _median_ms(delete)
-    finally:
-        for url in queues:
-            sqs.delete_queue(QueueUrl=url)
-        sns.delete_topic(TopicArn=topic)
-        ddb.delete_table(TableName=name)
     latency["ledger:claim"] = ledger_claim_ms(ledger_dir)
     return overheads(latency)

@@ -40,10 +40,10 @@ class Workers:
     invoker: SnsAsyncInvoker | None = None
     depth: SharedDepth | None = None  # the backlog queue's depth, shared by the control plane's readers
 
-    def backlog(self, sqs: Any) -> Depth:
+    def backlog(self, sqs: Any, *, fresh: bool = False) -> Depth:
         """What the variant has still to do: its queue, and for async invokes also the events the invoker
-        holds (waiting for a retry, or being invoked)."""
-        depth = self.depth() if self.depth is not None else queue_depth(sqs, self.backlog_queue)
+        holds (waiting for a retry, or being invoked). ``fresh``: not a shared reading (``SharedDepth``)."""
+        depth = self.depth(fresh=fresh) if self.depth is not None else queue_depth(sqs, self.backlog_queue)
         if self.invoker is not None:
             depth = depth.plus_in_flight(self.invoker.pending + self.busy())
         return depth
@@ -324,9 +324,9 @@ def _overhead_details(overheads: Overheads | None) -> dict[str, Any]:
 def invocation_figures(
     invocations: list[tuple[int, float]], workload: Workload, overheads: Overheads | None
 ) -> dict[str, Any]:
-    """The sale's invokes against the model's: mean seconds beyond the payment each took (measured), and what
-    its records' requests predict (``sandbox.stack.latency``; the mapping's receive and delete are outside an
-    invoke, so not in either figure)."""
+    """The sale's invokes that paid their whole batch, against the model's: the median seconds beyond the
+    payment each took (measured), and what its records' requests predict (``sandbox.stack.latency``; the
+    mapping's receive and delete are outside an invoke, so in neither figure)."""
     if not invocations:
         return {"count": 0}
     beyond = [
@@ -343,7 +343,7 @@ def invocation_figures(
     out: dict[str, Any] = {
         "count": len(invocations),
         "mean_records": round(records, 2),
-        "beyond_payment_ms": round(1000 * statistics.fmean(beyond), 1),
+        "beyond_payment_ms": round(1000 * statistics.median(beyond), 1),
     }
     if overheads is not None:
         out["model_beyond_payment_ms"] = round(1000 * records * overheads.record_s, 1)

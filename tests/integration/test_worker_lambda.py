@@ -93,6 +93,7 @@ def test_a_paid_record_makes_the_requests_the_sandbox_model_counts(aws, valid_or
     """GIVEN 3 placed orders WHEN the worker pays them in one batch THEN it makes per record exactly the
     requests ``sandbox.stack.latency.PER_RECORD`` charges the model for: a handler that adds a call fails here
     (the sandbox's prediction would then be short of what each invoke costs)."""
+    import threading
     from collections import Counter
 
     import botocore.client
@@ -103,15 +104,23 @@ def test_a_paid_record_makes_the_requests_the_sandbox_model_counts(aws, valid_or
         place(valid_order, lambda_context)
     event = sqs_event(*bodies(aws))
     seen: Counter[str] = Counter()
+    lock = threading.Lock()  # the batch's records are paid on threads
     call = botocore.client.BaseClient._make_api_call
 
     def counted(self, operation, params):
-        seen[f"{self.meta.service_model.service_name}:{operation}"] += 1
+        with lock:
+            seen[f"{self.meta.service_model.service_name}:{operation}"] += 1
         return call(self, operation, params)
 
     monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", counted)
     ledger = bootstrap.container().processor.ledger
     claim = ledger.claim
-    monkeypatch.setattr(ledger, "claim", lambda entry: (seen.update(["ledger:claim"]), claim(entry))[1])
+
+    def claimed(entry):
+        with lock:
+            seen["ledger:claim"] += 1
+        return claim(entry)
+
+    monkeypatch.setattr(ledger, "claim", claimed)
     assert worker_lambda.handler(event, lambda_context)["batchItemFailures"] == []
     assert {op: n / 3 for op, n in seen.items()} == PER_RECORD

@@ -34,7 +34,7 @@ def test_readers_within_the_age_share_one_request_and_a_later_one_reads_again():
     assert depth() == Depth(3, 1) and sqs.calls == 2
 
 
-def test_an_idle_async_invoker_long_polls_but_never_past_its_next_retry():
+def test_an_idle_async_invoker_long_polls_and_a_waiting_retry_keeps_the_polls_short():
     import time
 
     from sandbox.emulator.event_sources import SnsAsyncInvoker
@@ -43,8 +43,15 @@ def test_an_idle_async_invoker_long_polls_but_never_past_its_next_retry():
     invoker = SnsAsyncInvoker(
         sqs=None, tap_url="tap", pool=None, retries=2, max_age_s=60, dlq_url="dlq", scale=Scale(1.0)
     )
-    assert invoker._wait_s() == SnsAsyncInvoker.WAIT_S  # nothing to retry: the whole long poll
-    invoker._retries.append((time.monotonic() + 2.5, 0, "body", 0.0, 1))
-    assert invoker._wait_s() == 2  # back in time for the retry due in 2.5 s
-    invoker._retries[0] = (time.monotonic() - 1, 0, "body", 0.0, 1)
-    assert invoker._wait_s() == 1  # overdue: the shortest poll
+    assert invoker._wait_s() == SnsAsyncInvoker.WAIT_S == 5  # nothing to retry: the whole long poll
+    invoker._retries.append((time.monotonic() + 30, 0, "body", 0.0, 1))
+    assert invoker._wait_s() == 1  # a retry waits (due now or pushed while polling): back every second
+
+
+def test_a_fresh_reading_is_taken_now_and_shared_after():
+    sqs, now = FakeSqs(), [0.0]
+    depth = SharedDepth(sqs, "q", max_age_s=0.25, clock=lambda: now[0])
+    depth()
+    sqs.visible = 4
+    assert depth() == Depth(0, 1) and depth(fresh=True) == Depth(4, 1) and sqs.calls == 2
+    assert depth() == Depth(4, 1) and sqs.calls == 2
