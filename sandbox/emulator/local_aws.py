@@ -66,6 +66,19 @@ class OrderResources:
         }
 
 
+def allow_topic_to_send(sqs: Any, *, queue_url: str, queue_arn: str, topic_arn: str) -> None:
+    """As the data stack's WorkQueue.accept_from: SNS delivers only to a queue whose policy lets the topic send."""
+    allow_topic = {
+        "Effect": "Allow",
+        "Principal": {"Service": "sns.amazonaws.com"},
+        "Action": "sqs:SendMessage",
+        "Resource": queue_arn,
+        "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
+    }
+    policy = json.dumps({"Version": "2012-10-17", "Statement": [allow_topic]})
+    sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": policy})
+
+
 def create_order_resources(
     sqs: Any,
     sns: Any,
@@ -89,16 +102,7 @@ def create_order_resources(
         },
     )["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    # As the data stack's WorkQueue.accept_from: SNS delivers only to a queue whose policy lets the topic send.
-    allow_topic = {
-        "Effect": "Allow",
-        "Principal": {"Service": "sns.amazonaws.com"},
-        "Action": "sqs:SendMessage",
-        "Resource": queue_arn,
-        "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
-    }
-    policy = json.dumps({"Version": "2012-10-17", "Statement": [allow_topic]})
-    sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": policy})
+    allow_topic_to_send(sqs, queue_url=queue_url, queue_arn=queue_arn, topic_arn=topic_arn)
     sns.subscribe(
         TopicArn=topic_arn,
         Protocol="sqs",

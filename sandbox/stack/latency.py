@@ -17,7 +17,6 @@ beside this prediction: a worker slower than its requests explain shows there, n
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 import uuid
@@ -26,6 +25,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from sandbox.emulator.local_aws import allow_topic_to_send
 
 # A paid record: the order's read, the idempotency record (put in progress, update to done), the order's two
 # updates (PAYING, then PAID), its events on the topic (payment started, paid). An ECS consumer's slot pays
@@ -144,15 +145,7 @@ def measure(ddb: Any, sqs: Any, sns: Any, *, ledger_dir: Path, topic_arn: str | 
 
         for n, attributes in enumerate(_subscription_attributes(sns, topic_arn)):
             url, arn = queue(str(n))
-            statement = {
-                "Effect": "Allow",
-                "Principal": {"Service": "sns.amazonaws.com"},
-                "Action": "sqs:SendMessage",
-                "Resource": arn,
-                "Condition": {"ArnEquals": {"aws:SourceArn": topic}},
-            }
-            policy = json.dumps({"Version": "2012-10-17", "Statement": [statement]})
-            sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": policy})
+            allow_topic_to_send(sqs, queue_url=url, queue_arn=arn, topic_arn=topic)
             sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes=attributes)
         log = {"L": [{"M": {"seq": {"N": str(i)}, "status": {"S": "PAYING"}}} for i in range(3)]}
         item = {"pk": {"S": "probe"}, "status": {"S": "PAYING"}, "seq": {"N": "3"}, "log": log}
