@@ -114,7 +114,8 @@ def headline(summary: dict[str, Any]) -> list[tuple[str, str]]:
         (
             "worker efficiency during the drain",
             f"{eff['paid_per_s']:.1f} paid/s of {eff['allowed_per_s']:.1f}/s the running workers' slots allow "
-            f"({eff['ratio']:.2f})"
+            f"with the emulator's request time ({eff['ratio']:.2f}; on payments alone "
+            f"{fmt_or_na(eff.get('ratio_payments_only'), '{:.2f}')})"
             if eff
             else "n/a",
         ),
@@ -276,7 +277,8 @@ def model_bars(s: dict[str, Any]) -> list[dict[str, Any]]:
     eff = s.get("worker_efficiency")
     out.append(
         bar(
-            "worker efficiency during the drain (paid/s over running workers x their slots' limit)",
+            "worker efficiency during the drain (paid/s over running workers x their slots' limit, "
+            "with the request time timed before the sale)",
             ">= 0.85",
             f"{eff['ratio']:.2f}" if eff else "n/a",
             eff is not None and eff["ratio"] >= 0.85,

@@ -110,6 +110,7 @@ def _model(setup: RunSetup, t: Timeline, arrivals: list[float]) -> dict[str, Any
         "wait_p50_s": predicted.wait_percentile(50) if predicted else 0.0,
         "wait_p99_s": predicted.wait_percentile(99) if predicted else 0.0,
         "worker_capacity_per_s": setup.workload.worker_capacity_per_s,
+        "worker_capacity_with_requests_per_s": setup.workload.worker_capacity_with_requests_per_s(setup.timing),
         "series": _series(predicted) if predicted else None,
         "inputs": {"arrivals": len(arrivals), "workload": setup.workload.__dict__, "timing": setup.timing.__dict__},
     }
@@ -187,7 +188,6 @@ def summarize(setup: RunSetup, t: Timeline, seen: Observed) -> dict[str, Any]:
     answer_rate = metrics.rate_between([*(o["created_at"] for o in async_orders), *seen.sold_out_at])
     arrivals = _arrivals(async_orders, t.t0_wall)
     drain_s = t.drained - t.load_end if seen.end_backlog else 0.0
-    capacity = setup.workload.worker_capacity_per_s
     return {
         "compute": setup.compute,
         "scenario": setup.scenario,
@@ -210,13 +210,24 @@ def summarize(setup: RunSetup, t: Timeline, seen: Observed) -> dict[str, Any]:
         "max_workers": seen.peak_workers,
         "first_scale_out_s": _first_scale_out(seen.rows, t.async_start),
         "wait_s": _waits(async_orders),
-        "worker_efficiency": metrics.worker_efficiency(
-            seen.rows, start=t.load_end, end=t.drained, worker_capacity=capacity
-        ),
+        "worker_efficiency": _efficiency(setup, t, seen),
         "model": _model(setup, t, arrivals),
         "arrivals_s": [round(a, 3) for a in sorted(arrivals)],
         "timeline": t.as_dict(),
     }
+
+
+def _efficiency(setup: RunSetup, t: Timeline, seen: Observed) -> dict[str, float] | None:
+    """The drain's paid/s over what the running workers' slots allow with the request time the model
+    gives each record and invocation (timed before the sale, at an idle emulator): below 1 when workers
+    idle, pay slower than their slots, or the emulator queues their requests under load.
+    ``ratio_payments_only`` is the same over the slots' limit on payments alone (the AWS figure)."""
+    with_requests = setup.workload.worker_capacity_with_requests_per_s(setup.timing)
+    eff = metrics.worker_efficiency(seen.rows, start=t.load_end, end=t.drained, worker_capacity=with_requests)
+    if eff is None:
+        return None
+    eff["ratio_payments_only"] = eff["ratio"] * with_requests / setup.workload.worker_capacity_per_s
+    return eff
 
 
 def _first_scale_out(rows: list[dict[str, float]], since: float) -> float | None:

@@ -339,3 +339,19 @@ def test_an_ecs_consumer_slot_pays_each_record_its_requests():
     bare = simulate(w, [0.0] * 3, Timing.sandbox(1.0), step_s=0.01)
     loaded = simulate(w, [0.0] * 3, Timing.sandbox(1.0, record_overhead_s=0.1), step_s=0.01)
     assert loaded.drain_seconds - bare.drain_seconds == pytest.approx(0.3, abs=0.03)
+
+
+def test_a_workers_slot_limit_with_request_time_is_what_the_simulation_pays():
+    """GIVEN one Lambda environment (batches of 2, 1 s payments paid at once) WHEN each record costs 0.05 s
+    of requests and each invoke 0.1 s THEN a full batch takes 1 + 0.1 + 2 x 0.05 = 1.2 s: 2 / 1.2 paid/s,
+    as the simulation drains them; an ECS consumer of 1 s payments and 0.1 s requests pays 1 / 1.1."""
+    w = Workload(variant="lambda-sqs", reserved_concurrency=1, max_concurrency=1, batch_size=2, payment_latency_s=1.0)
+    timing = Timing.sandbox(1.0, record_overhead_s=0.05, invoke_overhead_s=0.1)
+    assert w.worker_capacity_with_requests_per_s(timing) == pytest.approx(2 / 1.2)
+    assert w.worker_capacity_with_requests_per_s(Timing.aws()) == pytest.approx(w.worker_capacity_per_s)
+    run = simulate(w, [0.0] * 21, timing, step_s=0.01)  # the first reaches the idle poller alone, then 10 full
+    assert run.invocations == 11
+    # a 0.5 s cold start, the lone record's 1.15 s, then ten full batches at the limit's 1.2 s each
+    assert run.drain_seconds == pytest.approx(0.5 + 1.15 + 10 * 1.2, abs=0.15)
+    ecs = Workload(variant="ecs", min_tasks=1, max_tasks=1, worker_concurrency=1, payment_latency_s=1.0)
+    assert ecs.worker_capacity_with_requests_per_s(Timing.sandbox(1.0, record_overhead_s=0.1)) == pytest.approx(1 / 1.1)
