@@ -229,9 +229,12 @@ def lambda_async_concurrency(seconds_since_burst: float, reserved_concurrency: i
     return max(0, min(reserved_concurrency, grown))
 
 
-def ecs_task_capacity_per_s(*, worker_concurrency: int, payment_slots: int, payment_latency_s: float) -> float:
-    """Payments per second one ECS task sustains: its consumers share one payment client's slots."""
-    return min(worker_concurrency, payment_slots) / payment_latency_s
+def ecs_task_capacity_per_s(
+    *, worker_concurrency: int, payment_slots: int, payment_latency_s: float, per_record_s: float = 0.0
+) -> float:
+    """Payments per second one ECS task sustains: its consumers share one payment client's slots, each slot
+    spending ``per_record_s`` on the order's own requests besides the payment."""
+    return min(worker_concurrency, payment_slots) / (payment_latency_s + per_record_s)
 
 
 def lambda_batch_seconds(*, records: int, payment_slots: int, payment_latency_s: float, concurrent: bool) -> float:
@@ -243,9 +246,17 @@ def lambda_batch_seconds(*, records: int, payment_slots: int, payment_latency_s:
 
 
 def lambda_env_capacity_per_s(
-    *, batch_size: int, payment_slots: int, payment_latency_s: float, concurrent: bool = True
+    *,
+    batch_size: int,
+    payment_slots: int,
+    payment_latency_s: float,
+    concurrent: bool = True,
+    per_record_s: float = 0.0,
+    per_invoke_s: float = 0.0,
 ) -> float:
-    """Payments per second one Lambda environment sustains on full batches (the runtime pays a batch concurrently)."""
-    return batch_size / lambda_batch_seconds(
+    """Payments per second one Lambda environment sustains on full batches (the runtime pays a batch
+    concurrently), each invoke also spending ``per_invoke_s`` and each record ``per_record_s`` on requests."""
+    paying = lambda_batch_seconds(
         records=batch_size, payment_slots=payment_slots, payment_latency_s=payment_latency_s, concurrent=concurrent
     )
+    return batch_size / (paying + per_invoke_s + batch_size * per_record_s)

@@ -93,37 +93,27 @@ class Workload:
     @property
     def worker_capacity_per_s(self) -> float:
         """What one task or environment pays per second at its payment slots' limit."""
-        if self.variant == "ecs":
+        return self.worker_capacity_with_requests_per_s(Timing.aws())
+
+    def worker_capacity_with_requests_per_s(self, timing: Timing) -> float:
+        """The same once every record and invocation also spends the request time ``timing`` gives it, as
+        the simulation spends it (full batches; the AWS timing gives none)."""
+        if self.variant == "ecs":  # each consumer slot pays and records, one order at a time
             return aws.ecs_task_capacity_per_s(
                 worker_concurrency=self.worker_concurrency,
                 payment_slots=self.payment_slots,
                 payment_latency_s=self.payment_latency_s,
+                per_record_s=timing.record_overhead_s,
             )
-        if self.variant == "lambda-sns":  # one event per invoke
-            return 1 / self.payment_latency_s
+        take = 1 if self.variant == "lambda-sns" else self.batch_size  # SNS: one event per invoke
         return aws.lambda_env_capacity_per_s(
-            batch_size=self.batch_size,
-            payment_slots=self.payment_slots,
-            payment_latency_s=self.payment_latency_s,
-            concurrent=self.batch_paid_concurrently,
-        )
-
-    def worker_capacity_with_requests_per_s(self, timing: Timing) -> float:
-        """What one worker pays per second at its slots' limit once every record and invocation also
-        spends the request time ``timing`` gives it, as the simulation spends it (full batches; the AWS
-        timing gives none, so this is ``worker_capacity_per_s`` there)."""
-        per_record, per_invoke = timing.record_overhead_s, timing.invoke_overhead_s
-        if self.variant == "ecs":  # each consumer slot pays and records, one order at a time
-            slots = min(self.worker_concurrency, self.payment_slots)
-            return slots / (self.payment_latency_s + per_record)
-        take = 1 if self.variant == "lambda-sns" else self.batch_size
-        seconds = aws.lambda_batch_seconds(
-            records=take,
+            batch_size=take,
             payment_slots=self.payment_slots,
             payment_latency_s=self.payment_latency_s,
             concurrent=self.batch_paid_concurrently or take == 1,
+            per_record_s=timing.record_overhead_s,
+            per_invoke_s=timing.invoke_overhead_s,
         )
-        return take / (seconds + per_invoke + take * per_record)
 
     @property
     def max_workers(self) -> int:
